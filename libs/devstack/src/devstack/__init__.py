@@ -1,0 +1,36 @@
+"""Embedded dev and test stack: everything from PyPI, no Docker.
+
+A Kafka-protocol broker (tansu), PostgreSQL (source with logical decoding, and sink), the AWS
+emulator (moto server), the real Debezium PostgreSQL connector relayed to the broker, a shop
+workload simulator and a ground-truth checker. Used by ``make up``, the CLI and every test tier.
+"""
+
+from devstack._aws import AWS_TEST_ENV, AwsEmulator
+from devstack._broker import Broker, create_topics
+from devstack._kafka_io import Record, produce, read_topic
+from devstack._postgres import PostgresServer
+from devstack._proc import ManagedProcess, free_port, wait_for_port
+from devstack._relay import DebeziumRelay, java_home
+from devstack._relay_config import RelayConfig
+from devstack._shop import ORDER_STATUSES, SHOP_DDL, SHOP_TABLES, install_schema
+
+__all__ = [
+    "AWS_TEST_ENV",
+    "ORDER_STATUSES",
+    "SHOP_DDL",
+    "SHOP_TABLES",
+    "AwsEmulator",
+    "Broker",
+    "DebeziumRelay",
+    "ManagedProcess",
+    "PostgresServer",
+    "Record",
+    "RelayConfig",
+    "create_topics",
+    "free_port",
+    "install_schema",
+    "java_home",
+    "produce",
+    "read_topic",
+    "wait_for_port",
+]

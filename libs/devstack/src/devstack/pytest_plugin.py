@@ -1,0 +1,195 @@
+"""pytest fixtures for the embedded stack (registered through the ``pytest11`` entry point).
+
+Servers are session-scoped on free ports and started only when a test asks for them; each test
+gets its own topic, consumer group, database schema, bucket or source table, so tests never see
+each other's data. Every server is stopped in a finalizer, and dies with the test process in any
+case (see ``devstack._proc``), so a failing or interrupted session leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack._aws import AwsEmulator
+from devstack._broker import Broker
+from devstack._postgres import PostgresServer
+from devstack._relay import DebeziumRelay
+from devstack._shop import install_schema
+
+SOURCE_DATABASE = "shop"
+TOPIC_PREFIX = "dbserver1"
+
+
+@dataclass(frozen=True)
+class SinkSchema:
+    """A private schema in the sink database for one test."""
+
+    server: PostgresServer
+    database: str
+    schema: str
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL whose connections use this schema first on the search path."""
+        return (f"{self.server.url(self.database, driver='postgresql+psycopg2')}"
+                f"?options=-csearch_path%3D{self.schema}")
+
+    @property
+    def dsn(self) -> str:
+        return f"{self.server.dsn(self.database)} options='-csearch_path={self.schema}'"
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def devstack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("devstack")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(devstack_dir: Path) -> Iterator[Broker]:
+    broker = Broker(devstack_dir).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def sink_postgres(devstack_dir: Path) -> Iterator[PostgresServer]:
+    server = PostgresServer("sink", devstack_dir).start()
+    server.create_database("sink")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def source_postgres(devstack_dir: Path) -> Iterator[PostgresServer]:
+    """The shop's OLTP database: ``wal_level=logical`` on TCP, database ``shop``, shop schema."""
+    server = PostgresServer("source", devstack_dir, logical=True).start()
+    server.create_database(SOURCE_DATABASE)
+    conn = server.connect(SOURCE_DATABASE)
+    try:
+        install_schema(conn)
+    finally:
+        conn.close()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_emulator(devstack_dir: Path) -> Iterator[AwsEmulator]:
+    emulator = AwsEmulator(devstack_dir).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def debezium_relay(
+    devstack_dir: Path, kafka_broker: Broker, source_postgres: PostgresServer
+) -> Iterator[DebeziumRelay]:
+    """The real Debezium connector on the shop database, topics ``dbserver1.public.<table>``.
+
+    One per session (the JVM is slow to start); tests isolate themselves with their own
+    tables (``source_table``). Transaction metadata and 1 s heartbeats are on.
+    """
+    relay = DebeziumRelay.create(
+        devstack_dir / "relay",
+        bootstrap_servers=kafka_broker.bootstrap,
+        db_port=source_postgres.port,
+        db_name=SOURCE_DATABASE,
+        topic_prefix=TOPIC_PREFIX,
+        provide_transaction_metadata=True,
+        heartbeat_interval_ms=1000,
+    ).start()
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture
+def unique_id() -> str:
+    return _uid()
+
+
+@pytest.fixture
+def kafka_group(unique_id: str) -> str:
+    return f"group-{unique_id}"
+
+
+@pytest.fixture
+def make_topic(kafka_broker: Broker) -> Callable[..., str]:
+    """``make_topic(partitions=1, name=None)`` creates a fresh topic and returns its name."""
+
+    def _make(partitions: int = 1, name: str | None = None) -> str:
+        topic = name or f"topic-{_uid()}"
+        kafka_broker.create_topics([topic], partitions)
+        return topic
+
+    return _make
+
+
+@pytest.fixture
+def kafka_topic(make_topic: Callable[..., str]) -> str:
+    """A fresh 3-partition topic."""
+    return make_topic(3)
+
+
+@pytest.fixture
+def sink_schema(sink_postgres: PostgresServer, unique_id: str) -> Iterator[SinkSchema]:
+    schema = f"t_{unique_id}"
+    conn = sink_postgres.connect("sink")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    yield SinkSchema(sink_postgres, "sink", schema)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    conn.close()
+
+
+@pytest.fixture
+def s3_bucket(aws_emulator: AwsEmulator, unique_id: str) -> Iterator[str]:
+    s3: Any = aws_emulator.client("s3")
+    bucket = f"bucket-{unique_id}"
+    s3.create_bucket(Bucket=bucket)
+    yield bucket
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def source_table(source_postgres: PostgresServer, unique_id: str) -> Iterator[Callable[[str], str]]:
+    """``source_table("id serial PRIMARY KEY, name text")`` creates ``public.src_<id>`` in the
+    shop database and returns its name; the relay's publication covers it at once."""
+    created: list[str] = []
+
+    def _make(columns: str, suffix: str = "") -> str:
+        name = f"src_{unique_id}{suffix}"
+        conn = source_postgres.connect(SOURCE_DATABASE)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE public.{name} ({columns})")
+        conn.close()
+        created.append(name)
+        return name
+
+    yield _make
+    conn = source_postgres.connect(SOURCE_DATABASE)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in created:
+            cur.execute(f"DROP TABLE IF EXISTS public.{name}")
+    conn.close()
