@@ -1,0 +1,40 @@
+"""The one exception root of the parsing library.
+
+Every malformed input raises ``ParseError`` with a stable, machine-readable ``code`` (used in
+DLQ headers, metrics and dashboards) and a message a person can act on. Nothing else escapes
+``parse_record``: the consumer runtime routes ``ParseError`` to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ERROR_CODES: Final = frozenset({
+    "not_json",
+    "bad_utf8",
+    "not_object",
+    "missing_field",
+    "unknown_op",
+    "bad_decimal",
+    "type_mismatch",
+    "too_large",
+    "invalid_event",
+})
+
+
+class CdcEventsError(Exception):
+    """Root of every error raised by ``cdc_events``."""
+
+
+class ParseError(CdcEventsError):
+    """A record that cannot be parsed. ``code`` is one of ``ERROR_CODES``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown ParseError code {code!r}")
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[ParseError], tuple[str, str]]:
+        return (type(self), (self.code, self.message))
