@@ -1,1 +1,5 @@
-def main() -> None: ...
+"""The operator CLI, ``cdc``: run the pipeline locally and (in later commands) inspect it."""
+
+from cdc_cli._app import app, main
+
+__all__ = ["app", "main"]

@@ -7,26 +7,43 @@ workload simulator and a ground-truth checker. Used by ``make up``, the CLI and 
 
 from devstack._aws import AWS_TEST_ENV, AwsEmulator
 from devstack._broker import Broker, create_topics
+from devstack._devup import FlowCheck, dev_up, expected_flow, flow_checks
+from devstack._flow import FlowMonitor, op_of
 from devstack._kafka_io import Record, produce, read_topic
 from devstack._postgres import PostgresServer
 from devstack._proc import ManagedProcess, free_port, wait_for_port
 from devstack._relay import DebeziumRelay, java_home
 from devstack._relay_config import RelayConfig
 from devstack._shop import ORDER_STATUSES, SHOP_DDL, SHOP_TABLES, install_schema
+from devstack._stack import SINK_DATABASE, SOURCE_DATABASE, TOPIC_PREFIX, Stack
+from devstack.simulator import USER_EVENTS_TOPIC, Ledger, ShopSimulator
 
 __all__ = [
     "AWS_TEST_ENV",
     "ORDER_STATUSES",
     "SHOP_DDL",
     "SHOP_TABLES",
+    "SINK_DATABASE",
+    "SOURCE_DATABASE",
+    "TOPIC_PREFIX",
+    "USER_EVENTS_TOPIC",
     "AwsEmulator",
     "Broker",
     "DebeziumRelay",
+    "FlowCheck",
+    "FlowMonitor",
+    "Ledger",
+    "ShopSimulator",
+    "Stack",
     "ManagedProcess",
     "PostgresServer",
     "Record",
     "RelayConfig",
     "create_topics",
+    "dev_up",
+    "expected_flow",
+    "flow_checks",
+    "op_of",
     "free_port",
     "install_schema",
     "java_home",

@@ -73,19 +73,31 @@ class DebeziumRelay:
         return data if isinstance(data, dict) else {}
 
     def start(self) -> DebeziumRelay:
+        """Launch and wait until streaming (see ``ready``)."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> DebeziumRelay:
+        """Start the process without waiting (a caller can show snapshot progress)."""
         if self.config.status_file.exists():
             self.config.status_file.unlink()
         self.process.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        # Ready when Debezium holds its replication slot: every change committed from then on
-        # is captured (streamed after the snapshot, if one is running).
-        while not (self.status().get("state") == "running" and self._slot_active()):
-            if not self.process.running:
-                raise RuntimeError(f"Debezium relay exited:\n{self.process.log_tail(60)}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Debezium relay not running:\n{self.process.log_tail(60)}")
-            time.sleep(0.1)
         return self
+
+    def ready(self) -> bool:
+        """Debezium holds its replication slot and streams: every change committed from now
+        on will be captured. (The slot turns active once the initial snapshot is done.)"""
+        if not self.process.running:
+            raise RuntimeError(f"Debezium relay exited:\n{self.process.log_tail(60)}")
+        return self.status().get("state") == "running" and self._slot_active()
+
+    def wait_ready(self, timeout: float = _START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Debezium relay not streaming:\n{self.process.log_tail(60)}")
+            time.sleep(0.1)
 
     def _slot_active(self) -> bool:
         try:

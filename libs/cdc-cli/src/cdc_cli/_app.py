@@ -1,0 +1,41 @@
+"""Typer application of the ``cdc`` command; each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Operate the CDC consumer platform.")
+dev = typer.Typer(no_args_is_help=True, help="Local development on the embedded stack.")
+app.add_typer(dev, name="dev")
+
+
+@dev.command("up")
+def dev_up(
+    duration: Annotated[float, typer.Option(help="seconds to run; 0 = until Ctrl-C")] = 0,
+    rate: Annotated[float, typer.Option(help="source transactions per second")] = 100,
+    seed: Annotated[int | None, typer.Option(help="simulator seed (printed; replayable)")] = None,
+    work_dir: Annotated[Path, typer.Option(help="data and logs of this run")] = Path(".devstack"),
+) -> None:
+    """Start the embedded stack, the real Debezium connector and the simulator, with a live view."""
+    from devstack import dev_up as run
+
+    if rate <= 0:
+        raise typer.BadParameter("--rate must be positive")
+    import shutil
+    import time
+
+    run_dir = work_dir / time.strftime("run-%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latest = work_dir / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
+    latest.symlink_to(run_dir.name)
+    raise typer.Exit(run(run_dir.resolve(), rate, duration, seed))
+
+
+def main() -> None:
+    app()
