@@ -15,9 +15,23 @@ import psutil
 def test_bounded_dev_up_flows_checks_and_cleans_up(tmp_path: Path) -> None:
     cdc = Path(sys.executable).with_name("cdc")
     result = subprocess.run(
-        [str(cdc), "dev", "up", "--duration", "15", "--rate", "100", "--seed", "7",
-         "--work-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=240, env={**os.environ, "COLUMNS": "120"},
+        [
+            str(cdc),
+            "dev",
+            "up",
+            "--duration",
+            "15",
+            "--rate",
+            "100",
+            "--seed",
+            "7",
+            "--work-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "COLUMNS": "120"},
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
@@ -27,7 +41,8 @@ def test_bounded_dev_up_flows_checks_and_cleans_up(tmp_path: Path) -> None:
     for op_row in ("dbserver1.public.orders", "dbserver1.public.order_items", "user-events"):
         assert op_row in out
     leftovers = [
-        p.info for p in psutil.process_iter(["pid", "cmdline"])
+        p.info
+        for p in psutil.process_iter(["pid", "cmdline"])
         if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
     ]
     assert leftovers == []

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Operate the CDC consumer platform.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Operate the CDC consumer platform."
+)
 dev = typer.Typer(no_args_is_help=True, help="Local development on the embedded stack.")
 app.add_typer(dev, name="dev")
 

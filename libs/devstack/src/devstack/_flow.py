@@ -53,12 +53,14 @@ class FlowMonitor(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": "devstack-flow-monitor",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "devstack-flow-monitor",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
         assigned: set[tuple[str, int]] = set()
         next_metadata = 0.0
         try:
@@ -68,8 +70,10 @@ class FlowMonitor(threading.Thread):
                     metadata = consumer.list_topics(timeout=5)
                     new = [
                         TopicPartition(t, p, 0)  # from the beginning
-                        for t in self.topics if t in metadata.topics
-                        for p in metadata.topics[t].partitions if (t, p) not in assigned
+                        for t in self.topics
+                        if t in metadata.topics
+                        for p in metadata.topics[t].partitions
+                        if (t, p) not in assigned
                     ]
                     if new:
                         consumer.incremental_assign(new)

@@ -67,6 +67,14 @@ def produce(
     return count
 
 
+def _headers(raw: object) -> tuple[tuple[str, bytes], ...]:
+    out: list[tuple[str, bytes]] = []
+    for item in raw or []:  # type: ignore[attr-defined]
+        name, value = item
+        out.append((str(name), value if isinstance(value, bytes) else str(value or "").encode()))
+    return tuple(out)
+
+
 def read_topic(
     bootstrap: str,
     topics: str | Sequence[str],
@@ -81,12 +89,14 @@ def read_topic(
     seconds (when ``expected`` is None), or at ``timeout``.
     """
     names = [topics] if isinstance(topics, str) else list(topics)
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": "devstack-reader",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "devstack-reader",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     deadline = time.monotonic() + timeout
     try:
         # A CDC topic appears with its first change: wait for every topic to exist.
@@ -115,12 +125,17 @@ def read_topic(
                     continue
                 last_new = time.monotonic()
                 ts = msg.timestamp()[1]
-                out.append(Record(
-                    topic=msg.topic() or "", partition=msg.partition() or 0,
-                    offset=msg.offset() or 0, key=msg.key(), value=msg.value(),
-                    headers=tuple((k, v or b"") for k, v in (msg.headers() or [])),
-                    timestamp_ms=ts,
-                ))
+                out.append(
+                    Record(
+                        topic=msg.topic() or "",
+                        partition=msg.partition() or 0,
+                        offset=msg.offset() or 0,
+                        key=msg.key(),
+                        value=msg.value(),
+                        headers=_headers(msg.headers()),
+                        timestamp_ms=ts,
+                    )
+                )
         return out
     finally:
         consumer.close()

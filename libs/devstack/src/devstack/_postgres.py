@@ -65,8 +65,9 @@ class PostgresServer:
         self.logical = logical
         self.user = "postgres"
         self._run_as = _SYSTEM_USER if os.geteuid() == 0 else None
-        settings = dict(_COMMON_SETTINGS, port=str(self.port),
-                        unix_socket_directories=str(self.socket_dir))
+        settings = dict(
+            _COMMON_SETTINGS, port=str(self.port), unix_socket_directories=str(self.socket_dir)
+        )
         if logical:
             settings.update(_LOGICAL_SETTINGS)
         argv = [str(_bin_dir() / "postgres"), "-D", str(self.data_dir)]
@@ -159,7 +160,17 @@ class PostgresServer:
                 ensure_folder_permissions(path.parent / "lib", 0o044)
             self._chown(self.data_dir)
         subprocess.run(
-            [str(_bin_dir() / "initdb"), "--auth=trust", "--encoding=UTF8", "--no-sync",
-             "-U", self.user, "-D", str(self.data_dir)],
-            check=True, capture_output=True, user=self._run_as,
+            [
+                str(_bin_dir() / "initdb"),
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+                "-U",
+                self.user,
+                "-D",
+                str(self.data_dir),
+            ],
+            check=True,
+            capture_output=True,
+            user=self._run_as,
         )

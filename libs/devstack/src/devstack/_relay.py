@@ -102,15 +102,20 @@ class DebeziumRelay:
     def _slot_active(self) -> bool:
         try:
             conn = psycopg2.connect(
-                host=self.config.db_host, port=self.config.db_port, user=self.config.db_user,
-                dbname=self.config.db_name, connect_timeout=2,
+                host=self.config.db_host,
+                port=self.config.db_port,
+                user=self.config.db_user,
+                dbname=self.config.db_name,
+                connect_timeout=2,
             )
         except psycopg2.OperationalError:
             return False
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
-                            (self.config.slot_name,))
+                cur.execute(
+                    "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                    (self.config.slot_name,),
+                )
                 row = cur.fetchone()
                 return bool(row and row[0])
         finally:

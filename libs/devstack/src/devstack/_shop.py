@@ -50,13 +50,56 @@ CREATE INDEX IF NOT EXISTS order_items_order_id ON order_items(order_id);
 """
 
 COUNTRIES = ("DE", "FR", "US", "GB", "ES", "IT", "NL", "PL", "SE", "JP", "BR", "IN")
-_ADJECTIVES = ("Classic", "Organic", "Compact", "Deluxe", "Rustic", "Smart", "Vintage", "Crème",
-               "Ergonomic", "Café", "Nordic", "Eco")
-_NOUNS = ("Espresso Cup", "Teapot", "Water Bottle", "Desk Lamp", "Notebook", "Backpack",
-          "Headphones", "Chair", "Frying Pan", "Yoga Mat", "Umbrella", "Candle")
-_WORDS = ("durable", "handmade", "stainless", "steel", "ceramic", "recycled", "lightweight",
-          "waterproof", "gift", "kitchen", "office", "travel", "premium", "everyday", "blue",
-          "green", "matte", "glossy", "café", "naïve")
+_ADJECTIVES = (
+    "Classic",
+    "Organic",
+    "Compact",
+    "Deluxe",
+    "Rustic",
+    "Smart",
+    "Vintage",
+    "Crème",
+    "Ergonomic",
+    "Café",
+    "Nordic",
+    "Eco",
+)
+_NOUNS = (
+    "Espresso Cup",
+    "Teapot",
+    "Water Bottle",
+    "Desk Lamp",
+    "Notebook",
+    "Backpack",
+    "Headphones",
+    "Chair",
+    "Frying Pan",
+    "Yoga Mat",
+    "Umbrella",
+    "Candle",
+)
+_WORDS = (
+    "durable",
+    "handmade",
+    "stainless",
+    "steel",
+    "ceramic",
+    "recycled",
+    "lightweight",
+    "waterproof",
+    "gift",
+    "kitchen",
+    "office",
+    "travel",
+    "premium",
+    "everyday",
+    "blue",
+    "green",
+    "matte",
+    "glossy",
+    "café",
+    "naïve",
+)
 
 
 def install_schema(conn: psycopg2.extensions.connection) -> None:
@@ -83,8 +126,12 @@ def price(rng: random.Random) -> Decimal:
     return (Decimal(rng.randint(199, 19999)) / 100).quantize(Decimal("0.01"))
 
 
-def seed(conn: psycopg2.extensions.connection, rng: random.Random,
-         customers: int = 50, products: int = 100) -> None:
+def seed(
+    conn: psycopg2.extensions.connection,
+    rng: random.Random,
+    customers: int = 50,
+    products: int = 100,
+) -> None:
     """Initial rows, present before Debezium starts, so its snapshot has work to do."""
     with conn.cursor() as cur:
         for _ in range(customers):
@@ -92,8 +139,12 @@ def seed(conn: psycopg2.extensions.connection, rng: random.Random,
         for _ in range(products):
             cur.execute(
                 "INSERT INTO products (name, description, price, stock) VALUES (%s, %s, %s, %s)",
-                (product_name(rng), product_description(rng, long=rng.random() < 0.05),
-                 price(rng), rng.randint(0, 200)),
+                (
+                    product_name(rng),
+                    product_description(rng, long=rng.random() < 0.05),
+                    price(rng),
+                    rng.randint(0, 200),
+                ),
             )
     conn.commit()
 

@@ -64,7 +64,7 @@ class Stack:
             seed(conn, self.rng, self.seed_customers, self.seed_products)
             with conn.cursor() as cur:
                 for table in ("customers", "products", "orders", "order_items"):
-                    cur.execute(f"SELECT count(*) FROM {table}")
+                    cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
                     row = cur.fetchone()
                     self.seeded_rows[table] = int(row[0]) if row else 0
         finally:
@@ -96,7 +96,10 @@ class Stack:
         """Stop everything in reverse order; keep going past failures so nothing is left."""
         for stop in (
             (self.relay.stop if self.relay else None),
-            self.aws.stop, self.sink.stop, self.source.stop, self.broker.stop,
+            self.aws.stop,
+            self.sink.stop,
+            self.source.stop,
+            self.broker.stop,
         ):
             if stop is not None:
                 with contextlib.suppress(Exception):

@@ -37,8 +37,10 @@ class SinkSchema:
     @property
     def url(self) -> str:
         """SQLAlchemy URL whose connections use this schema first on the search path."""
-        return (f"{self.server.url(self.database, driver='postgresql+psycopg2')}"
-                f"?options=-csearch_path%3D{self.schema}")
+        return (
+            f"{self.server.url(self.database, driver='postgresql+psycopg2')}"
+            f"?options=-csearch_path%3D{self.schema}"
+        )
 
     @property
     def dsn(self) -> str:

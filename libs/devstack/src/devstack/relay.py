@@ -37,16 +37,18 @@ _STATUS_INTERVAL_S = 0.5
 class _Relay:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.producer = Producer({
-            "bootstrap.servers": config.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            # Java's default partitioner: the same key lands on the same partition as it would
-            # behind Kafka Connect.
-            "partitioner": "murmur2_random",
-            "compression.type": "none",
-        })
+        self.producer = Producer(
+            {
+                "bootstrap.servers": config.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                # Java's default partitioner: the same key lands on the same partition as it would
+                # behind Kafka Connect.
+                "partitioner": "murmur2_random",
+                "compression.type": "none",
+            }
+        )
         self.known_topics: set[str] = set()
         self.produced: Counter[str] = Counter()
         self.ops: dict[str, Counter[str]] = {}
@@ -58,20 +60,24 @@ class _Relay:
         self.write_status(state="starting")
 
     # Called by pydbzengine from a JVM thread with one Debezium batch.
-    def handleJsonBatch(self, records: list[Any]) -> None:  # noqa: N802 - Java callback name
+    def handleJsonBatch(self, records: list[Any]) -> None:
         batch: list[tuple[str, bytes | None, bytes | None]] = []
         for record in records:
             topic = str(record.destination())
             key = record.key()
             value = record.value()
-            batch.append((
-                topic,
-                None if key is None else str(key).encode(),
-                None if value is None else str(value).encode(),
-            ))
+            batch.append(
+                (
+                    topic,
+                    None if key is None else str(key).encode(),
+                    None if value is None else str(value).encode(),
+                )
+            )
         new_topics = sorted({t for t, _, _ in batch} - self.known_topics)
         if new_topics:
-            create_topics(self.config.bootstrap_servers, new_topics, self._partitions_for(new_topics))
+            create_topics(
+                self.config.bootstrap_servers, new_topics, self._partitions_for(new_topics)
+            )
             self.known_topics.update(new_topics)
         for topic, key, value in batch:
             self._produce(topic, key, value)

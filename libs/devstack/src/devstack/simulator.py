@@ -115,10 +115,14 @@ class ShopSimulator:
         self._errors: list[str] = []
         if bootstrap is not None and self.activity_rate > 0:
             create_topics(bootstrap, [user_events_topic], partitions=3)
-            self._producer = Producer({
-                "bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
-                "partitioner": "murmur2_random",
-            })
+            self._producer = Producer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "enable.idempotence": True,
+                    "linger.ms": 5,
+                    "partitioner": "murmur2_random",
+                }
+            )
         self._names, self._weights = zip(*_OPERATIONS, strict=True)
 
     @property
@@ -190,15 +194,21 @@ class ShopSimulator:
         row = self._pick(cur, "SELECT id FROM customers")
         if row is None:
             return []
-        cur.execute("UPDATE customers SET country = %s WHERE id = %s",
-                    (self.rng.choice(("DE", "FR", "US", "GB", "ES")), row[0]))
+        cur.execute(
+            "UPDATE customers SET country = %s WHERE id = %s",
+            (self.rng.choice(("DE", "FR", "US", "GB", "ES")), row[0]),
+        )
         return [("customers", "u", 1)]
 
     def _op_new_product(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
         cur.execute(
             "INSERT INTO products (name, description, price, stock) VALUES (%s, %s, %s, %s)",
-            (product_name(self.rng), product_description(self.rng, long=self.rng.random() < 0.05),
-             price(self.rng), self.rng.randint(0, 100)),
+            (
+                product_name(self.rng),
+                product_description(self.rng, long=self.rng.random() < 0.05),
+                price(self.rng),
+                self.rng.randint(0, 100),
+            ),
         )
         return [("products", "c", 1)]
 
@@ -206,16 +216,20 @@ class ShopSimulator:
         row = self._pick(cur, "SELECT id FROM products WHERE stock < 30")
         if row is None:
             return []
-        cur.execute("UPDATE products SET stock = stock + %s, updated_at = now() WHERE id = %s",
-                    (self.rng.randint(10, 100), row[0]))
+        cur.execute(
+            "UPDATE products SET stock = stock + %s, updated_at = now() WHERE id = %s",
+            (self.rng.randint(10, 100), row[0]),
+        )
         return [("products", "u", 1)]
 
     def _op_change_price(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
         row = self._pick(cur, "SELECT id FROM products")
         if row is None:
             return []
-        cur.execute("UPDATE products SET price = %s, updated_at = now() WHERE id = %s",
-                    (price(self.rng), row[0]))
+        cur.execute(
+            "UPDATE products SET price = %s, updated_at = now() WHERE id = %s",
+            (price(self.rng), row[0]),
+        )
         return [("products", "u", 1)]
 
     def _op_rename_product(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
@@ -223,38 +237,52 @@ class ShopSimulator:
         if row is None:
             return []
         if self.rng.random() < 0.5:
-            cur.execute("UPDATE products SET name = %s, updated_at = now() WHERE id = %s",
-                        (product_name(self.rng), row[0]))
+            cur.execute(
+                "UPDATE products SET name = %s, updated_at = now() WHERE id = %s",
+                (product_name(self.rng), row[0]),
+            )
         else:
-            cur.execute("UPDATE products SET description = %s, updated_at = now() WHERE id = %s",
-                        (product_description(self.rng), row[0]))
+            cur.execute(
+                "UPDATE products SET description = %s, updated_at = now() WHERE id = %s",
+                (product_description(self.rng), row[0]),
+            )
         return [("products", "u", 1)]
 
     def _op_place_order(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
         customer = self._pick(cur, "SELECT id FROM customers")
         if customer is None:
             return []
-        cur.execute("SELECT id, price, stock FROM products WHERE stock > 0 "
-                    "ORDER BY random() LIMIT %s", (self.rng.randint(1, 4),))
+        cur.execute(
+            "SELECT id, price, stock FROM products WHERE stock > 0 ORDER BY random() LIMIT %s",
+            (self.rng.randint(1, 4),),
+        )
         lines = [(pid, unit, self.rng.randint(1, min(3, stock))) for pid, unit, stock in cur]
         if not lines:
             return []
         total = sum((unit * qty for _, unit, qty in lines), Decimal("0.00"))
-        cur.execute("INSERT INTO orders (customer_id, status, total) VALUES (%s, 'pending', %s) "
-                    "RETURNING id", (customer[0], total))
+        cur.execute(
+            "INSERT INTO orders (customer_id, status, total) VALUES (%s, 'pending', %s) "
+            "RETURNING id",
+            (customer[0], total),
+        )
         order_row = cur.fetchone()
         assert order_row is not None
         for pid, unit, qty in lines:
-            cur.execute("INSERT INTO order_items (order_id, product_id, quantity, unit_price) "
-                        "VALUES (%s, %s, %s, %s)", (order_row[0], pid, qty, unit))
+            cur.execute(
+                "INSERT INTO order_items (order_id, product_id, quantity, unit_price) "
+                "VALUES (%s, %s, %s, %s)",
+                (order_row[0], pid, qty, unit),
+            )
             cur.execute("UPDATE products SET stock = stock - %s WHERE id = %s", (qty, pid))
-        return [("orders", "c", 1), ("order_items", "c", len(lines)),
-                ("products", "u", len(lines))]
+        return [("orders", "c", 1), ("order_items", "c", len(lines)), ("products", "u", len(lines))]
 
-    def _set_status(self, cur: psycopg2.extensions.cursor, src: tuple[str, ...],
-                    dst: str) -> list[tuple[str, str, int]]:
-        cur.execute("SELECT id FROM orders WHERE status = ANY(%s) ORDER BY random() LIMIT 1 "
-                    "FOR UPDATE", (list(src),))
+    def _set_status(
+        self, cur: psycopg2.extensions.cursor, src: tuple[str, ...], dst: str
+    ) -> list[tuple[str, str, int]]:
+        cur.execute(
+            "SELECT id FROM orders WHERE status = ANY(%s) ORDER BY random() LIMIT 1 FOR UPDATE",
+            (list(src),),
+        )
         row = cur.fetchone()
         if row is None:
             return []
@@ -263,8 +291,11 @@ class ShopSimulator:
         if dst == "cancelled":
             # Cancelling puts the items back on the shelf, in the same transaction. A product
             # deleted since the order was placed has nothing to restore.
-            cur.execute("UPDATE products p SET stock = p.stock + i.quantity FROM order_items i "
-                        "WHERE i.order_id = %s AND p.id = i.product_id", (row[0],))
+            cur.execute(
+                "UPDATE products p SET stock = p.stock + i.quantity FROM order_items i "
+                "WHERE i.order_id = %s AND p.id = i.product_id",
+                (row[0],),
+            )
             if cur.rowcount:
                 changes.append(("products", "u", cur.rowcount))
         return changes
@@ -287,15 +318,24 @@ class ShopSimulator:
 
     def _op_recreate_product(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
         # A deleted product comes back under its old id (a shop re-listing an item).
-        cur.execute("SELECT i.product_id FROM order_items i LEFT JOIN products p "
-                    "ON p.id = i.product_id WHERE p.id IS NULL ORDER BY random() LIMIT 1")
+        cur.execute(
+            "SELECT i.product_id FROM order_items i LEFT JOIN products p "
+            "ON p.id = i.product_id WHERE p.id IS NULL ORDER BY random() LIMIT 1"
+        )
         row = cur.fetchone()
         if row is None:
             return []
-        cur.execute("INSERT INTO products (id, name, description, price, stock) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (row[0], product_name(self.rng), product_description(self.rng),
-                     price(self.rng), self.rng.randint(0, 50)))
+        cur.execute(
+            "INSERT INTO products (id, name, description, price, stock) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (
+                row[0],
+                product_name(self.rng),
+                product_description(self.rng),
+                price(self.rng),
+                self.rng.randint(0, 50),
+            ),
+        )
         return [("products", "c", 1)]
 
     # -- user activity ----------------------------------------------------------------------
@@ -309,7 +349,9 @@ class ShopSimulator:
             while True:
                 try:
                     self._producer.produce(
-                        self.user_events_topic, key=str(event["user_id"]).encode(), value=value,
+                        self.user_events_topic,
+                        key=str(event["user_id"]).encode(),
+                        value=value,
                         on_delivery=self._on_delivery,
                     )
                     break
@@ -330,8 +372,10 @@ class ShopSimulator:
             event["amount"] = float(price(self.rng))
         if event_type in ("view", "click") and self.rng.random() < 0.7:
             event["duration"] = round(self.rng.uniform(0.5, 300.0), 3)
-        event["metadata"] = {"page": self.rng.choice(("/", "/search", "/product", "/cart")),
-                             "product_id": self.rng.randint(1, 150)}
+        event["metadata"] = {
+            "page": self.rng.choice(("/", "/search", "/product", "/cart")),
+            "product_id": self.rng.randint(1, 150),
+        }
         return event
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
@@ -372,8 +416,9 @@ def main(
     activity_log: Annotated[Path | None, typer.Option(help="JSON-lines log of sent events")] = None,
     ledger_file: Annotated[Path | None, typer.Option(help="write the ledger here at exit")] = None,
 ) -> None:
-    sim = ShopSimulator(dsn, bootstrap, rate=rate, activity_rate=activity_rate, seed=seed,
-                        activity_log=activity_log)
+    sim = ShopSimulator(
+        dsn, bootstrap, rate=rate, activity_rate=activity_rate, seed=seed, activity_log=activity_log
+    )
     typer.echo(f"simulator seed={sim.seed} rate={rate}/s")
     signal.signal(signal.SIGTERM, lambda *_: sim.stop())
     try:

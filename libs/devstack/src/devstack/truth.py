@@ -73,15 +73,19 @@ class UserStats:
         return sum(self.durations, Decimal(0)) / len(self.durations)
 
 
-def _rows(conn: psycopg2.extensions.connection, sql: str,
-          args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+def _rows(
+    conn: psycopg2.extensions.connection, sql: str, args: Iterable[Any] = ()
+) -> list[tuple[Any, ...]]:
     with conn.cursor() as cur:
         cur.execute(sql, tuple(args))
         return list(cur.fetchall())
 
 
 def row_counts(conn: psycopg2.extensions.connection) -> dict[str, int]:
-    return {t: int(_rows(conn, f"SELECT count(*) FROM {t}")[0][0]) for t in SHOP_TABLES}
+    counts = {}
+    for table in SHOP_TABLES:
+        counts[table] = int(_rows(conn, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608
+    return counts
 
 
 def customer_stats(conn: psycopg2.extensions.connection) -> dict[int, CustomerStats]:
@@ -102,19 +106,25 @@ def customer_stats(conn: psycopg2.extensions.connection) -> dict[int, CustomerSt
     GROUP BY c.id, c.country
     """
     out: dict[int, CustomerStats] = {}
-    for cid, country, n, paid, cancelled, spent, live, first, last in _rows(conn, sql):
-        spent = Decimal(spent).quantize(ZERO)
+    for cid, country, n, paid, cancelled, spent_raw, live, first, last in _rows(conn, sql):
+        spent = Decimal(spent_raw).quantize(ZERO)
         out[cid] = CustomerStats(
-            customer_id=cid, country=country, orders_count=n, paid_or_shipped_count=paid,
-            cancelled_count=cancelled, total_spent=spent,
+            customer_id=cid,
+            country=country,
+            orders_count=n,
+            paid_or_shipped_count=paid,
+            cancelled_count=cancelled,
+            total_spent=spent,
             avg_order_value=(spent / live).quantize(ZERO) if live else None,
-            first_order_at=first, last_order_at=last,
+            first_order_at=first,
+            last_order_at=last,
         )
     return out
 
 
-def product_stats(conn: psycopg2.extensions.connection,
-                  low_stock_threshold: int = 10) -> dict[int, ProductStats]:
+def product_stats(
+    conn: psycopg2.extensions.connection, low_stock_threshold: int = 10
+) -> dict[int, ProductStats]:
     """Per product ever seen (present in ``products`` or referenced by an order line).
 
     ``units_sold``/``revenue`` count order lines whose order is not cancelled; a product that
@@ -138,9 +148,14 @@ def product_stats(conn: psycopg2.extensions.connection,
     out: dict[int, ProductStats] = {}
     for pid, deleted, name, price, stock, units, revenue in _rows(conn, sql):
         out[pid] = ProductStats(
-            product_id=pid, name=name, price=price, stock=stock, units_sold=int(units),
+            product_id=pid,
+            name=name,
+            price=price,
+            stock=stock,
+            units_sold=int(units),
             revenue=Decimal(revenue).quantize(ZERO),
-            low_stock=stock is not None and stock < low_stock_threshold, deleted=bool(deleted),
+            low_stock=stock is not None and stock < low_stock_threshold,
+            deleted=bool(deleted),
         )
     return out
 
@@ -158,7 +173,9 @@ def daily_sales(conn: psycopg2.extensions.connection) -> dict[date, DailySales]:
     return {d: DailySales(d, int(n), Decimal(r).quantize(ZERO)) for d, n, r in _rows(conn, sql)}
 
 
-def product_sales_by_day(conn: psycopg2.extensions.connection) -> dict[tuple[date, int], tuple[int, Decimal]]:
+def product_sales_by_day(
+    conn: psycopg2.extensions.connection,
+) -> dict[tuple[date, int], tuple[int, Decimal]]:
     """(UTC order day, product) -> (units, revenue) over non-cancelled orders: the data lake's
     product report summed over windows."""
     sql = """
@@ -170,7 +187,9 @@ def product_sales_by_day(conn: psycopg2.extensions.connection) -> dict[tuple[dat
     return {(d, p): (int(u), Decimal(r).quantize(ZERO)) for d, p, u, r in _rows(conn, sql)}
 
 
-def customer_spend_by_day(conn: psycopg2.extensions.connection) -> dict[tuple[date, int], tuple[int, Decimal]]:
+def customer_spend_by_day(
+    conn: psycopg2.extensions.connection,
+) -> dict[tuple[date, int], tuple[int, Decimal]]:
     """(UTC order day, customer) -> (orders, spend) over non-cancelled orders."""
     sql = """
     SELECT (created_at AT TIME ZONE 'UTC')::date, customer_id, count(*), sum(total)
@@ -183,8 +202,15 @@ def search_documents(conn: psycopg2.extensions.connection) -> dict[int, dict[str
     """The products a search index must hold, keyed by id (deleted products absent)."""
     sql = "SELECT id, name, description, price, stock, updated_at FROM products"
     return {
-        pid: {"id": pid, "name": name, "description": desc, "price": price, "stock": stock,
-              "in_stock": stock > 0, "updated_at": updated}
+        pid: {
+            "id": pid,
+            "name": name,
+            "description": desc,
+            "price": price,
+            "stock": stock,
+            "in_stock": stock > 0,
+            "updated_at": updated,
+        }
         for pid, name, desc, price, stock, updated in _rows(conn, sql)
     }
 

@@ -6,7 +6,6 @@ import base64
 from collections.abc import Callable
 
 import orjson
-
 from devstack import DebeziumRelay, PostgresServer, read_topic
 
 
@@ -37,14 +36,19 @@ def test_insert_update_delete_arrive_as_c_u_d_and_tombstone(
 
     topic = f"dbserver1.public.{table}"
     records = read_topic(kafka_bootstrap, topic, expected=4, timeout=30)
-    assert [r.key for r in records] == [b'{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false,"name":"dbserver1.public.%s.Key"},"payload":{"id":7}}' % table.encode()] * 4
+    assert [r.key for r in records] == [
+        b'{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false,"name":"dbserver1.public.%s.Key"},"payload":{"id":7}}'
+        % table.encode()
+    ] * 4
     ops = [None if r.value is None else _payload(r.value)["op"] for r in records]  # type: ignore[index]
     assert ops == ["c", "u", "d", None]
     created = _payload(records[0].value)
     assert created is not None
     # NUMERIC(10,2) 12.50 -> Connect Decimal: unscaled 1250 as big-endian bytes, base64.
     assert created["after"] == {
-        "id": 7, "name": "cup", "price": base64.b64encode((1250).to_bytes(2, "big")).decode()
+        "id": 7,
+        "name": "cup",
+        "price": base64.b64encode((1250).to_bytes(2, "big")).decode(),
     }
     updated = _payload(records[1].value)
     assert updated is not None and updated["after"]["name"] == "mug"  # type: ignore[index]

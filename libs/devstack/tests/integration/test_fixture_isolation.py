@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg2
-
 from devstack import AwsEmulator, PostgresServer, produce, read_topic
 from devstack.pytest_plugin import SinkSchema
 
@@ -21,7 +20,9 @@ def test_sink_schema_is_private_and_first_on_the_search_path(
     conn.close()
 
 
-def test_topics_are_fresh_and_distinct(make_topic: Callable[..., str], kafka_bootstrap: str) -> None:
+def test_topics_are_fresh_and_distinct(
+    make_topic: Callable[..., str], kafka_bootstrap: str
+) -> None:
     first, second = make_topic(2), make_topic(1)
     assert first != second
     produce(kafka_bootstrap, first, [(b"k", b"v1"), (b"k", b"v2")])

@@ -33,8 +33,15 @@ def test_workload_ledger_and_ground_truth_agree_with_the_rows(
     seeded = row_counts(conn)
 
     log = tmp_path / "events.jsonl"
-    sim = ShopSimulator(source_postgres.dsn(db), kafka_bootstrap, rate=1, activity_rate=1,
-                        seed=42, activity_log=log, user_events_topic=f"ue-{unique_id}")
+    sim = ShopSimulator(
+        source_postgres.dsn(db),
+        kafka_bootstrap,
+        rate=1,
+        activity_rate=1,
+        seed=42,
+        activity_log=log,
+        user_events_topic=f"ue-{unique_id}",
+    )
     for _ in range(1500):
         sim.step()
     sim.emit_activity(300)
@@ -42,8 +49,15 @@ def test_workload_ledger_and_ground_truth_agree_with_the_rows(
     ledger = sim.ledger
 
     # Every kind of operation happened, and the ledger explains the row counts exactly.
-    assert {"place_order", "pay_order", "ship_order", "cancel_order", "restock",
-            "change_price", "delete_product"} <= set(ledger.operations)
+    assert {
+        "place_order",
+        "pay_order",
+        "ship_order",
+        "cancel_order",
+        "restock",
+        "change_price",
+        "delete_product",
+    } <= set(ledger.operations)
     counts = row_counts(conn)
     for table in counts:
         ops = ledger.changes.get(table, {})
@@ -77,7 +91,8 @@ def test_workload_ledger_and_ground_truth_agree_with_the_rows(
     statuses = order_status_counts(conn)
     assert sum(statuses.values()) == len(orders)
     assert sum(d.orders for d in daily_sales(conn).values()) == len(orders) - statuses.get(
-        "cancelled", 0)
+        "cancelled", 0
+    )
     assert set(search_documents(conn)) == set(stock)
 
     # The activity log holds exactly what the broker acknowledged.

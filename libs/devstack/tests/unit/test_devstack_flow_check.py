@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
-
 from devstack import Ledger, expected_flow, flow_checks, op_of
 
 

@@ -40,8 +40,11 @@ def test_stop_escalates_to_sigkill_for_a_process_ignoring_sigterm(tmp_path: Path
 
     proc = ManagedProcess(
         "stubborn",
-        [sys.executable, "-c",
-         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"],
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+        ],
         tmp_path / "stubborn.log",
     ).start()
     time.sleep(0.3)

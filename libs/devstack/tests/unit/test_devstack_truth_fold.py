@@ -8,16 +8,41 @@ from devstack.truth import user_stats
 
 def test_user_stats_fold_dedupes_by_event_id_and_sums_exactly() -> None:
     events = [
-        {"event_id": "a", "user_id": "u1", "event_type": "view", "duration": 10.5,
-         "timestamp": "2026-01-01T10:00:00.000+00:00"},
-        {"event_id": "b", "user_id": "u1", "event_type": "purchase", "amount": 19.99,
-         "timestamp": "2026-01-01T11:00:00.000+00:00"},
-        {"event_id": "b", "user_id": "u1", "event_type": "purchase", "amount": 19.99,
-         "timestamp": "2026-01-01T11:00:00.000+00:00"},  # redelivered: counted once
-        {"event_id": "c", "user_id": "u1", "event_type": "purchase", "amount": 0.01,
-         "timestamp": "2026-01-01T09:00:00.000+00:00"},
-        {"event_id": "d", "user_id": "u2", "event_type": "click", "duration": 1.5,
-         "timestamp": "2026-01-02T00:00:00.000+00:00"},
+        {
+            "event_id": "a",
+            "user_id": "u1",
+            "event_type": "view",
+            "duration": 10.5,
+            "timestamp": "2026-01-01T10:00:00.000+00:00",
+        },
+        {
+            "event_id": "b",
+            "user_id": "u1",
+            "event_type": "purchase",
+            "amount": 19.99,
+            "timestamp": "2026-01-01T11:00:00.000+00:00",
+        },
+        {
+            "event_id": "b",
+            "user_id": "u1",
+            "event_type": "purchase",
+            "amount": 19.99,
+            "timestamp": "2026-01-01T11:00:00.000+00:00",
+        },  # redelivered: counted once
+        {
+            "event_id": "c",
+            "user_id": "u1",
+            "event_type": "purchase",
+            "amount": 0.01,
+            "timestamp": "2026-01-01T09:00:00.000+00:00",
+        },
+        {
+            "event_id": "d",
+            "user_id": "u2",
+            "event_type": "click",
+            "duration": 1.5,
+            "timestamp": "2026-01-02T00:00:00.000+00:00",
+        },
     ]
     stats = user_stats(events)
     u1 = stats["u1"]
