@@ -1,5 +1,51 @@
-"""Pure parsing of Debezium change events and user-activity events (no I/O)."""
+"""Pure parsing of Debezium change events and user-activity events (no I/O).
 
+``parse_record`` turns one Kafka record of a Debezium topic into a ``ChangeEvent``,
+``Tombstone``, ``Heartbeat``, ``TransactionBoundary`` or ``SchemaChange``;
+``parse_user_activity`` turns one front-end event into a validated ``UserActivity``. Malformed
+input raises ``ParseError`` with a stable ``code``. ``cdc_events.testing`` holds golden records
+captured from the real connector and builders for hand-made events.
+"""
+
+from cdc_events._column_types import ColumnTypes, DecimalColumn
 from cdc_events._errors import ERROR_CODES, CdcEventsError, ParseError
+from cdc_events._model import (
+    NORMALISED_KEYS,
+    UNCHANGED,
+    BinlogPosition,
+    ChangeEvent,
+    Heartbeat,
+    Record,
+    SchemaChange,
+    Source,
+    Tombstone,
+    TransactionBoundary,
+    TransactionInfo,
+)
+from cdc_events._parser import DEFAULT_MAX_BYTES, Parser, parse_record
+from cdc_events._user_activity import EVENT_TYPES, UserActivity, parse_user_activity
 
-__all__ = ["ERROR_CODES", "CdcEventsError", "ParseError"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "ERROR_CODES",
+    "EVENT_TYPES",
+    "NORMALISED_KEYS",
+    "UNCHANGED",
+    "BinlogPosition",
+    "CdcEventsError",
+    "ChangeEvent",
+    "ColumnTypes",
+    "DecimalColumn",
+    "Heartbeat",
+    "ParseError",
+    "Parser",
+    "Record",
+    "SchemaChange",
+    "Source",
+    "Tombstone",
+    "TransactionBoundary",
+    "TransactionInfo",
+    "UserActivity",
+    "parse_record",
+    "parse_user_activity",
+]

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import Final
 
-ERROR_CODES: Final = frozenset({
-    "not_json",
-    "bad_utf8",
-    "not_object",
-    "missing_field",
-    "unknown_op",
-    "bad_decimal",
-    "type_mismatch",
-    "too_large",
-    "invalid_event",
-})
+ERROR_CODES: Final = frozenset(
+    {
+        "not_json",
+        "bad_utf8",
+        "not_object",
+        "missing_field",
+        "unknown_op",
+        "bad_decimal",
+        "type_mismatch",
+        "too_large",
+        "invalid_event",
+    }
+)
 
 
 class CdcEventsError(Exception):

@@ -1,0 +1,112 @@
+"""parse_record throughput next to a bare orjson.loads of the same bytes, in one run.
+
+Events: schema-enabled Debezium envelopes of the ``products`` table as the JSON converter
+writes them (the captured golden snapshot read, ~1 KB of payload after a ~5 KB schema), each
+with its own id, price, timestamps and LSN. Prints events/s of both, their ratio (target: parsing
+costs at most 3x a bare orjson.loads) and parse_record's p50/p99 latency per event. Figures only,
+no timing assertions: machines differ.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from decimal import Decimal
+
+import orjson
+from cdc_events import ChangeEvent, Parser
+from cdc_events._logical import encode_decimal
+from cdc_events.testing import golden
+
+N_EVENTS = 20_000  # ~0.1-0.5 s per pass here; enough for a stable rate
+ROUNDS = 3  # best of three passes: the machine is shared
+
+
+def _events() -> tuple[str, list[bytes], list[bytes]]:
+    record = golden("pg-schema-products-r")
+    assert record.value is not None and record.key is not None
+    doc = orjson.loads(record.value)
+    schema = orjson.dumps(doc["schema"])
+    key_schema = orjson.dumps(orjson.loads(record.key)["schema"])
+    payload = doc["payload"]
+    values, keys = [], []
+    for i in range(N_EVENTS):
+        after = dict(payload["after"])
+        after.update(
+            id=i,
+            price=encode_decimal(Decimal(1000 + i) / 100, 2),
+            stock=i % 200,
+            updated_at=f"2024-01-02T03:{i // 60 % 60:02d}:{i % 60:02d}.123456Z",
+            name=f"Product {i}",
+        )
+        source = dict(payload["source"], lsn=28_000_000 + i * 64, txId=700 + i, snapshot="false")
+        body = dict(payload, after=after, source=source, op="c", ts_ms=1_704_164_645_000 + i)
+        values.append(b'{"schema":' + schema + b',"payload":' + orjson.dumps(body) + b"}")
+        keys.append(b'{"schema":' + key_schema + b',"payload":' + orjson.dumps({"id": i}) + b"}")
+    return record.topic, keys, values
+
+
+def _rate(fn: object, values: list[bytes]) -> float:
+    assert callable(fn)
+    best = float("inf")
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for v in values:
+            fn(v)
+        best = min(best, time.perf_counter() - start)
+    return len(values) / best
+
+
+def test_parse_record_vs_orjson_loads() -> None:
+    topic, keys, values = _events()
+    parser = Parser()
+    first = parser.parse_record(topic, 0, 0, keys[0], values[0])
+    assert isinstance(first, ChangeEvent) and first.after is not None
+
+    loads_rate = _rate(orjson.loads, values)
+    pairs = list(zip(keys, values, strict=True))
+
+    def parse_pair(pair: tuple[bytes, bytes]) -> object:
+        return parser.parse_record(topic, 0, 0, pair[0], pair[1])
+
+    parse_rate = _rate(parse_pair, pairs)  # type: ignore[arg-type]
+    latencies = []
+    clock = time.perf_counter_ns
+    for key, value in pairs:
+        start = clock()
+        parser.parse_record(topic, 0, 0, key, value)
+        latencies.append(clock() - start)
+    latencies.sort()
+    p50 = statistics.median(latencies) / 1000
+    p99 = latencies[int(len(latencies) * 0.99)] / 1000
+    size = statistics.mean(len(v) for v in values)
+    print(
+        f"\ncdc_events benchmark: {N_EVENTS} schema-enabled envelopes, {size:.0f} bytes each "
+        f"(best of {ROUNDS})\n"
+        f"  orjson.loads        {loads_rate:>10,.0f} events/s\n"
+        f"  parse_record        {parse_rate:>10,.0f} events/s (key + value, decoded, event_id)\n"
+        f"  cost ratio          {loads_rate / parse_rate:>10.2f}x orjson.loads (target <= 3x)\n"
+        f"  parse_record p50    {p50:>10.1f} us/event\n"
+        f"  parse_record p99    {p99:>10.1f} us/event"
+    )
+
+
+def test_parse_record_schemaless() -> None:
+    topic, keys, values = _events()
+    bare = [orjson.dumps(orjson.loads(v)["payload"]) for v in values]
+    bare_keys = [orjson.dumps(orjson.loads(k)["payload"]) for k in keys]
+    parser = Parser()
+    loads_rate = _rate(orjson.loads, bare)
+    pairs = list(zip(bare_keys, bare, strict=True))
+
+    def parse_pair(pair: tuple[bytes, bytes]) -> object:
+        return parser.parse_record(topic, 0, 0, pair[0], pair[1])
+
+    parse_rate = _rate(parse_pair, pairs)  # type: ignore[arg-type]
+    print(
+        f"\ncdc_events benchmark: {N_EVENTS} schemaless envelopes, "
+        f"{statistics.mean(len(v) for v in bare):.0f} bytes each\n"
+        f"  orjson.loads        {loads_rate:>10,.0f} events/s\n"
+        f"  parse_record        {parse_rate:>10,.0f} events/s\n"
+        f"  cost ratio          {loads_rate / parse_rate:>10.2f}x orjson.loads"
+    )

@@ -1,0 +1,197 @@
+"""Readers of the envelope's small parts: source block, transaction block, message, headers.
+
+Helpers of ``_parser``: each reads one field shape from a decoded JSON object, checks its type
+and raises ``ParseError`` (``type_mismatch``/``missing_field``) naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import time
+from typing import Any, Final
+
+from cdc_events import _logical as lg
+from cdc_events._errors import ParseError
+from cdc_events._model import UNCHANGED, BinlogPosition, Source, TransactionInfo
+
+Headers = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
+_MIDNIGHT: Final = time(0)
+
+
+def opt_int(d: Mapping[str, Any], name: str, path: str) -> int | None:
+    return int_or_none(d.get(name), path)
+
+
+def int_or_none(value: Any, path: str) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    if type(value) is str and value.lstrip("-").isdigit():
+        return int(value)  # header values arrive as text
+    raise ParseError("type_mismatch", f"{path}: expected an integer, got {value!r:.40}")
+
+
+def str_or_none(value: Any, path: str) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise ParseError("type_mismatch", f"{path}: expected a string, got {value!r:.40}")
+
+
+def read_snapshot(value: Any) -> str | None:
+    # The string enum since Debezium 1.x; older versions sent a boolean.
+    if value is None or type(value) is str:
+        return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    raise ParseError("type_mismatch", f"source.snapshot: expected a string, got {value!r:.40}")
+
+
+def read_txid(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is int or type(value) is str:
+        return str(value)
+    raise ParseError("type_mismatch", f"source.txId: expected an integer, got {value!r:.40}")
+
+
+def read_binlog(src: Mapping[str, Any]) -> BinlogPosition:
+    file = src.get("file")
+    if type(file) is not str:
+        raise ParseError("type_mismatch", f"source.file: expected a string, got {file!r:.40}")
+    pos = int_or_none(src.get("pos"), "source.pos")
+    if pos is None:
+        raise ParseError("missing_field", "source.pos: a binlog file without a position")
+    row = int_or_none(src.get("row"), "source.row")
+    return BinlogPosition(
+        file=file,
+        pos=pos,
+        row=row or 0,
+        server_id=int_or_none(src.get("server_id"), "source.server_id"),
+        gtid=str_or_none(src.get("gtid"), "source.gtid"),
+    )
+
+
+def read_source(src: Any) -> Source:
+    if type(src) is not dict:
+        raise ParseError("type_mismatch", f"source: expected an object, got {type(src).__name__}")
+    connector = str_or_none(src.get("connector"), "source.connector")
+    binlog = read_binlog(src) if connector == "mysql" or "file" in src else None
+    tx_id = read_txid(src.get("txId"))
+    if tx_id is None and binlog is not None:
+        tx_id = binlog.gtid
+    return Source(
+        connector=connector,
+        name=str_or_none(src.get("name"), "source.name"),
+        db=str_or_none(src.get("db"), "source.db"),
+        schema=str_or_none(src.get("schema"), "source.schema") or None,
+        table=str_or_none(src.get("table"), "source.table") or None,
+        ts_ms=int_or_none(src.get("ts_ms"), "source.ts_ms"),
+        snapshot=read_snapshot(src.get("snapshot")),
+        lsn=int_or_none(src.get("lsn"), "source.lsn"),
+        tx_id=tx_id,
+        binlog=binlog,
+        version=str_or_none(src.get("version"), "source.version"),
+    )
+
+
+def read_transaction(block: Any) -> TransactionInfo | None:
+    if block is None:
+        return None
+    if type(block) is not dict:
+        raise ParseError("type_mismatch", "transaction: expected an object")
+    tx = block.get("id")
+    if type(tx) is not str:
+        raise ParseError("type_mismatch", f"transaction.id: expected a string, got {tx!r:.40}")
+    return TransactionInfo(
+        id=tx,
+        total_order=opt_int(block, "total_order", "transaction.total_order"),
+        data_collection_order=opt_int(
+            block, "data_collection_order", "transaction.data_collection_order"
+        ),
+    )
+
+
+def read_message(block: Any) -> dict[str, Any]:
+    if type(block) is not dict:
+        raise ParseError("missing_field", "message: an op 'm' event without its message block")
+    content = block.get("content")
+    return {
+        "prefix": str_or_none(block.get("prefix"), "message.prefix"),
+        "content": None if content is None else lg.decode_bytes(content, "message.content"),
+    }
+
+
+# What Debezium puts in the NOT NULL columns of a key-only ``before``, as text when the
+# converter has no schema: "", a zero decimal (base64 "AA==" or "0.00"), the epoch.
+_FILLER_TEXT: Final = re.compile(
+    r"^(|AA==|-?0(\.0+)?|1970-01-01(T00:00:00(\.0+)?Z)?|00:00:00(\.0+)?Z?)$"
+)
+
+
+def is_filler(value: Any) -> bool:
+    if value is None or value is UNCHANGED:
+        return True
+    if type(value) is str:
+        return _FILLER_TEXT.match(value) is not None
+    if type(value) in (bytes, list, dict):
+        return not value
+    try:
+        return value in (0, lg.EPOCH, lg.EPOCH_DATE, _MIDNIGHT)
+    except (TypeError, ValueError):
+        return False
+
+
+def key_only(before: dict[str, Any] | None, key: dict[str, Any] | None, source: Source) -> bool:
+    """A PostgreSQL delete whose non-key columns are all Debezium's fillers ("", 0, epoch)."""
+    if before is None or key is None or source.connector not in ("postgresql", None):
+        return False
+    return all(name in key or is_filler(value) for name, value in before.items())
+
+
+def topic_parts(topic: str) -> tuple[str | None, str | None]:
+    parts = topic.split(".")
+    if len(parts) >= 3:
+        return parts[-2], parts[-1]
+    return None, None
+
+
+def table_of(payload: Mapping[str, Any], topic: str) -> tuple[str | None, str | None, str | None]:
+    src = payload.get("source")
+    if isinstance(src, dict):
+        s, t, d = src.get("schema"), src.get("table"), src.get("db")
+        if isinstance(t, str):
+            return (s if isinstance(s, str) else None, t, d if isinstance(d, str) else None)
+    schema, table = topic_parts(topic)
+    t = payload.get("__table")
+    d = payload.get("__db") or payload.get("__source_db")
+    return (schema, t if isinstance(t, str) else table, d if isinstance(d, str) else None)
+
+
+def header_items(headers: Headers | None) -> list[tuple[str, bytes | str | None]]:
+    if not headers:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return [(str(h[0]), h[1]) for h in headers]
+
+
+def header(headers: Headers | None, name: str) -> bytes | str | None:
+    for h_name, value in header_items(headers):
+        if h_name == name:
+            return value
+    return None
+
+
+def header_value(raw: bytes | str | None) -> Any:
+    if raw is None or isinstance(raw, str):
+        return raw
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError("bad_utf8", "a header value is not valid UTF-8") from exc
+    # The JSON header converter quotes strings; the simple one does not.
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text

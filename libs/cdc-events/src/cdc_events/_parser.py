@@ -1,0 +1,591 @@
+"""``parse_record``: one Kafka record of a Debezium topic in, one typed record out.
+
+The entry point of the library, on every consumer's hot path. It recognises the record's form
+(converter with or without schemas, the change envelope, the ExtractNewRecordState row, a
+tombstone, a heartbeat, a transaction boundary, a MySQL schema change), decodes rows with the
+compiled schema (``_schema``) or the ``ColumnTypes`` registry, and builds the ``_model``
+records. Anything else raises ``ParseError``; nothing else escapes.
+
+Speed: the JSON converter repeats the whole schema (several KB) in every record. Each topic's
+last schema is kept as its exact bytes next to its compiled decoder; a record whose bytes start
+with ``{"schema":`` + those bytes + ``,"payload":`` has that schema (a complete JSON value is
+delimited by its own text), so only the payload is parsed, and no schema is walked or even
+parsed again. Any other layout takes the full path, which gives the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import orjson
+
+from cdc_events import _event_id as eid
+from cdc_events import _fields as fl
+from cdc_events._column_types import ColumnTypes, Decoder
+from cdc_events._errors import ParseError
+from cdc_events._model import (
+    OPS,
+    ChangeEvent,
+    Heartbeat,
+    Record,
+    SchemaChange,
+    Source,
+    Tombstone,
+    TransactionBoundary,
+    table_of_topic,
+    tx_id_of,
+)
+from cdc_events._schema import (
+    RowDecoder,
+    compile_row,
+    passthrough_row,
+    registry_row_decoder,
+    schema_fingerprint,
+)
+
+DEFAULT_MAX_BYTES: Final = 1 << 20  # 1 MiB: Kafka's default max.message.bytes is ~1 MB.
+# Bounds on the caches: a consumer sees a few hundred topics and schema versions; these only
+# stop a pathological stream (a new schema per record) from growing memory without end.
+_MAX_TOPICS: Final = 4096
+_MAX_SCHEMAS: Final = 1024
+
+_PREFIX: Final = b'{"schema":'
+_SEP: Final = b',"payload":'
+_HEARTBEAT_TOPIC: Final = "__debezium-heartbeat"
+
+RowFn = Callable[[Any, str], tuple[dict[str, Any], list[str] | None]]
+
+
+class _Compiled:
+    """A value schema and its decoders, compiled on first use."""
+
+    __slots__ = ("_envelope_rows", "_row", "overrides", "schema")
+
+    def __init__(self, schema: Any, overrides: Mapping[str, Decoder] | None) -> None:
+        self.schema = schema
+        self.overrides = overrides
+        self._envelope_rows: tuple[RowFn, RowFn] | None = None
+        self._row: RowFn | None = None
+
+    def envelope_rows(self) -> tuple[RowFn, RowFn]:
+        """Decoders of ``before`` and ``after``."""
+        if self._envelope_rows is None:
+            fields = self.schema.get("fields") if isinstance(self.schema, dict) else None
+            by_name = {
+                f["field"]: f
+                for f in (fields if isinstance(fields, list) else ())
+                if isinstance(f, dict) and isinstance(f.get("field"), str)
+            }
+            after_schema = by_name.get("after")
+            before_schema = by_name.get("before")
+            if after_schema is None and before_schema is None:
+                raise ParseError("type_mismatch", "schema: an envelope without before/after")
+            after = compile_row(after_schema or before_schema, "after", self.overrides)
+            before = after
+            if before_schema is not None and before_schema != after_schema:
+                before = compile_row(before_schema, "before", self.overrides)
+            self._envelope_rows = (before.decode, after.decode)
+        return self._envelope_rows
+
+    def row(self) -> RowFn:
+        """Decoder of the whole value as one row (the unwrap form)."""
+        if self._row is None:
+            self._row = compile_row(self.schema, "row", self.overrides).decode
+        return self._row
+
+
+class Parser:
+    """Parses records; holds the per-schema decoder cache and the configuration.
+
+    ``column_types`` decodes schemaless values (see ``ColumnTypes``); ``max_bytes`` bounds the
+    size of a key or value (larger ones raise ``ParseError("too_large")``). One parser per
+    consumer process; safe to share between threads (the caches only ever gain entries that
+    are equivalent to the ones they replace).
+    """
+
+    __slots__ = ("_compiled", "_keys", "_rows", "_values", "column_types", "max_bytes")
+
+    def __init__(
+        self, column_types: ColumnTypes | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        self.column_types = column_types
+        self.max_bytes = max_bytes
+        self._values: dict[str, tuple[bytes, _Compiled]] = {}
+        self._keys: dict[str, tuple[bytes, RowDecoder | None]] = {}
+        self._compiled: dict[tuple[str, int], _Compiled] = {}
+        self._rows: dict[tuple[str | None, str | None, str | None], RowFn] = {}
+
+    # -- entry ------------------------------------------------------------------------------
+
+    def parse_record(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: fl.Headers | None = None,
+    ) -> Record:
+        try:
+            return self._parse(topic, partition, offset, key, value, headers)
+        except ParseError:
+            raise
+        except Exception as exc:  # the contract: only ParseError escapes
+            raise ParseError(
+                "type_mismatch", f"unexpected record structure ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _parse(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: fl.Headers | None,
+    ) -> Record:
+        key = self._bytes(key, "key")
+        value = self._bytes(value, "value")
+        if value is None:
+            return Tombstone(self._key(topic, key, None)[1], topic, partition, offset)
+        payload, compiled = self._value(topic, value)
+        if payload is None:  # {"schema":null,"payload":null} or JSON null: a tombstone
+            return Tombstone(self._key(topic, key, None)[1], topic, partition, offset)
+        if type(payload) is not dict:
+            raise ParseError(
+                "not_object", f"value payload is a JSON {type(payload).__name__}, not an object"
+            )
+        if "__op" in payload or "__deleted" in payload or fl.header(headers, "__op") is not None:
+            return self._unwrapped(payload, compiled, topic, partition, offset, key, headers)
+        if "op" in payload:
+            return self._change(payload, compiled, topic, partition, offset, key)
+        if "status" in payload and "id" in payload:
+            return self._boundary(payload, topic, partition, offset)
+        if topic.startswith(_HEARTBEAT_TOPIC) or payload.keys() == {"ts_ms"}:
+            return self._heartbeat(payload, topic, partition, offset, key)
+        if "ddl" in payload:
+            return self._schema_change(payload, topic, partition, offset)
+        raise ParseError(
+            "missing_field",
+            "no 'op' field: not a Debezium change envelope, heartbeat, transaction boundary, "
+            "schema change or ExtractNewRecordState row (add.fields=op or __deleted)",
+        )
+
+    # -- bytes and JSON ---------------------------------------------------------------------
+
+    def _bytes(self, data: object, what: str) -> bytes | None:
+        if data is None or isinstance(data, bytes):
+            pass
+        elif isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        elif isinstance(data, str):
+            data = data.encode("utf-8", "surrogatepass")
+        else:
+            raise ParseError("type_mismatch", f"{what} must be bytes, got {type(data).__name__}")
+        if data is not None and len(data) > self.max_bytes:
+            raise ParseError(
+                "too_large",
+                f"{what} is {len(data)} bytes, over the {self.max_bytes}-byte limit; raise "
+                "Parser(max_bytes=...) if such records are expected",
+            )
+        return data
+
+    @staticmethod
+    def _load(data: bytes, what: str) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as uexc:
+                raise ParseError(
+                    "bad_utf8", f"{what} is not valid UTF-8 at byte {uexc.start}"
+                ) from exc
+            raise ParseError("not_json", f"{what} is not valid JSON: {exc}") from exc
+
+    @staticmethod
+    def _split(data: bytes, cached: bytes) -> Any:
+        """The payload if ``data`` is ``{"schema":<cached>,"payload":<payload>}``, else None."""
+        n = 10 + len(cached)
+        if (
+            data.startswith(cached, 10)
+            and data.startswith(_SEP, n)
+            and data.startswith(_PREFIX)
+            and data.endswith(b"}")
+        ):
+            try:
+                return (orjson.loads(data[n + 11 : -1]),)
+            except orjson.JSONDecodeError:
+                return None
+        return None
+
+    @staticmethod
+    def _schema_bytes(data: bytes, schema: Any) -> bytes | None:
+        """The exact text of the schema inside ``data``, if it can be located and verified."""
+        if not data.startswith(_PREFIX):
+            return None
+        end = data.find(_SEP, 10)
+        if end < 0:
+            return None
+        candidate = data[10:end]
+        try:
+            if orjson.loads(candidate) != schema:
+                return None
+        except orjson.JSONDecodeError:
+            return None
+        return candidate
+
+    def _value(self, topic: str, value: bytes) -> tuple[Any, _Compiled | None]:
+        entry = self._values.get(topic)
+        if entry is not None:
+            hit = self._split(value, entry[0])
+            if hit is not None:
+                return hit[0], entry[1]
+        doc = self._load(value, "value")
+        if doc is None:
+            return None, None
+        if type(doc) is not dict:
+            raise ParseError("not_object", f"value is a JSON {type(doc).__name__}, not an object")
+        if len(doc) != 2 or "schema" not in doc or "payload" not in doc:
+            return doc, None  # the converter without schemas: the bare envelope
+        schema, payload = doc["schema"], doc["payload"]
+        if schema is None or payload is None:
+            return payload, None
+        compiled = self._compile(schema, payload, topic)
+        text = self._schema_bytes(value, schema)
+        if text is not None:
+            if len(self._values) >= _MAX_TOPICS:
+                self._values.clear()
+            self._values[topic] = (text, compiled)
+        return payload, compiled
+
+    def _compile(self, schema: Any, payload: Any, topic: str) -> _Compiled:
+        overrides = None
+        if self.column_types is not None and isinstance(payload, dict):
+            schema_name, table, db = fl.table_of(payload, topic)
+            overrides = self.column_types.for_table(schema_name, table, db)
+        cache_key = (schema_fingerprint(schema), id(overrides))
+        compiled = self._compiled.get(cache_key)
+        if compiled is None:
+            if len(self._compiled) >= _MAX_SCHEMAS:
+                self._compiled.clear()
+            compiled = self._compiled[cache_key] = _Compiled(schema, overrides)
+        return compiled
+
+    def _key(
+        self, topic: str, key: bytes | None, source: Source | None
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """(raw key payload, decoded key)."""
+        if key is None:
+            return None, None
+        entry = self._keys.get(topic)
+        decoder: RowDecoder | None
+        if entry is not None and (hit := self._split(key, entry[0])) is not None:
+            raw, decoder = hit[0], entry[1]
+        else:
+            doc = self._load(key, "key")
+            decoder = None
+            if type(doc) is dict and len(doc) == 2 and "schema" in doc and "payload" in doc:
+                raw = doc["payload"]
+                schema = doc["schema"]
+                if isinstance(schema, dict) and schema.get("type") == "struct":
+                    decoder = compile_row(schema, "key")
+                    text = self._schema_bytes(key, schema)
+                    if text is not None:
+                        if len(self._keys) >= _MAX_TOPICS:
+                            self._keys.clear()
+                        self._keys[topic] = (text, decoder)
+            else:
+                raw = doc
+        if raw is None:
+            return None, None
+        if type(raw) is not dict:
+            raise ParseError("not_object", f"key is a JSON {type(raw).__name__}, not an object")
+        if decoder is not None:
+            return raw, decoder.decode(raw, "key")[0]
+        if source is None:
+            return raw, self._schemaless(None, table_of_topic(topic), None)(raw, "key")[0]
+        return raw, self._schemaless(source.schema, source.table, source.db)(raw, "key")[0]
+
+    def _schemaless(self, schema: str | None, table: str | None, db: str | None) -> RowFn:
+        if self.column_types is None:
+            return passthrough_row
+        cache_key = (schema, table, db)
+        fn = self._rows.get(cache_key)
+        if fn is None:
+            overrides = self.column_types.for_table(schema, table, db)
+            fn = passthrough_row if overrides is None else registry_row_decoder(overrides)
+            if len(self._rows) >= _MAX_TOPICS:
+                self._rows.clear()
+            self._rows[cache_key] = fn
+        return fn
+
+    # -- record kinds -----------------------------------------------------------------------
+
+    def _change(
+        self,
+        payload: dict[str, Any],
+        compiled: _Compiled | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+    ) -> ChangeEvent:
+        op = payload["op"]
+        if type(op) is not str or op not in OPS:
+            raise ParseError("unknown_op", f"op {op!r:.40} is not one of c, u, d, r, t, m")
+        src = payload.get("source")
+        if src is None:
+            raise ParseError("missing_field", "source: a change event without its source block")
+        source = fl.read_source(src)
+        raw_key, decoded_key = self._key(topic, key, source)
+        before = after = None
+        unchanged: list[str] = []
+        if op == "m":
+            after = fl.read_message(payload.get("message"))
+        elif op != "t":
+            if compiled is not None:
+                decode_before, decode_after = compiled.envelope_rows()
+            else:
+                decode_before = decode_after = self._schemaless(
+                    source.schema, source.table, source.db
+                )
+            raw_before, raw_after = payload.get("before"), payload.get("after")
+            if raw_before is not None:
+                before, gone = decode_before(raw_before, "before")
+                if gone:
+                    unchanged.extend(gone)
+            if raw_after is not None:
+                after, gone = decode_after(raw_after, "after")
+                if gone:
+                    unchanged.extend(n for n in gone if n not in unchanged)
+            if after is None and op != "d":
+                raise ParseError("missing_field", f"after: op {op!r} without the new row")
+            if op == "d" and before is None and "before" not in payload:
+                raise ParseError("missing_field", "before: a delete without its before field")
+        return ChangeEvent(
+            op=op,
+            source=source,
+            key=decoded_key,
+            before=before,
+            after=after,
+            ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
+            transaction=fl.read_transaction(payload.get("transaction")),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            event_id=eid.change_event_id(
+                source.connector,
+                source.db,
+                source.schema,
+                source.table,
+                op,
+                eid.position(src),
+                eid.canonical_key(raw_key),
+            ),
+            unchanged_columns=tuple(unchanged),
+            before_is_key_only=op == "d" and fl.key_only(before, decoded_key, source),
+        )
+
+    def _unwrapped(
+        self,
+        payload: dict[str, Any],
+        compiled: _Compiled | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        headers: fl.Headers | None,
+    ) -> ChangeEvent:
+        meta: dict[str, Any] = {}
+        for name, raw in fl.header_items(headers):
+            if name.startswith("__"):
+                meta[name[2:]] = fl.header_value(raw)
+        meta.update((k[2:], v) for k, v in payload.items() if k.startswith("__"))
+        deleted = meta.get("deleted")
+        if deleted not in (None, "true", "false", True, False):
+            raise ParseError(
+                "type_mismatch", f'__deleted: expected "true" or "false", got {deleted!r:.40}'
+            )
+        is_deleted = deleted in ("true", True)
+        op = "d" if is_deleted else meta.get("op")
+        if op is None:
+            raise ParseError(
+                "missing_field",
+                "__op: an ExtractNewRecordState row without its operation; configure the "
+                "transform with add.fields=op",
+            )
+        if type(op) is not str or op not in OPS:
+            raise ParseError("unknown_op", f"__op {op!r:.40} is not one of c, u, d, r, t, m")
+
+        def pick(*names: str) -> Any:
+            for name in names:
+                if meta.get(name) is not None:
+                    return meta[name]
+            return None
+
+        topic_schema, topic_table = fl.topic_parts(topic)
+        source = Source(
+            connector=fl.str_or_none(pick("connector", "source_connector"), "__connector"),
+            name=fl.str_or_none(pick("name", "source_name"), "__name"),
+            db=fl.str_or_none(pick("db", "source_db"), "__db"),
+            schema=fl.str_or_none(pick("schema", "source_schema"), "__schema") or topic_schema,
+            table=fl.str_or_none(pick("table", "source_table"), "__table") or topic_table,
+            ts_ms=fl.int_or_none(pick("source_ts_ms"), "__source_ts_ms"),
+            snapshot=fl.read_snapshot(pick("snapshot", "source_snapshot")),
+            lsn=fl.int_or_none(pick("lsn", "source_lsn"), "__lsn"),
+            tx_id=fl.read_txid(pick("txId", "source_txId", "gtid", "source_gtid")),
+            binlog=fl.read_binlog({k.removeprefix("source_"): v for k, v in meta.items()})
+            if pick("file", "source_file") is not None
+            else None,
+        )
+        raw_key, decoded_key = self._key(topic, key, source)
+        if compiled is not None:
+            row, gone = compiled.row()(payload, "row")
+        else:
+            row, gone = self._schemaless(source.schema, source.table, source.db)(payload, "row")
+        row = {k: v for k, v in row.items() if not k.startswith("__")}
+        unchanged = tuple(n for n in gone or () if not n.startswith("__"))
+        if source.binlog is not None:
+            b = source.binlog
+            pos = f"mysql:{b.file}:{b.pos}:{b.row}"
+        elif source.lsn is not None:
+            pos = f"pg:{source.lsn}:{source.tx_id}"
+        else:
+            pos = f"ts:{source.ts_ms}"
+        return ChangeEvent(
+            op=op,
+            source=source,
+            key=decoded_key,
+            before=row if op == "d" else None,
+            after=None if op == "d" else row,
+            ts_ms=fl.int_or_none(pick("ts_ms"), "__ts_ms"),
+            transaction=None,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            event_id=eid.change_event_id(
+                source.connector,
+                source.db,
+                source.schema,
+                source.table,
+                op,
+                pos,
+                eid.canonical_key(raw_key),
+            ),
+            unchanged_columns=unchanged,
+            before_is_key_only=op == "d" and fl.key_only(row, decoded_key, source),
+        )
+
+    def _boundary(
+        self, payload: dict[str, Any], topic: str, partition: int, offset: int
+    ) -> TransactionBoundary:
+        status = payload["status"]
+        if status not in ("BEGIN", "END"):
+            raise ParseError("unknown_op", f"transaction status {status!r:.40} is not BEGIN or END")
+        raw_id = payload["id"]
+        if type(raw_id) is not str or not raw_id:
+            raise ParseError("type_mismatch", f"id: expected a transaction id, got {raw_id!r:.40}")
+        collections: list[tuple[str, int]] = []
+        raw_collections = payload.get("data_collections")
+        if raw_collections is not None:
+            if type(raw_collections) is not list:
+                raise ParseError("type_mismatch", "data_collections: expected a list")
+            for item in raw_collections:
+                if type(item) is not dict:
+                    raise ParseError("type_mismatch", "data_collections: expected objects")
+                name = item.get("data_collection")
+                count = item.get("event_count")
+                if type(name) is not str or type(count) is not int:
+                    raise ParseError(
+                        "type_mismatch",
+                        f"data_collections: expected {{data_collection, event_count}}, got "
+                        f"{item!r:.80}",
+                    )
+                collections.append((name, count))
+        return TransactionBoundary(
+            status=status,
+            id=raw_id,
+            tx_id=tx_id_of(raw_id),
+            ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
+            event_count=fl.opt_int(payload, "event_count", "event_count"),
+            data_collections=tuple(collections),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            event_id=eid.other_event_id("transaction", topic, status, raw_id),
+        )
+
+    def _heartbeat(
+        self, payload: dict[str, Any], topic: str, partition: int, offset: int, key: bytes | None
+    ) -> Heartbeat:
+        ts_ms = payload.get("ts_ms")
+        if ts_ms is None:
+            raise ParseError("missing_field", "ts_ms: a heartbeat without its timestamp")
+        if type(ts_ms) is not int:
+            raise ParseError("type_mismatch", f"ts_ms: expected an integer, got {ts_ms!r:.40}")
+        _, decoded = self._key(topic, key, None)
+        server = decoded.get("serverName") if decoded else None
+        if server is None and topic.startswith(_HEARTBEAT_TOPIC + "."):
+            server = topic[len(_HEARTBEAT_TOPIC) + 1 :]
+        return Heartbeat(
+            server_name=fl.str_or_none(server, "serverName"),
+            ts_ms=ts_ms,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
+
+    def _schema_change(
+        self, payload: dict[str, Any], topic: str, partition: int, offset: int
+    ) -> SchemaChange:
+        ddl = payload["ddl"]
+        if type(ddl) is not str:
+            raise ParseError("type_mismatch", f"ddl: expected a string, got {ddl!r:.40}")
+        src = payload.get("source")
+        source = (
+            fl.read_source(src) if src is not None else Source(None, None, None, None, None, None)
+        )
+        changes = payload.get("tableChanges")
+        if changes is not None and type(changes) is not list:
+            raise ParseError("type_mismatch", "tableChanges: expected a list")
+        db = fl.str_or_none(payload.get("databaseName"), "databaseName")
+        return SchemaChange(
+            source=source,
+            db=db if db is not None else source.db,
+            schema=fl.str_or_none(payload.get("schemaName"), "schemaName"),
+            ddl=ddl,
+            table_changes=tuple(changes or ()),
+            ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            event_id=eid.other_event_id(
+                "schema_change",
+                source.connector or "",
+                db or "",
+                eid.position(src) if isinstance(src, dict) else "",
+                ddl,
+            ),
+        )
+
+
+_DEFAULT: Final = Parser()
+
+
+def parse_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: fl.Headers | None = None,
+) -> Record:
+    """Parse one Kafka record with the default parser (no registry, 1 MiB limit).
+
+    Returns a ``ChangeEvent``, ``Tombstone``, ``Heartbeat``, ``TransactionBoundary`` or
+    ``SchemaChange``; raises ``ParseError`` for anything malformed. Use ``Parser(...)`` for a
+    ``ColumnTypes`` registry or another size limit.
+    """
+    return _DEFAULT.parse_record(topic, partition, offset, key, value, headers)
