@@ -97,6 +97,14 @@ def aws_emulator(devstack_dir: Path) -> Iterator[AwsEmulator]:
     emulator.stop()
 
 
+@pytest.fixture
+def aws_env(aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point boto3 in this process at the emulator (``AWS_ENDPOINT_URL``, region, test keys)."""
+    for key, value in aws_emulator.env.items():
+        monkeypatch.setenv(key, value)
+    return aws_emulator.env
+
+
 @pytest.fixture(scope="session")
 def debezium_relay(
     devstack_dir: Path, kafka_broker: Broker, source_postgres: PostgresServer

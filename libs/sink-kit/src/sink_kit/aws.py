@@ -1,0 +1,161 @@
+"""AWS building blocks for the DynamoDB and S3 sinks (AWS, LocalStack or the moto emulator).
+
+Clients honour ``AWS_ENDPOINT_URL`` (set by the dev stack and docker compose, unset on AWS where
+the default credential chain and EKS Pod Identity apply). Throttling, 5xx and connection
+failures surface as the runtime's ``RetryableError``; access or validation errors propagate,
+because retrying cannot fix a missing permission or a malformed request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from consumer_runtime import RetryableError
+
+__all__ = [
+    "RETRYABLE_ERROR_CODES",
+    "aws_errors",
+    "ensure_bucket",
+    "ensure_table",
+    "error_code",
+    "make_client",
+    "put_if_newer",
+]
+
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "InternalServerError",
+        "InternalError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+_CLIENT_CONFIG = Config(
+    # botocore's own retries absorb short blips; longer outages reach the runtime's backoff.
+    retries={"mode": "standard", "max_attempts": 3},
+    # Fail a call within ~10 s on a dead endpoint instead of hanging a batch.
+    connect_timeout=3,
+    read_timeout=10,
+    max_pool_connections=32,
+)
+
+
+def make_client(service: str, region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """A boto3 client; ``endpoint_url`` points at LocalStack or the emulator when set."""
+    session = boto3.session.Session(region_name=region)
+    return session.client(service, endpoint_url=endpoint_url or None, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Map transient AWS failures to ``RetryableError``."""
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in RETRYABLE_ERROR_CODES or status >= 500:
+            raise RetryableError(f"{what}: {code or status} from AWS") from exc
+        raise
+    except (
+        EndpointConnectionError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+    ) as exc:
+        raise RetryableError(f"{what}: AWS endpoint unreachable ({exc})") from exc
+    except BotoCoreError as exc:
+        if "connect" in type(exc).__name__.lower() or "timeout" in type(exc).__name__.lower():
+            raise RetryableError(f"{what}: {exc}") from exc
+        raise
+
+
+def put_if_newer(
+    client: Any, table: str, item: Mapping[str, Any], version_attr: str = "version"
+) -> bool:
+    """``PutItem`` only if the stored item is older (or absent): an older event never
+    overwrites a newer one. ``item`` is in DynamoDB's typed form and carries ``version_attr``
+    as a number. Returns False when a newer (or equal) version is stored: counted, not an error.
+    """
+    with aws_errors(f"put {table}"):
+        try:
+            client.put_item(
+                TableName=table,
+                Item=dict(item),
+                ConditionExpression="attribute_not_exists(#v) OR #v < :v",
+                ExpressionAttributeNames={"#v": version_attr},
+                ExpressionAttributeValues={":v": item[version_attr]},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+    return True
+
+
+def ensure_table(client: Any, definition: Mapping[str, Any], timeout_s: float = 60.0) -> bool:
+    """Create the table from its ``CreateTable`` definition if missing; True if created."""
+    name = definition["TableName"]
+    with aws_errors(f"describe {name}"):
+        try:
+            client.describe_table(TableName=name)
+            return False
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+        try:
+            client.create_table(**definition)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceInUseException":  # another replica won the race
+                raise
+        deadline = time.monotonic() + timeout_s
+        while client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise RetryableError(f"table {name} not ACTIVE after {timeout_s:.0f}s")
+            time.sleep(0.5)
+    return True
+
+
+def ensure_bucket(client: Any, bucket: str, region: str | None = None) -> bool:
+    """Create the bucket if missing (dev and compose; Terraform owns it in production)."""
+    with aws_errors(f"head bucket {bucket}"):
+        try:
+            client.head_bucket(Bucket=bucket)
+            return False
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            client.create_bucket(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+    return True

@@ -1,0 +1,249 @@
+"""PostgreSQL building blocks for sink-managed services (event store, statistics).
+
+The write path these support is one transaction per batch: COPY the batch into a temporary
+table, ``INSERT ... SELECT ... ON CONFLICT`` into the real one, upsert the batch's next offsets
+into ``consumer_offsets``, commit. Database outages surface as ``RetryableError`` so the runtime
+pauses and retries; anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import sqlalchemy as sa
+from consumer_runtime import RetryableError, RuntimeSettings, TopicPartition
+from pydantic import Field, SecretStr
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "OffsetStore",
+    "PostgresSinkSettings",
+    "copy_rows",
+    "db_errors",
+    "make_engine",
+    "upgrade_schema",
+]
+
+
+class PostgresSinkSettings(RuntimeSettings):
+    """Runtime settings plus the sink database (``DATABASE_URL`` and pool sizing)."""
+
+    database_url: SecretStr
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    # Recycle connections after 30 min: below typical idle timeouts of RDS proxies and NATs.
+    db_pool_recycle_s: int = Field(default=1800, ge=30)
+    # A batch statement running longer than this is treated as an outage (retried), not a hang.
+    db_statement_timeout_ms: int = Field(default=60_000, ge=1000)
+
+
+def make_engine(
+    url: str | SecretStr,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    pool_recycle_s: int = 1800,
+    statement_timeout_ms: int = 60_000,
+    application_name: str = "cdc-consumer",
+) -> Engine:
+    """A psycopg2 engine with a bounded ``QueuePool``, pre-ping and recycle."""
+    raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+    if raw.startswith("postgresql://"):
+        raw = "postgresql+psycopg2://" + raw.removeprefix("postgresql://")
+    return sa.create_engine(
+        raw,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=pool_recycle_s,
+        # Wait at most 30 s for a pooled connection before treating the database as down.
+        pool_timeout=30,
+        connect_args={
+            "application_name": application_name,
+            # Fail fast on a dead server: the runtime retries with backoff instead.
+            "connect_timeout": 5,
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+        },
+    )
+
+
+def engine_from_settings(settings: PostgresSinkSettings, application_name: str) -> Engine:
+    return make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_recycle_s=settings.db_pool_recycle_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        application_name=application_name,
+    )
+
+
+__all__ += ["engine_from_settings"]
+
+
+@contextmanager
+def db_errors(what: str) -> Iterator[None]:
+    """Map connection-level failures to ``RetryableError``; let real bugs propagate.
+
+    Retryable: the server is unreachable, restarting or dropped the connection, the pool is
+    exhausted, a statement timed out, or a serialization/deadlock conflict. Not retryable:
+    constraint violations, syntax errors, missing tables: retrying cannot fix those.
+    """
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated or _retryable_dbapi(exc.orig):
+            raise RetryableError(f"{what}: database unavailable ({_first_line(exc)})") from exc
+        raise
+    except sa_exc.TimeoutError as exc:  # pool exhausted
+        raise RetryableError(f"{what}: no database connection available") from exc
+    except psycopg2.OperationalError as exc:
+        raise RetryableError(f"{what}: database unavailable ({_first_line(exc)})") from exc
+
+
+# SQLSTATE classes that a retry can resolve: connection exceptions (08), operator intervention
+# such as admin shutdown (57), insufficient resources (53), serialization failure / deadlock
+# (40001, 40P01), and statement timeout (57014, within 57).
+_RETRYABLE_SQLSTATE_PREFIXES = ("08", "53", "57", "40001", "40P01")
+
+
+def _retryable_dbapi(orig: BaseException | None) -> bool:
+    if isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError):
+        code = getattr(orig, "pgcode", None)
+        return code is None or code.startswith(_RETRYABLE_SQLSTATE_PREFIXES)
+    code = getattr(orig, "pgcode", None)
+    return isinstance(code, str) and code.startswith(_RETRYABLE_SQLSTATE_PREFIXES)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: Any) -> str:
+    """One value in COPY's text format: ``\\N`` for NULL, backslash escapes for the rest."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, str):
+        return value.translate(_ESCAPES)
+    return str(value).translate(_ESCAPES)
+
+
+def copy_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """COPY rows into ``table`` (text format: ``None`` is NULL, ``""`` an empty string).
+
+    Values must already be in PostgreSQL's text form for their column: strings (JSON as text),
+    numbers, ``Decimal``, ISO-8601 timestamps, booleans, bytea as ``\\x``-hex strings.
+    Returns the number of rows copied.
+    """
+    lines = ["\t".join(map(_text, row)) for row in rows]
+    if not lines:
+        return 0
+    buf = io.StringIO("\n".join(lines) + "\n")
+    cols = ", ".join(f'"{c}"' for c in columns)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    try:
+        cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN", buf)
+    finally:
+        cur.close()
+    return len(lines)
+
+
+class OffsetStore:
+    """The ``consumer_offsets`` table: (group, topic, partition) -> next offset to read.
+
+    Written in the same transaction as the data it describes (the sink-managed strategy), read
+    on partition assignment so the consumer resumes exactly after the last committed batch.
+    """
+
+    def __init__(self, metadata: sa.MetaData, table_name: str = "consumer_offsets") -> None:
+        self.table = sa.Table(
+            table_name,
+            metadata,
+            sa.Column("group_id", sa.Text, primary_key=True),
+            sa.Column("topic", sa.Text, primary_key=True),
+            sa.Column("partition", sa.Integer, primary_key=True),
+            sa.Column("next_offset", sa.BigInteger, nullable=False),
+            sa.Column(
+                "updated_at",
+                sa.DateTime(timezone=True),
+                nullable=False,
+                server_default=sa.func.now(),
+            ),
+        )
+
+    def load(
+        self, conn: Connection, group: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        if not partitions:
+            return {}
+        t = self.table
+        wanted = {(tp.topic, tp.partition) for tp in partitions}
+        rows = conn.execute(
+            sa.select(t.c.topic, t.c.partition, t.c.next_offset).where(
+                t.c.group_id == group, t.c.topic.in_({tp.topic for tp in partitions})
+            )
+        )
+        return {
+            TopicPartition(topic, part): int(offset)
+            for topic, part, offset in rows
+            if (topic, part) in wanted
+        }
+
+    def save(
+        self, conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        if not next_offsets:
+            return
+        from sqlalchemy.dialects.postgresql import insert
+
+        stmt = insert(self.table).values(
+            [
+                {
+                    "group_id": group,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "next_offset": off,
+                }
+                for tp, off in sorted(next_offsets.items())
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["group_id", "topic", "partition"],
+            set_={"next_offset": stmt.excluded.next_offset, "updated_at": sa.func.now()},
+        )
+        conn.execute(stmt)
+
+
+def upgrade_schema(engine: Engine, script_location: Path, lock_name: str) -> None:
+    """``alembic upgrade head`` under a PostgreSQL advisory lock.
+
+    Several replicas starting together serialise on the lock: the first migrates, the others
+    find the schema at head and do nothing.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    with db_errors("schema migration"), engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": lock_name})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

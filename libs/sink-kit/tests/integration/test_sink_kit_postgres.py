@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from consumer_runtime import RetryableError, TopicPartition
+from devstack import PostgresServer
+from devstack.pytest_plugin import SinkSchema
+from sink_kit.postgres import OffsetStore, copy_rows, db_errors, make_engine
+
+
+def test_offsets_round_trip_and_overwrite(sink_schema: SinkSchema) -> None:
+    engine = make_engine(sink_schema.url)
+    metadata = sa.MetaData()
+    store = OffsetStore(metadata)
+    metadata.create_all(engine)
+    a0, a1, b0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
+    with engine.begin() as conn:
+        store.save(conn, "g", {a0: 10, a1: 5})
+        store.save(conn, "other", {a0: 99})
+    with engine.begin() as conn:
+        store.save(conn, "g", {a0: 12})
+    with engine.connect() as conn:
+        assert store.load(conn, "g", [a0, a1, b0]) == {a0: 12, a1: 5}
+        assert store.load(conn, "g", [a1]) == {a1: 5}
+        assert store.load(conn, "g", []) == {}
+    engine.dispose()
+
+
+def test_copy_rows_keeps_nulls_empty_strings_decimals_and_json(sink_schema: SinkSchema) -> None:
+    engine = make_engine(sink_schema.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (a text, b numeric(10,2), c jsonb, d boolean)"))
+        n = copy_rows(
+            conn,
+            "t",
+            ["a", "b", "c", "d"],
+            [
+                ('x,"y"\nz', Decimal("12.50"), '{"k": [1, "é"]}', True),
+                ("", None, None, False),
+                (None, Decimal("-0.01"), "null", None),
+            ],
+        )
+        assert n == 3
+        rows = conn.execute(sa.text("SELECT a, b, c, d FROM t ORDER BY b NULLS FIRST")).all()
+    assert rows == [
+        ("", None, None, False),
+        (None, Decimal("-0.01"), None, None),  # jsonb 'null' reads back as Python None
+        ('x,"y"\nz', Decimal("12.50"), {"k": [1, "é"]}, True),
+    ]
+    engine.dispose()
+
+
+def test_an_unreachable_database_is_retryable(sink_postgres: PostgresServer) -> None:
+    engine = make_engine(f"postgresql://postgres@127.0.0.1:{sink_postgres.port + 1}/sink")
+    with (
+        pytest.raises(RetryableError, match="database unavailable"),
+        db_errors("probe"),
+        engine.connect() as conn,
+    ):
+        conn.execute(sa.text("SELECT 1"))
+
+
+def test_a_constraint_violation_is_not_retryable(sink_schema: SinkSchema) -> None:
+    engine = make_engine(sink_schema.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE u (id int PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO u VALUES (1)"))
+    with pytest.raises(sa.exc.IntegrityError), db_errors("dup"), engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO u VALUES (1)"))
+    engine.dispose()

@@ -1,0 +1,1 @@
+"""Appends every CDC change and user event to an immutable PostgreSQL event store, exactly once."""

@@ -1,0 +1,1 @@
+"""Maintains a version-guarded DynamoDB product search index and answers product searches."""

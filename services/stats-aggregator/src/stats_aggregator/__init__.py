@@ -1,0 +1,1 @@
+"""Keeps per-customer, per-product and per-user statistics current in PostgreSQL, exactly once."""
