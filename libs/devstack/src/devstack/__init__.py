@@ -11,7 +11,7 @@ from devstack._devup import FlowCheck, dev_up, expected_flow, flow_checks
 from devstack._flow import FlowMonitor, op_of
 from devstack._kafka_io import Record, produce, read_topic
 from devstack._postgres import PostgresServer
-from devstack._proc import ManagedProcess, free_port, wait_for_port
+from devstack._proc import ManagedProcess, free_port, wait_for_port, wait_until
 from devstack._relay import DebeziumRelay, java_home
 from devstack._relay_config import RelayConfig
 from devstack._shop import ORDER_STATUSES, SHOP_DDL, SHOP_TABLES, install_schema
@@ -50,4 +50,5 @@ __all__ = [
     "produce",
     "read_topic",
     "wait_for_port",
+    "wait_until",
 ]

@@ -16,7 +16,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -41,6 +43,24 @@ def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
                     f"nothing listens on {host}:{port} after {timeout:.0f}s"
                 ) from None
             time.sleep(0.05)
+
+
+def wait_until(
+    check: Callable[[], T], timeout: float, interval: float = 0.25, message: str = "condition"
+) -> T:
+    """Call ``check`` until it returns something truthy; return that, or raise TimeoutError.
+
+    For convergence in tests ("the sink equals the ground truth"), where lag cannot be read
+    exactly from the embedded broker: poll the outcome itself, then assert on it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{message} not reached within {timeout:.0f}s")
+        time.sleep(interval)
 
 
 def _die_with_parent(sig: int) -> Callable[[], None]:

@@ -21,6 +21,7 @@ from devstack._broker import Broker
 from devstack._postgres import PostgresServer
 from devstack._relay import DebeziumRelay
 from devstack._shop import install_schema
+from devstack.simulator import ShopSimulator
 
 SOURCE_DATABASE = "shop"
 TOPIC_PREFIX = "dbserver1"
@@ -125,6 +126,29 @@ def debezium_relay(
     ).start()
     yield relay
     relay.stop()
+
+
+@pytest.fixture(scope="session")
+def activity_log(devstack_dir: Path) -> Path:
+    """The session's log of every user event acknowledged on ``user-events`` (all tests)."""
+    return devstack_dir / "user-events.jsonl"
+
+
+@pytest.fixture
+def shop_simulator(
+    source_postgres: PostgresServer, kafka_broker: Broker, activity_log: Path
+) -> Iterator[ShopSimulator]:
+    """A simulator on the session's shop database and ``user-events`` topic (seed printed).
+
+    Every test's changes accumulate in the same tables and topics, so a consumer reading from
+    the beginning must end equal to the ground truth of the whole session.
+    """
+    sim = ShopSimulator(
+        source_postgres.dsn(SOURCE_DATABASE), kafka_broker.bootstrap, activity_log=activity_log
+    )
+    print(f"shop simulator seed={sim.seed}")
+    yield sim
+    sim.close()
 
 
 @pytest.fixture

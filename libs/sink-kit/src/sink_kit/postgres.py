@@ -54,10 +54,15 @@ def make_engine(
 ) -> Engine:
     """A psycopg2 engine with a bounded ``QueuePool``, pre-ping and recycle."""
     raw = url.get_secret_value() if isinstance(url, SecretStr) else url
-    if raw.startswith("postgresql://"):
-        raw = "postgresql+psycopg2://" + raw.removeprefix("postgresql://")
+    parsed = sa.make_url(raw)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    # libpq "options" from the URL (e.g. a search_path) are kept, the timeout is added to them.
+    options = str(parsed.query.get("options", "")).strip()
+    parsed = parsed.difference_update_query(["options"])
+    options = f"{options} -c statement_timeout={statement_timeout_ms}".strip()
     return sa.create_engine(
-        raw,
+        parsed,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
@@ -68,7 +73,7 @@ def make_engine(
             "application_name": application_name,
             # Fail fast on a dead server: the runtime retries with backoff instead.
             "connect_timeout": 5,
-            "options": f"-c statement_timeout={statement_timeout_ms}",
+            "options": options,
         },
     )
 

@@ -70,3 +70,13 @@ def test_a_constraint_violation_is_not_retryable(sink_schema: SinkSchema) -> Non
     with pytest.raises(sa.exc.IntegrityError), db_errors("dup"), engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO u VALUES (1)"))
     engine.dispose()
+
+
+def test_url_options_such_as_search_path_survive_the_engine_timeout(
+    sink_schema: SinkSchema,
+) -> None:
+    engine = make_engine(sink_schema.url, statement_timeout_ms=4321)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW search_path")).scalar() == sink_schema.schema
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "4321ms"
+    engine.dispose()
