@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -38,5 +39,25 @@ def dev_up(
     raise typer.Exit(run(run_dir.resolve(), rate, duration, seed))
 
 
+COMMANDS_GROUP = "cdc.commands"
+
+
+def load_plugins(target: typer.Typer) -> list[str]:
+    """Add the commands services register under the ``cdc.commands`` entry-point group.
+
+    Each entry point names a ``register(app: typer.Typer) -> None`` function of a service
+    package (e.g. the event store's ``history`` and ``state``). The CLI never imports a service
+    by name, so the rule "libraries never import services" holds and a deployment that installs
+    only some services gets only their commands.
+    """
+    loaded = []
+    for entry_point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        register = entry_point.load()
+        register(target)
+        loaded.append(entry_point.name)
+    return loaded
+
+
 def main() -> None:
+    load_plugins(app)
     app()
