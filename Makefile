@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv up test test-unit test-integration lint bench fmt clean
+.PHONY: help venv up test test-unit lint bench fmt clean deploy-dry-run test-deploy
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make TARGET [VAR=value]\n\nTargets:\n"} \
@@ -59,6 +59,12 @@ fmt: $(STAMP) ## Format and auto-fix
 
 bench: $(STAMP) ## Run the benchmarks and print their figures
 	$(VENV)/bin/pytest -m benchmark -p no:randomly -s $(PYTEST_ARGS)
+
+test-deploy: $(STAMP) ## Validate manifests, Terraform, compose, Dockerfiles, deploy script, operator
+	$(VENV)/bin/pytest k8s/operator tests/integration/deploy $(PYTEST_ARGS)
+
+deploy-dry-run: $(STAMP) ## Show what deploy-consumers.sh would do (ENV=staging|prod), change nothing
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/deploy-consumers.sh --env $(or $(ENV),staging) --dry-run
 
 clean: ## Remove the virtual environments and the embedded stack's data
 	rm -rf $(VENV) $(TOOLS) .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Build, push and deploy the CDC consumers to an EKS environment.
+#
+#   ./scripts/deploy-consumers.sh [--env staging|prod] [--services a,b] [--tag TAG]
+#                                 [--dry-run] [--skip-build] [--region REGION]
+#
+# Steps: check tools and AWS identity; create missing ECR repositories; build and push each
+# image tagged with the git SHA (skipped when the tag is already in ECR: tags are immutable);
+# render k8s/overlays/<env> with those images (`kubectl kustomize`); apply it with server-side
+# apply; wait for every rollout; print a summary.
+#
+# Replica counts are never touched: the manifests carry no `replicas`, and server-side apply
+# under the field manager "deploy-consumers" never owns the field, so counts set with
+# `kubectl scale` or by the CdcConsumer operator survive every deploy.
+#
+# --dry-run prints the plan and runs only read-only calls (identity, repository and image
+# look-ups, rendering, a server-side dry-run apply). Environment: AWS_REGION (default
+# eu-west-1), ROLLOUT_TIMEOUT (default 300s), KUBECTL_CONTEXT (default: the current context).
+set -euo pipefail
+
+readonly ALL_SERVICES="event-store-writer,stats-aggregator,search-indexer,analytics-flusher"
+readonly NAMESPACE="cdc-consumers"
+readonly FIELD_MANAGER="deploy-consumers"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+
+env_name="staging"
+services_csv="$ALL_SERVICES"
+tag=""
+dry_run=0
+skip_build=0
+region="${AWS_REGION:-eu-west-1}"
+rollout_timeout="${ROLLOUT_TIMEOUT:-300s}"
+
+die() {
+    echo "deploy-consumers: error: $*" >&2
+    exit 1
+}
+
+log() {
+    echo "==> $*"
+}
+
+usage() {
+    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+# Runs a command that changes state, or only prints it in a dry run.
+run() {
+    if ((dry_run)); then
+        echo "    [dry-run] would run: $*"
+    else
+        "$@"
+    fi
+}
+
+kube() {
+    if [[ -n "${KUBECTL_CONTEXT:-}" ]]; then
+        kubectl --context "$KUBECTL_CONTEXT" "$@"
+    else
+        kubectl "$@"
+    fi
+}
+
+parse_args() {
+    while (($#)); do
+        case "$1" in
+            --env) env_name="${2:?--env needs a value}"; shift 2 ;;
+            --env=*) env_name="${1#*=}"; shift ;;
+            --services) services_csv="${2:?--services needs a value}"; shift 2 ;;
+            --services=*) services_csv="${1#*=}"; shift ;;
+            --tag) tag="${2:?--tag needs a value}"; shift 2 ;;
+            --tag=*) tag="${1#*=}"; shift ;;
+            --region) region="${2:?--region needs a value}"; shift 2 ;;
+            --region=*) region="${1#*=}"; shift ;;
+            --dry-run) dry_run=1; shift ;;
+            --skip-build) skip_build=1; shift ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown argument '$1' (see --help)" ;;
+        esac
+    done
+    case "$env_name" in
+        staging | prod) ;;
+        *) die "--env must be staging or prod, not '$env_name'" ;;
+    esac
+    [[ -d "$ROOT/k8s/overlays/$env_name" ]] || die "missing overlay k8s/overlays/$env_name"
+    IFS=',' read -r -a services <<<"$services_csv"
+    ((${#services[@]})) || die "--services is empty"
+    local s
+    for s in "${services[@]}"; do
+        [[ ",$ALL_SERVICES," == *",$s,"* ]] || die "unknown service '$s' (known: $ALL_SERVICES)"
+    done
+}
+
+check_tools() {
+    local tool missing=()
+    local needed=(aws kubectl git)
+    ((skip_build)) || needed+=(docker)
+    for tool in "${needed[@]}"; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (install them and retry)"
+}
+
+resolve_tag() {
+    if [[ -z "$tag" ]]; then
+        if [[ -n "$(git -C "$ROOT" status --porcelain)" ]]; then
+            die "the working tree has uncommitted changes: commit them, or pass --tag explicitly"
+        fi
+        tag="$(git -C "$ROOT" rev-parse --short=12 HEAD)"
+    fi
+    [[ "$tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "invalid image tag '$tag'"
+}
+
+check_identity() {
+    account="$(aws sts get-caller-identity --query Account --output text)" ||
+        die "no AWS identity: log in (aws sso login / AWS_PROFILE) and retry"
+    [[ "$account" =~ ^[0-9]{12}$ ]] || die "unexpected AWS account id '$account'"
+    registry="$account.dkr.ecr.$region.amazonaws.com"
+    context="${KUBECTL_CONTEXT:-$(kubectl config current-context)}" ||
+        die "no kubectl context: aws eks update-kubeconfig --name cdc-platform-$env_name"
+}
+
+print_plan() {
+    log "plan"
+    echo "    environment : $env_name (overlay k8s/overlays/$env_name)"
+    echo "    AWS account : $account ($region)"
+    echo "    kubectl     : $context, namespace $NAMESPACE"
+    echo "    services    : ${services[*]}"
+    echo "    image tag   : $tag$( ((skip_build)) && echo ' (no build: must already be in ECR)')"
+    ((dry_run)) && echo "    mode        : dry run (nothing is changed)"
+    return 0
+}
+
+ensure_repository() {
+    local repo="cdc-platform/$1"
+    if aws ecr describe-repositories --region "$region" --repository-names "$repo" >/dev/null 2>&1; then
+        echo "    ECR repository $repo exists"
+        return
+    fi
+    log "creating ECR repository $repo"
+    run aws ecr create-repository --region "$region" --repository-name "$repo" \
+        --image-tag-mutability IMMUTABLE \
+        --image-scanning-configuration scanOnPush=true \
+        --encryption-configuration encryptionType=KMS \
+        --query repository.repositoryUri --output text
+}
+
+image_exists() {
+    aws ecr describe-images --region "$region" --repository-name "cdc-platform/$1" \
+        --image-ids "imageTag=$tag" >/dev/null 2>&1
+}
+
+build_and_push() {
+    local svc="$1" image="$registry/cdc-platform/$1:$tag"
+    if image_exists "$svc"; then
+        echo "    $image is already in ECR (tags are immutable): not rebuilt"
+        return
+    fi
+    if ((skip_build)); then
+        ((dry_run)) && { echo "    [dry-run] $image is not in ECR yet: a real run would fail"; return; }
+        die "--skip-build, but $image is not in ECR: build it first"
+    fi
+    log "building $image"
+    run docker build --file "$ROOT/services/$svc/Dockerfile" --tag "$image" "$ROOT"
+    run docker push "$image"
+}
+
+docker_login() {
+    ((skip_build)) && return
+    if ((dry_run)); then
+        echo "    [dry-run] would log docker in to $registry"
+        return
+    fi
+    aws ecr get-login-password --region "$region" |
+        docker login --username AWS --password-stdin "$registry" >/dev/null
+}
+
+owner_kind() {
+    kube get deployment "$1" --namespace "$NAMESPACE" --ignore-not-found \
+        --output 'jsonpath={.metadata.ownerReferences[0].kind}'
+}
+
+current_image() {
+    kube get deployment "$1" --namespace "$NAMESPACE" --ignore-not-found \
+        --output 'jsonpath={.spec.template.spec.containers[0].image}'
+}
+
+render() {
+    workdir="$(mktemp -d "$ROOT/.deploy-render.XXXXXX")"
+    trap 'rm -rf "$workdir"' EXIT
+    local svc image kfile="$workdir/kustomization.yaml"
+    {
+        echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+        echo "kind: Kustomization"
+        echo "resources:"
+        echo "  - ../k8s/overlays/$env_name"
+        echo "images:"
+    } >"$kfile"
+    IFS=',' read -r -a all <<<"$ALL_SERVICES"
+    for svc in "${all[@]}"; do
+        # The overlay contains every consumer: applying it over a Deployment the CdcConsumer
+        # operator owns would make the two fight over it.
+        if [[ "$(owner_kind "$svc")" == "CdcConsumer" ]]; then
+            die "deployment/$svc is managed by the CdcConsumer operator: update its CdcConsumer's
+    spec.image instead, and drop $svc from k8s/base/kustomization.yaml for this cluster"
+        fi
+        if [[ " ${services[*]} " == *" $svc "* ]]; then
+            image="$registry/cdc-platform/$svc:$tag"
+        else
+            # Not being deployed: keep what runs now, so the apply leaves it alone.
+            image="$(current_image "$svc")"
+            [[ -n "$image" ]] ||
+                die "$svc is not deployed in $NAMESPACE yet: add it to --services"
+        fi
+        printf '  - name: cdc-platform/%s\n    newName: %s\n    newTag: %s\n' \
+            "$svc" "${image%:*}" "${image##*:}" >>"$kfile"
+    done
+    rendered="$workdir/rendered.yaml"
+    kube kustomize "$workdir" >"$rendered" || die "kubectl kustomize failed for $env_name"
+    if grep -Eq '^    replicas:' "$rendered"; then
+        die "the rendered manifests set replicas: that would undo kubectl scale; remove it"
+    fi
+    echo "    rendered $(grep -c '^kind:' "$rendered") objects"
+}
+
+apply() {
+    local args=(apply --server-side --field-manager "$FIELD_MANAGER" --force-conflicts
+        --filename "$rendered")
+    if ((dry_run)); then
+        log "validating against the cluster (server-side dry run)"
+        kube "${args[@]}" --dry-run=server >/dev/null
+        return
+    fi
+    log "applying k8s/overlays/$env_name"
+    kube "${args[@]}"
+}
+
+wait_for_rollouts() {
+    local svc
+    for svc in "${services[@]}"; do
+        if ((dry_run)); then
+            echo "    [dry-run] would wait for deployment/$svc"
+            continue
+        fi
+        log "waiting for deployment/$svc"
+        kube rollout status "deployment/$svc" --namespace "$NAMESPACE" \
+            --timeout "$rollout_timeout" ||
+            die "deployment/$svc did not roll out within $rollout_timeout. Inspect it with
+    kubectl -n $NAMESPACE describe deployment/$svc
+and roll back with
+    kubectl -n $NAMESPACE rollout undo deployment/$svc"
+    done
+}
+
+summary() {
+    local svc replicas
+    log "summary ($env_name)"
+    printf '    %-20s %-10s %s\n' SERVICE REPLICAS IMAGE
+    for svc in "${services[@]}"; do
+        if ((dry_run)); then
+            replicas="-"
+        else
+            replicas="$(kube get deployment "$svc" --namespace "$NAMESPACE" \
+                --output 'jsonpath={.spec.replicas}')"
+        fi
+        printf '    %-20s %-10s %s\n' "$svc" "$replicas" "$registry/cdc-platform/$svc:$tag"
+    done
+    ((dry_run)) && echo "    dry run: nothing was changed"
+    return 0
+}
+
+main() {
+    parse_args "$@"
+    check_tools
+    resolve_tag
+    check_identity
+    print_plan
+    log "ECR repositories"
+    local svc
+    for svc in "${services[@]}"; do ensure_repository "$svc"; done
+    docker_login
+    for svc in "${services[@]}"; do build_and_push "$svc"; done
+    log "rendering k8s/overlays/$env_name"
+    render
+    apply
+    wait_for_rollouts
+    summary
+}
+
+main "$@"

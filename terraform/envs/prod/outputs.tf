@@ -1,0 +1,32 @@
+output "cluster_name" {
+  value = module.eks.cluster_name
+}
+
+output "ecr_registry" {
+  description = "Registry host for docker login and the image names."
+  value       = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${var.region}.amazonaws.com"
+}
+
+output "ecr_repository_urls" {
+  value = module.ecr.repository_urls
+}
+
+output "data_lake_bucket" {
+  value = module.data_lake.bucket_name
+}
+
+output "postgres_endpoint" {
+  value = module.postgres.endpoint
+}
+
+output "postgres_master_secret_arn" {
+  value = module.postgres.master_user_secret_arn
+}
+
+output "consumer_role_arns" {
+  value = module.iam.role_arns
+}
+
+output "msk_bootstrap_brokers" {
+  value = var.use_msk ? module.msk[0].bootstrap_brokers_sasl_iam : null
+}

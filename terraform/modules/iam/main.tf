@@ -1,0 +1,310 @@
+# One IAM role per consumer, bound to its Kubernetes ServiceAccount through an EKS Pod
+# Identity association. Each role may touch only its own table, bucket, key and Kafka topics
+# and group (the Kafka statements apply when MSK with IAM auth is used; see modules/msk).
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  msk_prefix = var.msk == null ? "" : "arn:aws:kafka:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+  msk_path   = var.msk == null ? "" : "${var.msk.cluster_name}/${var.msk.cluster_uuid}"
+  topics = {
+    "event-store-writer" = {
+      read  = ["dbserver1.public.*", "user-events"]
+      write = ["event-store-writer.dlq"]
+    }
+    "stats-aggregator" = {
+      read  = ["dbserver1.public.orders", "dbserver1.public.order_items", "dbserver1.public.products", "dbserver1.public.customers", "user-events"]
+      write = ["stats-aggregator.dlq", "alerts.low-stock"]
+    }
+    "search-indexer" = {
+      read  = ["dbserver1.public.products"]
+      write = ["search-indexer.dlq"]
+    }
+    "analytics-flusher" = {
+      read  = ["dbserver1.public.orders", "dbserver1.public.order_items"]
+      write = ["analytics-flusher.dlq"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+    principals {
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
+    }
+  }
+}
+
+# The event store writes to PostgreSQL only: without MSK it needs no AWS permission at all.
+data "aws_iam_policy_document" "event_store_writer" {
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+      resources = [var.msk.cluster_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaRead"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+      resources = [
+        for t in local.topics["event-store-writer"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaWrite"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [
+        for t in local.topics["event-store-writer"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaGroup"
+      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+      resources = ["${local.msk_prefix}:group/${local.msk_path}/event-store-writer-group"]
+    }
+  }
+}
+
+resource "aws_iam_role" "event_store_writer" {
+  name               = "${var.name_prefix}-event-store-writer"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "event_store_writer" {
+  count  = var.msk == null ? 0 : 1
+  name   = "event-store-writer"
+  role   = aws_iam_role.event_store_writer.id
+  policy = data.aws_iam_policy_document.event_store_writer.json
+}
+
+resource "aws_eks_pod_identity_association" "event_store_writer" {
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = "event-store-writer"
+  role_arn        = aws_iam_role.event_store_writer.arn
+}
+
+data "aws_iam_policy_document" "stats_aggregator" {
+  statement {
+    sid       = "InventoryTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
+    resources = [var.inventory_table_arn]
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.kms_key_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+      resources = [var.msk.cluster_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaRead"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+      resources = [
+        for t in local.topics["stats-aggregator"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaWrite"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [
+        for t in local.topics["stats-aggregator"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaGroup"
+      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+      resources = ["${local.msk_prefix}:group/${local.msk_path}/stats-aggregator-group"]
+    }
+  }
+}
+
+resource "aws_iam_role" "stats_aggregator" {
+  name               = "${var.name_prefix}-stats-aggregator"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "stats_aggregator" {
+  name   = "stats-aggregator"
+  role   = aws_iam_role.stats_aggregator.id
+  policy = data.aws_iam_policy_document.stats_aggregator.json
+}
+
+resource "aws_eks_pod_identity_association" "stats_aggregator" {
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = "stats-aggregator"
+  role_arn        = aws_iam_role.stats_aggregator.arn
+}
+
+data "aws_iam_policy_document" "search_indexer" {
+  statement {
+    sid       = "SearchTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:DescribeTable"]
+    resources = [var.search_table_arn, "${var.search_table_arn}/index/*"]
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.kms_key_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+      resources = [var.msk.cluster_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaRead"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+      resources = [
+        for t in local.topics["search-indexer"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaWrite"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [
+        for t in local.topics["search-indexer"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaGroup"
+      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+      resources = ["${local.msk_prefix}:group/${local.msk_path}/search-indexer-group"]
+    }
+  }
+}
+
+resource "aws_iam_role" "search_indexer" {
+  name               = "${var.name_prefix}-search-indexer"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "search_indexer" {
+  name   = "search-indexer"
+  role   = aws_iam_role.search_indexer.id
+  policy = data.aws_iam_policy_document.search_indexer.json
+}
+
+resource "aws_eks_pod_identity_association" "search_indexer" {
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = "search-indexer"
+  role_arn        = aws_iam_role.search_indexer.arn
+}
+
+data "aws_iam_policy_document" "analytics_flusher" {
+  statement {
+    sid       = "DataLakeObjects"
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    resources = ["${var.data_lake_bucket_arn}/*"]
+  }
+  statement {
+    sid       = "DataLakeList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.data_lake_bucket_arn]
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.kms_key_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+      resources = [var.msk.cluster_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaRead"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+      resources = [
+        for t in local.topics["analytics-flusher"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid     = "KafkaWrite"
+      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [
+        for t in local.topics["analytics-flusher"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
+      ]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.msk == null ? [] : [1]
+    content {
+      sid       = "KafkaGroup"
+      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+      resources = ["${local.msk_prefix}:group/${local.msk_path}/analytics-flusher-group"]
+    }
+  }
+}
+
+resource "aws_iam_role" "analytics_flusher" {
+  name               = "${var.name_prefix}-analytics-flusher"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "analytics_flusher" {
+  name   = "analytics-flusher"
+  role   = aws_iam_role.analytics_flusher.id
+  policy = data.aws_iam_policy_document.analytics_flusher.json
+}
+
+resource "aws_eks_pod_identity_association" "analytics_flusher" {
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = "analytics-flusher"
+  role_arn        = aws_iam_role.analytics_flusher.arn
+}

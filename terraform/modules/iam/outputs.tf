@@ -1,0 +1,8 @@
+output "role_arns" {
+  value = {
+    "event-store-writer" = aws_iam_role.event_store_writer.arn
+    "stats-aggregator" = aws_iam_role.stats_aggregator.arn
+    "search-indexer" = aws_iam_role.search_indexer.arn
+    "analytics-flusher" = aws_iam_role.analytics_flusher.arn
+  }
+}

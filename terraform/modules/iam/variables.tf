@@ -1,0 +1,40 @@
+variable "name_prefix" {
+  description = "Prefix of the role names, e.g. cdc-platform-prod."
+  type        = string
+}
+
+variable "cluster_name" {
+  type = string
+}
+
+variable "namespace" {
+  description = "Kubernetes namespace of the consumers' ServiceAccounts."
+  type        = string
+  default     = "cdc-consumers"
+}
+
+variable "search_table_arn" {
+  type = string
+}
+
+variable "inventory_table_arn" {
+  type = string
+}
+
+variable "data_lake_bucket_arn" {
+  type = string
+}
+
+variable "kms_key_arn" {
+  type = string
+}
+
+variable "msk" {
+  description = "The MSK cluster when Kafka is MSK with IAM auth; null for in-cluster Strimzi."
+  type = object({
+    cluster_arn  = string
+    cluster_name = string
+    cluster_uuid = string
+  })
+  default = null
+}

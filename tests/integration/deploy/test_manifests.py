@@ -1,0 +1,248 @@
+"""Every Kubernetes manifest: rendered like `kubectl kustomize`, validated against the
+Kubernetes OpenAPI schemas (CRD objects structurally), checked for the platform's rules and
+scanned with checkov."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from cdc_operator import TERMINATION_GRACE_S, build_deployment, parse_spec, render_kustomization
+
+from .conftest import ROOT, SERVICES
+
+K8S = ROOT / "k8s"
+K8S_VERSION = "1.31"
+OVERLAYS = ("local", "staging", "prod")
+KUSTOMIZATIONS = (
+    "base",
+    *(f"overlays/{o}" for o in OVERLAYS),
+    "platform",
+    "monitoring",
+    "operator/deploy",
+)
+RUNTIME_GRACE_S = 25
+# Kinds that kubernetes-validate has no schema for: checked structurally below.
+CUSTOM = {
+    "monitoring.coreos.com/v1": {"ServiceMonitor", "PrometheusRule"},
+    "kafka.strimzi.io/v1beta2": {
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaConnect",
+        "KafkaConnector",
+        "KafkaTopic",
+    },
+    "cdc.example.com/v1alpha1": {"CdcConsumer"},
+}
+METRICS = {
+    "cdc_messages_total",
+    "cdc_batch_duration_seconds",
+    "cdc_end_to_end_latency_seconds",
+    "cdc_consumer_lag",
+    "cdc_retries_total",
+    "cdc_rebalances_total",
+    "cdc_commit_failures_total",
+}
+
+
+def _render(rel: str) -> list[dict[str, Any]]:
+    return render_kustomization(K8S / rel)
+
+
+def _by(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
+
+
+@pytest.mark.parametrize("rel", KUSTOMIZATIONS)
+def test_manifests_validate_against_the_kubernetes_schemas(rel: str) -> None:
+    manifests = _render(rel)
+    assert manifests
+    for m in manifests:
+        if m["kind"] in CUSTOM.get(m["apiVersion"], set()):
+            assert m["metadata"]["name"]
+            assert isinstance(m["spec"], dict)
+            continue
+        kubernetes_validate.validate(m, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_consumer_deployments_follow_the_platform_rules(overlay: str) -> None:
+    manifests = _render(f"overlays/{overlay}")
+    deployments = _by(manifests, "Deployment")
+    assert set(deployments) == set(SERVICES)
+    namespace = _by(manifests, "Namespace")["cdc-consumers"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for name, dep in deployments.items():
+        assert dep["metadata"]["namespace"] == "cdc-consumers"
+        # `kubectl scale` owns the replica count: no manifest may set it.
+        assert "replicas" not in dep["spec"], f"{name}: replicas would undo kubectl scale"
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] > RUNTIME_GRACE_S
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} >= {
+            "topology.kubernetes.io/zone"
+        }
+        (container,) = pod["containers"]
+        ctx = container["securityContext"]
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"]["drop"] == ["ALL"]
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["image"].startswith(f"cdc-platform/{name}")
+        assert container["envFrom"] == [{"configMapRef": {"name": name}}]
+        assert pod["serviceAccountName"] == name
+
+
+def test_every_service_has_its_companions() -> None:
+    manifests = _render("overlays/prod")
+    for kind in ("ServiceAccount", "ConfigMap", "PodDisruptionBudget", "ServiceMonitor"):
+        assert set(SERVICES) <= set(_by(manifests, kind)), kind
+    for name, pdb in _by(manifests, "PodDisruptionBudget").items():
+        assert pdb["spec"]["maxUnavailable"] == 1, name
+    services = _by(manifests, "Service")
+    for name in SERVICES:
+        assert services[f"{name}-metrics"]["spec"]["ports"][0]["port"] == 8080
+        monitor = _by(manifests, "ServiceMonitor")[name]
+        assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_configmaps_use_the_services_settings_and_topics() -> None:
+    from .test_compose import ALLOWED_SETTINGS
+
+    maps = _by(_render("overlays/staging"), "ConfigMap")
+    for name in SERVICES:
+        data = maps[name]["data"]
+        assert set(data) <= ALLOWED_SETTINGS[name], name
+        assert data["KAFKA_GROUP_ID"] == f"{name}-group"
+        assert data["DLQ_TOPIC"] == f"{name}.dlq"
+        assert data["KAFKA_BOOTSTRAP_SERVERS"] == (
+            "cdc-platform-kafka-bootstrap.kafka.svc.cluster.local:9092"
+        )
+    assert maps["analytics-flusher"]["data"]["S3_BUCKET"] == "cdc-platform-data-lake-staging"
+    assert maps["search-indexer"]["data"]["DYNAMODB_TABLE"] == "product-search-index"
+
+
+def test_topics_cover_what_the_consumers_read() -> None:
+    topics = {
+        t["spec"]["topicName"]: t["spec"] for t in _render("platform") if t["kind"] == "KafkaTopic"
+    }
+    maps = _by(_render("base"), "ConfigMap")
+    for name in SERVICES:
+        for pattern in maps[name]["data"]["KAFKA_TOPICS"].split(","):
+            matched = [t for t in topics if re.fullmatch(pattern.lstrip("^"), t)]
+            assert matched, f"{name} reads {pattern}: no KafkaTopic"
+        assert f"{name}.dlq" in topics
+    for name, spec in topics.items():
+        assert spec["partitions"] >= 1 and spec["config"]["retention.ms"] > 0, name
+
+
+def test_strimzi_cluster_and_connector() -> None:
+    manifests = _render("platform")
+    kafka = _by(manifests, "Kafka")["cdc-platform"]
+    assert kafka["metadata"]["namespace"] == "kafka"
+    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False} in (
+        kafka["spec"]["kafka"]["listeners"]
+    )
+    connector = _by(manifests, "KafkaConnector")["shop-postgres"]["spec"]
+    assert connector["class"] == "io.debezium.connector.postgresql.PostgresConnector"
+    config = connector["config"]
+    assert config["topic.prefix"] == "dbserver1"
+    assert config["plugin.name"] == "pgoutput"
+    assert config["database.dbname"] == "shop"
+    # Credentials come from the Secret through Strimzi's config provider, never inline.
+    for key in ("database.user", "database.password", "database.hostname"):
+        assert config[key].startswith("${secrets:kafka/shop-db-credentials:"), key
+    assert set(config["table.include.list"].split(",")) == {
+        f"public.{t}" for t in ("customers", "products", "orders", "order_items")
+    }
+
+
+def test_alerts_and_dashboard_use_the_runtime_metrics() -> None:
+    rule = _by(_render("monitoring"), "PrometheusRule")["cdc-consumers"]
+    alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {
+        "CdcConsumerLagHigh",
+        "CdcDeadLetterGrowth",
+        "CdcConsumerNotReady",
+        "CdcConsumerRestarting",
+    } <= set(alerts)
+    dashboard = json.loads((K8S / "monitoring/dashboards/cdc-consumers.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    used = set(re.findall(r"\bcdc_[a-z_]+", exprs + " ".join(alerts.values())))
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in used}
+    assert used <= METRICS, used - METRICS
+    assert used >= METRICS
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for word in ("throughput", "lag", "latency", "dead-letter", "rebalances"):
+        assert word in titles
+
+
+def test_crd_schema_accepts_the_example_and_matches_the_operator() -> None:
+    crd = yaml.safe_load((K8S / "crds/cdcconsumers.cdc.example.com.yaml").read_text())
+    kubernetes_validate.validate(crd, K8S_VERSION, strict=True)
+    assert crd["spec"]["group"] == "cdc.example.com"
+    version = crd["spec"]["versions"][0]
+    props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    example = yaml.safe_load((K8S / "operator/examples/search-indexer.yaml").read_text())
+    assert set(example["spec"]) <= set(props)
+    parsed = parse_spec(example["spec"])
+    assert parsed.max_replicas == 6
+    import jsonschema
+
+    jsonschema.validate(example["spec"], version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+
+
+def test_operator_deployment_matches_the_base_pod_template() -> None:
+    example = yaml.safe_load((K8S / "operator/examples/search-indexer.yaml").read_text())
+    built = build_deployment("search-indexer", "cdc-consumers", parse_spec(example["spec"]))
+    kubernetes_validate.validate(built, K8S_VERSION, strict=True)
+    base = _by(_render("base"), "Deployment")["search-indexer"]
+    b_pod, o_pod = base["spec"]["template"]["spec"], built["spec"]["template"]["spec"]
+    for key in (
+        "securityContext",
+        "terminationGracePeriodSeconds",
+        "volumes",
+        "automountServiceAccountToken",
+        "topologySpreadConstraints",
+    ):
+        assert o_pod[key] == b_pod[key], key
+    for key in (
+        "securityContext",
+        "startupProbe",
+        "livenessProbe",
+        "readinessProbe",
+        "volumeMounts",
+        "ports",
+    ):
+        assert o_pod["containers"][0][key] == b_pod["containers"][0][key], key
+    assert base["spec"]["strategy"] == built["spec"]["strategy"]
+    assert b_pod["terminationGracePeriodSeconds"] == TERMINATION_GRACE_S
+
+
+def test_checkov_passes_on_the_rendered_manifests(
+    checkov: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    for rel in ("overlays/staging", "overlays/prod", "platform", "operator/deploy"):
+        out = tmp_path / rel.replace("/", "-")
+        out.mkdir()
+        for i, m in enumerate(_render(rel)):
+            (out / f"{i:03d}-{m['kind']}-{m['metadata']['name']}.yaml").write_text(
+                yaml.safe_dump(m, sort_keys=False)
+            )
+    report = checkov(tmp_path, "kubernetes", K8S / ".checkov.yaml")
+    assert report["passed"] > 0
+    failed = sorted(f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["failed"])
+    assert not failed, "\n".join(failed)

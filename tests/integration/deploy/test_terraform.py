@@ -1,0 +1,167 @@
+"""terraform/ without a terraform binary: every file parses (python-hcl2), the DynamoDB tables
+match the canonical definitions in deploy/dynamodb, IAM stays scoped, state is remote and
+locked, and checkov passes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from .conftest import ROOT, SERVICES
+
+TF = ROOT / "terraform"
+MODULES = ("network", "eks", "msk", "rds-postgres", "dynamodb", "s3-data-lake", "ecr", "iam")
+ENVS = ("staging", "prod")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        data: dict[str, Any] = hcl2.load(handle)
+    return data
+
+
+def _unquote(value: Any) -> Any:
+    """python-hcl2 keeps string literals' quotes; compare without them."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    if isinstance(value, dict):
+        return {_unquote(k): _unquote(v) for k, v in value.items()}
+    return value
+
+
+def _blocks(kind: str, type_: str) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    for path in sorted(TF.rglob("*.tf")):
+        for block in _load(path).get(kind, []):
+            for btype, named in _unquote(block).items():
+                if btype == type_:
+                    for name, body in named.items():
+                        yield path, name, body
+
+
+def test_every_file_parses() -> None:
+    files = sorted(TF.rglob("*.tf")) + sorted(TF.rglob("*.tfvars"))
+    assert len(files) > 20
+    for path in files:
+        _load(path)
+    for module in MODULES:
+        assert (TF / "modules" / module / "main.tf").is_file(), module
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("table_file", ["product-search-index.json", "inventory-realtime.json"])
+def test_dynamodb_tables_match_the_canonical_definitions(table_file: str) -> None:
+    canonical = json.loads((ROOT / "deploy/dynamodb" / table_file).read_text())
+    tables = {body["name"]: body for _, _, body in _blocks("resource", "aws_dynamodb_table")}
+    tf = tables[canonical["TableName"]]
+    keys = {k["KeyType"]: k["AttributeName"] for k in canonical["KeySchema"]}
+    assert tf["hash_key"] == keys["HASH"]
+    assert tf.get("range_key") == keys.get("RANGE")
+    assert tf["billing_mode"] == canonical["BillingMode"]
+    assert {a["name"]: a["type"] for a in _as_list(tf["attribute"])} == {
+        a["AttributeName"]: a["AttributeType"] for a in canonical["AttributeDefinitions"]
+    }
+    tf_gsis = {g["name"]: g for g in _as_list(tf.get("global_secondary_index", []))}
+    canonical_gsis = {g["IndexName"]: g for g in canonical.get("GlobalSecondaryIndexes", [])}
+    assert set(tf_gsis) == set(canonical_gsis)
+    for name, gsi in canonical_gsis.items():
+        gkeys = {k["KeyType"]: k["AttributeName"] for k in gsi["KeySchema"]}
+        assert tf_gsis[name]["hash_key"] == gkeys["HASH"], name
+        assert tf_gsis[name].get("range_key") == gkeys.get("RANGE"), name
+        assert tf_gsis[name]["projection_type"] == gsi["Projection"]["ProjectionType"], name
+    assert _as_list(tf["point_in_time_recovery"])[0]["enabled"] is True
+
+
+def _statements(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from _as_list(doc.get("statement", []))
+    for dyn in _as_list(doc.get("dynamic", [])):
+        yield from _as_list(dyn.get("statement", {}).get("content", []))
+
+
+def test_iam_policies_are_scoped() -> None:
+    docs = list(_blocks("data", "aws_iam_policy_document"))
+    assert len(docs) >= 8
+    for path, name, doc in docs:
+        # A KMS key policy can only name the key itself, as "*".
+        key_policy = name.endswith("_key_policy")
+        for st in _statements(doc):
+            where = f"{path.relative_to(ROOT)}: {name} {st.get('sid', '')}"
+            if st.get("effect") == "Deny":
+                continue
+            for action in _as_list(st.get("actions", [])):
+                if not key_policy:
+                    assert action != "*" and not action.endswith(":*"), where
+            if not key_policy:
+                assert "*" not in _as_list(st.get("resources", [])), where
+
+
+def test_one_pod_identity_role_per_service() -> None:
+    assocs = {
+        body["service_account"]: body
+        for _, _, body in _blocks("resource", "aws_eks_pod_identity_association")
+    }
+    assert set(assocs) == set(SERVICES)
+    for sa, body in assocs.items():
+        assert body["namespace"] == "${var.namespace}", sa
+    iam = _load(TF / "modules/iam/main.tf")
+    text = (TF / "modules/iam/main.tf").read_text()
+    assert "pods.eks.amazonaws.com" in text
+    assert iam
+    search = {n: b for _, n, b in _blocks("data", "aws_iam_policy_document")}
+    search_resources = [
+        r for st in _statements(search["search_indexer"]) for r in _as_list(st.get("resources", []))
+    ]
+    assert "${var.search_table_arn}" in search_resources
+    assert not any("inventory" in r or "data_lake" in r for r in search_resources)
+    addons = [b for _, _, b in _blocks("resource", "aws_eks_addon")]
+    assert "eks-pod-identity-agent" in str(addons)
+
+
+def test_data_lake_bucket_is_private_encrypted_versioned() -> None:
+    main = _load(TF / "modules/s3-data-lake/main.tf")
+    resources = {
+        (t, n) for block in _unquote(main["resource"]) for t, named in block.items() for n in named
+    }
+    for needed in (
+        "aws_s3_bucket_versioning",
+        "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_lifecycle_configuration",
+    ):
+        assert (needed, "lake") in resources, needed
+    bucket = next(b for _, n, b in _blocks("resource", "aws_s3_bucket") if n == "lake")
+    assert bucket["bucket"] == "cdc-platform-data-lake-${var.environment}"
+    repos = next(b for _, _, b in _blocks("resource", "aws_ecr_repository"))
+    assert _as_list(repos["image_scanning_configuration"])[0]["scan_on_push"] is True
+    assert repos["image_tag_mutability"] == "IMMUTABLE"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_environments_use_locked_remote_state(env: str) -> None:
+    backend = _unquote(_load(TF / "envs" / env / "backend.tf"))["terraform"][0]["backend"][0]["s3"]
+    assert backend["use_lockfile"] is True
+    assert backend["encrypt"] is True
+    assert backend["key"] == f"{env}/terraform.tfstate"
+    tfvars = _unquote(_load(TF / "envs" / env / "terraform.tfvars"))
+    assert tfvars["environment"] == env
+    if env == "prod":
+        assert tfvars["rds_multi_az"] is True
+    # The two environments run the same code; only tfvars and the state key differ.
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+        assert (TF / "envs" / env / name).read_text() == (TF / "envs/staging" / name).read_text()
+
+
+def test_checkov_passes(checkov: Callable[..., dict[str, Any]]) -> None:
+    report = checkov(TF, "terraform", TF / ".checkov.yaml")
+    assert report["passed"] > 100
+    failed = sorted(f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["failed"])
+    assert not failed, "\n".join(failed)
