@@ -28,6 +28,7 @@ env_name="staging"
 services_csv="$ALL_SERVICES"
 tag=""
 dry_run=0
+offline=0
 skip_build=0
 region="${AWS_REGION:-eu-west-1}"
 rollout_timeout="${ROLLOUT_TIMEOUT:-300s}"
@@ -104,21 +105,33 @@ check_tools() {
 
 resolve_tag() {
     if [[ -z "$tag" ]]; then
-        if [[ -n "$(git -C "$ROOT" status --porcelain)" ]]; then
-            die "the working tree has uncommitted changes: commit them, or pass --tag explicitly"
-        fi
         tag="$(git -C "$ROOT" rev-parse --short=12 HEAD)"
+        if [[ -n "$(git -C "$ROOT" status --porcelain)" ]]; then
+            # An image must be reproducible from its tag: a real deploy refuses a dirty tree;
+            # a dry run only shows the plan, so it says so and goes on.
+            ((dry_run)) || die "the working tree has uncommitted changes: commit them, or pass --tag explicitly"
+            echo "deploy-consumers: note: uncommitted changes; a real deploy would refuse (tag ${tag}-dirty shown)" >&2
+            tag="${tag}-dirty"
+        fi
     fi
     [[ "$tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "invalid image tag '$tag'"
 }
 
 check_identity() {
-    account="$(aws sts get-caller-identity --query Account --output text)" ||
-        die "no AWS identity: log in (aws sso login / AWS_PROFILE) and retry"
+    if ! account="$(aws sts get-caller-identity --query Account --output text 2>/dev/null)"; then
+        # A dry run shows the plan on a machine without credentials; a real deploy cannot.
+        ((dry_run)) || die "no AWS identity: log in (aws sso login / AWS_PROFILE) and retry"
+        echo "deploy-consumers: note: no AWS identity; the plan shows account 000000000000" >&2
+        account="000000000000"
+    fi
     [[ "$account" =~ ^[0-9]{12}$ ]] || die "unexpected AWS account id '$account'"
     registry="$account.dkr.ecr.$region.amazonaws.com"
-    context="${KUBECTL_CONTEXT:-$(kubectl config current-context)}" ||
-        die "no kubectl context: aws eks update-kubeconfig --name cdc-platform-$env_name"
+    if ! context="${KUBECTL_CONTEXT:-$(kubectl config current-context 2>/dev/null)}"; then
+        ((dry_run)) || die "no kubectl context: aws eks update-kubeconfig --name cdc-platform-$env_name"
+        echo "deploy-consumers: note: no kubectl context; planning offline (no cluster look-ups)" >&2
+        context="<none>"
+        offline=1
+    fi
 }
 
 print_plan() {
@@ -201,7 +214,7 @@ render() {
     for svc in "${all[@]}"; do
         # The overlay contains every consumer: applying it over a Deployment the CdcConsumer
         # operator owns would make the two fight over it.
-        if [[ "$(owner_kind "$svc")" == "CdcConsumer" ]]; then
+        if ((!offline)) && [[ "$(owner_kind "$svc")" == "CdcConsumer" ]]; then
             die "deployment/$svc is managed by the CdcConsumer operator: update its CdcConsumer's
     spec.image instead, and drop $svc from k8s/base/kustomization.yaml for this cluster"
         fi
@@ -209,7 +222,11 @@ render() {
             image="$registry/cdc-platform/$svc:$tag"
         else
             # Not being deployed: keep what runs now, so the apply leaves it alone.
-            image="$(current_image "$svc")"
+            if ((offline)); then
+                image="$registry/cdc-platform/$svc:current"
+            else
+                image="$(current_image "$svc")"
+            fi
             [[ -n "$image" ]] ||
                 die "$svc is not deployed in $NAMESPACE yet: add it to --services"
         fi
@@ -227,6 +244,10 @@ render() {
 apply() {
     local args=(apply --server-side --field-manager "$FIELD_MANAGER" --force-conflicts
         --filename "$rendered")
+    if ((dry_run && offline)); then
+        log "no cluster to validate against (offline plan): skipping the server-side dry run"
+        return
+    fi
     if ((dry_run)); then
         log "validating against the cluster (server-side dry run)"
         kube "${args[@]}" --dry-run=server >/dev/null
