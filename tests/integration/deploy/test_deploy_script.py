@@ -261,3 +261,39 @@ def test_shellcheck_is_clean() -> None:
         [binary, "--severity=style", str(SCRIPT)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_dry_run_without_credentials_or_cluster_plans_offline(stubs: dict[str, str]) -> None:
+    """`make deploy-dry-run` on a laptop without a kubectl context: no cluster look-ups."""
+    proc, calls = _run(
+        stubs,
+        "--env",
+        "staging",
+        "--tag",
+        "abc123",
+        "--dry-run",
+        STUB_FAIL="current-context",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "planning offline" in proc.stderr
+    assert "nothing was changed" in proc.stdout
+    assert not [c for c in calls if c.startswith("kubectl apply") or c.startswith("kubectl get")]
+    assert not [c for c in calls if any(m in c for m in MUTATING)]
+
+
+def test_dry_run_without_aws_identity_shows_a_placeholder_account(stubs: dict[str, str]) -> None:
+    proc, calls = _run(
+        stubs, "--env", "staging", "--tag", "abc123", "--dry-run", STUB_FAIL="get-caller-identity"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "000000000000.dkr.ecr" in proc.stdout
+    assert not [c for c in calls if any(m in c for m in MUTATING)]
+
+
+def test_real_run_without_credentials_fails_fast(stubs: dict[str, str]) -> None:
+    proc, calls = _run(
+        stubs, "--env", "staging", "--tag", "abc123", STUB_FAIL="get-caller-identity"
+    )
+    assert proc.returncode != 0
+    assert "no AWS identity" in proc.stderr
+    assert not [c for c in calls if any(m in c for m in MUTATING)]
