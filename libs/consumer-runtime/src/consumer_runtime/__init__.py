@@ -1,0 +1,90 @@
+"""The consumer runtime every CDC consumer service runs on.
+
+A service provides a decoder (``Message -> record``) and a ``Sink``; the runtime polls batches,
+dead-letters what cannot be decoded, hands the rest to the sink, commits offsets according to
+the ``CommitStrategy``, handles rebalances, retries, shutdown, health and metrics. Services call
+``run_service`` from ``__main__``; their tests use ``consumer_runtime.testing``.
+"""
+
+from consumer_runtime._dlq import (
+    HEADER_CLASS,
+    HEADER_CODE,
+    HEADER_MESSAGE,
+    HEADER_OFFSET,
+    HEADER_PARTITION,
+    HEADER_SERVICE,
+    HEADER_TOPIC,
+    DlqProducer,
+    dlq_headers,
+)
+from consumer_runtime._errors import (
+    CommitFailedError,
+    ConsumerRuntimeError,
+    KafkaClientError,
+    PermanentError,
+    RetryableError,
+    SettingsError,
+)
+from consumer_runtime._health import HealthServer, HealthState
+from consumer_runtime._logging import configure_logging
+from consumer_runtime._message import InMemoryMessage, Message, TopicPartition
+from consumer_runtime._metrics import Metrics
+from consumer_runtime._publish import (
+    InMemoryPublisher,
+    OutgoingRecord,
+    Publisher,
+    create_publisher,
+)
+from consumer_runtime._runtime import Runtime, run_service
+from consumer_runtime._settings import THROUGHPUT_DEFAULTS, RuntimeSettings
+from consumer_runtime._sink import (
+    BaseSink,
+    Batch,
+    CommitStrategy,
+    DeadLetter,
+    Decoder,
+    Offsets,
+    Sink,
+    source_timestamp_ms,
+)
+
+__all__ = [
+    "HEADER_CLASS",
+    "HEADER_CODE",
+    "HEADER_MESSAGE",
+    "HEADER_OFFSET",
+    "HEADER_PARTITION",
+    "HEADER_SERVICE",
+    "HEADER_TOPIC",
+    "THROUGHPUT_DEFAULTS",
+    "BaseSink",
+    "Batch",
+    "CommitFailedError",
+    "CommitStrategy",
+    "ConsumerRuntimeError",
+    "DeadLetter",
+    "Decoder",
+    "DlqProducer",
+    "HealthServer",
+    "HealthState",
+    "InMemoryMessage",
+    "InMemoryPublisher",
+    "KafkaClientError",
+    "Message",
+    "Metrics",
+    "Offsets",
+    "OutgoingRecord",
+    "PermanentError",
+    "Publisher",
+    "RetryableError",
+    "Runtime",
+    "RuntimeSettings",
+    "SettingsError",
+    "Sink",
+    "TopicPartition",
+    "configure_logging",
+    "create_publisher",
+    "dlq_headers",
+    "run_service",
+    "source_timestamp_ms",
+]

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from devstack._flow import FlowMonitor
+from devstack._services import SERVICES, ServiceProcess
 from devstack._shop import SHOP_TABLES
 from devstack._stack import TOPIC_PREFIX, Stack
 from devstack.simulator import USER_EVENTS_TOPIC, Ledger, ShopSimulator
@@ -96,6 +97,7 @@ class DevUp:
         self.stack = Stack(work_dir, rng=random.Random(self.seed))
         self.topics = [f"{TOPIC_PREFIX}.public.{t}" for t in SHOP_TABLES] + [USER_EVENTS_TOPIC]
         self.monitor: FlowMonitor | None = None
+        self.services: list[ServiceProcess] = []
         self.simulator: ShopSimulator | None = None
         self._stop = threading.Event()
         self._rates: dict[str, deque[tuple[float, int]]] = {}
@@ -133,6 +135,7 @@ class DevUp:
         self._snapshot_progress(sum(seeded.values()))
         if self._stop.is_set():
             return 130
+        self._start_services()
         self.simulator = ShopSimulator(
             self.stack.source_dsn,
             self.stack.broker.bootstrap,
@@ -170,6 +173,25 @@ class DevUp:
         if interrupted:
             return 130
         return 0 if ok else 1
+
+    def _start_services(self) -> None:
+        available = [spec for spec in SERVICES if spec.available]
+        missing = [spec.name for spec in SERVICES if not spec.available]
+        if missing:
+            self.console.print(f"[yellow]not installed yet, not started:[/] {', '.join(missing)}")
+        env = self.stack.service_env()
+        for spec in available:
+            self.services.append(ServiceProcess(spec, env, self.work_dir).start())
+        if self.services:
+            table = Table(show_header=True, box=None, padding=(0, 2))
+            table.add_column("service")
+            table.add_column("metrics")
+            table.add_column("log")
+            for svc in self.services:
+                table.add_row(
+                    svc.spec.name, svc.metrics_url, str(self.work_dir / f"{svc.spec.name}.log")
+                )
+            self.console.print(Panel(table, title="services", expand=False))
 
     def _run_simulator(self) -> None:
         assert self.simulator is not None
@@ -259,6 +281,22 @@ class DevUp:
             "",
             f"{self._rate(USER_EVENTS_TOPIC, events):.0f}",
         )
+        services = Table(title="services", expand=False)
+        for col in ("service", "ready", "processed", "/s", "lag", "DLQ", "retries", "p99 e2e"):
+            services.add_column(col, justify="left" if col == "service" else "right")
+        for svc in self.services:
+            st = svc.status()
+            alive = svc.process.running
+            services.add_row(
+                svc.spec.name,
+                "[green]yes[/]" if st.ready else ("[red]exited[/]" if not alive else "no"),
+                f"{st.processed:.0f}",
+                f"{self._rate(svc.spec.name, int(st.processed)):.0f}",
+                f"{st.lag:.0f}",
+                f"{st.dlq:.0f}",
+                f"{st.retries:.0f}",
+                "-" if st.latency_p99_s is None else f"{st.latency_p99_s:.2f}s",
+            )
         elapsed = time.monotonic() - started
         header = (
             f"running {elapsed:.0f}s"
@@ -266,7 +304,7 @@ class DevUp:
             + f"   simulator: {sum(ledger.operations.values())} transactions"
             + f"   relay pid {status.get('pid', '-')}"
         )
-        return Group(header, table)
+        return Group(header, table, services) if self.services else Group(header, table)
 
     def _drain(self, seeded: dict[str, int], ledger: Ledger) -> list[FlowCheck]:
         assert self.monitor is not None
@@ -292,7 +330,9 @@ class DevUp:
         self.console.print(table)
 
     def _teardown(self) -> None:
-        with self.console.status("stopping: simulator, relay, AWS emulator, PostgreSQL, broker"):
+        with self.console.status(
+            "stopping: simulator, services, relay, AWS emulator, PostgreSQL, broker"
+        ):
             if self.simulator is not None:
                 self.simulator.stop()
                 try:
@@ -301,6 +341,12 @@ class DevUp:
                     self.console.print(f"[yellow]simulator close: {exc!r}[/]")
             if self.monitor is not None:
                 self.monitor.stop()
+            for svc in self.services:  # SIGTERM: each flushes and commits before exiting
+                svc.process.signal(signal.SIGTERM)
+            for svc in self.services:
+                rc = svc.stop()
+                if rc not in (0, None):
+                    self.console.print(f"[yellow]{svc.spec.name} exited with {rc}[/]")
             self.stack.stop()
         self.console.print("stopped; no process left running")
 

@@ -1,0 +1,50 @@
+"""The one exception root of the consumer runtime, and the error classes that drive it.
+
+Retry behaviour lives in the exception type, not in the handler: a sink or decoder says what a
+failure means by what it raises. ``RetryableError`` pauses the partitions and retries the batch
+with backoff; ``PermanentError`` (like ``cdc_events.ParseError``) sends one record to the
+dead-letter topic; anything else is a bug or an unknown state and stops the process so the
+orchestrator restarts it, with nothing committed past the failure.
+"""
+
+from __future__ import annotations
+
+
+class ConsumerRuntimeError(Exception):
+    """Root of every error raised by ``consumer_runtime``."""
+
+
+class RetryableError(ConsumerRuntimeError):
+    """A transient failure (sink down, throttled, timed out): retry the same batch later.
+
+    ``delay`` (seconds) overrides the backoff for the next attempt, e.g. a ``Retry-After``.
+    """
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.delay = delay
+
+
+class PermanentError(ConsumerRuntimeError):
+    """A record that can never be processed (validation failed): it goes to the DLQ.
+
+    ``code`` is a short, stable, machine-readable reason written to the DLQ headers.
+    """
+
+    def __init__(self, message: str, *, code: str = "invalid_record") -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+
+
+class SettingsError(ConsumerRuntimeError):
+    """The environment does not describe a valid configuration; the message names the variable."""
+
+
+class KafkaClientError(ConsumerRuntimeError):
+    """The Kafka client failed in a way the runtime cannot recover from by retrying."""
+
+
+class CommitFailedError(ConsumerRuntimeError):
+    """An offset commit was rejected by the group coordinator."""

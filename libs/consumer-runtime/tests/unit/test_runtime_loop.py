@@ -1,0 +1,376 @@
+"""The loop over the in-memory kit: batching, outcomes, commits, rebalances, retries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import pytest
+from cdc_events import ParseError
+from consumer_runtime import (
+    BaseSink,
+    Batch,
+    CommitStrategy,
+    Offsets,
+    PermanentError,
+    RetryableError,
+    TopicPartition,
+)
+from consumer_runtime.testing import SinkHarness, run_sink
+
+TP0 = TopicPartition("orders", 0)
+TP1 = TopicPartition("orders", 1)
+
+
+def decode(message: object) -> dict[str, object] | None:
+    raw = message.value()  # type: ignore[attr-defined]
+    if raw is None:
+        return None  # tombstone: nothing to do
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError("not_json", str(exc)) from exc
+    if "id" not in value:
+        raise PermanentError("no id", code="missing_field")
+    return value  # type: ignore[no-any-return]
+
+
+class ListSink(BaseSink[dict[str, object]]):
+    def __init__(self) -> None:
+        self.batches: list[Batch[dict[str, object]]] = []
+        self.events: list[tuple[str, list[TopicPartition]]] = []
+        self.fail_writes = 0
+        self.closed = False
+        self.stored: dict[TopicPartition, int] = {}
+
+    @property
+    def ids(self) -> list[object]:
+        return [r["id"] for b in self.batches for r in b]
+
+    def write_batch(self, batch: Batch[dict[str, object]]) -> Offsets | None:
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise RetryableError("sink down")
+        self.batches.append(batch)
+        self.stored.update(batch.next_offsets)
+        return None
+
+    def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
+        return {tp: self.stored[tp] for tp in partitions if tp in self.stored}
+
+    def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
+        self.events.append(("assign", list(partitions)))
+
+    def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
+        self.events.append(("revoke", list(partitions)))
+        return None
+
+    def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
+        self.events.append(("lost", list(partitions)))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def values(n: int, start: int = 0) -> list[bytes | None]:
+    return [orjson.dumps({"id": i}) for i in range(start, start + n)]
+
+
+def test_batches_are_cut_by_size_and_offsets_are_next_to_read() -> None:
+    sink = ListSink()
+    harness = run_sink(sink, decode, {"orders": values(25)}, batch_size=10)
+    assert [len(b) for b in sink.batches] == [10, 10, 5]
+    assert sink.batches[0].next_offsets == {TP0: 10}
+    assert harness.committed == {TP0: 25}
+    assert sink.ids == list(range(25))
+    assert sink.closed
+
+
+def test_bad_records_are_dead_lettered_and_the_partition_keeps_flowing() -> None:
+    sink = ListSink()
+    stream = [*values(3), b"{not json", orjson.dumps({"x": 1}), None, *values(2, start=3)]
+    harness = run_sink(sink, decode, {"orders": stream}, batch_size=100)
+    assert sink.ids == [0, 1, 2, 3, 4]
+    assert [(d.offset, d.code) for d in harness.dead_letters] == [
+        (3, "not_json"),
+        (4, "missing_field"),
+    ]
+    assert harness.dlq.records[0].topic == "test-service.dlq"
+    assert harness.dead_letters[0].value == b"{not json"
+    assert harness.dead_letters[0].exception_class == "cdc_events._errors.ParseError"
+    # The sink sees the dead letters of its batch (e.g. for a DLQ table).
+    assert [d.offset for d in sink.batches[0].dead_letters] == [3, 4]
+    assert harness.committed == {TP0: 8}
+    m = harness.metric
+    assert m("cdc_messages_total", service="test-service", topic="orders", outcome="processed") == 5
+    assert m("cdc_messages_total", service="test-service", topic="orders", outcome="dlq") == 2
+    assert m("cdc_messages_total", service="test-service", topic="orders", outcome="skipped") == 1
+
+
+def test_a_batch_of_only_bad_records_still_advances_the_offset() -> None:
+    sink = ListSink()
+    harness = run_sink(sink, decode, {"orders": [b"x", b"y"]}, strategy=CommitStrategy.SINK_MANAGED)
+    assert sink.stored == {TP0: 2}
+    assert harness.committed == {TP0: 2}
+    assert len(harness.dead_letters) == 2
+
+
+def test_retryable_sink_error_pauses_retries_and_loses_nothing() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=5)
+    harness.produce("orders", values(12))
+    sink.fail_writes = 3
+    readiness: list[bool] = []
+    original = harness.loop._sleep_polling
+
+    def spy(seconds: float) -> None:
+        readiness.append(harness.health.ready()[0])
+        assert harness.consumer.paused == {TP0}
+        original(seconds)
+
+    harness.loop._sleep_polling = spy  # type: ignore[method-assign]
+    harness.run_until_idle()
+    harness.shutdown()
+    assert sink.ids == list(range(12))
+    assert readiness == [False, False, False]
+    assert harness.health.retrying is False
+    assert harness.dead_letters == []
+    assert harness.metric("cdc_retries_total", service="test-service") == 3
+    assert harness.committed == {TP0: 12}
+
+
+def test_dlq_outage_is_retried_without_duplicates() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode)
+    harness.produce("orders", [b"bad", *values(2)])
+    harness.dlq.fail_next(2)
+    harness.run_until_idle()
+    assert len(harness.dead_letters) == 1
+    assert sink.ids == [0, 1]
+
+
+def test_unknown_exception_propagates_and_nothing_is_committed() -> None:
+    class Broken(ListSink):
+        def write_batch(self, batch: Batch[dict[str, object]]) -> Offsets | None:
+            raise ValueError("bug")
+
+    sink = Broken()
+    harness = SinkHarness(sink, decode)
+    harness.produce("orders", values(3))
+    with pytest.raises(ValueError, match="bug"):
+        harness.poll()
+    harness.consumer.close()  # the close after a failure revokes; nothing may be committed
+    assert harness.committed == {}
+    assert [e for e, _ in sink.events] == ["assign"]
+
+
+def test_revoke_commits_what_was_written_and_tells_the_sink() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=100)
+    harness.produce("orders", values(4), partition=0)
+    harness.produce("orders", values(4, start=10), partition=1)
+    harness.poll()
+    harness.consumer.revoke([TP1])
+    harness.produce("orders", values(2, start=20), partition=1)  # now someone else's
+    harness.run_until_idle()
+    assert ("revoke", [TP1]) in sink.events
+    assert harness.consumer.assignment == [TP0]
+    assert harness.committed == {TP0: 4, TP1: 4}
+    assert sorted(sink.ids) == [0, 1, 2, 3, 10, 11, 12, 13]  # type: ignore[type-var]
+
+
+def test_lost_partitions_commit_nothing() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=100)
+    harness.produce("orders", values(3), partition=1)
+    harness.sink.fail_writes = 1_000_000  # type: ignore[attr-defined]
+    original = harness.loop._sleep_polling
+    calls = 0
+
+    def lose_during_retry(seconds: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            harness.consumer.lose([TP1])
+        original(seconds)
+
+    harness.loop._sleep_polling = lose_during_retry  # type: ignore[method-assign]
+    harness.poll()
+    assert ("lost", [TP1]) in sink.events
+    assert harness.committed == {}
+    assert harness.health.retrying is False
+
+
+def test_sink_managed_resumes_from_the_sinks_offsets_not_the_groups() -> None:
+    sink = ListSink()
+    sink.stored = {TP0: 7}
+    harness = SinkHarness(sink, decode, strategy=CommitStrategy.SINK_MANAGED)
+    harness.produce("orders", values(10))
+    harness.consumer.committed[TP0] = 2  # stale group offset: the sink knows better
+    harness.run_until_idle()
+    assert sink.ids == [7, 8, 9]
+    assert harness.committed == {TP0: 10}
+
+
+def test_sink_managed_falls_back_to_the_group_offset() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, strategy=CommitStrategy.SINK_MANAGED)
+    harness.produce("orders", values(5))
+    harness.consumer.committed[TP0] = 3
+    harness.run_until_idle()
+    assert sink.ids == [3, 4]
+
+
+class WindowSink(BaseSink[dict[str, object]]):
+    """Holds records until a window of 5 closes; reports durable offsets."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[TopicPartition, int]] = []
+        self.written: list[int] = []
+        self.durable: dict[TopicPartition, int] = {}
+
+    def write_batch(self, batch: Batch[dict[str, object]]) -> Offsets | None:
+        for tp, records in batch.records.items():
+            for r in records:
+                self.held.append((tp, int(r["id"])))  # type: ignore[call-overload]
+        if len(self.held) >= 5:
+            return self.flush()
+        return self.durable
+
+    def flush(self) -> Offsets | None:
+        for tp, i in self.held:
+            self.written.append(i)
+            self.durable[tp] = i + 1  # ids equal offsets in these tests
+        self.held = []
+        return dict(self.durable)
+
+
+def test_commit_after_flush_commits_only_what_the_sink_reports_durable() -> None:
+    sink = WindowSink()
+    harness = SinkHarness(sink, decode, batch_size=3)
+    harness.produce("orders", values(8))
+    harness.poll()
+    assert harness.committed == {}  # 3 held, nothing durable
+    harness.poll()
+    assert harness.committed == {TP0: 6}
+    harness.poll()
+    assert harness.committed == {TP0: 6}  # 2 held
+    harness.shutdown()
+    assert harness.committed == {TP0: 8}
+    assert sink.written == list(range(8))
+
+
+def test_topic_patterns_select_partitions() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, topics=["^dbserver1\\..*"])
+    harness.produce("dbserver1.public.orders", values(2))
+    harness.produce("user-events", values(2))
+    harness.run_until_idle()
+    assert harness.consumer.assignment == [TopicPartition("dbserver1.public.orders", 0)]
+
+
+def test_latency_and_batch_metrics_are_recorded() -> None:
+    class Rec(dict[str, object]):
+        source_ts_ms = 1
+
+    def dec(message: object) -> Rec:
+        return Rec(orjson.loads(message.value()))  # type: ignore[attr-defined]
+
+    sink = ListSink()
+    harness = run_sink(sink, dec, {"orders": values(3)})  # type: ignore[arg-type]
+    count = harness.metric(
+        "cdc_end_to_end_latency_seconds_count", service="test-service", topic="orders"
+    )
+    assert count == 1
+    assert harness.metric("cdc_batch_duration_seconds_count", service="test-service") == 1
+
+
+def test_revoke_flushes_held_records_and_commits_before_release() -> None:
+    class RevokingWindow(WindowSink):
+        def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
+            return self.flush()
+
+    sink = RevokingWindow()
+    harness = SinkHarness(sink, decode)
+    harness.produce("orders", values(3), partition=1)
+    harness.poll()
+    assert harness.committed == {}
+    harness.consumer.revoke([TP1])
+    harness.poll()
+    assert harness.committed == {TP1: 3}
+    assert sink.written == [0, 1, 2]
+
+
+def test_a_revoke_mid_retry_drops_the_revoked_records_from_the_batch() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=100)
+    harness.produce("orders", values(2), partition=0)
+    harness.produce("orders", values(2, start=10), partition=1)
+    sink.fail_writes = 2
+    original = harness.loop._sleep_polling
+
+    def revoke_once(seconds: float) -> None:
+        if TP1 in harness.consumer.assignment:
+            harness.consumer.revoke([TP1])
+        original(seconds)
+
+    harness.loop._sleep_polling = revoke_once  # type: ignore[method-assign]
+    harness.poll()
+    assert sink.ids == [0, 1]
+    assert harness.committed == {TP0: 2}  # nothing for TP1: its next owner reads it again
+
+
+def test_records_fetched_during_a_pause_are_read_again_after_resume() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=2)
+    harness.produce("orders", values(2))
+    sink.fail_writes = 2
+    original = harness.loop._sleep_polling
+
+    def more_while_paused(seconds: float) -> None:
+        harness.produce("orders", values(1, start=len(harness.consumer.log[TP0])))
+        harness.consumer.resume([TP0])  # a client that still delivers while paused
+        original(seconds)
+
+    harness.loop._sleep_polling = more_while_paused  # type: ignore[method-assign]
+    harness.poll()
+    harness.loop._sleep_polling = original  # type: ignore[method-assign]
+    harness.run_until_idle()
+    assert sink.ids == [0, 1, 2, 3]
+
+
+class _IdleWindowSink(BaseSink[bytes]):
+    """Holds records until a tick says the window went quiet (like the analytics flusher)."""
+
+    def __init__(self) -> None:
+        self.held: dict[TopicPartition, int] = {}
+        self.written: list[bytes] = []
+        self._pending: list[bytes] = []
+        self.ticks = 0
+
+    def write_batch(self, batch: Batch[bytes]) -> dict[TopicPartition, int]:
+        self._pending.extend(batch)
+        self.held.update(batch.next_offsets)
+        return {}  # nothing durable yet
+
+    def tick(self) -> dict[TopicPartition, int] | None:
+        self.ticks += 1
+        if not self._pending:
+            return None
+        self.written.extend(self._pending)
+        self._pending.clear()
+        return dict(self.held)
+
+
+def test_tick_lets_a_windowed_sink_commit_an_idle_window() -> None:
+    sink = _IdleWindowSink()
+    harness = SinkHarness(sink, lambda m: m.value(), strategy=CommitStrategy.COMMIT_AFTER_FLUSH)
+    harness.produce("t", [b"a", b"b", b"c"])
+    harness.run_until_idle()
+    assert harness.committed == {}, "nothing durable, nothing committed"
+    harness.tick()
+    assert sink.written == [b"a", b"b", b"c"]
+    assert harness.committed == {TopicPartition("t", 0): 3}
+    harness.tick()  # nothing new: no error, no change
+    assert harness.committed == {TopicPartition("t", 0): 3}
+    assert sink.ticks == 2

@@ -1,0 +1,162 @@
+"""DLQ headers, settings validation, health state: pure pieces of the runtime."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from cdc_events import ParseError
+from consumer_runtime import (
+    HEADER_CLASS,
+    HEADER_CODE,
+    HEADER_MESSAGE,
+    HEADER_OFFSET,
+    HEADER_PARTITION,
+    HEADER_SERVICE,
+    HEADER_TOPIC,
+    THROUGHPUT_DEFAULTS,
+    HealthState,
+    InMemoryMessage,
+    RuntimeSettings,
+    SettingsError,
+    dlq_headers,
+)
+from consumer_runtime._dlq import dead_letter
+from pydantic import SecretStr
+
+BASE_ENV = {"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "KAFKA_TOPICS": "a, b ,^dbserver1\\..*"}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for key, value in BASE_ENV.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def test_dlq_headers_follow_the_connect_convention() -> None:
+    message = InMemoryMessage("orders", 2, 41, b"k", b"\xff", (("trace", b"t1"),), 123)
+    dead = dead_letter(message, ParseError("bad_utf8", "invalid start byte"))
+    headers = dict(dlq_headers(dead, "event-store-writer"))
+    assert headers == {
+        "trace": b"t1",
+        HEADER_TOPIC: b"orders",
+        HEADER_PARTITION: b"2",
+        HEADER_OFFSET: b"41",
+        HEADER_CLASS: b"cdc_events._errors.ParseError",
+        HEADER_MESSAGE: b"invalid start byte",
+        HEADER_SERVICE: b"event-store-writer",
+        HEADER_CODE: b"bad_utf8",
+    }
+    assert HEADER_TOPIC == "__connect.errors.topic"
+    assert HEADER_CODE == "__cdc.errors.code"
+    assert dead.key == b"k"
+    assert dead.value == b"\xff"
+
+
+def test_long_error_messages_are_truncated_on_a_character_boundary() -> None:
+    message = InMemoryMessage("t", 0, 0, None, b"x")
+    dead = dead_letter(message, ParseError("too_large", "é" * 10_000))
+    value = dict(dlq_headers(dead, "s"))[HEADER_MESSAGE]
+    assert len(value) <= 4096
+    value.decode()
+
+
+def test_settings_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("BATCH_SIZE", "1000")
+    env.setenv("KAFKA_CONSUMER_EXTRA", '{"fetch.wait.max.ms": 50, "client.rack": "use1-az1"}')
+    s = RuntimeSettings.load()
+    assert s.kafka_topics == ("a", "b", "^dbserver1\\..*")
+    assert s.group_id("search-indexer") == "search-indexer-group"
+    assert s.dead_letter_topic("search-indexer") == "search-indexer.dlq"
+    cfg = s.consumer_config("search-indexer")
+    assert cfg["fetch.wait.max.ms"] == 50
+    assert cfg["client.rack"] == "use1-az1"
+    assert cfg["queued.max.messages.kbytes"] == THROUGHPUT_DEFAULTS["queued.max.messages.kbytes"]
+    assert cfg["partition.assignment.strategy"] == "cooperative-sticky"
+    assert cfg["enable.auto.commit"] is False
+    assert s.shutdown_grace_s == 25.0
+    with pytest.raises(Exception, match="frozen"):
+        s.batch_size = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("BATCH_SIZE", "0", "BATCH_SIZE"),
+        ("KAFKA_CONSUMER_EXTRA", "{oops", "KAFKA_CONSUMER_EXTRA"),
+        ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL"),
+        ("KAFKA_TOPICS", " , ", "KAFKA_TOPICS"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+    ],
+)
+def test_invalid_settings_name_the_variable(
+    env: pytest.MonkeyPatch, name: str, value: str, needle: str
+) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError, match=needle):
+        RuntimeSettings.load()
+
+
+def test_missing_bootstrap_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("KAFKA_TOPICS", "a")
+    with pytest.raises(SettingsError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        RuntimeSettings.load()
+
+
+def test_sasl_settings_and_secrets(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    env.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    env.setenv("KAFKA_SASL_USERNAME", "svc")
+    env.setenv("KAFKA_SASL_PASSWORD", "hunter2")
+    s = RuntimeSettings.load()
+    assert isinstance(s.kafka_sasl_password, SecretStr)
+    assert "hunter2" not in repr(s)
+    cfg = s.consumer_config("x")
+    assert cfg["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert cfg["sasl.password"] == "hunter2"
+
+
+def test_sasl_without_credentials_fails(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    env.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    with pytest.raises(SettingsError, match="KAFKA_SASL_USERNAME"):
+        RuntimeSettings.load()
+
+
+def test_msk_iam_uses_an_oauth_callback(env: pytest.MonkeyPatch) -> None:
+    env.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    env.setenv("KAFKA_SASL_MECHANISM", "AWS_MSK_IAM")
+    env.setenv("AWS_REGION", "eu-west-1")
+    cfg = RuntimeSettings.load().consumer_config("x")
+    assert cfg["sasl.mechanism"] == "OAUTHBEARER"
+    assert callable(cfg["oauth_cb"])
+
+
+def test_services_subclass_the_settings(env: pytest.MonkeyPatch) -> None:
+    class StoreSettings(RuntimeSettings):
+        database_url: SecretStr
+
+    env.setenv("DATABASE_URL", "postgresql://u:p@h/db")
+    assert StoreSettings.load().database_url.get_secret_value().endswith("/db")
+    env.delenv("DATABASE_URL")
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        StoreSettings.load()
+
+
+def test_health_state() -> None:
+    health = HealthState(liveness_timeout_s=0.05)
+    assert health.live()[0]
+    assert not health.ready()[0]  # not subscribed yet
+    health.subscribed = True
+    assert health.ready()[0]  # zero partitions while a join is in progress is normal
+    health.retrying = True
+    assert health.ready() == (False, "paused: retrying a transient sink failure")
+    health.retrying = False
+    health.sink_healthy = lambda: False
+    assert not health.ready()[0]
+    time.sleep(0.06)
+    assert not health.live()[0]
+    health.tick()
+    assert health.live()[0]
