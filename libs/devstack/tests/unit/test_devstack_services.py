@@ -19,5 +19,9 @@ def test_quantile_merges_label_sets() -> None:
 
 def test_service_specs_cover_the_four_services() -> None:
     assert [s.name for s in SERVICES] == [
-        "event-store-writer", "stats-aggregator", "search-indexer", "analytics-flusher"]
+        "event-store-writer",
+        "stats-aggregator",
+        "search-indexer",
+        "analytics-flusher",
+    ]
     assert not ServiceSpec("x", "no_such_module_here").available
