@@ -112,8 +112,10 @@ def test_consumers_start_after_their_dependencies(compose: dict[str, Any]) -> No
 
 
 def test_mounted_init_files_match_the_shared_definitions(compose: dict[str, Any]) -> None:
-    schema_sql = (ROOT / "docker/source-postgres/01-shop-schema.sql").read_text()
-    assert SHOP_DDL.strip() in schema_sql
+    mount = "./libs/devstack/src/devstack/shop_schema.sql:/docker-entrypoint-initdb.d/"
+    source = compose["services"]["source-postgres"]
+    assert any(str(v).startswith(mount) for v in source["volumes"])
+    assert SHOP_DDL.strip() in (ROOT / mount.split(":")[0]).read_text()
     connector = json.loads((ROOT / "docker/connect/shop-postgres.json").read_text())
     platform = yaml.safe_load((ROOT / "k8s/platform/connector.yaml").read_text())["spec"]
     for key in (

@@ -1,4 +1,5 @@
--- The shop schema of libs/devstack (devstack.SHOP_DDL); tests/integration/deploy keeps them equal.
+-- The demo shop's source schema: the one definition, used by the embedded stack (devstack)
+-- and mounted into the source PostgreSQL of docker-compose.yml.
 CREATE TABLE IF NOT EXISTS customers (
     id          serial PRIMARY KEY,
     email       text NOT NULL UNIQUE,
