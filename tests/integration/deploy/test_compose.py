@@ -115,7 +115,7 @@ def test_mounted_init_files_match_the_shared_definitions(compose: dict[str, Any]
     mount = "./libs/devstack/src/devstack/shop_schema.sql:/docker-entrypoint-initdb.d/"
     source = compose["services"]["source-postgres"]
     assert any(str(v).startswith(mount) for v in source["volumes"])
-    assert SHOP_DDL.strip() in (ROOT / mount.split(":")[0]).read_text()
+    assert SHOP_DDL.strip() in (ROOT / mount.split(":", maxsplit=1)[0]).read_text()
     connector = json.loads((ROOT / "docker/connect/shop-postgres.json").read_text())
     platform = yaml.safe_load((ROOT / "k8s/platform/connector.yaml").read_text())["spec"]
     for key in (

@@ -7,8 +7,8 @@ The schema is what DESIGN.md describes (``customers``, ``products``, ``orders``,
 from __future__ import annotations
 
 import random
-from importlib.resources import files
 from decimal import Decimal
+from importlib.resources import files
 
 import psycopg2.extensions
 
