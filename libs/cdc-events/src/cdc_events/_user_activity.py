@@ -7,8 +7,9 @@ with the same error contract as ``parse_record``: ``ParseError`` with ``not_json
 Rules: ``event_type`` is one of click/view/add_to_cart/purchase; ``timestamp`` is an ISO-8601
 string (no offset means UTC) and is held in UTC; a purchase needs ``amount`` > 0 (a JSON number
 or a decimal string, kept as an exact ``Decimal``); other events may omit ``amount``;
-``duration_seconds`` is optional and >= 0; ``metadata`` is an optional object. Unknown fields are
-ignored, so the front end can add fields before consumers know them.
+``duration`` (seconds, exposed as ``duration_seconds``) is optional and >= 0; ``metadata`` is
+an optional object. Unknown fields are ignored, so the front end can add fields before
+consumers know them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cdc_events._errors import ParseError
 from cdc_events._model import normalise
@@ -37,7 +46,14 @@ class UserActivity(BaseModel):
     event_type: EventType
     timestamp: datetime
     amount: Decimal | None = None
-    duration_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # On the wire the field is ``duration`` (seconds), as the front end sends it; the older
+    # ``duration_seconds`` spelling is accepted too.
+    duration_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("duration", "duration_seconds"),
+    )
     metadata: dict[str, Any] | None = None
 
     @field_validator("event_id", "user_id", mode="before")

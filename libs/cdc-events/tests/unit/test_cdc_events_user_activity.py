@@ -61,3 +61,9 @@ def test_invalid(value: bytes, code: str) -> None:
     with pytest.raises(ParseError) as info:
         parse_user_activity(value)
     assert info.value.code == code
+
+
+def test_duration_is_read_from_the_wire_name_duration() -> None:
+    event = parse_user_activity(make_user_activity("view", duration=12.5))
+    assert event.duration_seconds == 12.5
+    assert parse_user_activity(make_user_activity("view")).duration_seconds is None
