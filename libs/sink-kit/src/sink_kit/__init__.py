@@ -3,6 +3,8 @@
 ``sink_kit.postgres``: engine with a bounded pool, COPY of rows, the ``consumer_offsets`` table
 of the sink-managed commit strategy, schema migrations under an advisory lock, and database
 errors mapped to the runtime's ``RetryableError``.
+``sink_kit.upsert``: one-statement batch upserts (``INSERT ... SELECT FROM unnest ... ON
+CONFLICT``) for sinks that fold a batch to one row per key.
 ``sink_kit.aws``: boto3 clients for AWS / LocalStack / the emulator, AWS errors mapped to
 ``RetryableError``, version-guarded DynamoDB writes and table creation from a definition.
 

@@ -1,0 +1,63 @@
+"""Fast COPY (text format) of many rows: the per-value escaping done with ``str.replace``.
+
+``sink_kit.postgres.copy_rows`` escapes every value with ``str.translate``, which walks a
+mapping per character; on ~1 KB JSON documents that costs far more than the COPY itself. The
+functions here produce the same bytes (a test checks it against ``copy_rows``'s encoding) but
+only rewrite a value that holds a character COPY needs escaped, which JSON text rarely does
+outside string escapes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+__all__ = ["copy_text_rows", "encode_value"]
+
+
+def encode_value(value: Any) -> str:
+    """One value in COPY's text format: ``\\N`` for NULL, backslash escapes for the rest."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    text = value if type(value) is str else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def copy_text_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """COPY ``rows`` into ``table``; same contract as ``sink_kit.postgres.copy_rows``.
+
+    Values must already be in PostgreSQL's text form for their column (strings, JSON as text,
+    numbers, ``Decimal``, ISO-8601 timestamps, booleans, bytea as ``\\x``-hex strings).
+    Returns the number of rows copied.
+    """
+    enc = encode_value
+    lines = ["\t".join([enc(v) for v in row]) for row in rows]
+    if not lines:
+        return 0
+    lines.append("")
+    buf = io.StringIO("\n".join(lines))
+    cols = ", ".join(f'"{c}"' for c in columns)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    try:
+        cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN", buf)
+    finally:
+        cur.close()
+    return len(lines) - 1

@@ -1,0 +1,343 @@
+"""The statistics as pure functions of per-key row states (no I/O).
+
+Every statistic is a function of the latest row image of each ``customers``, ``products``,
+``orders`` and ``order_items`` key. A batch is applied in three steps (``apply_changes``;
+steps 2 and 3 live in ``_deltas``):
+
+1. ``fold`` each table's changes per key, in Kafka order, against the stored state: an event
+   whose source position is at or before the key's stored one is a re-emit and is skipped; the
+   result is one ``Transition`` (image before the batch -> image after it) per changed key.
+2. ``compute_deltas``: each statistic's change is its value over the new images minus its value
+   over the old ones, per key. An order line contributes to its product only while its order
+   exists and is not cancelled, so an order whose liveness flips also moves the contribution of
+   its lines that the batch did not touch (the sink loads those), whatever order the two topics
+   arrived in.
+3. ``apply_*``: old statistic rows + deltas -> new rows (one upsert per key per batch).
+
+``apply_changes`` runs them against a ``StateStore``: the sink's is PostgreSQL inside the
+batch's transaction (with the consumer offsets), the unit tests' is a few dicts.
+User-activity statistics are sums (``fold_user_events``), and the engagement score and churn
+risk are a documented formula (``scores``) evaluated as of the latest event time seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Final, Protocol
+
+from cdc_events import UNCHANGED
+
+from stats_aggregator._deltas import (
+    CustomerDelta,
+    DayDelta,
+    Deltas,
+    ProductDelta,
+    apply_customer,
+    apply_day,
+    apply_product,
+    apply_status_counts,
+    average,
+    compute_deltas,
+    flipped_orders,
+    is_live,
+    order_ids_of_items,
+)
+from stats_aggregator._model import (
+    CENTS,
+    IMAGE_TYPES,
+    ZERO,
+    CustomerRow,
+    DayRow,
+    Item,
+    LowStockAlert,
+    Product,
+    ProductRow,
+    RowChange,
+    Stored,
+    Transition,
+    UserEvent,
+    UserTotals,
+)
+
+# -- 1. fold ----------------------------------------------------------------------------------
+
+
+def is_reemit(event_lsn: int | None, stored_lsn: int | None) -> bool:
+    """An event at or before the key's last applied source position was applied already.
+
+    Per key, PostgreSQL positions grow in commit order: a second writer of a row waits on the
+    first one's row lock, so its change is logged after the first commits. (Across keys they
+    do not: overlapping transactions interleave in the WAL.) Without positions nothing is
+    skipped and the sink-managed offsets alone prevent double counting.
+    """
+    return event_lsn is not None and stored_lsn is not None and event_lsn <= stored_lsn
+
+
+def make_image(change: RowChange, previous: Any | None) -> Any:
+    """The row image after a change; a column Debezium could not see keeps its previous value."""
+    cls = IMAGE_TYPES[change.table]
+    values = change.values
+    assert values is not None
+    if not change.partial:
+        return cls._make(values)
+    return cls._make(
+        (None if previous is None else previous[i]) if v is UNCHANGED else v
+        for i, v in enumerate(values)
+    )
+
+
+@dataclass(slots=True)
+class Folded:
+    """One table's batch, folded per key."""
+
+    transitions: dict[int, Transition[Any]] = field(default_factory=dict)
+    applied: int = 0
+    skipped: int = 0
+
+
+OnApply = Callable[[RowChange, Any, Any], None]
+
+
+def fold(
+    changes: Iterable[RowChange],
+    stored: Mapping[int, Stored[Any]],
+    on_apply: OnApply | None = None,
+) -> Folded:
+    """Fold one table's changes (in Kafka order per key) into one transition per changed key.
+
+    ``on_apply(change, image_before, image_after)`` sees every applied change in order (the
+    low-stock crossings are detected per change, so batch boundaries do not change them).
+    """
+    out = Folded()
+    current: dict[int, tuple[Any, int | None]] = {}
+    first: dict[int, Any] = {}
+    for change in changes:
+        key = change.key
+        if key in current:
+            image, lsn = current[key]
+        else:
+            state = stored.get(key)
+            image, lsn = (None, None) if state is None else (state.image, state.lsn)
+            first[key] = image
+        if is_reemit(change.lsn, lsn):
+            out.skipped += 1
+            continue
+        new = None if change.values is None else make_image(change, image)
+        if on_apply is not None:
+            on_apply(change, image, new)
+        current[key] = (new, change.lsn if change.lsn is not None else lsn)
+        out.applied += 1
+    for key, (image, lsn) in current.items():
+        if lsn is None and key not in stored and image is None:
+            continue  # a delete of a key never seen, with no position to remember
+        out.transitions[key] = Transition(key, first[key], image, lsn)
+    return out
+
+
+def low_stock_detector(threshold: int, alerts: list[LowStockAlert]) -> OnApply:
+    """An ``on_apply`` for products: one alert each time a product's stock crosses below
+    ``threshold`` (a new or re-created product already below it counts); going back to or
+    above the threshold, or a delete, re-arms it."""
+
+    def on_apply(change: RowChange, before: Product | None, after: Product | None) -> None:
+        if is_low(after, threshold) and not is_low(before, threshold):
+            assert after is not None and after.stock is not None
+            alerts.append(
+                LowStockAlert(
+                    product_id=change.key,
+                    stock=after.stock,
+                    threshold=threshold,
+                    lsn=change.lsn,
+                    event_id=change.event_id,
+                    source_ts_ms=change.source_ts_ms,
+                )
+            )
+
+    return on_apply
+
+
+def is_low(product: Product | None, threshold: int) -> bool:
+    return product is not None and product.stock is not None and product.stock < threshold
+
+
+# -- one batch, end to end --------------------------------------------------------------------
+
+
+class StateStore(Protocol):
+    """Where states and statistic rows live (PostgreSQL in the sink, dicts in tests)."""
+
+    def load_states(self, table: str, keys: Collection[int]) -> dict[int, Stored[Any]]: ...
+    def load_lines(self, order_ids: Collection[int]) -> dict[int, Item]: ...
+    def save_states(self, table: str, transitions: Collection[Transition[Any]]) -> None: ...
+    def load_customer_rows(self, keys: Collection[int]) -> dict[int, CustomerRow]: ...
+    def save_customer_rows(self, rows: Collection[CustomerRow]) -> None: ...
+    def recount_first_last(self, customers: Collection[int]) -> None: ...
+    def load_product_rows(self, keys: Collection[int]) -> dict[int, ProductRow]: ...
+    def save_product_rows(self, rows: Collection[ProductRow]) -> None: ...
+    def load_day_rows(self, days: Collection[date]) -> dict[date, DayRow]: ...
+    def save_day_rows(self, rows: Collection[DayRow]) -> None: ...
+    def load_status_counts(self) -> dict[str, int]: ...
+    def save_status_counts(self, counts: Mapping[str, int]) -> None: ...
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    alerts: list[LowStockAlert] = field(default_factory=list)
+    applied: int = 0
+    skipped: int = 0
+    products_changed: bool = False
+
+
+def apply_changes(
+    store: StateStore, changes: Mapping[str, Sequence[RowChange]], threshold: int
+) -> BatchOutcome:
+    """Apply one batch of row changes (per table, Kafka order per key) to ``store``.
+
+    Reads what the deltas need, then writes each changed state and statistic row once.
+    """
+    out = BatchOutcome()
+    folded: dict[str, Folded] = {}
+    for table, rows in changes.items():
+        if not rows:
+            continue
+        stored = store.load_states(table, {c.key for c in rows})
+        detector = low_stock_detector(threshold, out.alerts) if table == "products" else None
+        folded[table] = f = fold(rows, stored, detector)
+        out.applied += f.applied
+        out.skipped += f.skipped
+    empty = Folded()
+    customers = folded.get("customers", empty).transitions
+    products = folded.get("products", empty).transitions
+    orders = folded.get("orders", empty).transitions
+    items = folded.get("order_items", empty).transitions
+    out.products_changed = bool(products)
+    needed = order_ids_of_items(items) - set(orders)
+    orders_before = {k: s.image for k, s in store.load_states("orders", needed).items()}
+    lines = store.load_lines(flipped_orders(orders))
+    deltas = compute_deltas(customers, products, orders, items, orders_before, lines)
+
+    for table, f in folded.items():
+        if f.transitions:
+            store.save_states(table, list(f.transitions.values()))
+    if keys := deltas.customer_keys():
+        old_c = store.load_customer_rows(keys)
+        store.save_customer_rows(
+            [apply_customer(k, old_c.get(k), deltas.customers.get(k), deltas) for k in keys]
+        )
+        store.recount_first_last(deltas.recount_first_last)
+    if keys := deltas.product_keys():
+        old_p = store.load_product_rows(keys)
+        store.save_product_rows(
+            [
+                apply_product(k, old_p.get(k), deltas.products.get(k), deltas, threshold)
+                for k in keys
+            ]
+        )
+    if deltas.days:
+        old_d = store.load_day_rows(deltas.days)
+        store.save_day_rows([apply_day(day, old_d.get(day), d) for day, d in deltas.days.items()])
+    if deltas.statuses:
+        store.save_status_counts(apply_status_counts(store.load_status_counts(), deltas.statuses))
+    return out
+
+
+# -- user activity ----------------------------------------------------------------------------
+
+
+def first_occurrences(events: Iterable[UserEvent]) -> list[UserEvent]:
+    """Each ``event_id`` once (a front end retrying a send, a replay)."""
+    seen: set[str] = set()
+    out = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            out.append(event)
+    return out
+
+
+def fold_user_events(events: Iterable[UserEvent]) -> dict[str, UserTotals]:
+    """Per-user sums of (already deduplicated) events."""
+    acc: dict[str, list[Any]] = {}
+    for e in events:
+        a = acc.get(e.user_id)
+        if a is None:
+            a = acc[e.user_id] = [0, 0, ZERO, e.timestamp, ZERO, 0]
+        a[0] += 1
+        if e.event_type == "purchase" and e.amount is not None:
+            a[1] += 1
+            a[2] += e.amount.quantize(CENTS)
+        a[3] = max(a[3], e.timestamp)
+        if e.duration is not None:
+            a[4] += e.duration
+            a[5] += 1
+    return {u: UserTotals(u, a[0], a[1], a[2], a[3], a[4], a[5]) for u, a in acc.items()}
+
+
+# Engagement score and churn risk, as of the latest event time seen on the topic (never the
+# wall clock, so a replay computes the same values):
+#   R (recency)   = max(0, 1 - idle_seconds / RECENCY_HORIZON_S), idle = as_of - last_active
+#   F (frequency) = min(1, total_events / FREQUENCY_SATURATION)
+#   M (monetary)  = min(1, total_spent / SPEND_SATURATION)
+#   engagement_score = round(100 * (0.5 R + 0.3 F + 0.2 M), 1)        in [0, 100]
+#   churn_risk       = round(1 - (0.7 R + 0.3 F), 3)                   in [0, 1]
+# Rounding is half-up, as PostgreSQL's round(numeric) does in the ``user_stats`` view.
+RECENCY_HORIZON_S: Final = 30 * 86_400  # a user idle for 30 days has no recency left
+FREQUENCY_SATURATION: Final = 100  # 100 events make a fully frequent user
+SPEND_SATURATION: Final = Decimal(500)  # 500.00 spent makes a fully monetary user
+W_RECENCY, W_FREQUENCY, W_MONETARY = Decimal("0.5"), Decimal("0.3"), Decimal("0.2")
+C_RECENCY, C_FREQUENCY = Decimal("0.7"), Decimal("0.3")
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    engagement_score: Decimal
+    churn_risk: Decimal
+
+
+def scores(
+    total_events: int, total_spent: Decimal, last_active: datetime, as_of: datetime
+) -> Scores:
+    idle = as_of - last_active
+    idle_s = Decimal(idle.days * 86_400 + idle.seconds) + Decimal(idle.microseconds) / 10**6
+    recency = max(Decimal(0), 1 - max(Decimal(0), idle_s) / RECENCY_HORIZON_S)
+    frequency = min(Decimal(1), Decimal(total_events) / FREQUENCY_SATURATION)
+    monetary = min(Decimal(1), total_spent / SPEND_SATURATION)
+    engagement = 100 * (W_RECENCY * recency + W_FREQUENCY * frequency + W_MONETARY * monetary)
+    churn = 1 - (C_RECENCY * recency + C_FREQUENCY * frequency)
+    return Scores(
+        engagement.quantize(Decimal("0.1"), ROUND_HALF_UP),
+        churn.quantize(Decimal("0.001"), ROUND_HALF_UP),
+    )
+
+
+__all__ = [
+    "BatchOutcome",
+    "CustomerDelta",
+    "DayDelta",
+    "Deltas",
+    "Folded",
+    "ProductDelta",
+    "Scores",
+    "StateStore",
+    "apply_changes",
+    "apply_customer",
+    "apply_day",
+    "apply_product",
+    "apply_status_counts",
+    "average",
+    "compute_deltas",
+    "first_occurrences",
+    "flipped_orders",
+    "fold",
+    "fold_user_events",
+    "is_live",
+    "is_low",
+    "is_reemit",
+    "low_stock_detector",
+    "make_image",
+    "order_ids_of_items",
+    "scores",
+]

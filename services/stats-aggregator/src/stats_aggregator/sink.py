@@ -1,0 +1,255 @@
+"""The PostgreSQL sink: one transaction per batch holding the per-key states, the statistics,
+the alert outbox rows and the consumer offsets (the sink-managed commit strategy).
+
+Batches of all replicas are serialised by a transaction-level advisory lock: the cross-topic
+deltas read other keys' states (an order line reads its order), so two batches computing
+deltas concurrently could each miss the other's uncommitted change. The statistic rows are hot
+(every order touches its customer, its day and its status) and would serialise anyway.
+
+After the commit the alert outbox is published (when a publisher is configured) and the
+optional DynamoDB stock projection is brought up to date; both resume from PostgreSQL after a
+crash (see ``_outbox``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+import structlog
+from consumer_runtime import (
+    BaseSink,
+    Batch,
+    Offsets,
+    RetryableError,
+    TopicPartition,
+    create_publisher,
+)
+from sink_kit.aws import ensure_table, make_client
+from sink_kit.postgres import (
+    OffsetStore,
+    db_errors,
+    engine_from_settings,
+    make_engine,
+    upgrade_schema,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from stats_aggregator import _store as store
+from stats_aggregator._model import TABLES, LowStockAlert, Record, RowChange, UserEvent
+from stats_aggregator._outbox import (
+    PAGE,
+    AlertPublisher,
+    InventoryProjection,
+    RuntimePublisher,
+    publish_alerts,
+)
+from stats_aggregator.domain import apply_changes, first_occurrences, fold_user_events
+from stats_aggregator.errors import StatsAggregatorError
+from stats_aggregator.settings import SERVICE_NAME, Settings
+
+MIGRATIONS: Final = Path(__file__).parent / "migrations"
+# Serialises batches of all replicas (and the schema migration, under its own name).
+BATCH_LOCK: Final = "stats-aggregator:batch"
+MIGRATION_LOCK: Final = "stats-aggregator:schema"
+# A database restarting together with the service (compose, a failover) gets a minute before
+# the start fails and the orchestrator's restart back-off takes over.
+STARTUP_DB_WAIT_S: Final = 60.0
+
+
+def inventory_table_definition() -> dict[str, Any]:
+    """The ``inventory-realtime`` table definition shipped with the package (CreateTable input)."""
+    text = resources.files("stats_aggregator").joinpath("inventory-realtime.json").read_text()
+    definition: dict[str, Any] = json.loads(text)
+    return definition
+
+
+class StatsSink(BaseSink[Record]):
+    """Applies batches of row changes and user events to the statistics, exactly once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        group: str,
+        threshold: int = 10,
+        projection: InventoryProjection | None = None,
+        publisher: AlertPublisher | None = None,
+        alerts_topic: str = "alerts.low-stock",
+    ) -> None:
+        self.engine = engine
+        self.group = group
+        self.threshold = threshold
+        self.projection = projection
+        self.publisher = publisher
+        self.alerts_topic = alerts_topic
+        self.offsets = OffsetStore(sa.MetaData())
+        self._log = structlog.get_logger("stats_aggregator").bind(service=SERVICE_NAME)
+        # Pending after-commit work; True at start so leftovers of a crash are picked up.
+        self._alerts_pending = publisher is not None
+        self._projection_pending = projection is not None
+        #: Counters since start (logged, and read by tests and the benchmark).
+        self.stats: dict[str, int] = defaultdict(int)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StatsSink:
+        engine = engine_from_settings(settings, SERVICE_NAME)
+        deadline = time.monotonic() + STARTUP_DB_WAIT_S
+        while True:
+            try:
+                upgrade_schema(engine, MIGRATIONS, MIGRATION_LOCK)
+                break
+            except RetryableError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                structlog.get_logger("stats_aggregator").warning(
+                    "database unavailable at start; retrying", error=str(exc)
+                )
+                time.sleep(2)
+        projection = None
+        if settings.inventory_table:
+            client = make_client("dynamodb", settings.aws_region, settings.aws_endpoint_url)
+            if settings.inventory_create_table:
+                definition = inventory_table_definition() | {"TableName": settings.inventory_table}
+                ensure_table(client, definition)
+            projection = InventoryProjection(
+                client, settings.inventory_table, settings.low_stock_threshold
+            )
+        return cls(
+            engine,
+            group=settings.group_id(SERVICE_NAME),
+            threshold=settings.low_stock_threshold,
+            projection=projection,
+            publisher=RuntimePublisher(create_publisher(settings, SERVICE_NAME)),
+            alerts_topic=settings.alerts_topic,
+        )
+
+    # -- the runtime's hooks ------------------------------------------------------------------
+
+    def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
+        with db_errors("load offsets"), self.engine.connect() as conn:
+            return self.offsets.load(conn, self.group, partitions)
+
+    def write_batch(self, batch: Batch[Record]) -> Offsets | None:
+        changes: dict[str, list[RowChange]] = {t: [] for t in TABLES}
+        events: list[UserEvent] = []
+        for records in batch.records.values():
+            for r in records:
+                if isinstance(r, RowChange):
+                    changes[r.table].append(r)
+                else:
+                    events.append(r)
+        with db_errors("write statistics batch"), self.engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": BATCH_LOCK})
+            alerts = self._apply_changes(conn, changes)
+            if events:
+                self._apply_user_events(conn, events)
+            self.offsets.save(conn, self.group, batch.next_offsets)
+        self.stats["batches"] += 1
+        if alerts:
+            self._alerts_pending = self.publisher is not None
+        if changes["products"]:
+            self._projection_pending = self.projection is not None
+        self._after_commit()
+        return None
+
+    def flush(self) -> Offsets | None:
+        self._after_commit()
+        return None
+
+    def close(self) -> None:
+        close = getattr(self.publisher, "close", None)
+        if close is not None:
+            close()
+        self.engine.dispose()
+
+    def healthy(self) -> bool:
+        try:
+            with db_errors("health check"), self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except RetryableError:
+            return False
+        return True
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _apply_changes(
+        self, conn: Connection, changes: dict[str, list[RowChange]]
+    ) -> list[LowStockAlert]:
+        outcome = apply_changes(store.PgStore(conn), changes, self.threshold)
+        self.stats["applied"] += outcome.applied
+        self.stats["reemits_skipped"] += outcome.skipped
+        if outcome.skipped:
+            self._log.info("re-emitted changes skipped", count=outcome.skipped)
+        if outcome.alerts:
+            store.insert_alerts(conn, outcome.alerts)
+            self.stats["alerts"] += len(outcome.alerts)
+        return outcome.alerts
+
+    def _apply_user_events(self, conn: Connection, events: list[UserEvent]) -> None:
+        unique = first_occurrences(events)
+        new_ids = store.new_event_ids(conn, [e.event_id for e in unique])
+        fresh = [e for e in unique if e.event_id in new_ids]
+        self.stats["user_events"] += len(fresh)
+        self.stats["user_events_duplicate"] += len(events) - len(fresh)
+        if not fresh:
+            return
+        store.add_user_totals(conn, fold_user_events(fresh).values())
+        store.advance_watermark(conn, max(e.timestamp for e in fresh))
+
+    def _after_commit(self) -> None:
+        """Publish pending alerts and projection writes; failures wait for the next batch."""
+        if self._alerts_pending and self.publisher is not None:
+            try:
+                with db_errors("publish alerts"), self.engine.begin() as conn:
+                    sent = publish_alerts(conn, self.publisher, self.alerts_topic)
+                self._alerts_pending = sent >= PAGE
+            except Exception as exc:  # the batch is committed; retry after the next one
+                self._log.warning("publishing low-stock alerts failed; will retry", error=str(exc))
+        if self._projection_pending and self.projection is not None:
+            try:
+                with db_errors("project inventory"), self.engine.begin() as conn:
+                    written = self.projection.sync(conn)
+                self._projection_pending = written >= PAGE
+                self.stats["projected"] += written
+            except Exception as exc:  # the batch is committed; retry after the next one
+                self._log.warning("inventory projection failed; will retry", error=str(exc))
+
+
+class StatsReader:
+    """Read access to the statistics for operators (the ``cdc stats`` commands)."""
+
+    _VIEWS: Final = {
+        "customer": ("customer_stats", "customer_id"),
+        "product": ("product_stats", "product_id"),
+        "user": ("user_stats", "user_id"),
+    }
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = make_engine(database_url, pool_size=1, max_overflow=0)
+
+    def get(self, kind: str, key: int | str) -> dict[str, Any] | None:
+        """The statistics row of one customer, product or user; None if it has none."""
+        view, column = self._VIEWS[kind]
+        try:
+            with db_errors(f"read {view}"), self.engine.connect() as conn:
+                row = store.read_one(conn, view, column, key)
+                if row is not None and kind == "user":
+                    row["as_of"] = store.read_watermark(conn)
+                return row
+        except RetryableError as exc:
+            raise StatsAggregatorError(
+                f"{exc}: check DATABASE_URL and that it is reachable"
+            ) from exc
+        except sa.exc.ProgrammingError as exc:
+            raise StatsAggregatorError(
+                f"{view} not found: is DATABASE_URL the aggregator's database (and schema)?"
+            ) from exc
+        finally:
+            self.engine.dispose()

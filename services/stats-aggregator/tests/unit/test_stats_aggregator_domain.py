@@ -1,0 +1,449 @@
+"""The statistics logic against a reference computed from the final source state.
+
+A random shop history (sign-ups, products created/restocked/re-priced/deleted/re-created,
+orders placed, paid, shipped, cancelled, removed, back-dated) is turned into per-table,
+per-partition change logs, re-emits are spliced in, and the logs are consumed with random batch
+cuts and random interleavings of the topics through ``domain.apply_changes`` over an in-memory
+store. Whatever the order, every statistic must equal the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cdc_events import UNCHANGED
+from stats_aggregator._model import (
+    IMAGE_TYPES,
+    CustomerRow,
+    DayRow,
+    Item,
+    Product,
+    ProductRow,
+    RowChange,
+    Stored,
+    Transition,
+    UserEvent,
+)
+from stats_aggregator.domain import (
+    apply_changes,
+    average,
+    first_occurrences,
+    fold,
+    fold_user_events,
+    low_stock_detector,
+    scores,
+)
+
+ZERO = Decimal("0.00")
+T0 = datetime(2024, 3, 1, 22, 0, tzinfo=UTC)
+
+
+class MemoryStore:
+    """``domain.StateStore`` in dicts, with the same visibility rules as the SQL store."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict[int, Stored[Any]]] = defaultdict(dict)
+        self.customers: dict[int, CustomerRow] = {}
+        self.products: dict[int, ProductRow] = {}
+        self.days: dict[date, DayRow] = {}
+        self.statuses: dict[str, int] = {}
+
+    def load_states(self, table: str, keys: Collection[int]) -> dict[int, Stored[Any]]:
+        return {k: self.states[table][k] for k in keys if k in self.states[table]}
+
+    def load_lines(self, order_ids: Collection[int]) -> dict[int, Item]:
+        return {
+            k: s.image
+            for k, s in self.states["order_items"].items()
+            if s.image is not None and s.image.order_id in order_ids
+        }
+
+    def save_states(self, table: str, transitions: Collection[Transition[Any]]) -> None:
+        for t in transitions:
+            self.states[table][t.key] = Stored(t.new, t.lsn)
+
+    def load_customer_rows(self, keys: Collection[int]) -> dict[int, CustomerRow]:
+        return {k: self.customers[k] for k in keys if k in self.customers}
+
+    def save_customer_rows(self, rows: Collection[CustomerRow]) -> None:
+        for r in rows:
+            if r.visible:
+                self.customers[r.customer_id] = r
+            else:
+                self.customers.pop(r.customer_id, None)
+
+    def recount_first_last(self, customers: Collection[int]) -> None:
+        for c in customers:
+            if c not in self.customers:
+                continue
+            times = [
+                s.image.created_at
+                for s in self.states["orders"].values()
+                if s.image is not None and s.image.customer_id == c
+            ]
+            self.customers[c] = dataclasses.replace(
+                self.customers[c],
+                first_order_at=min(times, default=None),
+                last_order_at=max(times, default=None),
+            )
+
+    def load_product_rows(self, keys: Collection[int]) -> dict[int, ProductRow]:
+        return {k: self.products[k] for k in keys if k in self.products}
+
+    def save_product_rows(self, rows: Collection[ProductRow]) -> None:
+        for r in rows:
+            if r.visible:
+                self.products[r.product_id] = r
+            else:
+                self.products.pop(r.product_id, None)
+
+    def load_day_rows(self, days: Collection[date]) -> dict[date, DayRow]:
+        return {d: self.days[d] for d in days if d in self.days}
+
+    def save_day_rows(self, rows: Collection[DayRow]) -> None:
+        for r in rows:
+            if r.orders > 0:
+                self.days[r.day] = r
+            else:
+                self.days.pop(r.day, None)
+
+    def load_status_counts(self) -> dict[str, int]:
+        return dict(self.statuses)
+
+    def save_status_counts(self, counts: Mapping[str, int]) -> None:
+        for s, n in counts.items():
+            if n > 0:
+                self.statuses[s] = n
+            else:
+                self.statuses.pop(s, None)
+
+
+# -- a random shop history -------------------------------------------------------------------
+
+
+class Shop:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.lsn = 1000
+        self.tables: dict[str, dict[int, dict[str, Any]]] = {
+            t: {} for t in ("customers", "products", "orders", "order_items")
+        }
+        self.ids: dict[str, int] = defaultdict(int)
+        self.log: list[RowChange] = []  # commit order
+
+    def _emit(self, table: str, key: int, op: str, row: dict[str, Any] | None) -> None:
+        self.lsn += self.rng.randint(1, 50)
+        self.log.append(
+            _change(table, key, op, None if row is None else dict(row), self.lsn,
+                    f"{table}:{key}:{self.lsn}")
+        )  # fmt: skip
+
+    def insert(self, table: str, row: dict[str, Any], key: int | None = None) -> int:
+        if key is None:
+            self.ids[table] += 1
+            key = self.ids[table]
+        self.tables[table][key] = row
+        self._emit(table, key, "c", row)
+        return key
+
+    def update(self, table: str, key: int, **changes: Any) -> None:
+        self.tables[table][key].update(changes)
+        self._emit(table, key, "u", self.tables[table][key])
+
+    def delete(self, table: str, key: int) -> None:
+        del self.tables[table][key]
+        self._emit(table, key, "d", None)
+
+    def step(self) -> None:
+        rng, t = self.rng, self.tables
+        op = rng.choices(
+            ["signup", "country", "product", "restock", "price", "delete_product", "recreate",
+             "order", "pay", "ship", "cancel", "remove_order", "backdate", "toast"],
+            [5, 2, 3, 6, 4, 1, 1, 30, 12, 8, 6, 1, 1, 2],
+        )[0]  # fmt: skip
+        if op == "signup" or not t["customers"]:
+            self.insert("customers", {"country": rng.choice("ABC")})
+        elif op == "country":
+            self.update("customers", rng.choice(list(t["customers"])), country=rng.choice("ABC"))
+        elif op == "product" or not t["products"]:
+            self.insert(
+                "products",
+                {"name": f"p{rng.random():.3f}", "price": _money(rng), "stock": rng.randint(0, 30)},
+            )
+        elif op == "restock":
+            pid = rng.choice(list(t["products"]))
+            self.update("products", pid, stock=t["products"][pid]["stock"] + rng.randint(1, 20))
+        elif op == "price":
+            self.update("products", rng.choice(list(t["products"])), price=_money(rng))
+        elif op == "toast":
+            # An update whose unchanged TOASTed column arrives as the placeholder.
+            pid = rng.choice(list(t["products"]))
+            self.tables["products"][pid]["stock"] += 1
+            row = dict(self.tables["products"][pid], name=UNCHANGED)
+            self.lsn += 1
+            self.log.append(_change("products", pid, "u", row, self.lsn, f"t{self.lsn}"))
+        elif op == "delete_product":
+            self.delete("products", rng.choice(list(t["products"])))
+        elif op == "recreate":
+            gone = {i["product_id"] for i in t["order_items"].values()} - set(t["products"])
+            if gone:
+                row = {"name": "again", "price": _money(rng), "stock": rng.randint(0, 15)}
+                self.insert("products", row, key=rng.choice(sorted(gone)))
+        elif op == "order":
+            cid = rng.choice(list(t["customers"]))
+            pids = rng.sample(sorted(t["products"]), min(len(t["products"]), rng.randint(1, 3)))
+            lines = [(p, t["products"][p]["price"], rng.randint(1, 3)) for p in pids]
+            total = sum((u * q for _, u, q in lines), ZERO)
+            at = T0 + timedelta(minutes=rng.randint(0, 6 * 60))
+            oid = self.insert(
+                "orders",
+                {"customer_id": cid, "status": "pending", "total": total, "created_at": at},
+            )
+            for p, unit, qty in lines:
+                self.insert(
+                    "order_items",
+                    {"order_id": oid, "product_id": p, "quantity": qty, "unit_price": unit},
+                )
+                self.update("products", p, stock=max(0, t["products"][p]["stock"] - qty))
+        elif op in ("pay", "ship", "cancel", "remove_order", "backdate"):
+            src = {"pay": ("pending",), "ship": ("paid",), "cancel": ("pending", "paid")}.get(
+                op, ("pending", "paid", "shipped", "cancelled")
+            )
+            cands = [k for k, o in t["orders"].items() if o["status"] in src]
+            if not cands:
+                return
+            oid = rng.choice(cands)
+            if op == "remove_order":
+                for iid in [k for k, i in t["order_items"].items() if i["order_id"] == oid]:
+                    self.delete("order_items", iid)
+                self.delete("orders", oid)
+            elif op == "backdate":
+                at = t["orders"][oid]["created_at"] - timedelta(hours=rng.randint(1, 30))
+                self.update("orders", oid, created_at=at)
+            else:
+                dst = {"pay": "paid", "ship": "shipped", "cancel": "cancelled"}[op]
+                self.update("orders", oid, status=dst)
+
+
+def _money(rng: random.Random) -> Decimal:
+    return Decimal(rng.randint(100, 5000)) / 100
+
+
+def reference(shop: Shop, threshold: int) -> dict[str, Any]:
+    """The statistics by their definitions (what ``devstack.truth`` computes in SQL)."""
+    t = shop.tables
+    customers = {}
+    for cid, c in t["customers"].items():
+        orders = [o for o in t["orders"].values() if o["customer_id"] == cid]
+        live = [o for o in orders if o["status"] != "cancelled"]
+        spent = sum((o["total"] for o in live), ZERO)
+        customers[cid] = (
+            c["country"], len(orders),
+            sum(o["status"] in ("paid", "shipped") for o in orders),
+            sum(o["status"] == "cancelled" for o in orders), spent, average(spent, len(live)),
+            min((o["created_at"] for o in orders), default=None),
+            max((o["created_at"] for o in orders), default=None),
+        )  # fmt: skip
+    products: dict[int, Any] = {}
+    for pid in set(t["products"]) | {i["product_id"] for i in t["order_items"].values()}:
+        p = t["products"].get(pid)
+        sold = [
+            i
+            for i in t["order_items"].values()
+            if i["product_id"] == pid
+            and i["order_id"] in t["orders"]
+            and t["orders"][i["order_id"]]["status"] != "cancelled"
+        ]
+        stock = None if p is None else p["stock"]
+        products[pid] = (
+            None if p is None else p["name"], None if p is None else p["price"], stock,
+            sum(i["quantity"] for i in sold),
+            sum((i["quantity"] * i["unit_price"] for i in sold), ZERO),
+            stock is not None and stock < threshold, p is None,
+        )  # fmt: skip
+    statuses: dict[str, int] = defaultdict(int)
+    days: dict[date, list[Any]] = defaultdict(lambda: [0, ZERO])
+    for o in t["orders"].values():
+        statuses[o["status"]] += 1
+        if o["status"] != "cancelled":
+            d = days[o["created_at"].astimezone(UTC).date()]
+            d[0] += 1
+            d[1] += o["total"]
+    return {
+        "customers": customers,
+        "products": products,
+        "statuses": dict(statuses),
+        "days": {k: tuple(v) for k, v in days.items()},
+    }
+
+
+def observed(store: MemoryStore) -> dict[str, Any]:
+    return {
+        "customers": {
+            k: (r.country, r.orders_count, r.paid_or_shipped_count, r.cancelled_count,
+                r.total_spent, r.avg_order_value, r.first_order_at, r.last_order_at)
+            for k, r in store.customers.items()
+        },
+        "products": {
+            k: (r.name, r.price, r.stock, r.units_sold, r.revenue, r.low_stock, r.deleted)
+            for k, r in store.products.items()
+        },
+        "statuses": store.statuses,
+        "days": {k: (r.orders, r.revenue) for k, r in store.days.items()},
+    }  # fmt: skip
+
+
+def partition_logs(shop: Shop, rng: random.Random, partitions: int) -> list[list[RowChange]]:
+    """Per (table, partition) logs in commit order, with re-emitted ranges spliced in."""
+    logs: dict[tuple[str, int], list[RowChange]] = defaultdict(list)
+    events = list(shop.log)
+    # A connector restart re-sends everything since its last flushed position.
+    for _ in range(3):
+        cut = rng.randint(0, len(events))
+        back = rng.randint(1, 40)
+        events[cut:cut] = events[max(0, cut - back) : cut]
+    for e in events:
+        logs[(e.table, e.key % partitions)].append(e)
+    return list(logs.values())
+
+
+def consume(
+    store: MemoryStore, logs: list[list[RowChange]], rng: random.Random, threshold: int
+) -> int:
+    pos = [0] * len(logs)
+    skipped = 0
+    while any(p < len(log) for p, log in zip(pos, logs, strict=True)):
+        changes: dict[str, list[RowChange]] = defaultdict(list)
+        for i, log in enumerate(logs):
+            if pos[i] >= len(log) or rng.random() < 0.5:
+                continue  # this partition lags behind in this batch
+            n = rng.randint(1, 30)
+            for change in log[pos[i] : pos[i] + n]:
+                changes[change.table].append(change)
+            pos[i] += n
+        skipped += apply_changes(store, changes, threshold).skipped
+    return skipped
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_statistic_equals_the_reference_whatever_the_arrival_order(seed: int) -> None:
+    rng = random.Random(seed)
+    shop = Shop(rng)
+    for _ in range(400):
+        shop.step()
+    store = MemoryStore()
+    skipped = consume(store, partition_logs(shop, rng, partitions=3), rng, threshold=10)
+    assert skipped > 0  # re-emits were there and were absorbed
+    want, got = reference(shop, 10), observed(store)
+    for name in want:
+        assert got[name] == want[name], name
+
+
+def test_an_order_cancelled_before_its_lines_arrive_never_counts_them() -> None:
+    store = MemoryStore()
+    order = {"customer_id": 1, "status": "pending", "total": Decimal("9.00"), "created_at": T0}
+    line = {"order_id": 7, "product_id": 3, "quantity": 2, "unit_price": Decimal("4.50")}
+    apply_changes(store, {"orders": [_rc("orders", 7, "c", order, 10)]}, 10)
+    apply_changes(
+        store, {"orders": [_rc("orders", 7, "u", order | {"status": "cancelled"}, 30)]}, 10
+    )
+    apply_changes(store, {"order_items": [_rc("order_items", 70, "c", line, 20)]}, 10)
+    assert store.products[3].units_sold == 0
+    assert store.products[3].deleted  # referenced, never seen in products
+    # Reinstated: the line counts again.
+    apply_changes(store, {"orders": [_rc("orders", 7, "u", order | {"status": "paid"}, 40)]}, 10)
+    assert (store.products[3].units_sold, store.products[3].revenue) == (2, Decimal("9.00"))
+    assert store.customers[1].total_spent == Decimal("9.00")
+    assert store.days[T0.date()].orders == 1
+
+
+def test_a_reemit_at_or_before_the_stored_position_is_skipped() -> None:
+    stored = {5: Stored(Product("a", Decimal("1.00"), 3), 100)}
+    changes = [
+        _rc("products", 5, "u", {"name": "old", "price": Decimal("1"), "stock": 1}, 90),
+        _rc("products", 5, "u", {"name": "same", "price": Decimal("1"), "stock": 1}, 100),
+        _rc("products", 5, "u", {"name": "new", "price": Decimal("2"), "stock": 2}, 101),
+    ]
+    folded = fold(changes, stored)
+    assert (folded.applied, folded.skipped) == (1, 2)
+    t = folded.transitions[5]
+    assert t.old == Product("a", Decimal("1.00"), 3)
+    assert t.new == Product("new", Decimal("2"), 2)
+    assert t.lsn == 101
+
+
+def test_an_unchanged_toast_column_keeps_the_previous_value() -> None:
+    stored = {5: Stored(Product("kept", Decimal("1.00"), 3), 100)}
+    change = _rc("products", 5, "u", {"name": UNCHANGED, "price": Decimal("1.00"), "stock": 9}, 101)
+    assert fold([change], stored).transitions[5].new == Product("kept", Decimal("1.00"), 9)
+
+
+def test_low_stock_alerts_fire_once_per_crossing_and_rearm() -> None:
+    alerts: list[Any] = []
+    stocks = [15, 9, 5, 12, 8, 8]
+    changes = [
+        _rc("products", 1, "u", {"name": "x", "price": Decimal(1), "stock": s}, 10 + i)
+        for i, s in enumerate(stocks)
+    ]
+    changes.append(_rc("products", 1, "d", None, 50))
+    changes.append(_rc("products", 1, "c", {"name": "x", "price": Decimal(1), "stock": 2}, 60))
+    fold(changes, {}, low_stock_detector(10, alerts))
+    assert [(a.stock, a.lsn) for a in alerts] == [(9, 11), (8, 14), (2, 60)]
+    assert alerts[0].to_message()["source"]["lsn"] == 11
+
+
+def test_user_events_are_folded_per_user_once_per_event_id() -> None:
+    def ev(i: str, user: str, kind: str, minute: int, amount: str | None = None,
+           duration: str | None = None) -> UserEvent:  # fmt: skip
+        return UserEvent(i, user, kind, T0 + timedelta(minutes=minute),
+                         None if amount is None else Decimal(amount),
+                         None if duration is None else Decimal(duration), 0, 0)  # fmt: skip
+
+    events = [
+        ev("a", "u1", "view", 1, duration="10.5"),
+        ev("b", "u1", "purchase", 5, amount="19.99"),
+        ev("b", "u1", "purchase", 5, amount="19.99"),
+        ev("c", "u1", "click", 3, duration="1.5"),
+        ev("d", "u2", "click", 2),
+    ]
+    totals = fold_user_events(first_occurrences(events))
+    u1 = totals["u1"]
+    assert (u1.total_events, u1.total_purchases, u1.total_spent) == (3, 1, Decimal("19.99"))
+    assert u1.last_active == T0 + timedelta(minutes=5)
+    assert (u1.duration_sum, u1.duration_count) == (Decimal("12.0"), 2)
+    assert totals["u2"].total_events == 1
+
+
+def test_scores_follow_the_documented_formula() -> None:
+    # Active right now, 100 events, 500 spent: fully engaged, no churn risk.
+    top = scores(100, Decimal(500), T0, T0)
+    assert (top.engagement_score, top.churn_risk) == (Decimal("100.0"), Decimal("0.000"))
+    # Idle 15 days (R = 0.5), 10 events (F = 0.1), 50 spent (M = 0.1).
+    mid = scores(10, Decimal(50), T0, T0 + timedelta(days=15))
+    assert mid.engagement_score == Decimal("30.0")  # 100 * (0.25 + 0.03 + 0.02)
+    assert mid.churn_risk == Decimal("0.620")  # 1 - (0.35 + 0.03)
+    # Idle beyond the horizon, nothing else: no engagement, full churn risk.
+    gone = scores(0, Decimal(0), T0, T0 + timedelta(days=90))
+    assert (gone.engagement_score, gone.churn_risk) == (Decimal("0.0"), Decimal("1.000"))
+
+
+def _rc(table: str, key: int, op: str, values: dict[str, Any] | None, lsn: int) -> RowChange:
+    return _change(table, key, op, values, lsn, f"{table}-{key}-{lsn}")
+
+
+def _change(
+    table: str, key: int, op: str, values: dict[str, Any] | None, lsn: int, event_id: str
+) -> RowChange:
+    """A change as the decoder builds it (values in the image's column order)."""
+    row = None
+    if values is not None:
+        row = tuple(values.get(f) for f in IMAGE_TYPES[table]._fields)
+    partial = row is not None and any(v is UNCHANGED for v in row)
+    return RowChange(table, key, op, row, lsn, event_id, lsn, 0, 0, partial)
