@@ -57,6 +57,9 @@ class _Relay:
         self.last_event_at: float | None = None
         self._errors: list[KafkaError] = []
         self._last_status = 0.0
+        # The engine's thread (after each batch) and the main thread (on a timer) both write
+        # the status file; one writer at a time, or their temp files collide.
+        self._status_lock = threading.Lock()
         self.write_status(state="starting")
 
     # Called by pydbzengine from a JVM thread with one Debezium batch.
@@ -107,6 +110,10 @@ class _Relay:
             self._errors.append(err)
 
     def _count(self, topic: str, value: bytes | None) -> None:
+        with self._status_lock:
+            self._count_locked(topic, value)
+
+    def _count_locked(self, topic: str, value: bytes | None) -> None:
         self.produced[topic] += 1
         ops = self.ops.setdefault(topic, Counter())
         if value is None:
@@ -134,6 +141,10 @@ class _Relay:
             self.write_status(state="running")
 
     def write_status(self, state: str) -> None:
+        with self._status_lock:
+            self._write_status(state)
+
+    def _write_status(self, state: str) -> None:
         status = {
             "state": state,
             "pid": os.getpid(),
