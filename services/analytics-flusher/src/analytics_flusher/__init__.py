@@ -1,1 +1,44 @@
-"""Aggregates orders over event-time windows and flushes Parquet reports to an S3 data lake."""
+"""Aggregates orders over event-time windows and flushes Parquet reports to an S3 data lake.
+
+``python -m analytics_flusher`` runs the service; ``LakeSink`` and ``Decoder`` are its parts,
+``queries`` holds the DuckDB queries that compute exact totals from the written objects.
+"""
+
+from analytics_flusher._parquet import SCHEMAS, encode_jsonl, encode_parquet
+from analytics_flusher._reports import REPORTS, ReportTable, build_reports, object_key
+from analytics_flusher.domain import (
+    Change,
+    Decoder,
+    ItemChange,
+    OrderChange,
+    Part,
+    PartitionWindows,
+    WindowConfig,
+)
+from analytics_flusher.errors import AnalyticsFlusherError, HttpSinkUnavailable
+from analytics_flusher.settings import FlusherSettings
+from analytics_flusher.sink import LakeSink, ObjectStore, S3Store, build_sink
+
+__all__ = [
+    "REPORTS",
+    "SCHEMAS",
+    "AnalyticsFlusherError",
+    "Change",
+    "Decoder",
+    "FlusherSettings",
+    "HttpSinkUnavailable",
+    "ItemChange",
+    "LakeSink",
+    "ObjectStore",
+    "OrderChange",
+    "Part",
+    "PartitionWindows",
+    "ReportTable",
+    "S3Store",
+    "WindowConfig",
+    "build_reports",
+    "build_sink",
+    "encode_jsonl",
+    "encode_parquet",
+    "object_key",
+]

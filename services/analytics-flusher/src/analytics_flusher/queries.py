@@ -1,0 +1,102 @@
+"""The DuckDB queries that turn the lake's objects into exact totals (SQL text only).
+
+The image reports (``orders``, ``order_items``) hold, per window part, the last image of every
+row the part saw. A row's current state is its image with the highest Kafka offset (a key always
+lands on the same partition, and offsets order a partition), whichever part it sits in: replays,
+overlapping parts, Debezium re-emits and the order in which the two topics were consumed do not
+matter. The totals then follow the source's own definitions (revenue over non-cancelled orders,
+days are the UTC date of ``orders.created_at``).
+
+``root`` is where the report prefixes live: ``s3://bucket/reports`` with DuckDB's ``httpfs``
+(or the same SQL in Athena over the Hive-partitioned tables), or a local copy of the objects.
+"""
+
+from __future__ import annotations
+
+_LATEST = """
+WITH order_images AS (
+    SELECT * FROM read_parquet('{root}/orders/**/*.parquet', hive_partitioning = false)
+    QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY kafka_offset DESC) = 1
+), item_images AS (
+    SELECT * FROM read_parquet('{root}/order_items/**/*.parquet', hive_partitioning = false)
+    QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY kafka_offset DESC) = 1
+), orders AS (
+    SELECT order_id, customer_id, status, total, order_day FROM order_images WHERE NOT deleted
+), live_orders AS (
+    SELECT * FROM orders WHERE status <> 'cancelled'
+), lines AS (
+    SELECT o.order_day, o.customer_id, i.product_id, i.quantity,
+           i.quantity * i.unit_price AS revenue
+    FROM item_images i JOIN live_orders o ON o.order_id = i.order_id
+    WHERE NOT i.deleted
+)
+"""
+
+#: (order_day, orders, revenue) over non-cancelled orders.
+DAILY_SALES = (
+    _LATEST
+    + """
+SELECT order_day, count(*) AS orders, sum(total) AS revenue
+FROM live_orders GROUP BY order_day ORDER BY order_day
+"""
+)
+
+#: (order_day, product_id, units, revenue) over non-cancelled orders.
+PRODUCT_SALES_BY_DAY = (
+    _LATEST
+    + """
+SELECT order_day, product_id, sum(quantity) AS units, sum(revenue) AS revenue
+FROM lines GROUP BY order_day, product_id ORDER BY order_day, product_id
+"""
+)
+
+#: (order_day, customer_id, orders, spend) over non-cancelled orders.
+CUSTOMER_SPEND_BY_DAY = (
+    _LATEST
+    + """
+SELECT order_day, customer_id, count(*) AS orders, sum(total) AS spend
+FROM live_orders GROUP BY order_day, customer_id ORDER BY order_day, customer_id
+"""
+)
+
+#: (status, orders): every order by its current status.
+ORDER_STATUS_COUNTS = (
+    _LATEST
+    + """
+SELECT status, count(*) AS orders FROM orders GROUP BY status ORDER BY status
+"""
+)
+
+#: The exact top ``{n}`` products by revenue (ties by units, then id).
+TOP_PRODUCTS = (
+    _LATEST
+    + """
+SELECT product_id, sum(quantity) AS units, sum(revenue) AS revenue
+FROM lines GROUP BY product_id
+ORDER BY revenue DESC, units DESC, product_id LIMIT {n}
+"""
+)
+
+#: The exact top ``{n}`` customers by spend (ties by orders, then id).
+TOP_CUSTOMERS = (
+    _LATEST
+    + """
+SELECT customer_id, count(*) AS orders, sum(total) AS spend
+FROM live_orders GROUP BY customer_id
+ORDER BY spend DESC, orders DESC, customer_id LIMIT {n}
+"""
+)
+
+#: Summing a per-window summary over its prefix (exact when no part was written twice over
+#: an overlapping range; see the README): net revenue per order day.
+SALES_SUMMARY_SUM = """
+SELECT order_day, sum(net_orders) AS orders, sum(net_revenue) AS revenue
+FROM read_parquet('{root}/sales/**/*.parquet', hive_partitioning = false)
+GROUP BY order_day HAVING sum(net_orders) <> 0 OR sum(net_revenue) <> 0 ORDER BY order_day
+"""
+
+
+def render(query: str, root: str, n: int = 100) -> str:
+    """``query`` for the report prefixes under ``root`` (no trailing slash)."""
+    safe = root.rstrip("/").replace("'", "''")
+    return query.replace("{root}", safe).replace("{n}", str(int(n)))

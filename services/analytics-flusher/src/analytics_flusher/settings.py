@@ -1,0 +1,64 @@
+"""The flusher's settings: the runtime's (Kafka, batching, health) plus the data lake's.
+
+Read once from the environment at the entry point; environment names are the field names
+upper-cased (``S3_BUCKET``, ``WINDOW_SECONDS``, ...). See the README for the full table.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from consumer_runtime import RuntimeSettings
+from pydantic import AnyHttpUrl, Field
+from pydantic_settings import NoDecode
+
+from analytics_flusher.domain import WindowConfig
+
+
+class FlusherSettings(RuntimeSettings):
+    """Environment: ``S3_BUCKET``, ``S3_PREFIX``, ``AWS_ENDPOINT_URL``, ``WINDOW_SECONDS``,
+    ``GRACE_SECONDS``, ``IDLE_FLUSH_SECONDS``, ``MAX_OPEN_WINDOWS``, ``MAX_OPEN_ROWS``,
+    ``TOP_N``, ``UPLOAD_CONCURRENCY``, ``JSONL_COPY``, ``ORDERS_TABLE``, ``ITEMS_TABLE``,
+    ``HTTP_SINK_URL``, ``HTTP_SINK_TIMEOUT_S``, ``HTTP_SINK_MAX_ATTEMPTS``, plus the runtime's
+    variables."""
+
+    kafka_topics: Annotated[tuple[str, ...], NoDecode] = (
+        "dbserver1.public.orders",
+        "dbserver1.public.order_items",
+    )
+    s3_bucket: str = Field(default="cdc-platform-data-lake-dev", min_length=3, max_length=63)
+    s3_prefix: str = "reports"
+    aws_endpoint_url: str | None = None
+    # Tumbling event-time windows of 5 minutes: dashboard granularity, and small enough that
+    # a window part of a busy partition stays well under MAX_OPEN_ROWS.
+    window_seconds: int = Field(default=300, ge=1, le=86_400)
+    # Changes up to a minute late still land in their window; later ones go to the late report.
+    grace_seconds: int = Field(default=60, ge=0, le=86_400)
+    # A quiet partition's open windows are written after this much wall-clock time without a
+    # record, so a stream that stops still reaches the lake within a minute.
+    idle_flush_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Memory bounds per partition: open windows (late bursts, replays of old data) and rows
+    # held; reaching either forces a flush.
+    max_open_windows: int = Field(default=12, ge=1, le=10_000)
+    max_open_rows: int = Field(default=200_000, ge=1)
+    top_n: int = Field(default=100, ge=1, le=100_000)
+    # Objects are uploaded this many at a time: a PUT costs tens of milliseconds of latency on
+    # S3, so a window close of dozens of objects would otherwise stall the batch.
+    upload_concurrency: int = Field(default=8, ge=1, le=64)
+    jsonl_copy: bool = False
+    orders_table: str = "orders"
+    items_table: str = "order_items"
+    http_sink_url: AnyHttpUrl | None = None
+    # The analytics API answers in well under a second; 5 s per attempt bounds a hung call.
+    http_sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # 5 attempts with 0.5 s doubling backoff: ~7.5 s of retries before the batch is retried by
+    # the runtime's own (longer) backoff.
+    http_sink_max_attempts: int = Field(default=5, ge=1, le=20)
+
+    def window_config(self) -> WindowConfig:
+        return WindowConfig(
+            window_ms=self.window_seconds * 1000,
+            grace_ms=self.grace_seconds * 1000,
+            max_open_windows=self.max_open_windows,
+            max_open_rows=self.max_open_rows,
+        )

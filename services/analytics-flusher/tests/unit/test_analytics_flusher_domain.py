@@ -1,0 +1,178 @@
+"""Decoding and windowing, without the runtime."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from analytics_flusher import (
+    SCHEMAS,
+    Decoder,
+    ItemChange,
+    OrderChange,
+    Part,
+    PartitionWindows,
+    WindowConfig,
+    build_reports,
+    encode_parquet,
+    object_key,
+)
+from cdc_events import ParseError
+from cdc_events.testing import golden, make_heartbeat, make_tombstone
+from consumer_runtime import InMemoryMessage
+
+MIN = 60_000
+
+
+def msg(topic: str, value: bytes | None, offset: int = 0, partition: int = 0) -> InMemoryMessage:
+    return InMemoryMessage(topic, partition, offset, None, value)
+
+
+def test_decodes_orders_and_items(cdc: SimpleNamespace) -> None:
+    decode = Decoder()
+    change = decode(msg(cdc.ORDERS, cdc.order(7, "paid", op="u", total="12.50"), offset=3))
+    assert isinstance(change, OrderChange)
+    assert (change.order_id, change.status, change.total, change.offset) == (
+        7,
+        "paid",
+        Decimal("12.50"),
+        3,
+    )
+    assert change.order_day == date(2026, 1, 1)
+    assert change.source_ts_ms == cdc.T0
+    line = decode(msg(cdc.ITEMS, cdc.item(1, 7, 42, 3, "2.10")))
+    assert isinstance(line, ItemChange)
+    assert (line.product_id, line.quantity, line.revenue) == (42, 3, Decimal("6.30"))
+    gone = decode(msg(cdc.ORDERS, cdc.order(7, op="d")))
+    assert isinstance(gone, OrderChange)
+    assert gone.deleted and gone.status is None
+
+
+def test_skips_side_records_and_other_tables(cdc: SimpleNamespace) -> None:
+    decode = Decoder()
+    tomb = make_tombstone(table="orders", key={"id": 1})
+    assert decode(msg(tomb.topic, tomb.value)) is None
+    beat = make_heartbeat()
+    assert decode(msg(beat.topic, beat.value)) is None
+    products = golden("pg-schema-products-c")
+    assert decode(msg(products.topic, products.value)) is None
+
+
+def test_golden_orders_records_decode() -> None:
+    decode = Decoder()
+    for name in ("pg-schema-orders-c", "pg-schema-orders-u", "pg-noschema-orders-c"):
+        rec = golden(name)
+        change = decode(msg(rec.topic, rec.value))
+        assert isinstance(change, OrderChange), name
+        assert change.created_at is not None and change.total is not None, name
+
+
+def test_garbage_is_a_parse_error(cdc: SimpleNamespace) -> None:
+    with pytest.raises(ParseError):
+        Decoder()(msg(cdc.ORDERS, b"not json"))
+
+
+def change(oid: int, ts: int, offset: int, status: str = "pending", op: str = "c") -> OrderChange:
+    return OrderChange(
+        order_id=oid,
+        customer_id=1,
+        status=status,
+        total=Decimal("10.00"),
+        created_at=None,
+        deleted=False,
+        op=op,
+        source_ts_ms=ts,
+        offset=offset,
+        event_id=f"e{offset}",
+    )
+
+
+def test_watermark_closes_windows_and_late_records_are_filed_under_the_current_one() -> None:
+    cfg = WindowConfig(window_ms=5 * MIN, grace_ms=1 * MIN)
+    state = PartitionWindows("t", 0, cfg)
+    closed: list[Part] = []
+    state.add(change(1, 0, 0), closed)
+    state.add(change(2, 4 * MIN, 1), closed)
+    state.add(change(3, 5 * MIN, 2), closed)  # second window opens; watermark 4 min
+    assert closed == [] and sorted(state.open) == [0, 5 * MIN]
+    assert state.durable() == 0
+    state.add(change(4, 6 * MIN, 3), closed)  # watermark 5 min: first window closes
+    assert [p.window_start for p in closed] == [0]
+    assert (closed[0].first_offset, closed[0].last_offset) == (0, 1)
+    assert state.durable() == 2
+    state.add(change(5, 1 * MIN, 4), closed)  # its window is closed: late
+    part = state.open[5 * MIN]
+    assert 5 in part.late_ids and part.late[0].count == 1
+    assert part.late[0].max_lateness_ms == 0  # watermark 5 min = window end 5 min
+
+
+def test_caps_force_a_flush() -> None:
+    state = PartitionWindows(
+        "t", 0, WindowConfig(window_ms=MIN, grace_ms=100 * MIN, max_open_windows=2)
+    )
+    closed: list[Part] = []
+    for i in range(3):
+        state.add(change(i, i * MIN, i), closed)
+    assert [p.window_start for p in closed] == [0]
+    rows = PartitionWindows("t", 0, WindowConfig(max_open_rows=3))
+    closed = []
+    for i in range(4):
+        rows.add(change(i, 0, i), closed)
+    assert len(closed) == 1 and rows.open == {} and rows.durable() == 4
+
+
+def test_retried_batch_is_not_folded_twice() -> None:
+    state = PartitionWindows("t", 0, WindowConfig())
+    closed: list[Part] = []
+    state.add(change(1, 0, 0), closed)
+    state.advance(1)
+    state.add(change(1, 0, 0), closed)
+    assert state.open[0].events == 1
+
+
+def test_signed_sales_deltas_inside_a_part() -> None:
+    part = Part("t", 0, 0, 5 * MIN, 0)
+    part.add(change(1, 0, 0), None, 0)
+    part.add(change(2, 0, 1), None, 0)
+    part.add(change(1, 0, 2, status="paid", op="u"), None, 0)
+    part.add(change(2, 0, 3, status="cancelled", op="u"), None, 0)
+    part.add(change(3, 0, 4, status="cancelled", op="u"), None, 0)  # placed in an earlier part
+    part.add(change(3, 0, 4, status="cancelled", op="u"), None, 0)  # a re-emit: ignored
+    acc = part.customers[(None, 1)]
+    assert acc == [2, Decimal("20.00"), 2, Decimal("20.00"), 0, Decimal("0.00")]
+    assert part.transitions == {
+        ("(new)", "pending"): 2,
+        ("pending", "paid"): 1,
+        ("pending", "cancelled"): 1,
+        ("(unknown)", "cancelled"): 1,
+    }
+
+
+def test_reports_keys_and_schemas(cdc: SimpleNamespace) -> None:
+    decode = Decoder()
+    part = Part(cdc.ORDERS, 2, cdc.T0, cdc.T0 + 5 * MIN, 7)
+    for i, value in enumerate([cdc.order(1), cdc.order(2, customer=3, total="5.00")]):
+        c = decode(msg(cdc.ORDERS, value, offset=7 + i))
+        assert c is not None
+        part.add(c, None, 0)
+    tables = build_reports(part, "reports", top_n=1)
+    assert [t.report for t in tables] == [
+        "orders",
+        "sales",
+        "customer_metrics",
+        "order_status",
+        "status_transitions",
+        "top_customers",
+    ]
+    assert object_key("reports", "sales", part) == (
+        "reports/sales/dt=2026-01-01/hour=00/window=20260101T000000Z/"
+        "part-dbserver1.public.orders-2-000000000007-000000000008"
+    )
+    for table in tables:
+        first = encode_parquet(table)
+        assert first == encode_parquet(table), table.report  # byte-identical re-encoding
+        assert table.report in SCHEMAS
+    top = next(t for t in tables if t.report == "top_customers")
+    assert top.columns["customer_id"] == [1] and top.num_rows == 1
