@@ -48,6 +48,12 @@ resource "aws_dynamodb_table" "product_search_index" {
     projection_type = "ALL"
   }
 
+  # Deletion markers and removed postings carry a `ttl` (epoch seconds): DynamoDB expires them.
+  ttl {
+    attribute_name = "ttl"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = true
   }

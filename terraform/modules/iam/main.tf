@@ -169,7 +169,7 @@ resource "aws_eks_pod_identity_association" "stats_aggregator" {
 data "aws_iam_policy_document" "search_indexer" {
   statement {
     sid       = "SearchTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:DescribeTable"]
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:DescribeTable"]
     resources = [var.search_table_arn, "${var.search_table_arn}/index/*"]
   }
 

@@ -165,3 +165,30 @@ def test_checkov_passes(checkov: Callable[..., dict[str, Any]]) -> None:
     assert report["passed"] > 100
     failed = sorted(f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["failed"])
     assert not failed, "\n".join(failed)
+
+
+# The DynamoDB calls each service makes (read from their sink modules); the role must allow them.
+SERVICE_DYNAMODB_ACTIONS = {
+    "search_indexer": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+    },
+    "stats_aggregator": {"dynamodb:PutItem", "dynamodb:DescribeTable"},
+}
+
+
+def test_service_roles_allow_the_dynamodb_calls_the_services_make() -> None:
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    for service, needed in SERVICE_DYNAMODB_ACTIONS.items():
+        granted = {a for st in _statements(docs[service]) for a in _as_list(st.get("actions", []))}
+        assert needed <= granted, f"{service} role lacks {sorted(needed - granted)}"
+
+
+def test_search_table_expires_markers_by_ttl() -> None:
+    tables = {name: body for _, name, body in _blocks("resource", "aws_dynamodb_table")}
+    ttl = tables["product_search_index"]["ttl"]
+    ttl = ttl[0] if isinstance(ttl, list) else ttl
+    assert ttl["attribute_name"] == "ttl" and ttl["enabled"] is True

@@ -13,12 +13,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Generic, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from consumer_runtime._client import ConsumerClient
 from consumer_runtime._dlq import DlqProducer
@@ -59,6 +61,10 @@ class Runtime(Generic[T]):
         self.settings = settings
         self.sink = sink
         self.metrics = Metrics(service, registry)
+        # A sink's own metrics (``metrics_registry`` attribute) are served on the same /metrics.
+        sink_registry = getattr(sink, "metrics_registry", None)
+        if isinstance(sink_registry, CollectorRegistry):
+            self.metrics.registry.register(_RegistryCollector(sink_registry))
         self.health = HealthState(settings.liveness_timeout_s)
         if client is None or dlq is None:
             from consumer_runtime._kafka import (
@@ -168,6 +174,19 @@ class _Shutdown:
         )
         sys.stderr.flush()
         os._exit(EXIT_WATCHDOG)
+
+
+class _RegistryCollector(Collector):
+    """Serves every metric of another registry (a sink's) from the runtime's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # no name clash checks: the sink owns its names
 
 
 def run_service(

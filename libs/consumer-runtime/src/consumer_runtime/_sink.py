@@ -89,6 +89,9 @@ class Batch(Generic[T]):
 class Sink(Protocol[T]):
     """The storage side of a service. ``BaseSink`` gives no-op defaults for every hook.
 
+    Optional: a ``metrics_registry`` attribute (a prometheus ``CollectorRegistry``) whose
+    metrics the runtime serves on its ``/metrics`` next to its own.
+
     Durability reports: ``write_batch``, ``on_revoke`` and ``flush`` return either ``None``
     ("everything handed to me so far is durable") or a mapping of "durable up to" next offsets
     per partition; a sink that holds records across batches (a window) returns only what it has

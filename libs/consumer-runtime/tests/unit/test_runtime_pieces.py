@@ -160,3 +160,34 @@ def test_health_state() -> None:
     assert not health.live()[0]
     health.tick()
     assert health.live()[0]
+
+
+def test_a_sinks_own_metrics_are_served_with_the_runtimes() -> None:
+    from consumer_runtime import BaseSink, CommitStrategy, InMemoryMessage, Runtime, RuntimeSettings
+    from consumer_runtime.testing import InMemoryConsumer, InMemoryDlq
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    class CountingSink(BaseSink[bytes]):
+        def __init__(self) -> None:
+            self.metrics_registry = CollectorRegistry()
+            self.rows = Counter("sink_rows_total", "rows written", registry=self.metrics_registry)
+
+        def write_batch(self, batch: object) -> None:
+            self.rows.inc()
+
+    sink = CountingSink()
+    settings = RuntimeSettings(kafka_bootstrap_servers="x:1", kafka_topics=("t",))
+    runtime = Runtime(
+        "svc",
+        settings,
+        lambda m: m.value(),
+        sink,
+        CommitStrategy.COMMIT_AFTER_FLUSH,
+        client=InMemoryConsumer(),
+        dlq=InMemoryDlq(),
+    )
+    sink.rows.inc(3)
+    text = generate_latest(runtime.metrics.registry).decode()
+    assert "sink_rows_total 3.0" in text
+    assert "cdc_messages_total" in text or "cdc_batch_duration_seconds" in text
+    assert InMemoryMessage  # the kit's message type stays importable from the package

@@ -1,0 +1,97 @@
+"""Products indexed per second next to the emulator's raw BatchWriteItem rate, measured in the
+same run against the same moto server. These are emulator figures: moto is single-process
+Python, far slower than DynamoDB; the ratio between the two lines is what carries over.
+
+    .venv/bin/pytest services/search-indexer/benchmarks -m benchmark -s -q
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from cdc_events.testing import make_change
+from consumer_runtime import CommitStrategy
+from consumer_runtime.testing import SinkHarness
+from devstack import AwsEmulator
+from search_indexer import IndexTable, SearchIndexSink, decode, document_tokens, prepare_table
+from search_indexer.sink import make_dynamodb_client
+
+TOPIC = "dbserver1.public.products"
+PRODUCTS = 300
+_WORDS = ("ceramic", "handmade", "blue", "stainless", "steel", "gift", "travel", "matte", "eco")
+_NOUNS = ("Espresso Cup", "Teapot", "Water Bottle", "Desk Lamp", "Candle", "Yoga Mat")
+
+
+def _row(rng: random.Random, pid: int, price: Decimal | None = None) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "name": f"{rng.choice(('Classic', 'Nordic', 'Smart'))} {rng.choice(_NOUNS)}",
+        "description": " ".join(rng.choice(_WORDS) for _ in range(12)),
+        "price": price if price is not None else Decimal(rng.randint(100, 20000)) / 100,
+        "stock": rng.randint(0, 100),
+    }
+
+
+def _raw_batch_write_rate(client: Any, table: str, n: int) -> float:
+    items = [
+        {"pk": {"S": f"RAW#{i}"}, "sk": {"S": "x"}, "price": {"N": "1.00"}, "name": {"S": "x" * 60}}
+        for i in range(n)
+    ]
+    started = time.perf_counter()
+    for start in range(0, n, 25):  # BatchWriteItem takes 25 items per request
+        request = {table: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
+        while request:
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+    return n / (time.perf_counter() - started)
+
+
+def _index(harness: SinkHarness[Any], values: list[tuple[int, bytes]]) -> float:
+    """Append to the same in-memory log (offsets keep growing, so every change is newer)."""
+    for pid, value in values:
+        harness.produce(TOPIC, [value], key=orjson.dumps({"id": pid}))
+    started = time.perf_counter()
+    harness.run_until_idle()
+    return len(values) / (time.perf_counter() - started)
+
+
+def test_products_per_second_next_to_raw_batch_writes(
+    aws_emulator: AwsEmulator, aws_env: dict[str, str], unique_id: str
+) -> None:
+    client = make_dynamodb_client("us-east-1", aws_emulator.endpoint_url)
+    table = f"bench-{unique_id}"
+    prepare_table(client, table)
+    rng = random.Random(1)
+    rows = [_row(rng, pid) for pid in range(1, PRODUCTS + 1)]
+    postings = 0
+    for r in rows:
+        name_tokens, desc_tokens = document_tokens(r["name"], r["description"])
+        postings += len({*name_tokens, *desc_tokens})
+
+    raw = _raw_batch_write_rate(client, table, 2000)
+    sink = SearchIndexSink(IndexTable(client, table), write_concurrency=8)
+    creates = [(r["id"], make_change("c", after=r, with_schema=True).value or b"") for r in rows]
+    harness = SinkHarness(sink, decode, strategy=CommitStrategy.COMMIT_AFTER_FLUSH)
+    create_rate = _index(harness, creates)
+    updates = [
+        (
+            r["id"],
+            make_change("u", after={**r, "price": Decimal("9.99")}, with_schema=True).value or b"",
+        )
+        for r in rows
+    ]
+    update_rate = _index(harness, updates)
+    written = sink.metrics.value("search_index_products_total", outcome="written")
+    assert written == 2 * PRODUCTS, written  # every change really written, none skipped
+    harness.shutdown()
+
+    print()
+    print("search-indexer benchmark (moto server emulator figures, 2-core dev machine)")
+    print(f"  emulator raw BatchWriteItem            {raw:8.0f} items/s")
+    per = postings / PRODUCTS
+    print(f"  index new products ({per:.1f} postings each)  {create_rate:8.1f} products/s")
+    print(f"    = {create_rate * (1 + per):.0f} conditional writes/s")
+    print(f"  index price changes (no token change)  {update_rate:8.1f} products/s")

@@ -1,0 +1,215 @@
+"""The item layout of the ``product-search-index`` table, in DynamoDB's typed JSON form.
+
+Pure mapping, no client: the sink writes what this builds, ``ProductSearch`` reads what it
+parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``):
+
+- product: pk ``PRODUCT#<id>``, sk ``PRODUCT``; id, name, description, price (N, exact), stock,
+  in_stock, updated_at, name_tokens, desc_tokens, version, Kafka position; ``gsi_name_pk`` =
+  ``NAME#<first char of name_norm>`` + ``name_norm`` (``by-name``), ``price_bucket`` + ``price``
+  (``by-price``).
+- deletion marker: the same key; id, deleted=true, version, ``ttl`` (epoch seconds). It has no
+  GSI keys, so a deleted product leaves both indexes.
+- ``pending_tokens`` (string set) on the product key: postings a write in progress may touch,
+  recorded before it writes them and dropped by its final put. A writer that finds them (the
+  earlier attempt failed or crashed) re-asserts each one. Before a product's first put the
+  item holds only this attribute (no version: read as "no product").
+- posting: pk ``TOKEN#<token>``, sk ``<id>``; id, token, version.
+- removed posting: the same key; removed=true, version, ``ttl``. A removal is a versioned
+  marker, not a delete, so a stale write arriving late (a zombie, or a request applied after
+  its client timed out) cannot bring the posting back; TTL deletes the marker later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from search_indexer._text import normalize_name
+from search_indexer.domain import Product, price_bucket
+
+__all__ = [
+    "DEFINITION_FILE",
+    "MAX_DESCRIPTION_CHARS",
+    "PRODUCT_SK",
+    "StoredProduct",
+    "marker_item",
+    "parse_product",
+    "posting_item",
+    "posting_key",
+    "product_item",
+    "product_key",
+    "removed_posting_item",
+    "table_definition",
+]
+
+Item = dict[str, Any]
+
+PRODUCT_SK = "PRODUCT"
+#: Package data: a copy of deploy/dynamodb/product-search-index.json (a unit test keeps them equal).
+DEFINITION_FILE = "product-search-index.json"
+#: DynamoDB items are at most 400 KB; 64k characters stay under that even at 4 UTF-8 bytes
+#: each, next to the other attributes. Longer descriptions are stored truncated.
+MAX_DESCRIPTION_CHARS = 64_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProduct:
+    """A product item (or deletion marker) as read back from the table."""
+
+    id: int
+    version: int
+    deleted: bool
+    name: str = ""
+    description: str = ""
+    price: Decimal = Decimal(0)
+    stock: int = 0
+    updated_at: str | None = None
+    name_tokens: tuple[str, ...] = ()
+    desc_tokens: tuple[str, ...] = ()
+    pending: frozenset[str] = frozenset()
+
+    @property
+    def exists(self) -> bool:
+        """False for a stub holding only ``pending_tokens`` (version -1)."""
+        return self.version >= 0
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """The tokens whose postings point at this product (none for a deletion marker)."""
+        if self.deleted:
+            return frozenset()
+        return frozenset(self.name_tokens) | frozenset(self.desc_tokens)
+
+
+def product_key(product_id: int) -> Item:
+    return {"pk": {"S": f"PRODUCT#{product_id}"}, "sk": {"S": PRODUCT_SK}}
+
+
+def posting_key(token: str, product_id: int) -> Item:
+    return {"pk": {"S": f"TOKEN#{token}"}, "sk": {"S": str(product_id)}}
+
+
+def _num(value: int | Decimal) -> dict[str, str]:
+    return {"N": format(value, "f") if isinstance(value, Decimal) else str(value)}
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def product_item(
+    product: Product,
+    description: str,
+    name_tokens: list[str],
+    desc_tokens: list[str],
+    version: int,
+    *,
+    partition: int,
+    offset: int,
+) -> Item:
+    item: Item = {
+        **product_key(product.id),
+        "kind": {"S": "product"},
+        "id": _num(product.id),
+        "name": {"S": product.name},
+        "description": {"S": description[:MAX_DESCRIPTION_CHARS]},
+        "price": _num(product.price),
+        "price_bucket": {"S": price_bucket(product.price)},
+        "stock": _num(product.stock),
+        "in_stock": {"BOOL": product.in_stock},
+        "name_tokens": {"L": [{"S": t} for t in name_tokens]},
+        "desc_tokens": {"L": [{"S": t} for t in desc_tokens]},
+        "version": _num(version),
+        "kafka_partition": _num(partition),
+        "kafka_offset": _num(offset),
+    }
+    name_norm = normalize_name(product.name)
+    if name_norm:  # key attributes of a GSI cannot be empty: an unnamed product is not listed
+        item["gsi_name_pk"] = {"S": f"NAME#{name_norm[0]}"}
+        item["name_norm"] = {"S": name_norm}
+    updated = _iso(product.updated_at)
+    if updated is not None:
+        item["updated_at"] = {"S": updated}
+    return item
+
+
+def marker_item(
+    product_id: int, version: int, expires_at: int, *, partition: int, offset: int
+) -> Item:
+    return {
+        **product_key(product_id),
+        "kind": {"S": "deleted"},
+        "id": _num(product_id),
+        "deleted": {"BOOL": True},
+        "version": _num(version),
+        "ttl": _num(expires_at),
+        "kafka_partition": _num(partition),
+        "kafka_offset": _num(offset),
+    }
+
+
+def posting_item(token: str, product_id: int, version: int) -> Item:
+    return {
+        **posting_key(token, product_id),
+        "kind": {"S": "posting"},
+        "id": _num(product_id),
+        "token": {"S": token},
+        "version": _num(version),
+    }
+
+
+def removed_posting_item(token: str, product_id: int, version: int, expires_at: int) -> Item:
+    return {
+        **posting_key(token, product_id),
+        "kind": {"S": "posting"},
+        "id": _num(product_id),
+        "token": {"S": token},
+        "removed": {"BOOL": True},
+        "version": _num(version),
+        "ttl": _num(expires_at),
+    }
+
+
+def parse_product(item: Item) -> StoredProduct:
+    pending = frozenset(item.get("pending_tokens", {}).get("SS", ()))
+    if "version" not in item:
+        pid = int(item["pk"]["S"].removeprefix("PRODUCT#"))
+        return StoredProduct(pid, -1, True, pending=pending)
+    pid = int(item["id"]["N"])
+    version = int(item["version"]["N"])
+    if item.get("deleted", {}).get("BOOL"):
+        return StoredProduct(pid, version, True, pending=pending)
+    updated = item.get("updated_at", {}).get("S")
+    return StoredProduct(
+        id=pid,
+        version=version,
+        deleted=False,
+        name=item["name"]["S"],
+        description=item.get("description", {}).get("S", ""),
+        price=Decimal(item["price"]["N"]),
+        stock=int(item["stock"]["N"]),
+        updated_at=updated,
+        name_tokens=tuple(v["S"] for v in item.get("name_tokens", {}).get("L", [])),
+        desc_tokens=tuple(v["S"] for v in item.get("desc_tokens", {}).get("L", [])),
+        pending=pending,
+    )
+
+
+def table_definition(table_name: str | None = None) -> dict[str, Any]:
+    """The table's ``CreateTable`` input shipped with the package (identical to
+    ``deploy/dynamodb/product-search-index.json``), under ``table_name`` if given."""
+    text = resources.files("search_indexer").joinpath(DEFINITION_FILE).read_text("utf-8")
+    definition: dict[str, Any] = json.loads(text)
+    if table_name:
+        definition["TableName"] = table_name
+    return definition

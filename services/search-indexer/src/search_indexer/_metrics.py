@@ -1,0 +1,51 @@
+"""Counters of the index writes (Prometheus), in a registry the caller chooses.
+
+A stale or duplicate write (the index already holds that version or a newer one) is counted
+here, never raised: it is what a replay, a Debezium re-emit or a zombie consumer produces.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+__all__ = ["IndexMetrics"]
+
+
+class IndexMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.products = Counter(
+            "search_index_products_total",
+            "Folded product changes by outcome: written (upsert), deleted, stale (a newer version "
+            "is indexed), duplicate (this version is indexed already).",
+            ["outcome"],
+            registry=r,
+        )
+        self.postings = Counter(
+            "search_index_postings_total",
+            "Posting writes by operation (put, remove) and outcome (written, skipped: a newer "
+            "version holds the posting).",
+            ["op", "outcome"],
+            registry=r,
+        )
+        self.conflicts = Counter(
+            "search_index_conflicts_total",
+            "Product writes that lost a race with another writer and were re-read.",
+            registry=r,
+        )
+        self.repairs = Counter(
+            "search_index_posting_repairs_total",
+            "Postings rewritten after losing a race, to match the product that won.",
+            registry=r,
+        )
+
+    def product(self, outcome: str) -> None:
+        self.products.labels(outcome).inc()
+
+    def posting(self, op: str, written: bool) -> None:
+        self.postings.labels(op, "written" if written else "skipped").inc()
+
+    def value(self, name: str, **labels: str) -> float:
+        sample = self.registry.get_sample_value(name, labels)
+        return 0.0 if sample is None else sample

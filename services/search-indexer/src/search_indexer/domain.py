@@ -1,0 +1,313 @@
+"""The search indexer's pure logic: decoding product changes, versions, folding, the postings
+diff, price buckets and ranking. No I/O library is imported here (``.importlinter``); the sink
+(`sink.py`) turns these decisions into DynamoDB calls.
+
+Versions. Every write to the index is guarded by ``version``, a number that must grow with each
+change of a product. It is the change's Kafka offset (plus ``epoch * VERSION_STRIDE``):
+Debezium keys product changes by ``id`` and one key always lands on the same partition, so
+within a product the offset grows with every change, in source commit order. The source LSN
+is *not* used: Debezium emits changes in commit order, but the LSN of a change is where it was
+written in the WAL, and overlapping transactions interleave there, so a later commit can carry
+a smaller LSN (and every snapshot read shares one LSN). Limits of offsets: a topic that is
+re-created or re-partitioned (or a move to another cluster) restarts offsets, and every new
+change would look older than the index; raise ``VERSION_EPOCH`` when that happens so the new
+offsets sort after every old one. A Debezium re-emit after a connector crash repeats changes at
+new, higher offsets in their original order: the index may briefly show an older state, and
+ends at the last change, like every consumer of the topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from cdc_events import (
+    UNCHANGED,
+    ChangeEvent,
+    ColumnTypes,
+    DecimalColumn,
+    Parser,
+    Tombstone,
+)
+from consumer_runtime import Message, PermanentError
+
+from search_indexer._text import normalize_name
+
+__all__ = [
+    "MAX_PRICE_DIGITS",
+    "VERSION_STRIDE",
+    "Deletion",
+    "Folded",
+    "Product",
+    "ProductChange",
+    "decode",
+    "fold",
+    "posting_diff",
+    "price_bucket",
+    "price_buckets_between",
+    "rank_key",
+    "version_of",
+]
+
+#: Room for 10^15 offsets per partition under one epoch (Kafka offsets are int64, but a
+#: partition would need ~30 years at a million records per second to pass this).
+VERSION_STRIDE: Final = 10**15
+
+#: Integer digits of the largest price bucketed one by one (``numeric(10,2)`` holds 8);
+#: prices from 10^MAX_PRICE_DIGITS up share one overflow bucket.
+MAX_PRICE_DIGITS: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A product row as the index holds it. ``description`` is ``None`` when Debezium could not
+    see it (a TOASTed value the update did not touch): the sink keeps the indexed description.
+    (The source column is NOT NULL, so ``None`` never stands for a real value.)"""
+
+    id: int
+    name: str
+    description: str | None
+    price: Decimal
+    stock: int
+    updated_at: datetime | None
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductChange:
+    """One decoded record of the products topic: the new state (or a deletion) and where it
+    sits in the topic (the version source)."""
+
+    product_id: int
+    state: Product | Deletion
+    topic: str
+    partition: int
+    offset: int
+    source_ts_ms: int | None = None
+
+
+def version_of(offset: int, epoch: int = 0) -> int:
+    return epoch * VERSION_STRIDE + offset
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+# Schemaless records carry the price as Debezium's encoding of the column and the timestamp
+# as ISO text; with schemas the field's own logical type wins over this registry.
+_PARSER = Parser(
+    column_types=ColumnTypes(
+        {"public.products": {"price": DecimalColumn(scale=2), "updated_at": "timestamp"}}
+    )
+)
+
+
+def decode(message: Message) -> ProductChange | None:
+    """Message -> ``ProductChange``; ``None`` for heartbeats, transaction markers and the like.
+
+    Malformed records raise ``ParseError`` / ``PermanentError`` (dead-lettered). A truncate
+    cannot be applied per product: it is dead-lettered so an operator sees it (re-index).
+    """
+    topic = message.topic() or ""
+    partition = message.partition() or 0
+    offset = message.offset() or 0
+    record = _PARSER.parse_record(
+        topic, partition, offset, message.key(), message.value(), message.headers()
+    )
+    if isinstance(record, Tombstone):
+        return ProductChange(
+            _key_id(record.key), Deletion(_key_id(record.key)), topic, partition, offset
+        )
+    if not isinstance(record, ChangeEvent):
+        return None
+    if record.op == "m":
+        return None
+    if record.op == "t":
+        raise PermanentError(
+            "products table truncated: the index still holds every product; re-index from a "
+            "fresh snapshot",
+            code="unsupported_truncate",
+        )
+    key_id = _key_id(record.key) if record.key is not None else None
+    if record.op == "d":
+        pid = key_id if key_id is not None else _row_id(record.before)
+        return ProductChange(pid, Deletion(pid), topic, partition, offset, record.source.ts_ms)
+    product = _product(record.after)
+    return ProductChange(product.id, product, topic, partition, offset, record.source.ts_ms)
+
+
+def _key_id(key: dict[str, Any] | None) -> int:
+    if not key or "id" not in key:
+        raise PermanentError("product record without an id in its key", code="missing_field")
+    return _as_int(key["id"], "id")
+
+
+def _row_id(row: dict[str, Any] | None) -> int:
+    if not row or "id" not in row:
+        raise PermanentError("product delete without an id", code="missing_field")
+    return _as_int(row["id"], "id")
+
+
+def _as_int(value: Any, column: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PermanentError(
+            f"products.{column} is not an integer: {value!r}", code="type_mismatch"
+        )
+    return value
+
+
+def _product(row: dict[str, Any] | None) -> Product:
+    if row is None:
+        raise PermanentError("product change without a row", code="missing_field")
+    for column in ("id", "name", "price", "stock"):
+        if column not in row or row[column] is UNCHANGED:
+            raise PermanentError(f"products.{column} missing", code="missing_field")
+    name, price, updated = row["name"], row["price"], row.get("updated_at")
+    raw_description = row.get("description", "")
+    if not isinstance(name, str):
+        raise PermanentError(f"products.name is not text: {name!r}", code="type_mismatch")
+    description: str | None
+    if raw_description is UNCHANGED:
+        description = None
+    elif raw_description is None:
+        description = ""
+    elif isinstance(raw_description, str):
+        description = raw_description
+    else:
+        raise PermanentError("products.description is not text", code="type_mismatch")
+    if isinstance(price, int) and not isinstance(price, bool):
+        price = Decimal(price)
+    if not isinstance(price, Decimal) or not price.is_finite():
+        raise PermanentError(f"products.price is not a decimal: {price!r}", code="bad_decimal")
+    if updated is UNCHANGED or not isinstance(updated, datetime):
+        updated = None
+    elif updated.tzinfo is None:
+        updated = updated.replace(tzinfo=UTC)
+    return Product(
+        id=_as_int(row["id"], "id"),
+        name=name,
+        description=description,
+        price=price,
+        stock=_as_int(row["stock"], "stock"),
+        updated_at=updated,
+    )
+
+
+# -- folding ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """The last change of one product in a batch, with its version and Kafka position."""
+
+    product_id: int
+    state: Product | Deletion
+    version: int
+    partition: int
+    offset: int
+
+
+def fold(changes: Iterable[ProductChange], epoch: int = 0) -> list[Folded]:
+    """Changes of the same product folded to the last one (highest version).
+
+    A TOAST-unchanged description takes the description of an earlier change of the same
+    batch when there is one (no deletion in between); otherwise the sink keeps the stored one.
+    """
+    by_id: dict[int, list[ProductChange]] = {}
+    for change in changes:
+        by_id.setdefault(change.product_id, []).append(change)
+    out: list[Folded] = []
+    for pid, group in by_id.items():
+        group.sort(key=lambda c: version_of(c.offset, epoch))
+        current: Product | Deletion | None = None
+        for change in group:
+            state = change.state
+            if (
+                isinstance(state, Product)
+                and state.description is None
+                and isinstance(current, Product)
+                and current.description is not None
+            ):
+                state = replace(state, description=current.description)
+            current = state
+        assert current is not None
+        last = group[-1]
+        out.append(
+            Folded(pid, current, version_of(last.offset, epoch), last.partition, last.offset)
+        )
+    return out
+
+
+def posting_diff(
+    stored: frozenset[str], new: frozenset[str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(tokens whose posting must be written, tokens whose posting must be removed)."""
+    return new - stored, stored - new
+
+
+# -- price buckets (the ``by-price`` index) --------------------------------------------------
+
+
+def price_bucket(price: Decimal) -> str:
+    """``P<integer digits>-<leading digit>``: 25.00 -> ``P2-2``, 0.50 -> ``P0-0``, 199.99 ->
+    ``P3-1``. A range query reads the few buckets it overlaps; splitting each decade by its
+    leading digit spreads a catalogue over ~70 partition keys instead of a handful."""
+    integer = int(price)
+    if integer <= 0:
+        return "P0-0"
+    digits = len(str(integer))
+    if digits > MAX_PRICE_DIGITS:
+        return f"P{MAX_PRICE_DIGITS + 1}-0"
+    return f"P{digits}-{str(integer)[0]}"
+
+
+def _bucket_range(digits: int, lead: int) -> tuple[Decimal, Decimal | None]:
+    if digits == 0:
+        return Decimal(0), Decimal(1)
+    if digits > MAX_PRICE_DIGITS:
+        return Decimal(10) ** MAX_PRICE_DIGITS, None
+    unit = Decimal(10) ** (digits - 1)
+    return lead * unit, (lead + 1) * unit
+
+
+def price_buckets_between(low: Decimal | None, high: Decimal | None) -> list[str]:
+    """Every bucket that can hold a price in [low, high] (either bound may be open)."""
+    candidates = [(0, 0)]
+    candidates += [(d, lead) for d in range(1, MAX_PRICE_DIGITS + 1) for lead in range(1, 10)]
+    candidates.append((MAX_PRICE_DIGITS + 1, 0))
+    out = []
+    for digits, lead in candidates:
+        start, end = _bucket_range(digits, lead)
+        if high is not None and start > high:
+            continue
+        if low is not None and end is not None and end <= low:
+            continue
+        out.append(f"P{digits}-{lead}")
+    return out
+
+
+# -- ranking ---------------------------------------------------------------------------------
+
+
+def rank_key(
+    query_tokens: Sequence[str], name_tokens: Iterable[str], desc_tokens: Iterable[str], name: str
+) -> tuple[int, int, str]:
+    """Sort key: more query tokens in the name first, then more in the description, then by
+    normalised name."""
+    in_name = set(name_tokens)
+    in_desc = set(desc_tokens)
+    return (
+        -sum(1 for t in query_tokens if t in in_name),
+        -sum(1 for t in query_tokens if t in in_desc),
+        normalize_name(name),
+    )

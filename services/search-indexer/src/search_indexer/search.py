@@ -1,0 +1,167 @@
+"""Product search over the index the sink maintains: full text, by id, by name prefix.
+
+Full text (``ProductSearch.search``): the query goes through the same tokeniser as the
+documents; the postings of every query token are read and intersected (AND semantics); the
+candidates' product items are fetched, re-checked (a product must hold every query token, so
+a posting left behind by an interrupted writer can never produce a wrong hit), filtered by price
+and stock, and ranked by the number of query tokens in the name, then in the description, then
+by name. A query without tokens (empty text) lists products through the ``by-price`` index
+(the buckets overlapping the price range), ranked by name. ``by_name`` reads the ``by-name``
+index (exact or prefix on the normalised name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from search_indexer._items import StoredProduct
+from search_indexer._text import normalize_name, tokenize
+from search_indexer.domain import price_buckets_between, rank_key
+from search_indexer.errors import InvalidQueryError
+from search_indexer.sink import IndexTable
+
+__all__ = ["ProductSearch", "SearchHit"]
+
+# Postings of several tokens (or several price buckets) are read in parallel; a query has few.
+_READ_CONCURRENCY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    id: int
+    name: str
+    description: str
+    price: Decimal
+    stock: int
+    in_stock: bool
+    updated_at: str | None
+    version: int
+    name_matches: int = 0
+    description_matches: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "price": format(self.price, "f"),
+            "stock": self.stock,
+            "in_stock": self.in_stock,
+            "updated_at": self.updated_at,
+            "version": self.version,
+            "name_matches": self.name_matches,
+            "description_matches": self.description_matches,
+        }
+
+
+def _hit(product: StoredProduct, query_tokens: Iterable[str] = ()) -> SearchHit:
+    tokens = list(query_tokens)
+    return SearchHit(
+        id=product.id,
+        name=product.name,
+        description=product.description,
+        price=product.price,
+        stock=product.stock,
+        in_stock=product.in_stock,
+        updated_at=product.updated_at,
+        version=product.version,
+        name_matches=sum(1 for t in tokens if t in product.name_tokens),
+        description_matches=sum(1 for t in tokens if t in product.desc_tokens),
+    )
+
+
+def _price(value: Decimal | float | str | None, what: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidQueryError(f"{what} is not a number: {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise InvalidQueryError(f"{what} must be a non-negative number, got {value!r}")
+    return price
+
+
+class ProductSearch:
+    """Read side of the index. Thread-safe (one boto3 client, no per-call state)."""
+
+    def __init__(self, table: IndexTable) -> None:
+        self.table = table
+
+    @classmethod
+    def connect(
+        cls,
+        table_name: str = "product-search-index",
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> ProductSearch:
+        return cls(IndexTable.connect(table_name, region=region, endpoint_url=endpoint_url))
+
+    def search(
+        self,
+        query: str,
+        min_price: Decimal | float | str | None = None,
+        max_price: Decimal | float | str | None = None,
+        in_stock: bool | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """Products holding every token of ``query``, best first (see the module docstring)."""
+        low, high = _price(min_price, "min_price"), _price(max_price, "max_price")
+        if low is not None and high is not None and low > high:
+            raise InvalidQueryError(f"min_price {low} is above max_price {high}")
+        if limit < 1:
+            raise InvalidQueryError(f"limit must be at least 1, got {limit}")
+        tokens = tokenize(query)
+        if query.strip() and not tokens:
+            return []  # only stop words or punctuation: nothing can match every token
+        candidates = self._by_tokens(tokens) if tokens else self._by_price(low, high)
+        required = set(tokens)
+        hits = [
+            p
+            for p in candidates
+            if not p.deleted
+            and required <= p.tokens
+            and (low is None or p.price >= low)
+            and (high is None or p.price <= high)
+            and (in_stock is None or p.in_stock == in_stock)
+        ]
+        hits.sort(key=lambda p: (*rank_key(tokens, p.name_tokens, p.desc_tokens, p.name), p.id))
+        return [_hit(p, tokens) for p in hits[:limit]]
+
+    def get(self, product_id: int) -> SearchHit | None:
+        stored = self.table.read_product(product_id, consistent=False)
+        if stored is None or stored.deleted:
+            return None
+        return _hit(stored)
+
+    def by_name(self, prefix: str, *, exact: bool = False, limit: int = 20) -> list[SearchHit]:
+        """Products whose normalised name equals (``exact``) or starts with ``prefix``, by name."""
+        name_norm = normalize_name(prefix)
+        if not name_norm:
+            return []
+        found = self.table.query_name(name_norm, exact=exact, limit=limit)
+        return [_hit(p) for p in found if not p.deleted]
+
+    def _by_tokens(self, tokens: list[str]) -> list[StoredProduct]:
+        with ThreadPoolExecutor(min(len(tokens), _READ_CONCURRENCY)) as pool:
+            postings = list(pool.map(self.table.posting_ids, tokens))
+        postings.sort(key=len)
+        ids = set(postings[0])
+        for other in postings[1:]:
+            ids &= other
+        if not ids:
+            return []
+        return list(self.table.read_products(sorted(ids), consistent=False).values())
+
+    def _by_price(self, low: Decimal | None, high: Decimal | None) -> list[StoredProduct]:
+        lo = None if low is None else format(low, "f")
+        hi = None if high is None else format(high, "f")
+        buckets = price_buckets_between(low, high)
+        with ThreadPoolExecutor(_READ_CONCURRENCY) as pool:
+            found = pool.map(lambda b: self.table.query_price(b, lo, hi), buckets)
+            return [p for products in found for p in products]

@@ -1,0 +1,42 @@
+"""Settings of the search indexer, read once from the environment at the entry point.
+
+The runtime's variables (``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_GROUP_ID``, ``BATCH_SIZE``, ...,
+see ``consumer_runtime.RuntimeSettings``) plus:
+
+- ``KAFKA_TOPICS`` (``dbserver1.public.products``): the products change topic.
+- ``DYNAMODB_TABLE`` (``product-search-index``): the index table.
+- ``AWS_ENDPOINT_URL`` (unset): LocalStack or the emulator; unset on AWS.
+- ``AWS_REGION`` (unset): the table's region (boto3's default chain when unset).
+- ``CREATE_TABLE`` (``true``): create the table, with TTL on ``ttl``, at start if missing.
+- ``VERSION_EPOCH`` (``0``): added above the Kafka offset in every version; raise it after the
+  topic was re-created or re-partitioned (see ``domain``).
+- ``WRITE_CONCURRENCY`` (``8``): products written in parallel per batch.
+- ``DELETION_MARKER_TTL_S`` (``604800``): how long deletion and posting-removal markers
+  outlive the change that wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from consumer_runtime import RuntimeSettings
+from pydantic import Field
+from pydantic_settings import NoDecode
+
+__all__ = ["Settings"]
+
+
+class Settings(RuntimeSettings):
+    kafka_topics: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("dbserver1.public.products",), min_length=1
+    )
+    dynamodb_table: str = Field(default="product-search-index", min_length=3, max_length=255)
+    aws_endpoint_url: str | None = None
+    create_table: bool = True
+    version_epoch: int = Field(default=0, ge=0, le=10**6)
+    # Conditional writes are one round trip each; 8 in flight keeps a batch's latency near
+    # its slowest product without exceeding the client's connection pool (32).
+    write_concurrency: int = Field(default=8, ge=1, le=32)
+    # A deletion marker stops late, older changes (replays, zombie consumers) from resurrecting
+    # a product; a week is far beyond any redelivery and then TTL removes it.
+    deletion_marker_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)

@@ -1,0 +1,44 @@
+"""The indexer as a child process through a DynamoDB outage (the emulator paused ~10 s) and a
+SIGKILL: retried, nothing lost, the index ends equal to the source table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devstack import AwsEmulator, ShopSimulator, wait_until
+
+
+def test_outage_and_crash_lose_nothing(
+    index_table: Any,
+    products_topic: str,
+    shop_conn: Any,
+    shop_simulator: ShopSimulator,
+    start_indexer: Any,
+    aws_emulator: AwsEmulator,
+    unique_id: str,
+    helpers: Any,
+) -> None:
+    group = f"si-outage-{unique_id}"
+    indexer = start_indexer(group, index_table.name)
+    shop_simulator.rate = 150
+    shop_simulator.run(duration=3)
+    wait_until(
+        lambda: indexer.metric("cdc_messages_total", outcome="processed") > 0,
+        60,
+        message="indexing",
+    )
+
+    aws_emulator.process.pause()
+    try:
+        shop_simulator.run(duration=10)  # changes keep arriving while DynamoDB is unreachable
+    finally:
+        aws_emulator.process.resume()
+    shop_simulator.run(duration=2)
+    wait_until(lambda: indexer.metric("cdc_retries_total") > 0, 60, message="a retry")
+    assert indexer.process.running, indexer.process.log_tail()
+
+    # A crash with batches in flight: the restarted member re-reads from the last commit.
+    indexer.process.kill()
+    shop_simulator.run(duration=2)
+    start_indexer(group, index_table.name)
+    helpers.wait_for_truth(index_table, shop_conn)

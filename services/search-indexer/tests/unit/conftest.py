@@ -1,0 +1,135 @@
+"""An in-memory stand-in for the slice of the DynamoDB client the sink uses, so the write
+protocol (conditions, races, retries) runs in milliseconds. It evaluates exactly the condition
+expressions the sink sends and fails loudly on anything else; the integration tests run the
+same code against the AWS emulator."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+Key = tuple[str, str]
+
+
+def _error(code: str, status: int = 400) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "op",
+    )
+
+
+class FakeDynamoDB:
+    def __init__(self) -> None:
+        self.items: dict[Key, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        self.calls: list[str] = []
+        #: Called with (operation, request) before each operation runs; may raise.
+        self.hooks: list[Callable[[str, dict[str, Any]], None]] = []
+        self.fail_next: list[ClientError] = []
+
+    # -- helpers for tests -----------------------------------------------------------------
+
+    def products(self) -> dict[int, dict[str, Any]]:
+        return {
+            int(v["id"]["N"]): v for (pk, _sk), v in self.items.items() if pk.startswith("PRODUCT#")
+        }
+
+    def postings(self) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        for (pk, sk), v in self.items.items():
+            if pk.startswith("TOKEN#") and not v.get("removed"):
+                out.setdefault(pk.removeprefix("TOKEN#"), set()).add(int(sk))
+        return out
+
+    def _enter(self, op: str, request: dict[str, Any]) -> None:
+        self.calls.append(op)
+        for hook in list(self.hooks):
+            hook(op, request)
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+    @staticmethod
+    def _key(key: dict[str, Any]) -> Key:
+        return key["pk"]["S"], key["sk"]["S"]
+
+    def _check(self, current: dict[str, Any] | None, request: dict[str, Any]) -> None:
+        expr = request.get("ConditionExpression")
+        if expr is None:
+            return
+        values = request.get("ExpressionAttributeValues", {})
+        if expr == "attribute_not_exists(#v)":
+            ok = current is None or "version" not in current
+        elif expr == "#v = :b":
+            ok = current is not None and int(current["version"]["N"]) == int(values[":b"]["N"])
+        elif expr == "attribute_not_exists(#v) OR #v < :v":
+            ok = current is None or int(current["version"]["N"]) < int(values[":v"]["N"])
+        else:
+            raise AssertionError(f"condition the fake does not know: {expr}")
+        if not ok:
+            raise _error("ConditionalCheckFailedException")
+
+    # -- client API ------------------------------------------------------------------------
+
+    def get_item(self, TableName: str, Key: dict[str, Any], ConsistentRead: bool = False) -> Any:
+        self._enter("get_item", {"Key": Key})
+        with self.lock:
+            item = self.items.get(self._key(Key))
+        return {"Item": dict(item)} if item is not None else {}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> Any:
+        self._enter("batch_get_item", RequestItems)
+        ((table, request),) = RequestItems.items()
+        with self.lock:
+            found = [
+                dict(self.items[k]) for k in map(self._key, request["Keys"]) if k in self.items
+            ]
+        return {"Responses": {table: found}, "UnprocessedKeys": {}}
+
+    def put_item(self, TableName: str, Item: dict[str, Any], **request: Any) -> Any:
+        self._enter("put_item", {"Item": Item, **request})
+        with self.lock:
+            key = self._key(Item)
+            self._check(self.items.get(key), request)
+            self.items[key] = dict(Item)
+        return {}
+
+    def delete_item(self, TableName: str, Key: dict[str, Any], **request: Any) -> Any:
+        self._enter("delete_item", {"Key": Key, **request})
+        with self.lock:
+            key = self._key(Key)
+            self._check(self.items.get(key), request)
+            self.items.pop(key, None)
+        return {}
+
+    def update_item(self, TableName: str, Key: dict[str, Any], **request: Any) -> Any:
+        self._enter("update_item", {"Key": Key, **request})
+        assert request["UpdateExpression"] == "ADD pending_tokens :t", request
+        with self.lock:
+            key = self._key(Key)
+            current = self.items.get(key)
+            self._check(current, request)
+            item = dict(current) if current is not None else dict(Key)
+            have = set(item.get("pending_tokens", {}).get("SS", []))
+            item["pending_tokens"] = {
+                "SS": sorted(have | set(request["ExpressionAttributeValues"][":t"]["SS"]))
+            }
+            self.items[key] = item
+        return {}
+
+    def describe_table(self, TableName: str) -> Any:
+        self._enter("describe_table", {})
+        return {"Table": {"TableName": TableName, "TableStatus": "ACTIVE"}}
+
+
+@pytest.fixture
+def fake_dynamodb() -> FakeDynamoDB:
+    return FakeDynamoDB()
+
+
+@pytest.fixture
+def throttling() -> Callable[[], ClientError]:
+    return lambda: _error("ThrottlingException")

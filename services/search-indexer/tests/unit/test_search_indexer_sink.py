@@ -1,0 +1,277 @@
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from cdc_events.testing import make_change, make_tombstone
+from consumer_runtime import CommitStrategy, RetryableError, TopicPartition
+from consumer_runtime.testing import SinkHarness
+from search_indexer import IndexTable, SearchIndexSink, decode
+from search_indexer._items import parse_product
+from search_indexer.domain import Folded, Product
+
+TOPIC = "dbserver1.public.products"
+TP = TopicPartition(TOPIC, 0)
+
+
+def _row(
+    pid: int, name: str, description: str, price: str = "10.00", stock: int = 5
+) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "name": name,
+        "description": description,
+        "price": Decimal(price),
+        "stock": stock,
+    }
+
+
+def _toast(pid: int, name: str, price: str = "10.00", stock: int = 5) -> bytes:
+    """An update whose description Debezium did not see (TOAST placeholder)."""
+    record = make_change("u", after=_row(pid, name, "PLACEHOLDER", price, stock), with_schema=True)
+    assert record.value is not None
+    return record.value.replace(b'"PLACEHOLDER"', b'"__debezium_unavailable_value"')
+
+
+def _value(op: str, row: dict[str, Any]) -> bytes:
+    record = make_change(
+        op, after=row if op != "d" else None, before=row if op == "d" else None, with_schema=True
+    )
+    assert record.value is not None
+    return record.value
+
+
+def _key(pid: int) -> bytes:
+    return orjson.dumps({"id": pid})
+
+
+def _tombstone(pid: int) -> bytes | None:
+    return make_tombstone({"id": pid}).value
+
+
+class Index:
+    """The harness, the sink and the fake table, with readable accessors."""
+
+    def __init__(self, fake: Any, **sink_args: Any) -> None:
+        self.fake = fake
+        self.sink = SearchIndexSink(IndexTable(fake, "idx"), clock=lambda: 1_000_000.0, **sink_args)
+        self.harness = SinkHarness(self.sink, decode, strategy=CommitStrategy.COMMIT_AFTER_FLUSH)
+
+    def send(self, pid: int, value: bytes | None) -> None:
+        self.harness.produce(TOPIC, [value], key=_key(pid))
+
+    def run(self) -> None:
+        self.harness.run_until_idle()
+
+    def product(self, pid: int) -> Any:
+        item = self.fake.products().get(pid)
+        return None if item is None else parse_product(item)
+
+    def postings(self) -> dict[str, set[int]]:
+        return self.fake.postings()
+
+    def counter(self, name: str, **labels: str) -> float:
+        return self.sink.metrics.value(name, **labels)
+
+
+def test_create_update_delete_keep_items_and_postings_exact(fake_dynamodb: Any) -> None:
+    index = Index(fake_dynamodb)
+    index.send(1, _value("c", _row(1, "Espresso Cup", "Small ceramic cup", "12.50")))
+    index.send(2, _value("c", _row(2, "Teapot", "Blue ceramic teapot")))
+    index.run()
+    assert index.postings() == {
+        "espresso": {1},
+        "cup": {1},
+        "small": {1},
+        "ceramic": {1, 2},
+        "teapot": {2},
+        "blue": {2},
+    }
+    stored = index.product(1)
+    assert (stored.name, stored.price, stored.in_stock, stored.version) == (
+        "Espresso Cup",
+        Decimal("12.50"),
+        True,
+        0,
+    )
+    item = fake_dynamodb.products()[1]
+    assert item["price"] == {"N": "12.50"} and item["price_bucket"] == {"S": "P2-1"}
+    assert item["gsi_name_pk"] == {"S": "NAME#e"} and item["name_norm"] == {"S": "espresso cup"}
+
+    index.send(1, _value("u", _row(1, "Espresso Mug", "Small ceramic mug", "9.00", stock=0)))
+    index.send(2, _value("d", _row(2, "Teapot", "")))
+    index.send(2, _tombstone(2))
+    index.run()
+    assert index.postings() == {"espresso": {1}, "mug": {1}, "small": {1}, "ceramic": {1}}
+    assert index.product(1).in_stock is False and index.product(1).version == 2
+    marker = fake_dynamodb.products()[2]
+    assert marker["deleted"] == {"BOOL": True} and marker["version"] == {"N": "4"}
+    assert marker["ttl"] == {"N": str(1_000_000 + 7 * 24 * 3600)}
+    assert "gsi_name_pk" not in marker and "price_bucket" not in marker
+    assert index.harness.committed == {TP: 5}
+
+
+def test_changes_are_folded_per_product_within_a_batch(fake_dynamodb: Any) -> None:
+    index = Index(fake_dynamodb)
+    for stock in range(10):
+        index.send(1, _value("u", _row(1, "Teapot", "Blue teapot", stock=stock)))
+    index.run()
+    assert fake_dynamodb.calls.count("put_item") == 1 + 2  # one product item, two postings
+    assert index.product(1).stock == 9
+
+
+def test_a_replay_changes_nothing_and_is_counted(fake_dynamodb: Any) -> None:
+    index = Index(fake_dynamodb)
+    values = [
+        _value("c", _row(1, "Teapot", "Blue teapot")),
+        _value("u", _row(1, "Teapot", "Green teapot")),
+    ]
+    for v in values:
+        index.send(1, v)
+    index.run()
+    before = dict(fake_dynamodb.items)
+    replay = Index(fake_dynamodb)
+    for v in values:
+        replay.send(1, v)
+        replay.run()  # one batch per record: the first is stale, the second a duplicate
+    assert fake_dynamodb.items == before
+    assert replay.counter("search_index_products_total", outcome="stale") == 1
+    assert replay.counter("search_index_products_total", outcome="duplicate") == 1
+
+
+def test_a_late_older_update_never_resurrects_a_deleted_product(fake_dynamodb: Any) -> None:
+    index = Index(fake_dynamodb)
+    create = _value("c", _row(7, "Candle", "Green candle"))
+    index.send(7, create)
+    index.send(7, _value("d", _row(7, "Candle", "")))
+    index.run()
+    assert index.postings() == {}
+    zombie = Index(fake_dynamodb)
+    zombie.send(7, create)  # offset 0 < the delete's offset 1
+    zombie.run()
+    assert index.product(7).deleted and index.postings() == {}
+    # A re-create (newer offset) brings it back.
+    index.send(7, _value("c", _row(7, "Candle", "Red candle")))
+    index.run()
+    assert not index.product(7).deleted
+    assert index.postings() == {"candle": {7}, "red": {7}}
+
+
+def test_toast_unchanged_description_keeps_description_and_postings(fake_dynamodb: Any) -> None:
+    index = Index(fake_dynamodb)
+    long_text = "Handmade stoneware teapot. " * 100
+    index.send(2, _value("c", _row(2, "Teapot", long_text)))
+    index.run()
+    index.send(2, _toast(2, "Teapot", price="13.99"))
+    index.run()
+    stored = index.product(2)
+    assert stored.description == long_text and stored.price == Decimal("13.99")
+    assert index.postings() == {"handmade": {2}, "stoneware": {2}, "teapot": {2}}
+
+
+def test_throttling_is_retried_and_nothing_is_lost(fake_dynamodb: Any, throttling: Any) -> None:
+    index = Index(fake_dynamodb)
+    fake_dynamodb.fail_next = [throttling() for _ in range(3)]
+    index.send(1, _value("c", _row(1, "Teapot", "Blue teapot")))
+    index.run()
+    assert index.harness.metric("cdc_retries_total", service="test-service") >= 1
+    assert index.postings() == {"teapot": {1}, "blue": {1}}
+    assert index.harness.committed == {TP: 1}
+
+
+def _folded(pid: int, version: int, name: str, description: str) -> Folded:
+    return Folded(
+        pid, Product(pid, name, description, Decimal("1.00"), 1, None), version, 0, version
+    )
+
+
+def test_an_older_writer_losing_a_race_repairs_the_postings_it_wrote(fake_dynamodb: Any) -> None:
+    """Two writers read the same base; the newer one wins without touching tokens the older
+    one changed. The older one must put those postings back in line with the winner."""
+    table = IndexTable(fake_dynamodb, "idx")
+    older = SearchIndexSink(table)
+    newer = SearchIndexSink(table)
+    older._apply(_folded(1, 3, "Teapot", "blue"), None)
+    assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}}
+    base = table.read_product(1)
+
+    fired = threading.Event()
+
+    def newer_wins_just_before_the_older_product_put(op: str, request: dict[str, Any]) -> None:
+        if op == "put_item" and request["Item"]["pk"]["S"] == "PRODUCT#1" and not fired.is_set():
+            fired.set()
+            assert (
+                newer._apply(_folded(1, 5, "Teapot", "blue"), base) == "written"
+            )  # price-only change
+
+    fake_dynamodb.hooks.append(newer_wins_just_before_the_older_product_put)
+    # The older change (version 4) turned "blue" into "green": it wrote those postings first.
+    assert older._apply(_folded(1, 4, "Teapot", "green"), base) == "stale"
+    assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}}
+    assert parse_product(fake_dynamodb.products()[1]).version == 5
+    assert older.metrics.value("search_index_posting_repairs_total") == 2
+    older.close()
+    newer.close()
+
+
+def test_a_newer_writer_losing_a_race_retries_against_the_new_base(fake_dynamodb: Any) -> None:
+    table = IndexTable(fake_dynamodb, "idx")
+    sink = SearchIndexSink(table)
+    other = SearchIndexSink(table)
+    sink._apply(_folded(1, 3, "Teapot", "blue"), None)
+    base = table.read_product(1)
+    fired = threading.Event()
+
+    def older_wins_first(op: str, request: dict[str, Any]) -> None:
+        if op == "put_item" and request["Item"]["pk"]["S"] == "PRODUCT#1" and not fired.is_set():
+            fired.set()
+            other._apply(_folded(1, 4, "Teapot", "red"), base)
+
+    fake_dynamodb.hooks.append(older_wins_first)
+    assert sink._apply(_folded(1, 5, "Teapot", "green"), base) == "written"
+    assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}}
+    assert sink.metrics.value("search_index_conflicts_total") == 1
+    sink.close()
+    other.close()
+
+
+def test_a_late_stale_posting_write_cannot_resurrect_a_removed_posting(fake_dynamodb: Any) -> None:
+    """A request applied after its client gave up (or a zombie's) carries an old version: the
+    removal left a versioned marker, so the old put fails instead of re-adding the posting."""
+    table = IndexTable(fake_dynamodb, "idx")
+    sink = SearchIndexSink(table)
+    sink._apply(_folded(1, 3, "Teapot", "blue"), None)
+    sink._apply(_folded(1, 5, "Teapot", "green"), table.read_product(1))
+    assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}}
+    assert table.put_posting("blue", 1, 3) is False  # the late copy of the first write
+    assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}}
+    sink.close()
+
+
+def test_a_redelivery_folded_differently_cleans_up_an_interrupted_attempt(
+    fake_dynamodb: Any, throttling: Any
+) -> None:
+    """Attempt 1 writes the postings of change A (D0 -> D1) and dies before its product put.
+    After a restart the batch folds A and B together (D0 -> D2): the postings A wrote for D1
+    must not survive, and the ones it removed must come back if D2 has them."""
+    table = IndexTable(fake_dynamodb, "idx")
+    sink = SearchIndexSink(table)
+    sink._apply(_folded(1, 3, "Teapot", "blue ceramic"), None)
+    base = table.read_product(1)
+
+    def die_at_product_put(op: str, request: dict[str, Any]) -> None:
+        if op == "put_item" and request["Item"]["pk"]["S"] == "PRODUCT#1":
+            raise throttling()
+
+    fake_dynamodb.hooks.append(die_at_product_put)
+    with pytest.raises(RetryableError):
+        sink._apply(_folded(1, 5, "Teapot", "green glass"), base)
+    fake_dynamodb.hooks.clear()
+    assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}, "glass": {1}}  # half done
+    assert sink._apply(_folded(1, 7, "Teapot", "blue steel"), table.read_product(1)) == "written"
+    assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}, "steel": {1}}
+    assert "pending_tokens" not in fake_dynamodb.products()[1]
+    sink.close()
