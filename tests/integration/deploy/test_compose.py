@@ -4,6 +4,7 @@ files it mounts."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -14,36 +15,23 @@ from devstack import SHOP_DDL
 
 from .conftest import ROOT, SERVICES
 
-# The settings each service reads (libs/consumer-runtime and the services' settings classes).
-# Kept here in one place until the settings classes exist; then build these sets from
-# `<Settings>.model_fields` (pydantic-settings) instead, so a renamed setting fails this test.
-COMMON_SETTINGS = frozenset(
-    {
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "KAFKA_GROUP_ID",
-        "KAFKA_TOPICS",
-        "KAFKA_SECURITY_PROTOCOL",
-        "KAFKA_SASL_MECHANISM",
-        "BATCH_SIZE",
-        "BATCH_MAX_WAIT_MS",
-        "DLQ_TOPIC",
-        "HEALTH_PORT",
-        "LOG_LEVEL",
-        "LOG_FORMAT",
-        "SHUTDOWN_GRACE_S",
-    }
-)
-_AWS = frozenset({"AWS_REGION", "AWS_ENDPOINT_URL"})
-ALLOWED_SETTINGS: dict[str, frozenset[str]] = {
-    "event-store-writer": COMMON_SETTINGS | {"DATABASE_URL", "DB_POOL_SIZE"},
-    "stats-aggregator": COMMON_SETTINGS
-    | _AWS
-    | {"DATABASE_URL", "DB_POOL_SIZE", "LOW_STOCK_THRESHOLD", "INVENTORY_TABLE"},
-    "search-indexer": COMMON_SETTINGS | _AWS | {"DYNAMODB_TABLE"},
-    "analytics-flusher": COMMON_SETTINGS
-    | _AWS
-    | {"S3_BUCKET", "WINDOW_SECONDS", "WINDOW_GRACE_SECONDS"},
+# The settings each service reads, from its settings class (pydantic-settings: the environment
+# name is the field name upper-cased), so a renamed or misspelt setting fails here.
+SETTINGS_CLASSES = {
+    "event-store-writer": "event_store_writer.settings:Settings",
+    "stats-aggregator": "stats_aggregator.settings:Settings",
+    "search-indexer": "search_indexer.settings:Settings",
+    "analytics-flusher": "analytics_flusher.settings:FlusherSettings",
 }
+
+
+def _allowed(service: str) -> frozenset[str]:
+    module, _, name = SETTINGS_CLASSES[service].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    return frozenset(field.upper() for field in cls.model_fields)
+
+
+ALLOWED_SETTINGS: dict[str, frozenset[str]] = {s: _allowed(s) for s in SETTINGS_CLASSES}
 # Read by boto3 itself, not by the settings classes: LocalStack's dummy credentials.
 AWS_SDK_ENV = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
@@ -132,3 +120,11 @@ def test_mounted_init_files_match_the_shared_definitions(compose: dict[str, Any]
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
+
+
+def test_kubernetes_configmaps_name_only_real_settings() -> None:
+    for service in SERVICES:
+        path = ROOT / "k8s/base" / service / "configmap.yaml"
+        data = yaml.safe_load(path.read_text())["data"]
+        unknown = set(data) - ALLOWED_SETTINGS[service] - AWS_SDK_ENV
+        assert not unknown, f"{path.relative_to(ROOT)} sets unknown settings {sorted(unknown)}"

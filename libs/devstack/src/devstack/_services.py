@@ -45,7 +45,12 @@ SERVICES = (
     ServiceSpec(
         "analytics-flusher",
         "analytics_flusher",
-        {"S3_BUCKET": DATA_LAKE_BUCKET, "WINDOW_SECONDS": "60", "WINDOW_GRACE_SECONDS": "10"},
+        {
+            "S3_BUCKET": DATA_LAKE_BUCKET,
+            "WINDOW_SECONDS": "60",
+            "GRACE_SECONDS": "10",
+            "IDLE_FLUSH_SECONDS": "10",
+        },
     ),
 )
 
