@@ -181,7 +181,10 @@ class DevUp:
             self.console.print(f"[yellow]not installed yet, not started:[/] {', '.join(missing)}")
         env = self.stack.service_env()
         for spec in available:
-            self.services.append(ServiceProcess(spec, env, self.work_dir).start())
+            spec_env = dict(env)
+            if spec.database:
+                spec_env["DATABASE_URL"] = self.stack.sink.create_database(spec.database)
+            self.services.append(ServiceProcess(spec, spec_env, self.work_dir).start())
         if self.services:
             table = Table(show_header=True, box=None, padding=(0, 2))
             table.add_column("service")
@@ -341,10 +344,10 @@ class DevUp:
                     self.console.print(f"[yellow]simulator close: {exc!r}[/]")
             if self.monitor is not None:
                 self.monitor.stop()
-            for svc in self.services:  # SIGTERM: each flushes and commits before exiting
-                svc.process.signal(signal.SIGTERM)
+            for svc in self.services:  # SIGTERM once: each flushes and commits before exiting
+                svc.request_stop()
             for svc in self.services:
-                rc = svc.stop()
+                rc = svc.wait_stopped()
                 if rc not in (0, None):
                     self.console.print(f"[yellow]{svc.spec.name} exited with {rc}[/]")
             self.stack.stop()

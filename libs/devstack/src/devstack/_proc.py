@@ -172,6 +172,22 @@ class ManagedProcess:
         self._close_log()
         return self._popen.returncode
 
+    def wait_or_kill(self, timeout: float) -> int | None:
+        """Wait for a process already told to stop; SIGKILL it after ``timeout`` seconds.
+
+        Never signals it again: for our consumers a second SIGTERM means "exit now, skip the
+        final flush".
+        """
+        if self._popen is None:
+            return None
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait()
+        self._close_log()
+        return self._popen.returncode
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

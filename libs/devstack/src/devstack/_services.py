@@ -8,6 +8,7 @@ The live view scrapes each ``/metrics`` and ``/readyz``.
 from __future__ import annotations
 
 import importlib.util
+import signal
 import sys
 import urllib.error
 import urllib.request
@@ -18,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack._proc import ManagedProcess, free_port
 
+# The runtime's grace period is 25 s; 35 s mirrors terminationGracePeriodSeconds.
+_STOP_TIMEOUT_S = 35.0
 DATA_LAKE_BUCKET = "cdc-platform-data-lake-local"
 SEARCH_TABLE = "product-search-index"
 INVENTORY_TABLE = "inventory-realtime"
@@ -28,6 +31,8 @@ class ServiceSpec:
     name: str
     module: str
     env: dict[str, str] = field(default_factory=dict)
+    # Its own database on the sink server, as in production: services never share tables.
+    database: str | None = None
 
     @property
     def available(self) -> bool:
@@ -39,8 +44,8 @@ class ServiceSpec:
 
 
 SERVICES = (
-    ServiceSpec("event-store-writer", "event_store_writer"),
-    ServiceSpec("stats-aggregator", "stats_aggregator"),
+    ServiceSpec("event-store-writer", "event_store_writer", database="event_store"),
+    ServiceSpec("stats-aggregator", "stats_aggregator", database="stats"),
     ServiceSpec("search-indexer", "search_indexer", {"DYNAMODB_TABLE": SEARCH_TABLE}),
     ServiceSpec(
         "analytics-flusher",
@@ -94,9 +99,15 @@ class ServiceProcess:
         self.process.start()
         return self
 
-    def stop(self, timeout: float = 35.0) -> int | None:
-        # The runtime's grace period is 25 s; 35 s mirrors terminationGracePeriodSeconds.
+    def stop(self, timeout: float = _STOP_TIMEOUT_S) -> int | None:
         return self.process.stop(timeout=timeout)
+
+    def request_stop(self) -> None:
+        """SIGTERM once: the service finishes its batch, flushes, commits and exits."""
+        self.process.signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = _STOP_TIMEOUT_S) -> int | None:
+        return self.process.wait_or_kill(timeout)
 
     def status(self) -> ServiceStatus:
         status = ServiceStatus()

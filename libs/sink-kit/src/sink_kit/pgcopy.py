@@ -4,7 +4,8 @@
 mapping per character; on ~1 KB JSON documents that costs far more than the COPY itself. The
 functions here produce the same bytes (a test checks it against ``copy_rows``'s encoding) but
 only rewrite a value that holds a character COPY needs escaped, which JSON text rarely does
-outside string escapes.
+outside string escapes. The whole buffer is handed to the server in one read, which matters when
+another thread of the process is busy (a pipelined writer next to the decoding loop).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["copy_text_rows", "encode_value"]
+__all__ = ["copy_text", "copy_text_rows", "encode_row", "encode_value"]
 
 
 def encode_value(value: Any) -> str:
@@ -37,6 +38,31 @@ def encode_value(value: Any) -> str:
     return text
 
 
+def encode_row(values: Sequence[Any]) -> str:
+    """One row as a COPY text line, newline included (for ``copy_text``)."""
+    return "\t".join([encode_value(v) for v in values]) + "\n"
+
+
+def copy_text(conn: Connection, table: str, columns: Sequence[str], text: str) -> None:
+    """COPY rows already encoded as lines (``encode_row``) into ``table``.
+
+    Lets a caller encode rows where it has time to spare (e.g. while the previous batch is
+    being written) and hand the database only the finished text.
+    """
+    if not text:
+        return
+    cols = ", ".join(f'"{c}"' for c in columns)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    try:
+        # One read of the whole buffer: psycopg2 takes the GIL back for every chunk it reads
+        # (8 KB by default), and with another busy thread each take can wait a switch interval.
+        cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN", io.StringIO(text), size=len(text) + 1)
+    finally:
+        cur.close()
+
+
 def copy_text_rows(
     conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> int:
@@ -46,18 +72,6 @@ def copy_text_rows(
     numbers, ``Decimal``, ISO-8601 timestamps, booleans, bytea as ``\\x``-hex strings).
     Returns the number of rows copied.
     """
-    enc = encode_value
-    lines = ["\t".join([enc(v) for v in row]) for row in rows]
-    if not lines:
-        return 0
-    lines.append("")
-    buf = io.StringIO("\n".join(lines))
-    cols = ", ".join(f'"{c}"' for c in columns)
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cur: Any = raw.cursor()
-    try:
-        cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN", buf)
-    finally:
-        cur.close()
-    return len(lines) - 1
+    lines = [encode_row(row) for row in rows]
+    copy_text(conn, table, columns, "".join(lines))
+    return len(lines)

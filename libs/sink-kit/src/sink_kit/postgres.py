@@ -237,11 +237,15 @@ class OffsetStore:
         conn.execute(stmt)
 
 
-def upgrade_schema(engine: Engine, script_location: Path, lock_name: str) -> None:
+def upgrade_schema(
+    engine: Engine, script_location: Path, lock_name: str, version_table: str = "alembic_version"
+) -> None:
     """``alembic upgrade head`` under a PostgreSQL advisory lock.
 
     Several replicas starting together serialise on the lock: the first migrates, the others
-    find the schema at head and do nothing.
+    find the schema at head and do nothing. ``version_table`` is handed to the environment as
+    ``config.attributes["version_table"]``: give each service its own, so two services that
+    share a database (a small deployment) never mix their migration histories.
     """
     from alembic import command
     from alembic.config import Config
@@ -251,4 +255,5 @@ def upgrade_schema(engine: Engine, script_location: Path, lock_name: str) -> Non
     with db_errors("schema migration"), engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": lock_name})
         config.attributes["connection"] = conn
+        config.attributes["version_table"] = version_table
         command.upgrade(config, "head")

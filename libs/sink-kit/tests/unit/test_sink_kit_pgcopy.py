@@ -31,3 +31,9 @@ from sink_kit.postgres import _text
 )
 def test_encoding_equals_copy_rows(value: object) -> None:
     assert encode_value(value) == _text(value)
+
+
+def test_encode_row_is_a_tab_separated_line() -> None:
+    from sink_kit.pgcopy import encode_row
+
+    assert encode_row(["a\tb", None, 3, True]) == "a\\tb\t\\N\t3\tt\n"

@@ -103,7 +103,9 @@ class StatsSink(BaseSink[Record]):
         deadline = time.monotonic() + STARTUP_DB_WAIT_S
         while True:
             try:
-                upgrade_schema(engine, MIGRATIONS, MIGRATION_LOCK)
+                upgrade_schema(
+                    engine, MIGRATIONS, MIGRATION_LOCK, version_table="stats_alembic_version"
+                )
                 break
             except RetryableError as exc:
                 if time.monotonic() > deadline:

@@ -14,6 +14,11 @@ if connection is None:
     raise RuntimeError(
         "run the migrations through sink_kit.postgres.upgrade_schema (it passes the connection)"
     )
-context.configure(connection=connection, target_metadata=None, transactional_ddl=True)
+context.configure(
+    connection=connection,
+    target_metadata=None,
+    transactional_ddl=True,
+    version_table=context.config.attributes.get("version_table", "alembic_version"),
+)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,2 @@
+-- The stats aggregator's database; the event store's is POSTGRES_DB (event_store).
+CREATE DATABASE stats;
