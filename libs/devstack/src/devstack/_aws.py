@@ -31,7 +31,7 @@ class AwsEmulator:
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.process = ManagedProcess(
             "aws",
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
             work_dir / "aws.log",
         )
 

@@ -70,9 +70,9 @@ class PostgresServer:
         self.logical = logical
         self.user = "postgres"
         self._run_as = _SYSTEM_USER if os.geteuid() == 0 else None
-        settings = dict(
-            _COMMON_SETTINGS, port=str(self.port), unix_socket_directories=str(self.socket_dir)
-        )
+        # TCP only: a Unix socket path may not exceed 107 bytes, which a deep test directory
+        # does; nothing here connects through the socket.
+        settings = dict(_COMMON_SETTINGS, port=str(self.port), unix_socket_directories="")
         if logical:
             settings.update(_LOGICAL_SETTINGS)
         argv = [str(_bin_dir() / "postgres"), "-D", str(self.data_dir)]

@@ -198,9 +198,10 @@ def s3_bucket(aws_emulator: AwsEmulator, unique_id: str) -> Iterator[str]:
     bucket = f"bucket-{unique_id}"
     s3.create_bucket(Bucket=bucket)
     yield bucket
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    # Every version and delete marker too: a test may turn versioning on.
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for obj in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"], VersionId=obj["VersionId"])
     s3.delete_bucket(Bucket=bucket)
 
 

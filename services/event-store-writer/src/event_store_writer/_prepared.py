@@ -1,0 +1,131 @@
+"""A batch made ready for the database (pure Python work, no I/O): rows split by table,
+repeats dropped, changes encoded as COPY lines. The sink does this on the loop's thread while
+the previous batch is being written, so the writer thread only waits on the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from consumer_runtime import Batch, DeadLetter, TopicPartition
+from sink_kit.pgcopy import encode_value
+
+from event_store_writer._months import month_bounds_ms, month_of_ms
+from event_store_writer.domain import ChangeRow, StoreRecord, TransactionRow, UserEventRow
+
+
+@dataclass(slots=True)
+class _Split:
+    changes: list[ChangeRow]
+    user_events: list[UserEventRow]
+    transactions: list[TransactionRow]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Batches ready for the database: rows deduplicated and encoded as COPY lines.
+
+    Built by ``prepare`` (Python work, done where the caller has time to spare); written by
+    ``write_prepared`` (database work only).
+    """
+
+    change_ids: list[str]
+    change_times: list[str]
+    change_lines: list[str]
+    months: set[tuple[int, int]]
+    users: list[UserEventRow]
+    transactions: list[TransactionRow]
+    dead: list[DeadLetter]
+    next_offsets: dict[TopicPartition, int]
+    duplicates: int
+    user_duplicates: int
+
+
+def change_line(v: tuple[Any, ...]) -> str:
+    """``encode_row`` of a ``cdc_events`` row, unrolled: ids, times, kinds, offsets and numbers
+    never need escaping, so only the free-text and JSON columns go through ``encode_value``
+    (a quarter of the cost of encoding every value; a unit test checks both agree)."""
+    e = encode_value
+    n = "\\N"
+    return (
+        f"{v[0]}\t{v[1]}\t{v[2]}\t{e(v[3])}\t{v[4]}\t{v[5]}\t{e(v[6])}\t{e(v[7])}\t{e(v[8])}\t"
+        f"{e(v[9])}\t{n if v[10] is None else v[10]}\t{e(v[11])}\t{e(v[12])}\t{e(v[13])}\t"
+        f"{e(v[14])}\t{n if v[15] is None else v[15]}\t{n if v[16] is None else v[16]}\t"
+        f"{n if v[17] is None else v[17]}\t{n if v[18] is None else v[18]}\t{e(v[19])}\t"
+        f"{e(v[20])}\t{e(v[21])}\t{'t' if v[22] else 'f'}\t{n if v[23] is None else v[23]}\n"
+    )
+
+
+def months_of(rows: Sequence[ChangeRow]) -> set[tuple[int, int]]:
+    """The months of ``rows`` (consecutive rows mostly share one: its bounds are kept)."""
+    out: set[tuple[int, int]] = set()
+    lo = hi = 0
+    for row in rows:
+        ts = row.event_time_ms
+        if not lo <= ts < hi:
+            month = month_of_ms(ts)
+            out.add(month)
+            lo, hi = month_bounds_ms(*month)
+    return out
+
+
+def concat_prepared(preps: Sequence[Prepared]) -> Prepared:
+    """Several prepared batches as one (a rewrite after a failure); the last offsets win."""
+    out = Prepared([], [], [], set(), [], [], [], {}, 0, 0)
+    seen: set[str] = set()
+    for p in preps:
+        for event_id, time_, line in zip(p.change_ids, p.change_times, p.change_lines, strict=True):
+            if event_id in seen:
+                out.duplicates += 1
+                continue
+            seen.add(event_id)
+            out.change_ids.append(event_id)
+            out.change_times.append(time_)
+            out.change_lines.append(line)
+        out.months |= p.months
+        out.users.extend(p.users)
+        out.transactions.extend(p.transactions)
+        out.dead.extend(p.dead)
+        out.next_offsets.update(p.next_offsets)
+        out.duplicates += p.duplicates
+        out.user_duplicates += p.user_duplicates
+    users, dups = unique_user_events(out.users)
+    out.users = users
+    out.user_duplicates += dups
+    return out
+
+
+def split_batches(batches: Sequence[Batch[StoreRecord]]) -> _Split:
+    out = _Split([], [], [])
+    for batch in batches:
+        for record in batch:
+            if type(record) is ChangeRow:
+                out.changes.append(record)
+            elif type(record) is UserEventRow:
+                out.user_events.append(record)
+            elif type(record) is TransactionRow:
+                out.transactions.append(record)
+    return out
+
+
+def unique_changes(rows: list[ChangeRow]) -> tuple[list[ChangeRow], int]:
+    """Rows with distinct ids (the first wins) and how many repeats were dropped."""
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row.event_id not in seen:
+            seen.add(row.event_id)
+            out.append(row)
+    return out, len(rows) - len(out)
+
+
+def unique_user_events(rows: list[UserEventRow]) -> tuple[list[UserEventRow], int]:
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row.event_id not in seen:
+            seen.add(row.event_id)
+            out.append(row)
+    return out, len(rows) - len(out)

@@ -1,0 +1,402 @@
+"""Pure logic of the event store: Kafka record -> the row the store appends (no I/O here).
+
+The runtime calls ``EventDecoder`` for every consumed record. It parses CDC topics with
+``cdc_events.Parser`` and the user-activity topic with ``parse_user_activity``, and returns a
+``ChangeRow`` (a change or a tombstone for ``cdc_events``), a ``UserEventRow`` (``user_events``),
+a ``TransactionRow`` (``cdc_transactions``) or ``None`` for what the store does not keep
+(heartbeats, schema-change records). Rows are built here, already in the column order and the
+text form the sink COPYs, so the sink does nothing per event but hand them to PostgreSQL.
+
+Tombstones carry no id of their own in ``cdc_events``: the decoder remembers the last delete per
+key and partition and derives the tombstone's id from the delete's, so a Debezium re-emit of a
+delete and its tombstone is absorbed as a whole. When the delete is not known (the writer
+restarted between the two), the sink looks it up in the store (``ChangeRow.needs_delete``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from cdc_events import (
+    ChangeEvent,
+    Heartbeat,
+    Parser,
+    SchemaChange,
+    Tombstone,
+    TransactionBoundary,
+    UserActivity,
+    parse_user_activity,
+)
+
+from event_store_writer._months import (
+    month_bounds_ms,
+    month_of_ms,
+    months_ahead,
+    partition_name,
+)
+from event_store_writer._values import (
+    _json,
+    _row_json,
+    iso_ms,
+    key_hash,
+    key_json,
+    pg_text_array,
+)
+
+if TYPE_CHECKING:
+    from consumer_runtime import Message
+
+__all__ = [
+    "CHANGE_COLUMNS",
+    "USER_EVENT_COLUMNS",
+    "ChangeRow",
+    "EventDecoder",
+    "StoreRecord",
+    "TransactionRow",
+    "UserEventRow",
+    "change_row",
+    "iso_ms",
+    "key_hash",
+    "key_json",
+    "month_bounds_ms",
+    "month_of_ms",
+    "months_ahead",
+    "orphan_tombstone_id",
+    "partition_name",
+    "pg_text_array",
+    "source_position",
+    "tombstone_id_after",
+    "tombstone_row",
+    "with_resolved_delete",
+]
+
+#: Column order of ``ChangeRow.values`` (the COPY into the batch's temporary table).
+CHANGE_COLUMNS: Final = (
+    "event_id",
+    "event_time",
+    "kind",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "connector",
+    "db_name",
+    "schema_name",
+    "table_name",
+    "op",
+    "key",
+    "before",
+    "after",
+    "unchanged_columns",
+    "source_ts",
+    "debezium_ts",
+    "position",
+    "lsn",
+    "tx_id",
+    "binlog",
+    "transaction",
+    "snapshot",
+    "key_hash",
+)
+
+#: Column order of ``UserEventRow.values``.
+USER_EVENT_COLUMNS: Final = (
+    "event_id",
+    "user_id",
+    "event_type",
+    "event_ts",
+    "amount",
+    "duration_seconds",
+    "metadata",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+# Remembered deletes waiting for their tombstone. A connector with tombstones.on.delete=false
+# never sends one, so the memory is bounded: past this many entries the oldest half is dropped
+# (a dropped entry only costs one look-up in the store when its tombstone does come).
+_PENDING_DELETES_MAX = 100_000
+
+_SEP = "\x1f"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One row of ``cdc_events``: a change (``kind="change"``) or a tombstone."""
+
+    event_id: str
+    event_time_ms: int
+    """Partition key: the source commit time; for a tombstone, its delete's (or the broker's)."""
+    values: tuple[Any, ...]
+    """In ``CHANGE_COLUMNS`` order, each value in PostgreSQL's text form (timestamps ISO)."""
+    needs_delete: bool = False
+    """A tombstone whose delete was not seen by this process: the sink resolves its id."""
+    source_ts_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserEventRow:
+    """One row of ``user_events`` (and a sighting of its user for ``users``)."""
+
+    event_id: str
+    user_id: str
+    event_ts: str
+    source_ts_ms: int
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRow:
+    """A BEGIN or END of a source transaction, merged per id into ``cdc_transactions``."""
+
+    topic: str
+    tx_id: str
+    raw_id: str
+    status: str
+    ts_ms: int | None
+    event_count: int | None
+    data_collections: str | None
+
+    @property
+    def source_ts_ms(self) -> int | None:
+        return self.ts_ms
+
+
+StoreRecord = ChangeRow | UserEventRow | TransactionRow
+
+
+def _binlog_position(file: str, pos: int, row: int) -> int:
+    """MySQL binlog position as one sortable integer: file sequence, offset, row in event."""
+    digits = "".join(ch for ch in file.rsplit(".", 1)[-1] if ch.isdigit())
+    return int(digits or 0) * 10**16 + pos * 10**6 + row
+
+
+def source_position(event: ChangeEvent) -> int | None:
+    """Where the change sits in the source's log, as a number that orders one row's changes.
+
+    PostgreSQL: the LSN. Changes of one row are serialised by row locks, so within a key the
+    LSN follows the commit order (across keys it does not: overlapping transactions interleave
+    in the WAL). A snapshot read has the snapshot's LSN, below every change streamed after it.
+    MySQL: binlog file, position and row. Otherwise the source commit time.
+    """
+    src = event.source
+    if src.lsn is not None:
+        return src.lsn
+    if src.binlog is not None:
+        return _binlog_position(src.binlog.file, src.binlog.pos, src.binlog.row)
+    return src.ts_ms
+
+
+def tombstone_id_after(delete_event_id: str) -> str:
+    """The id of the tombstone following the delete ``delete_event_id``."""
+    text = _SEP.join(("v1", "tombstone", delete_event_id))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def orphan_tombstone_id(topic: str, partition: int, offset: int) -> str:
+    """Id of a tombstone with no delete before it in its partition (its Kafka position)."""
+    text = _SEP.join(("v1", "tombstone-at", topic, str(partition), str(offset)))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def change_row(event: ChangeEvent) -> ChangeRow:
+    """The ``cdc_events`` row of a change, in ``CHANGE_COLUMNS`` order."""
+    src = event.source
+    fast = None
+    if not event.unchanged_columns and not event.before_is_key_only:
+        try:
+            fast = (key_json(event.key), _row_json(event.before), _row_json(event.after))
+        except (orjson.JSONEncodeError, TypeError):  # e.g. a time with a zone: library form
+            fast = None
+    if fast is None:
+        d = event.to_dict()  # columns to drop (TOAST, key-only before): the library's form
+        key, before, after = key_json(d["key"]), _json(d["before"]), _json(d["after"])
+    else:
+        key, before, after = fast
+    ts = src.ts_ms if src.ts_ms is not None else (event.ts_ms or 0)
+    values = (
+        event.event_id,
+        iso_ms(ts),
+        "change",
+        event.topic,
+        event.partition,
+        event.offset,
+        src.connector,
+        src.db,
+        src.schema,
+        src.table,
+        event.op,
+        key,
+        before,
+        after,
+        pg_text_array(event.unchanged_columns) if event.unchanged_columns else None,
+        None if src.ts_ms is None else iso_ms(src.ts_ms),
+        None if event.ts_ms is None else iso_ms(event.ts_ms),
+        source_position(event),
+        src.lsn,
+        event.tx_id,
+        None if src.binlog is None else _json(src.binlog.to_dict()),
+        None if event.transaction is None else _json(event.transaction.to_dict()),
+        src.is_snapshot,
+        key_hash(src.table, key),
+    )
+    return ChangeRow(event.event_id, ts, values, source_ts_ms=src.ts_ms)
+
+
+def tombstone_row(
+    tomb: Tombstone,
+    *,
+    event_id: str,
+    event_time_ms: int,
+    position: int | None,
+    delete: ChangeRow | None = None,
+    needs_delete: bool = False,
+) -> ChangeRow:
+    """The ``cdc_events`` row of a tombstone (source fields copied from its delete if known)."""
+    dv = delete.values if delete is not None else None
+    table = dv[9] if dv else tomb.table
+    key = key_json(tomb.to_dict()["key"])
+    values = (
+        event_id,
+        iso_ms(event_time_ms),
+        "tombstone",
+        tomb.topic,
+        tomb.partition,
+        tomb.offset,
+        dv[6] if dv else None,
+        dv[7] if dv else None,
+        dv[8] if dv else None,
+        table,
+        None,
+        key,
+        None,
+        None,
+        None,
+        None,
+        None,
+        position,
+        None,
+        dv[19] if dv else None,
+        None,
+        None,
+        False,
+        key_hash(table, key),
+    )
+    return ChangeRow(event_id, event_time_ms, values, needs_delete)
+
+
+def with_resolved_delete(
+    row: ChangeRow, delete_event_id: str | None, event_time_ms: int | None, position: int | None
+) -> ChangeRow:
+    """A tombstone row whose delete the sink found in the store (or did not: orphan id)."""
+    v = row.values
+    if delete_event_id is None:
+        event_id = orphan_tombstone_id(v[3], v[4], v[5])
+    else:
+        event_id = tombstone_id_after(delete_event_id)
+    ts = row.event_time_ms if event_time_ms is None else event_time_ms
+    values = (event_id, iso_ms(ts), *v[2:17], position, *v[18:])
+    return ChangeRow(event_id, ts, values)
+
+
+def user_event_row(event: UserActivity, topic: str, partition: int, offset: int) -> UserEventRow:
+    ts = event.timestamp
+    ts_text = ts.isoformat()
+    values = (
+        event.event_id,
+        event.user_id,
+        event.event_type,
+        ts_text,
+        None if event.amount is None else format(event.amount, "f"),
+        event.duration_seconds,
+        _json(event.metadata),
+        topic,
+        partition,
+        offset,
+    )
+    return UserEventRow(event.event_id, event.user_id, ts_text, int(ts.timestamp() * 1000), values)
+
+
+def transaction_row(tb: TransactionBoundary) -> TransactionRow:
+    collections = _json(dict(tb.data_collections)) if tb.event_count is not None else None
+    return TransactionRow(
+        tb.topic, tb.tx_id, tb.id, tb.status, tb.ts_ms, tb.event_count, collections
+    )
+
+
+class EventDecoder:
+    """The runtime's decoder: ``Message -> StoreRecord | None``; raises ``ParseError``.
+
+    Stateful only for tombstones (the last delete per key and partition); one per process.
+    """
+
+    def __init__(
+        self,
+        parser: Parser | None = None,
+        user_events_topics: Iterable[str] = ("user-events",),
+        *,
+        store_transactions: bool = True,
+    ) -> None:
+        self._parser = parser or Parser()
+        self._user_topics = frozenset(user_events_topics)
+        self._store_transactions = store_transactions
+        self._deletes: dict[tuple[str, int, bytes | None], ChangeRow] = {}
+
+    def __call__(self, message: Message) -> StoreRecord | None:
+        topic = message.topic() or ""
+        partition = message.partition() or 0
+        offset = message.offset() or 0
+        if topic in self._user_topics:
+            event = parse_user_activity(message.value(), max_bytes=self._parser.max_bytes)
+            return user_event_row(event, topic, partition, offset)
+        key = message.key()
+        record = self._parser.parse_record(
+            topic, partition, offset, key, message.value(), message.headers()
+        )
+        if type(record) is ChangeEvent:
+            row = change_row(record)
+            if record.op == "d":
+                self._remember_delete((topic, partition, key), row)
+            return row
+        if type(record) is Tombstone:
+            return self._tombstone(record, key, message.timestamp()[1])
+        if type(record) is TransactionBoundary:
+            return transaction_row(record) if self._store_transactions else None
+        if type(record) is Heartbeat or type(record) is SchemaChange:
+            return None
+        raise AssertionError(f"unexpected record type {type(record).__name__}")
+
+    def _remember_delete(self, slot: tuple[str, int, bytes | None], row: ChangeRow) -> None:
+        if len(self._deletes) >= _PENDING_DELETES_MAX:
+            for stale in list(self._deletes)[: _PENDING_DELETES_MAX // 2]:
+                del self._deletes[stale]
+        self._deletes[slot] = row
+
+    def _tombstone(self, tomb: Tombstone, key: bytes | None, broker_ts_ms: int) -> ChangeRow:
+        delete = self._deletes.pop((tomb.topic, tomb.partition, key), None)
+        if delete is not None and delete.values[5] < tomb.offset:
+            return tombstone_row(
+                tomb,
+                event_id=tombstone_id_after(delete.event_id),
+                event_time_ms=delete.event_time_ms,
+                position=delete.values[17],
+                delete=delete,
+            )
+        # Not seen in this process: provisional id, resolved by the sink from the store.
+        fallback_ts = broker_ts_ms if broker_ts_ms > 0 else _now_ms()
+        return tombstone_row(
+            tomb,
+            event_id=orphan_tombstone_id(tomb.topic, tomb.partition, tomb.offset),
+            event_time_ms=fallback_ts,
+            position=None,
+            needs_delete=True,
+        )
+
+
+def _now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
