@@ -73,11 +73,14 @@ ColumnSpec = DecimalColumn | str
 def decimal_decoder(spec: DecimalColumn, mode: DecimalHandlingMode) -> Decoder:
     """The decoder of one decimal column under one ``decimal.handling.mode``."""
     scale = spec.scale
+    precise = lg.decimal_decoder(scale) if scale is not None else None
 
     def decode(value: Any, path: str) -> Any:
         if type(value) is dict:
             return lg.decode_variable_decimal(value, path)
         if type(value) is str and mode == "precise":
+            if precise is not None:
+                return precise(value, path)
             if scale is None:
                 raise ParseError(
                     "bad_decimal",

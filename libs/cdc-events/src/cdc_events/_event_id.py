@@ -36,11 +36,15 @@ millisecond commit time: two changes of one row by one operation in one millisec
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 _SEP = "\x1f"
+# Hash states fed with "v1" US connector US db US schema US table US, one per table: copying
+# one is cheaper than hashing that text again. Bounded like the parser's other caches.
+_MAX_PREFIXES: Final = 4096
+_prefixes: dict[tuple[str | None, str | None, str | None, str | None], Any] = {}
 
 
 def canonical_key(raw_key: Any) -> bytes:
@@ -69,10 +73,19 @@ def change_event_id(
     pos: str,
     key: bytes,
 ) -> str:
-    text = _SEP.join(("v1", connector or "", db or "", schema or "", table or "", op, pos, ""))
-    digest = hashlib.blake2b(text.encode(), digest_size=16)
+    table_id = (connector, db, schema, table)
+    prefix = _prefixes.get(table_id)
+    if prefix is None:
+        text = _SEP.join(("v1", connector or "", db or "", schema or "", table or "", ""))
+        prefix = hashlib.blake2b(text.encode(), digest_size=16)
+        if len(_prefixes) >= _MAX_PREFIXES:
+            _prefixes.clear()
+        _prefixes[table_id] = prefix
+    digest = prefix.copy()
+    digest.update(f"{op}{_SEP}{pos}{_SEP}".encode())
     digest.update(key)
-    return digest.hexdigest()
+    hexdigest: str = digest.hexdigest()
+    return hexdigest
 
 
 def other_event_id(*parts: str) -> str:

@@ -12,11 +12,28 @@ from datetime import time
 from typing import Any, Final
 
 from cdc_events import _logical as lg
+from cdc_events._construct import new_source
 from cdc_events._errors import ParseError
 from cdc_events._model import UNCHANGED, BinlogPosition, Source, TransactionInfo
 
 Headers = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
 _MIDNIGHT: Final = time(0)
+_NONE: Final = type(None)
+_TEXT: Final = frozenset({str, _NONE})
+_INT_OR_NONE: Final = frozenset({int, _NONE})
+_TXID: Final = frozenset({int, str, _NONE})
+_SOURCE_FIELDS: Final = (
+    "connector",
+    "name",
+    "db",
+    "schema",
+    "table",
+    "version",
+    "snapshot",
+    "ts_ms",
+    "lsn",
+    "txId",
+)
 
 
 def opt_int(d: Mapping[str, Any], name: str, path: str) -> int | None:
@@ -74,6 +91,36 @@ def read_binlog(src: Mapping[str, Any]) -> BinlogPosition:
 
 
 def read_source(src: Any) -> Source:
+    if type(src) is dict and "file" not in src:
+        # The common block, every field of its expected JSON type, read in one pass; any other
+        # block (MySQL, a boolean snapshot, text numbers, a type error) takes the checked path.
+        connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = map(
+            src.get, _SOURCE_FIELDS
+        )
+        if (
+            connector != "mysql"
+            and _TEXT.issuperset(map(type, (connector, name, db, schema, table, version, snapshot)))
+            and type(ts_ms) in _INT_OR_NONE
+            and type(lsn) in _INT_OR_NONE
+            and type(tx_id) in _TXID
+        ):
+            return new_source(
+                connector,
+                name,
+                db,
+                schema or None,
+                table or None,
+                ts_ms,
+                snapshot,
+                lsn,
+                None if tx_id is None else str(tx_id),
+                None,
+                version,
+            )
+    return _read_source_checked(src)
+
+
+def _read_source_checked(src: Any) -> Source:
     if type(src) is not dict:
         raise ParseError("type_mismatch", f"source: expected an object, got {type(src).__name__}")
     connector = str_or_none(src.get("connector"), "source.connector")

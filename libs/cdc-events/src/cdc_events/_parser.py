@@ -23,6 +23,7 @@ import orjson
 from cdc_events import _event_id as eid
 from cdc_events import _fields as fl
 from cdc_events._column_types import ColumnTypes, Decoder
+from cdc_events._construct import new_change_event
 from cdc_events._errors import ParseError
 from cdc_events._model import (
     OPS,
@@ -145,8 +146,11 @@ class Parser:
         value: bytes | None,
         headers: fl.Headers | None,
     ) -> Record:
-        key = self._bytes(key, "key")
-        value = self._bytes(value, "value")
+        max_bytes = self.max_bytes
+        if key is not None and (type(key) is not bytes or len(key) > max_bytes):
+            key = self._bytes(key, "key")
+        if type(value) is not bytes or len(value) > max_bytes:
+            value = self._bytes(value, "value")
         if value is None:
             return Tombstone(self._key(topic, key, None)[1], topic, partition, offset)
         payload, compiled = self._value(topic, value)
@@ -156,7 +160,11 @@ class Parser:
             raise ParseError(
                 "not_object", f"value payload is a JSON {type(payload).__name__}, not an object"
             )
-        if "__op" in payload or "__deleted" in payload or fl.header(headers, "__op") is not None:
+        if (
+            "__op" in payload
+            or "__deleted" in payload
+            or (headers and fl.header(headers, "__op") is not None)
+        ):
             return self._unwrapped(payload, compiled, topic, partition, offset, key, headers)
         if "op" in payload:
             return self._change(payload, compiled, topic, partition, offset, key)
@@ -215,7 +223,8 @@ class Parser:
             and data.endswith(b"}")
         ):
             try:
-                return (orjson.loads(data[n + 11 : -1]),)
+                # A view: the payload is parsed where it lies, not copied out first.
+                return (orjson.loads(memoryview(data)[n + 11 : -1]),)
             except orjson.JSONDecodeError:
                 return None
         return None
@@ -364,18 +373,22 @@ class Parser:
                 raise ParseError("missing_field", f"after: op {op!r} without the new row")
             if op == "d" and before is None and "before" not in payload:
                 raise ParseError("missing_field", "before: a delete without its before field")
-        return ChangeEvent(
-            op=op,
-            source=source,
-            key=decoded_key,
-            before=before,
-            after=after,
-            ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
-            transaction=fl.read_transaction(payload.get("transaction")),
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            event_id=eid.change_event_id(
+        ts_ms = payload.get("ts_ms")
+        if ts_ms is not None and type(ts_ms) is not int:
+            ts_ms = fl.int_or_none(ts_ms, "ts_ms")
+        transaction = payload.get("transaction")
+        return new_change_event(
+            op,
+            source,
+            decoded_key,
+            before,
+            after,
+            ts_ms,
+            None if transaction is None else fl.read_transaction(transaction),
+            topic,
+            partition,
+            offset,
+            eid.change_event_id(
                 source.connector,
                 source.db,
                 source.schema,
@@ -384,8 +397,8 @@ class Parser:
                 eid.position(src),
                 eid.canonical_key(raw_key),
             ),
-            unchanged_columns=tuple(unchanged),
-            before_is_key_only=op == "d" and fl.key_only(before, decoded_key, source),
+            tuple(unchanged),
+            op == "d" and fl.key_only(before, decoded_key, source),
         )
 
     def _unwrapped(

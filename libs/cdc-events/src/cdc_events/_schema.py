@@ -3,8 +3,9 @@
 The middle layer of the parser. A Debezium topic carries one schema for thousands of events;
 walking it per event (looking up logical names, parameters, types) would cost more than parsing
 the payload. ``compile_row`` turns a ``struct`` schema into a flat tuple of per-field steps (type
-check, TOAST placeholder check, logical-type decoder from ``_logical``), and ``RowDecoder.decode``
-runs those steps over a payload row. ``_parser`` caches compiled schemas (see ``SchemaCache``).
+check, TOAST placeholder check, logical-type decoder from ``_logical``) and a function generated
+from them (``_rowcode``); ``RowDecoder.decode`` runs the generated function and falls back to
+the steps for any row it does not take. ``_parser`` caches compiled schemas.
 
 A value that violates its declared type (a string in an ``int32`` field, ``null`` in a required
 field, a field the schema does not declare) raises ``ParseError("type_mismatch")``.
@@ -22,6 +23,7 @@ from cdc_events import _logical as lg
 from cdc_events._column_types import Decoder
 from cdc_events._errors import ParseError
 from cdc_events._model import UNCHANGED
+from cdc_events._rowcode import Step, fast_row
 
 _INT = frozenset({int})
 _FLOAT = frozenset({float, int})
@@ -64,8 +66,7 @@ def _decimal_scale(schema: Mapping[str, Any], path: str) -> int:
 
 def _logical_decoder(name: str, schema: Mapping[str, Any], path: str) -> Decoder | None:
     if name == "org.apache.kafka.connect.data.Decimal":
-        scale = _decimal_scale(schema, path)
-        return lambda v, p: lg.decode_decimal(v, scale, p)
+        return lg.decimal_decoder(_decimal_scale(schema, path))
     return _LOGICAL.get(name)
 
 
@@ -125,21 +126,33 @@ def compile_value(
     return _TYPES[wire], decoder, wire in _PLACEHOLDER_TYPES
 
 
-Step = tuple[str, bool, frozenset[type] | None, Decoder | None, bool]
-
-
 class RowDecoder:
-    """The compiled steps of one ``struct`` schema."""
+    """The compiled steps of one ``struct`` schema.
 
-    __slots__ = ("fingerprint", "names", "steps")
+    ``decode`` first tries the generated straight-line function of ``_rowcode`` (a row with
+    exactly the declared keys, every value of its declared type, no placeholder); any other row
+    takes ``_decode_checked``, which validates column by column and raises the precise error.
+    """
+
+    __slots__ = ("_fast", "names", "steps")
 
     def __init__(self, steps: tuple[Step, ...]) -> None:
         self.steps = steps
         self.names = frozenset(s[0] for s in steps)
-        self.fingerprint = ""
+        self._fast = fast_row(steps)
 
     def decode(self, raw: Any, side: str) -> tuple[dict[str, Any], list[str] | None]:
         """Decoded row and the names of columns holding the TOAST placeholder (or None)."""
+        if type(raw) is dict:
+            try:
+                out = self._fast(raw)
+            except Exception:  # the checked path below raises the precise error
+                out = None
+            if out is not None:
+                return out, None
+        return self._decode_checked(raw, side)
+
+    def _decode_checked(self, raw: Any, side: str) -> tuple[dict[str, Any], list[str] | None]:
         if type(raw) is not dict:
             raise ParseError(
                 "type_mismatch", f"{side}: expected an object, got {type(raw).__name__}"
@@ -230,10 +243,12 @@ def registry_row_decoder(
 ) -> Callable[[Any, str], tuple[dict[str, Any], list[str] | None]]:
     """A schemaless row decoder: registry columns decoded, the rest passed through."""
 
+    columns = tuple(overrides.items())
+
     def decode(raw: Any, side: str) -> tuple[dict[str, Any], list[str] | None]:
         row, unchanged = passthrough_row(raw, side)
         try:
-            for name, decoder in overrides.items():
+            for name, decoder in columns:
                 value = row.get(name)
                 if value is not None and value is not UNCHANGED:
                     row[name] = decoder(value, name)
@@ -248,6 +263,15 @@ def passthrough_row(raw: Any, side: str) -> tuple[dict[str, Any], list[str] | No
     """A schemaless row as is, except that TOAST placeholders become ``UNCHANGED``."""
     if type(raw) is not dict:
         raise ParseError("type_mismatch", f"{side}: expected an object, got {type(raw).__name__}")
+    values = raw.values()
+    # Four scans in C (equality, as is_placeholder tests) instead of a call per column.
+    if (
+        lg.PLACEHOLDER not in values
+        and lg.PLACEHOLDER_B64 not in values
+        and lg.PLACEHOLDER_LIST not in values
+        and lg.PLACEHOLDER_CODES not in values
+    ):
+        return raw.copy(), None
     unchanged: list[str] | None = None
     row = dict(raw)
     for name, value in raw.items():
