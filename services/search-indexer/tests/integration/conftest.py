@@ -253,16 +253,34 @@ def index_diff(table: IndexTable, conn: Any) -> list[str]:
     return out
 
 
-def wait_for_truth(table: IndexTable, conn: Any, timeout: float = 120.0) -> None:
+def wait_for_truth(
+    table: IndexTable, conn: Any, timeout: float = 120.0, allow_orphan_postings: bool = False
+) -> list[str]:
+    """Wait until the index equals the source; returns the orphan postings tolerated.
+
+    ``allow_orphan_postings``: extra postings of a live product for a token it no longer has are
+    tolerated (and returned): a known defect of crash recovery (see the service README).
+    Search filters them out against the product item, so results stay exact; anything else,
+    a missing or wrong product, a missing posting, a posting of a deleted product, still fails.
+    """
     from devstack import wait_until
+
+    def relevant(diff: list[str]) -> list[str]:
+        if not allow_orphan_postings:
+            return diff
+        return [d for d in diff if not d.endswith("(token not in product)")]
 
     try:
         wait_until(
-            lambda: not index_diff(table, conn), timeout, interval=1.0, message="index == source"
+            lambda: not relevant(index_diff(table, conn)),
+            timeout,
+            interval=1.0,
+            message="index == source",
         )
     except TimeoutError:
-        diff = index_diff(table, conn)
+        diff = relevant(index_diff(table, conn))
         pytest.fail(f"{len(diff)} differences after {timeout:.0f}s:\n" + "\n".join(diff[:40]))
+    return [d for d in index_diff(table, conn) if d.endswith("(token not in product)")]
 
 
 @pytest.fixture
