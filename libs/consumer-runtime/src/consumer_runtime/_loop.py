@@ -56,7 +56,9 @@ class Backoff:
     """Capped exponential backoff with jitter; ``RetryableError.delay`` takes precedence."""
 
     def __init__(self, initial_s: float, max_s: float) -> None:
-        self._exp = tenacity.wait_exponential_jitter(initial=initial_s, max=max_s, jitter=initial_s)
+        self._exp = tenacity.wait_exponential_jitter(
+            multiplier=initial_s, max=max_s, jitter=initial_s
+        )
         self.max_s = max_s
 
     def __call__(self, state: tenacity.RetryCallState) -> float:
