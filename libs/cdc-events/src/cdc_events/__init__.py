@@ -21,6 +21,7 @@ from cdc_events._model import (
     Tombstone,
     TransactionBoundary,
     TransactionInfo,
+    normalise,
 )
 from cdc_events._parser import DEFAULT_MAX_BYTES, Parser, parse_record
 from cdc_events._user_activity import EVENT_TYPES, UserActivity, parse_user_activity
@@ -46,6 +47,7 @@ __all__ = [
     "TransactionBoundary",
     "TransactionInfo",
     "UserActivity",
+    "normalise",
     "parse_record",
     "parse_user_activity",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -337,11 +338,15 @@ def _iso_utc(value: datetime) -> str:
 
 
 def normalise(value: Any) -> Any:
-    """A decoded value in its JSON form (``UNCHANGED`` columns are left out of rows)."""
+    """A decoded value in its JSON form (``UNCHANGED`` columns are left out of rows).
+
+    Public: consumers put database values (e.g. a row read back from PostgreSQL) in the same
+    form to compare them with events.
+    """
     if value is None or type(value) in (str, int, bool, float):
         return value
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items() if v is not UNCHANGED}
+    if isinstance(value, Mapping):
+        return {str(k): normalise(v) for k, v in value.items() if v is not UNCHANGED}
     if isinstance(value, (list, tuple)):
         return [normalise(v) for v in value]
     if isinstance(value, Decimal):
@@ -354,6 +359,6 @@ def normalise(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
+    if isinstance(value, bytes | memoryview):
+        return base64.b64encode(bytes(value)).decode()
     return value

@@ -21,7 +21,6 @@ def test_restart_resumes_streaming_without_a_new_snapshot(
     with conn.cursor() as cur:
         cur.execute(f"INSERT INTO {table} VALUES (1, 'before restart')")
     assert len(read_topic(kafka_bootstrap, topic, expected=1, timeout=30)) == 1
-    produced_before = debezium_relay.status()["produced"].get("dbserver1.public.products", 0)
 
     debezium_relay.stop()
     with conn.cursor() as cur:  # committed while the connector is down: must not be lost
@@ -36,4 +35,3 @@ def test_restart_resumes_streaming_without_a_new_snapshot(
     assert ops == Counter(c=2, u=1), "resumed from the stored offset: no 'r' re-snapshot"
     # A new snapshot would have re-read every shop table; the restarted relay produced none.
     assert debezium_relay.status()["produced"].get("dbserver1.public.products", 0) == 0
-    assert produced_before >= 0

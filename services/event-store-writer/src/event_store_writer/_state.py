@@ -8,15 +8,13 @@ database into that same form.
 
 from __future__ import annotations
 
-import base64
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from cdc_events import normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,33 +82,8 @@ def rebuild_state(events: Iterable[StoredEvent]) -> dict[str, Any] | None:
     return state
 
 
-def _iso_utc(value: datetime) -> str:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat() + "Z"
-
-
-def normalise_value(value: Any) -> Any:
-    """A database or decoded value in the store's JSON form (same rules as ``cdc_events``)."""
-    if value is None or type(value) in (str, int, bool, float):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): normalise_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [normalise_value(v) for v in value]
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return _iso_utc(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (bytes, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    return value
+# The store's JSON form is the parser's normalised form, for events and rows read back alike.
+normalise_value = normalise
 
 
 def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
