@@ -7,9 +7,10 @@ workload simulator and a ground-truth checker. Used by ``make up``, the CLI and 
 
 from devstack._aws import AWS_TEST_ENV, AwsEmulator
 from devstack._broker import Broker, create_topics
-from devstack._devup import FlowCheck, dev_up, expected_flow, flow_checks
+from devstack._devup import dev_up
 from devstack._flow import FlowMonitor, op_of
 from devstack._kafka_io import Record, produce, read_topic
+from devstack._pipeline import FlowCheck, Pipeline, expected_flow, flow_checks
 from devstack._postgres import PostgresServer
 from devstack._proc import ManagedProcess, free_port, wait_for_port, wait_until
 from devstack._relay import DebeziumRelay, java_home
@@ -17,6 +18,7 @@ from devstack._relay_config import RelayConfig
 from devstack._shop import ORDER_STATUSES, SHOP_DDL, SHOP_TABLES, install_schema
 from devstack._stack import SINK_DATABASE, SOURCE_DATABASE, TOPIC_PREFIX, Stack
 from devstack.simulator import USER_EVENTS_TOPIC, Ledger, ShopSimulator
+from devstack.verify import Check, StackInfo, VerifyContext, VerifyReport, verify
 
 __all__ = [
     "AWS_TEST_ENV",
@@ -29,16 +31,21 @@ __all__ = [
     "USER_EVENTS_TOPIC",
     "AwsEmulator",
     "Broker",
+    "Check",
     "DebeziumRelay",
     "FlowCheck",
     "FlowMonitor",
     "Ledger",
     "ManagedProcess",
+    "Pipeline",
     "PostgresServer",
     "Record",
     "RelayConfig",
     "ShopSimulator",
     "Stack",
+    "StackInfo",
+    "VerifyContext",
+    "VerifyReport",
     "create_topics",
     "dev_up",
     "expected_flow",
@@ -49,6 +56,7 @@ __all__ = [
     "op_of",
     "produce",
     "read_topic",
+    "verify",
     "wait_for_port",
     "wait_until",
 ]

@@ -3,18 +3,17 @@
 Order of start: broker, PostgreSQL (source, sink), AWS emulator, seed rows, the Debezium relay
 (progress bar while its snapshot runs), then the simulator. Order of stop (Ctrl-C, SIGTERM or
 the end of ``--duration``): simulator, then drain (wait until every committed change reached the
-broker), relay, then the servers. A bounded run ends with a check that every change the
-simulator committed arrived in its topic as the right Debezium op, and exits non-zero if not.
+broker), services (final flush), relay, then the servers. A bounded run ends with two checks and
+exits non-zero if either fails: every change the simulator committed arrived in its topic as the
+right Debezium op, and every read model equals the source database (:mod:`devstack.verify`).
 """
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,60 +23,20 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from devstack._flow import FlowMonitor
-from devstack._services import SERVICES, ServiceProcess
+from devstack._pipeline import FlowCheck, Pipeline, expected_flow, flow_checks
+from devstack._services import DATA_LAKE_BUCKET, INVENTORY_TABLE, SEARCH_TABLE
 from devstack._shop import SHOP_TABLES
-from devstack._stack import TOPIC_PREFIX, Stack
-from devstack.simulator import USER_EVENTS_TOPIC, Ledger, ShopSimulator
+from devstack._stack import TOPIC_PREFIX
+from devstack.simulator import USER_EVENTS_TOPIC
+from devstack.verify import STACK_FILE, VerifyReport, report_table
 
-# After the simulator stops, Debezium needs a moment to stream the tail; 60 s is generous.
-_DRAIN_TIMEOUT_S = 60.0
+__all__ = ["DevUp", "FlowCheck", "dev_up", "expected_flow", "flow_checks"]
+
 _REFRESH_PER_S = 2
 # Rates shown are averaged over this many seconds, so they do not flicker with batching.
 _RATE_WINDOW_S = 5.0
-
-
-@dataclass(frozen=True)
-class FlowCheck:
-    topic: str
-    op: str
-    expected: int
-    actual: int
-
-    @property
-    def ok(self) -> bool:
-        return self.expected == self.actual
-
-
-def expected_flow(seeded: dict[str, int], ledger: Ledger) -> dict[str, Counter[str]]:
-    """Per CDC topic, the Debezium ops the committed changes must produce: one ``r`` per seeded
-    row, one ``c``/``u``/``d`` per committed row change, one tombstone per delete."""
-    out: dict[str, Counter[str]] = {}
-    for table in SHOP_TABLES:
-        ops = Counter({"r": seeded.get(table, 0)})
-        ops.update(ledger.changes.get(table, Counter()))
-        ops["tombstone"] = ops["d"]
-        out[f"{TOPIC_PREFIX}.public.{table}"] = +ops
-    return out
-
-
-def flow_checks(
-    seeded: dict[str, int], ledger: Ledger, seen: dict[str, Counter[str]]
-) -> list[FlowCheck]:
-    checks = []
-    for topic, ops in expected_flow(seeded, ledger).items():
-        got = seen.get(topic, Counter())
-        for op in sorted(set(ops) | set(got)):
-            checks.append(FlowCheck(topic, op, ops.get(op, 0), got.get(op, 0)))
-    checks.append(
-        FlowCheck(
-            USER_EVENTS_TOPIC,
-            "event",
-            ledger.activity_events,
-            sum(seen.get(USER_EVENTS_TOPIC, Counter()).values()),
-        )
-    )
-    return checks
+# After the drain, the services need a moment to consume the tail and flush their last windows.
+VERIFY_TIMEOUT_S = 180.0
 
 
 class DevUp:
@@ -88,17 +47,15 @@ class DevUp:
         duration: float,
         seed: int | None,
         console: Console | None = None,
+        verify: bool = True,
     ) -> None:
         self.work_dir = work_dir
         self.rate = rate
         self.duration = duration
-        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
         self.console = console or Console()
-        self.stack = Stack(work_dir, rng=random.Random(self.seed))
-        self.topics = [f"{TOPIC_PREFIX}.public.{t}" for t in SHOP_TABLES] + [USER_EVENTS_TOPIC]
-        self.monitor: FlowMonitor | None = None
-        self.services: list[ServiceProcess] = []
-        self.simulator: ShopSimulator | None = None
+        self.pipeline = Pipeline(work_dir, rate=rate, seed=seed)
+        self.seed = self.pipeline.seed
+        self.verify_at_end = verify
         self._stop = threading.Event()
         self._rates: dict[str, deque[tuple[float, int]]] = {}
 
@@ -120,33 +77,27 @@ class DevUp:
 
     def _run(self) -> int:
         c = self.console
+        p = self.pipeline
         c.rule("[bold]CDC platform: embedded stack")
         c.print(
             f"work dir {self.work_dir}   seed {self.seed}   rate {self.rate:g}/s   "
             f"duration {'until Ctrl-C' if not self.duration else f'{self.duration:g}s'}"
         )
         with c.status("starting broker, PostgreSQL (source + sink), AWS emulator..."):
-            self.stack.start_servers()
-            seeded = self.stack.seed_source()
-        self._print_endpoints()
-        relay = self.stack.launch_relay()
-        self.monitor = FlowMonitor(self.stack.broker.bootstrap, self.topics)
-        self.monitor.start()
-        self._snapshot_progress(sum(seeded.values()))
+            p.start_servers()
+        p.start_relay()
+        self._snapshot_progress()
         if self._stop.is_set():
             return 130
-        self._start_services()
-        self.simulator = ShopSimulator(
-            self.stack.source_dsn,
-            self.stack.broker.bootstrap,
-            rate=self.rate,
-            seed=self.seed,
-            activity_log=self.work_dir / "user-events.jsonl",
-        )
-        sim_thread = threading.Thread(target=self._run_simulator, name="simulator", daemon=True)
+        if p.missing:
+            c.print(f"[yellow]not installed, not started:[/] {', '.join(p.missing)}")
+        p.start_services()
+        self._print_endpoints()
+        p.start_simulator()
         started = time.monotonic()
-        sim_thread.start()
         interrupted = False
+        relay = p.stack.relay
+        assert relay is not None
         try:
             with Live(self._view(started), console=c, refresh_per_second=_REFRESH_PER_S) as live:
                 while not self._stop.wait(1 / _REFRESH_PER_S):
@@ -156,57 +107,37 @@ class DevUp:
                     if not relay.process.running:
                         c.print(f"[red]the Debezium relay died:[/]\n{relay.process.log_tail()}")
                         return 1
+                    if p.simulator_error is not None:
+                        break
         except KeyboardInterrupt:
             interrupted = True
-        self.simulator.stop()
-        sim_thread.join(timeout=30)
-        self.simulator.flush()
-        ledger = self.simulator.ledger
+        ledger = p.stop_simulator()
         c.print(
             f"simulator stopped after {time.monotonic() - started:.0f}s: "
             f"{sum(ledger.operations.values())} transactions, "
             f"{ledger.activity_events} user events; draining..."
         )
-        checks = self._drain(seeded, ledger)
+        checks = p.drain(ledger)
         self._print_checks(checks)
         ok = all(ch.ok for ch in checks)
         if interrupted:
             return 130
+        if self.verify_at_end and p.services:
+            report = self._verify()
+            ok = ok and report.ok
         return 0 if ok else 1
 
-    def _start_services(self) -> None:
-        available = [spec for spec in SERVICES if spec.available]
-        missing = [spec.name for spec in SERVICES if not spec.available]
-        if missing:
-            self.console.print(f"[yellow]not installed yet, not started:[/] {', '.join(missing)}")
-        env = self.stack.service_env()
-        for spec in available:
-            spec_env = dict(env)
-            if spec.database:
-                spec_env["DATABASE_URL"] = self.stack.sink.create_database(spec.database)
-            self.services.append(ServiceProcess(spec, spec_env, self.work_dir).start())
-        if self.services:
-            table = Table(show_header=True, box=None, padding=(0, 2))
-            table.add_column("service")
-            table.add_column("metrics")
-            table.add_column("log")
-            for svc in self.services:
-                table.add_row(
-                    svc.spec.name, svc.metrics_url, str(self.work_dir / f"{svc.spec.name}.log")
-                )
-            self.console.print(Panel(table, title="services", expand=False))
+    def _verify(self) -> VerifyReport:
+        with self.console.status(
+            "verifying every read model against the source database "
+            f"(until equal, at most {VERIFY_TIMEOUT_S:.0f}s)..."
+        ):
+            report = self.pipeline.verify(VERIFY_TIMEOUT_S)
+        self.console.print(report_table(report))
+        return report
 
-    def _run_simulator(self) -> None:
-        assert self.simulator is not None
-        try:
-            self.simulator.run()
-        except Exception as exc:  # shown to the user; the run then fails its check
-            self.console.print(f"[red]simulator failed: {exc!r}[/]")
-            self._stop.set()
-
-    def _snapshot_progress(self, rows: int) -> None:
-        assert self.stack.relay is not None and self.monitor is not None
-        relay = self.stack.relay
+    def _snapshot_progress(self) -> None:
+        p = self.pipeline
         progress = Progress(
             TextColumn("[bold]Debezium snapshot"),
             BarColumn(),
@@ -215,27 +146,45 @@ class DevUp:
             console=self.console,
         )
         with progress:
-            task = progress.add_task("snapshot", total=rows)
+            done, total = p.snapshot_progress()
+            task = progress.add_task("snapshot", total=total)
             while not self._stop.is_set():
-                seen = self.monitor.snapshot()
-                done = sum(
-                    seen.get(f"{TOPIC_PREFIX}.public.{t}", Counter())["r"] for t in SHOP_TABLES
-                )
+                done, total = p.snapshot_progress()
                 progress.update(task, completed=done)
-                if done >= rows and relay.ready():
+                if p.snapshot_done():
                     break
                 time.sleep(0.2)
         self.console.print("[green]Debezium is streaming[/] (snapshot complete)")
 
     def _print_endpoints(self) -> None:
-        s = self.stack
+        s = self.pipeline.stack
         table = Table(show_header=False, box=None, padding=(0, 2))
         table.add_row("Kafka bootstrap", s.broker.bootstrap)
         table.add_row("source PostgreSQL", s.source.url("shop"))
-        table.add_row("sink PostgreSQL", s.sink.url("sink"))
+        info = self.pipeline.info()
+        for service, url in sorted(info.databases.items()):
+            table.add_row(f"{service} DB", url)
         table.add_row("AWS endpoint", s.aws.endpoint_url)
+        table.add_row("S3 data lake", f"s3://{DATA_LAKE_BUCKET}/reports/")
+        table.add_row("DynamoDB tables", f"{SEARCH_TABLE}, {INVENTORY_TABLE}")
+        for svc in self.pipeline.services:
+            table.add_row(f"{svc.name} metrics", svc.metrics_url)
         table.add_row("logs", str(self.work_dir))
+        table.add_row("stack description", str(self.work_dir / STACK_FILE))
         self.console.print(Panel(table, title="where to look", expand=False))
+        examples = Table(show_header=False, box=None, padding=(0, 2))
+        for cmd, what in (
+            ("cdc dev verify", "compare every read model with the source database"),
+            ("cdc status", "consumer groups: members, partitions, offsets, lag"),
+            ('cdc search "espresso cup" --max-price 30', "product search"),
+            ("cdc stats customer 1", "statistics of one customer"),
+            ("cdc history orders 1", "a row's full history from the event store"),
+            ("cdc dlq list", "dead-lettered records"),
+        ):
+            examples.add_row(f"[cyan]{cmd}[/]", what)
+        self.console.print(
+            Panel(examples, title="try, from another terminal (.venv/bin/cdc)", expand=False)
+        )
 
     def _rate(self, key: str, total: int) -> float:
         """Records per second over the last few seconds."""
@@ -248,12 +197,13 @@ class DevUp:
         return (total - before) / (now - then) if now > then else 0.0
 
     def _view(self, started: float) -> Group:
-        assert self.monitor is not None and self.simulator is not None
-        relay = self.stack.relay
+        p = self.pipeline
+        assert p.monitor is not None and p.simulator is not None
+        relay = p.stack.relay
         status = relay.status() if relay else {}
         produced = status.get("produced", {})
-        seen = self.monitor.snapshot()
-        ledger = self.simulator.ledger
+        seen = p.monitor.snapshot()
+        ledger = p.simulator.ledger
         table = Table(
             title=f"changes: source -> Debezium -> broker ({TOPIC_PREFIX}.public.*)", expand=False
         )
@@ -265,7 +215,7 @@ class DevUp:
             total = sum(ops.values())
             table.add_row(
                 t,
-                str(ledger.total(t) + self.stack.seeded_rows.get(t, 0)),
+                str(ledger.total(t) + p.seeded.get(t, 0)),
                 str(produced.get(topic, 0)),
                 str(total),
                 *(str(ops.get(k, 0)) for k in ("r", "c", "u", "d", "tombstone")),
@@ -287,36 +237,40 @@ class DevUp:
         services = Table(title="services", expand=False)
         for col in ("service", "ready", "processed", "/s", "lag", "DLQ", "retries", "p99 e2e"):
             services.add_column(col, justify="left" if col == "service" else "right")
-        for svc in self.services:
-            st = svc.status()
+        lag = Table(title="lag per topic (records)", expand=False)
+        lag.add_column("topic")
+        statuses = [(svc, svc.status()) for svc in p.services]
+        for svc, _ in statuses:
+            lag.add_column(svc.name, justify="right")
+        for topic in p.topics:
+            lag.add_row(
+                topic.removeprefix(f"{TOPIC_PREFIX}.public."),
+                *(
+                    "" if topic not in st.lag_by_topic else f"{st.lag_by_topic[topic]:.0f}"
+                    for _, st in statuses
+                ),
+            )
+        for svc, st in statuses:
             alive = svc.process.running
             services.add_row(
-                svc.spec.name,
+                svc.name,
                 "[green]yes[/]" if st.ready else ("[red]exited[/]" if not alive else "no"),
                 f"{st.processed:.0f}",
-                f"{self._rate(svc.spec.name, int(st.processed)):.0f}",
+                f"{self._rate(svc.name, int(st.processed)):.0f}",
                 f"{st.lag:.0f}",
                 f"{st.dlq:.0f}",
                 f"{st.retries:.0f}",
                 "-" if st.latency_p99_s is None else f"{st.latency_p99_s:.2f}s",
             )
         elapsed = time.monotonic() - started
+        sim_rate = self._rate("simulator", sum(ledger.operations.values()))
         header = (
             f"running {elapsed:.0f}s"
             + (f" of {self.duration:g}s" if self.duration else " (Ctrl-C to stop)")
-            + f"   simulator: {sum(ledger.operations.values())} transactions"
+            + f"   simulator: {sum(ledger.operations.values())} transactions ({sim_rate:.0f}/s)"
             + f"   relay pid {status.get('pid', '-')}"
         )
-        return Group(header, table, services) if self.services else Group(header, table)
-
-    def _drain(self, seeded: dict[str, int], ledger: Ledger) -> list[FlowCheck]:
-        assert self.monitor is not None
-        deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        while True:
-            checks = flow_checks(seeded, ledger, self.monitor.snapshot())
-            if all(ch.ok for ch in checks) or time.monotonic() > deadline:
-                return checks
-            time.sleep(0.5)
+        return Group(header, table, services, lag) if p.services else Group(header, table)
 
     def _print_checks(self, checks: list[FlowCheck]) -> None:
         table = Table(title="every committed change reached the broker")
@@ -334,25 +288,15 @@ class DevUp:
 
     def _teardown(self) -> None:
         with self.console.status(
-            "stopping: simulator, services, relay, AWS emulator, PostgreSQL, broker"
+            "stopping: simulator, services (final flush), relay, AWS emulator, PostgreSQL, broker"
         ):
-            if self.simulator is not None:
-                self.simulator.stop()
-                try:
-                    self.simulator.close()
-                except Exception as exc:
-                    self.console.print(f"[yellow]simulator close: {exc!r}[/]")
-            if self.monitor is not None:
-                self.monitor.stop()
-            for svc in self.services:  # SIGTERM once: each flushes and commits before exiting
-                svc.request_stop()
-            for svc in self.services:
-                rc = svc.wait_stopped()
-                if rc not in (0, None):
-                    self.console.print(f"[yellow]{svc.spec.name} exited with {rc}[/]")
-            self.stack.stop()
+            problems = self.pipeline.close()
+        for problem in problems:
+            self.console.print(f"[yellow]{problem}[/]")
         self.console.print("stopped; no process left running")
 
 
-def dev_up(work_dir: Path, rate: float, duration: float, seed: int | None = None) -> int:
-    return DevUp(work_dir, rate, duration, seed).run()
+def dev_up(
+    work_dir: Path, rate: float, duration: float, seed: int | None = None, verify: bool = True
+) -> int:
+    return DevUp(work_dir, rate, duration, seed, verify=verify).run()

@@ -67,14 +67,22 @@ class ServiceStatus:
     dlq: float = 0.0
     retries: float = 0.0
     lag: float = 0.0
+    lag_by_topic: dict[str, float] = field(default_factory=dict)
     latency_p99_s: float | None = None
 
 
 class ServiceProcess:
     def __init__(
-        self, spec: ServiceSpec, base_env: dict[str, str], log_dir: Path, group_suffix: str = ""
+        self,
+        spec: ServiceSpec,
+        base_env: dict[str, str],
+        log_dir: Path,
+        group_suffix: str = "",
+        replica: int = 0,
     ) -> None:
         self.spec = spec
+        self.replica = replica
+        self.name = spec.name if replica == 0 else f"{spec.name}-{replica}"
         self.health_port = free_port()
         self.group_id = f"{spec.name}-group{group_suffix}"
         env = {
@@ -84,10 +92,11 @@ class ServiceProcess:
             "LOG_FORMAT": "json",
             **spec.env,
         }
+        self.log_path = log_dir / f"{self.name}.log"
         self.process = ManagedProcess(
-            spec.name,
+            self.name,
             [sys.executable, "-m", spec.module],
-            log_dir / f"{spec.name}.log",
+            self.log_path,
             env=env,
         )
 
@@ -136,6 +145,8 @@ class ServiceProcess:
                     status.retries += sample.value
                 elif sample.name == "cdc_consumer_lag":
                     status.lag += sample.value
+                    topic = sample.labels.get("topic", "?")
+                    status.lag_by_topic[topic] = status.lag_by_topic.get(topic, 0.0) + sample.value
                 elif sample.name == "cdc_end_to_end_latency_seconds_bucket":
                     buckets.append((float(sample.labels["le"]), sample.value))
         status.latency_p99_s = _quantile(buckets, 0.99)

@@ -6,22 +6,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-from analytics_flusher.queries import (
-    CUSTOMER_SPEND_BY_DAY,
-    DAILY_SALES,
-    ORDER_STATUS_COUNTS,
-    PRODUCT_SALES_BY_DAY,
-    render,
-)
-from devstack import AwsEmulator, DebeziumRelay, ManagedProcess, PostgresServer, free_port, truth
+from analytics_flusher import verify
+from devstack import AwsEmulator, DebeziumRelay, ManagedProcess, PostgresServer, free_port
 
 TOPICS = "dbserver1.public.orders,dbserver1.public.order_items"
 # tansu: a group join waits for the session timeout of departed members; short keeps tests fast.
@@ -34,63 +26,8 @@ CONSUMER_EXTRA = (
 CENTS = Decimal("0.01")
 
 
-class Lake:
+class Lake(verify.Lake):
     """The test's bucket, read back through a local mirror (only new objects are fetched)."""
-
-    def __init__(self, s3: Any, bucket: str, mirror: Path) -> None:
-        self.s3 = s3
-        self.bucket = bucket
-        self.mirror = mirror
-        self._etags: dict[str, str] = {}
-
-    def sync(self, prefixes: tuple[str, ...] = ("reports/orders/", "reports/order_items/")) -> int:
-        count = 0
-        for prefix in prefixes:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            ):
-                for obj in page.get("Contents", []):
-                    count += 1
-                    if self._etags.get(obj["Key"]) == obj["ETag"]:
-                        continue
-                    path = self.mirror / obj["Key"]
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
-                    path.write_bytes(body)
-                    self._etags[obj["Key"]] = obj["ETag"]
-        return count
-
-    def totals(self) -> dict[str, Any]:
-        if not self.sync() or not (self.mirror / "reports/order_items").exists():
-            return {}
-        root = str(self.mirror / "reports")
-
-        def rows(sql: str) -> list[tuple[Any, ...]]:
-            return duckdb.sql(render(sql, root)).fetchall()
-
-        return {
-            "daily_sales": {
-                d: truth.DailySales(d, int(n), Decimal(r).quantize(CENTS))
-                for d, n, r in rows(DAILY_SALES)
-            },
-            "product_sales_by_day": {
-                (d, p): (int(u), Decimal(r).quantize(CENTS))
-                for d, p, u, r in rows(PRODUCT_SALES_BY_DAY)
-            },
-            "customer_spend_by_day": {
-                (d, c): (int(n), Decimal(s).quantize(CENTS))
-                for d, c, n, s in rows(CUSTOMER_SPEND_BY_DAY)
-            },
-            "order_status_counts": {s: int(n) for s, n in rows(ORDER_STATUS_COUNTS)},
-        }
-
-    def versions(self) -> dict[str, list[str]]:
-        """ETags of every version of every object (the bucket is versioned)."""
-        out: dict[str, list[str]] = defaultdict(list)
-        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
-            for v in page.get("Versions", []):
-                out[v["Key"]].append(v["ETag"])
-        return dict(out)
 
     def assert_rewrites_identical(self) -> int:
         """Every key written more than once holds the same bytes each time; returns how many."""
@@ -103,12 +40,7 @@ class Lake:
 def source_truth(source_postgres: PostgresServer) -> dict[str, Any]:
     conn = source_postgres.connect("shop")
     try:
-        return {
-            "daily_sales": truth.daily_sales(conn),
-            "product_sales_by_day": truth.product_sales_by_day(conn),
-            "customer_spend_by_day": truth.customer_spend_by_day(conn),
-            "order_status_counts": truth.order_status_counts(conn),
-        }
+        return verify.expected(conn)
     finally:
         conn.close()
 

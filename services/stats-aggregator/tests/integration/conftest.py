@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +19,10 @@ import sqlalchemy as sa
 from devstack import ManagedProcess, PostgresServer, free_port, truth, wait_until
 from devstack.pytest_plugin import SOURCE_DATABASE, SinkSchema
 from sink_kit.postgres import make_engine
-from stats_aggregator.domain import scores
+from stats_aggregator import verify
 from stats_aggregator.settings import DEFAULT_TOPICS
 
 THRESHOLD = 10
-Q6 = Decimal("0.000001")
 
 
 class StatsRig:
@@ -81,93 +78,26 @@ class StatsRig:
         wait_until(ready, timeout, message="aggregator ready")
 
     def read_model(self) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-
-            def rows(sql: str) -> list[Any]:
-                return list(conn.execute(sa.text(sql)))
-
-            return {
-                "customers": {
-                    r[0]: tuple(r[1:])
-                    for r in rows(
-                        "SELECT customer_id, country, orders_count, paid_or_shipped_count, "
-                        "cancelled_count, total_spent, avg_order_value, first_order_at, "
-                        "last_order_at FROM customer_stats"
-                    )
-                },
-                "products": {
-                    r[0]: tuple(r[1:])
-                    for r in rows(
-                        "SELECT product_id, name, price, stock, units_sold, revenue, low_stock, "
-                        "deleted FROM product_stats"
-                    )
-                },
-                "statuses": dict(rows("SELECT status, count FROM order_status_counts")),
-                "days": {r[0]: (r[1], r[2]) for r in rows("SELECT * FROM daily_sales")},
-                "users": {
-                    r[0]: (*r[1:5], _q6(r[5]), r[6], r[7])
-                    for r in rows(
-                        "SELECT user_id, total_events, total_purchases, total_spent, "
-                        "last_active, avg_session_duration, engagement_score, churn_risk "
-                        "FROM user_stats"
-                    )
-                },
-            }
+        return verify.read_model(self.engine)
 
     def truth(self) -> dict[str, Any]:
         conn = self.source.connect(SOURCE_DATABASE)
         try:
-            customers = truth.customer_stats(conn)
-            products = truth.product_stats(conn, THRESHOLD)
-            statuses = truth.order_status_counts(conn)
-            days = truth.daily_sales(conn)
+            return verify.expected(conn, truth.read_activity_log(self.activity_log), THRESHOLD)
         finally:
             conn.close()
-        events = truth.read_activity_log(self.activity_log)
-        users = truth.user_stats(events)
-        as_of = max((datetime.fromisoformat(e["timestamp"]) for e in events), default=None)
-        return {
-            "customers": {
-                c.customer_id: (c.country, c.orders_count, c.paid_or_shipped_count,
-                                c.cancelled_count, c.total_spent, c.avg_order_value,
-                                c.first_order_at, c.last_order_at)
-                for c in customers.values()
-            },
-            "products": {
-                p.product_id: (p.name, p.price, p.stock, p.units_sold, p.revenue, p.low_stock,
-                               p.deleted)
-                for p in products.values()
-            },
-            "statuses": statuses,
-            "days": {d.day: (d.orders, d.revenue) for d in days.values()},
-            "users": {
-                u.user_id: (u.total_events, u.total_purchases, u.total_spent, u.last_active,
-                            _q6(u.avg_session_duration),
-                            *_scores(u, as_of))
-                for u in users.values()
-            },
-        }  # fmt: skip
 
-    def diff(self) -> dict[str, Any]:
-        """Per statistic, the keys whose values differ: (read model, truth)."""
+    def diff(self) -> dict[str, str]:
+        """Per statistic that differs, the verifier's description of the first differences."""
+        conn = self.source.connect(SOURCE_DATABASE)
         try:
-            got = self.read_model()
+            events = truth.read_activity_log(self.activity_log)
+            checks = verify.compare(self.engine, conn, events, THRESHOLD)
         except sa.exc.ProgrammingError:
             return {"read model": "no tables yet"}
-        want = self.truth()
-        out: dict[str, Any] = {}
-        for name in want:
-            keys = set(got[name]) | set(want[name])
-            bad = {
-                k: (got[name].get(k), want[name].get(k))
-                for k in keys
-                if got[name].get(k) != want[name].get(k)
-            }
-            if bad:
-                out[name] = dict(sorted(bad.items(), key=lambda kv: str(kv[0]))[:5]) | {
-                    "#differing": len(bad)
-                }
-        return out
+        finally:
+            conn.close()
+        return {c.name: c.detail for c in checks if not c.ok}
 
     def assert_converges(self, timeout: float = 120.0) -> None:
         try:
@@ -176,22 +106,12 @@ class StatsRig:
             print(self.process.log_tail(80))
             raise AssertionError(f"read model differs from the truth: {self.diff()}") from None
         sizes = {name: len(rows) for name, rows in self.truth().items()}
-        assert sizes["customers"] and sizes["products"] and sizes["days"] and sizes["users"]
+        assert all(sizes.values()), sizes
         print(f"read model equals the truth: {sizes}")
 
     def close(self) -> None:
         self.process.stop()
         self.engine.dispose()
-
-
-def _q6(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(Q6)
-
-
-def _scores(u: Any, as_of: datetime | None) -> tuple[Decimal, Decimal]:
-    assert as_of is not None and u.last_active is not None
-    s = scores(u.total_events, u.total_spent, u.last_active, as_of)
-    return s.engagement_score, s.churn_risk
 
 
 def _base_env() -> dict[str, str]:

@@ -62,7 +62,7 @@ def test_statistics_equal_the_ground_truth_and_the_cli_shows_them(
     stats_rig.assert_converges()
 
     # The DynamoDB projection follows the stock of every product.
-    truth = stats_rig.truth()["products"]
+    truth = stats_rig.truth()["product_stats"]
     dynamo: Any = aws_emulator.client("dynamodb")
 
     def projected() -> dict[int, Any]:
@@ -107,7 +107,7 @@ def test_statistics_equal_the_ground_truth_and_the_cli_shows_them(
     load_plugins(app)
     runner = CliRunner()
     env = {"DATABASE_URL": stats_rig.schema.url}
-    customer_id = next(iter(stats_rig.truth()["customers"]))
+    customer_id = next(iter(stats_rig.truth()["customer_stats"]))
     result = runner.invoke(app, ["stats", "customer", str(customer_id), "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.output)["customer_id"] == customer_id
@@ -115,7 +115,7 @@ def test_statistics_equal_the_ground_truth_and_the_cli_shows_them(
     result = runner.invoke(app, ["stats", "product", str(product_id)], env=env)
     assert result.exit_code == 0, result.output
     assert "units_sold" in result.output
-    user_id = next(iter(stats_rig.truth()["users"]))
+    user_id = next(iter(stats_rig.truth()["user_stats"]))
     result = runner.invoke(app, ["stats", "user", user_id, "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert "engagement_score" in orjson.loads(result.output)

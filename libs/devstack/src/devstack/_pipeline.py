@@ -1,0 +1,281 @@
+"""The whole pipeline on the embedded stack, headless: servers, the real Debezium relay, the four
+services as processes, the simulator; stop, drain and verify.
+
+``make up`` (:mod:`devstack._devup`) draws a live view over it; the e2e and chaos tests drive it
+directly. Order of start: broker, PostgreSQL (source, sink), AWS emulator, seed rows, relay
+(snapshot), services, simulator. Order of stop: simulator, services (SIGTERM once: final flush
+and commit), relay, servers.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack._flow import FlowMonitor
+from devstack._services import DATA_LAKE_BUCKET, SERVICES, ServiceProcess, ServiceSpec
+from devstack._shop import SHOP_TABLES
+from devstack._stack import TOPIC_PREFIX, Stack
+from devstack.simulator import USER_EVENTS_TOPIC, Ledger, ShopSimulator
+from devstack.verify import STACK_FILE, StackInfo, VerifyReport, verify
+
+# After the simulator stops, Debezium needs a moment to stream the tail; 60 s is generous.
+DRAIN_TIMEOUT_S = 60.0
+CDC_TOPICS = tuple(f"{TOPIC_PREFIX}.public.{t}" for t in SHOP_TABLES)
+
+
+@dataclass(frozen=True)
+class FlowCheck:
+    topic: str
+    op: str
+    expected: int
+    actual: int
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.actual
+
+
+def expected_flow(seeded: dict[str, int], ledger: Ledger) -> dict[str, Counter[str]]:
+    """Per CDC topic, the Debezium ops the committed changes must produce: one ``r`` per seeded
+    row, one ``c``/``u``/``d`` per committed row change, one tombstone per delete."""
+    out: dict[str, Counter[str]] = {}
+    for table in SHOP_TABLES:
+        ops = Counter({"r": seeded.get(table, 0)})
+        ops.update(ledger.changes.get(table, Counter()))
+        ops["tombstone"] = ops["d"]
+        out[f"{TOPIC_PREFIX}.public.{table}"] = +ops
+    return out
+
+
+def flow_checks(
+    seeded: dict[str, int], ledger: Ledger, seen: dict[str, Counter[str]]
+) -> list[FlowCheck]:
+    checks = []
+    for topic, ops in expected_flow(seeded, ledger).items():
+        got = seen.get(topic, Counter())
+        for op in sorted(set(ops) | set(got)):
+            checks.append(FlowCheck(topic, op, ops.get(op, 0), got.get(op, 0)))
+    checks.append(
+        FlowCheck(
+            USER_EVENTS_TOPIC,
+            "event",
+            ledger.activity_events,
+            sum(seen.get(USER_EVENTS_TOPIC, Counter()).values()),
+        )
+    )
+    return checks
+
+
+class Pipeline:
+    """Start, disturb, stop and verify the whole pipeline. Not thread-safe: one driver."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        rate: float = 100.0,
+        seed: int | None = None,
+        services: tuple[ServiceSpec, ...] = SERVICES,
+    ) -> None:
+        self.work_dir = work_dir
+        self.rate = rate
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+        self.stack = Stack(work_dir, rng=random.Random(self.seed))
+        self.specs = tuple(spec for spec in services if spec.available)
+        self.missing = tuple(spec.name for spec in services if not spec.available)
+        self.topics = [*CDC_TOPICS, USER_EVENTS_TOPIC]
+        self.seeded: dict[str, int] = {}
+        self.monitor: FlowMonitor | None = None
+        self.services: list[ServiceProcess] = []
+        self.simulator: ShopSimulator | None = None
+        self._sim_thread: threading.Thread | None = None
+        self._env: dict[str, dict[str, str]] = {}
+        self._replicas: Counter[str] = Counter()
+        self.simulator_error: BaseException | None = None
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start_servers(self) -> dict[str, int]:
+        """Broker, source and sink PostgreSQL, AWS emulator; seed the source."""
+        self.stack.start_servers()
+        self.seeded = self.stack.seed_source()
+        return self.seeded
+
+    def start_relay(self) -> None:
+        self.stack.launch_relay()
+        self.monitor = FlowMonitor(self.stack.broker.bootstrap, self.topics)
+        self.monitor.start()
+
+    def snapshot_progress(self) -> tuple[int, int]:
+        """(snapshot rows seen in the broker, rows seeded)."""
+        assert self.monitor is not None
+        seen = self.monitor.snapshot()
+        done = sum(seen.get(topic, Counter())["r"] for topic in CDC_TOPICS)
+        return done, sum(self.seeded.values())
+
+    def snapshot_done(self) -> bool:
+        done, total = self.snapshot_progress()
+        return done >= total and self.stack.relay is not None and self.stack.relay.ready()
+
+    def wait_snapshot(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.snapshot_done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Debezium snapshot incomplete: {self.snapshot_progress()}")
+            time.sleep(0.2)
+
+    def start_services(self) -> list[ServiceProcess]:
+        env = self.stack.service_env()
+        self._create_data_lake()
+        for spec in self.specs:
+            spec_env = dict(env)
+            if spec.database:
+                spec_env["DATABASE_URL"] = self.stack.sink.create_database(spec.database)
+            self._env[spec.name] = spec_env
+            self.services.append(ServiceProcess(spec, spec_env, self.work_dir).start())
+        self.info().save(self.work_dir / STACK_FILE)
+        return self.services
+
+    def _create_data_lake(self) -> None:
+        """The bucket, versioned as Terraform makes it in production: every rewrite of a key is
+        kept, so verification can check that a replay rewrote the same bytes."""
+        s3 = self.stack.aws.client("s3")
+        s3.create_bucket(Bucket=DATA_LAKE_BUCKET)
+        s3.put_bucket_versioning(
+            Bucket=DATA_LAKE_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+        )
+
+    def start_simulator(self) -> ShopSimulator:
+        self.simulator = ShopSimulator(
+            self.stack.source_dsn,
+            self.stack.broker.bootstrap,
+            rate=self.rate,
+            seed=self.seed,
+            activity_log=self.activity_log,
+        )
+        self._sim_thread = threading.Thread(
+            target=self._run_simulator, name="simulator", daemon=True
+        )
+        self._sim_thread.start()
+        return self.simulator
+
+    def start(self, snapshot_timeout: float = 120.0) -> None:
+        """Everything, in order, without a view (tests, chaos)."""
+        self.start_servers()
+        self.start_relay()
+        self.wait_snapshot(snapshot_timeout)
+        self.start_services()
+        self.start_simulator()
+
+    @property
+    def activity_log(self) -> Path:
+        return self.work_dir / "user-events.jsonl"
+
+    def _run_simulator(self) -> None:
+        assert self.simulator is not None
+        try:
+            self.simulator.run()
+        except Exception as exc:  # surfaced by the driver; the run then fails its checks
+            self.simulator_error = exc
+
+    # -- observe -------------------------------------------------------------------------------
+
+    def info(self) -> StackInfo:
+        s = self.stack
+        groups: dict[str, str] = {}
+        databases: dict[str, str] = {}
+        service_env: dict[str, dict[str, str]] = {}
+        for svc in self.services:
+            groups[svc.spec.name] = svc.group_id
+            service_env[svc.spec.name] = dict(svc.spec.env)
+            url = self._env.get(svc.spec.name, {}).get("DATABASE_URL")
+            if svc.spec.database and url:
+                databases[svc.spec.name] = url
+        return StackInfo(
+            bootstrap=s.broker.bootstrap,
+            source_dsn=s.source_dsn,
+            aws_endpoint_url=s.aws.endpoint_url,
+            aws_env=s.aws.env,
+            databases=databases,
+            groups=groups,
+            service_env=service_env,
+            activity_log=str(self.activity_log),
+            work_dir=str(self.work_dir),
+        )
+
+    def replicas(self, name: str) -> list[ServiceProcess]:
+        return [svc for svc in self.services if svc.spec.name == name]
+
+    # -- disturb -------------------------------------------------------------------------------
+
+    def spec(self, name: str) -> ServiceSpec:
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no such service: {name}")
+
+    def add_replica(self, name: str) -> ServiceProcess:
+        """Another process in the same consumer group (a rebalance), like ``kubectl scale``."""
+        self._replicas[name] += 1
+        svc = ServiceProcess(
+            self.spec(name), self._env[name], self.work_dir, replica=self._replicas[name]
+        )
+        self.services.append(svc.start())
+        return svc
+
+    def remove_replica(self, svc: ServiceProcess, timeout: float = 35.0) -> int | None:
+        """Scale down: SIGTERM (final flush, commit, leave the group), then forget it."""
+        svc.request_stop()
+        rc = svc.wait_stopped(timeout)
+        self.services.remove(svc)
+        return rc
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def stop_simulator(self) -> Ledger:
+        assert self.simulator is not None
+        self.simulator.stop()
+        if self._sim_thread is not None:
+            self._sim_thread.join(timeout=30)
+        self.simulator.flush()
+        if self.simulator_error is not None:
+            raise RuntimeError(f"the simulator failed: {self.simulator_error!r}")
+        return self.simulator.ledger
+
+    def drain(self, ledger: Ledger, timeout: float = DRAIN_TIMEOUT_S) -> list[FlowCheck]:
+        """Wait until every committed change is in the broker; the per-topic/op comparison."""
+        assert self.monitor is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            checks = flow_checks(self.seeded, ledger, self.monitor.snapshot())
+            if all(ch.ok for ch in checks) or time.monotonic() > deadline:
+                return checks
+            time.sleep(0.5)
+
+    def verify(self, timeout_s: float = 180.0) -> VerifyReport:
+        return verify(self.info(), timeout_s=timeout_s)
+
+    def close(self) -> list[str]:
+        """Stop everything in order; keeps going past failures. Returns what went wrong."""
+        problems: list[str] = []
+        if self.simulator is not None:
+            self.simulator.stop()
+            try:
+                self.simulator.close()
+            except Exception as exc:
+                problems.append(f"simulator close: {exc!r}")
+        if self.monitor is not None:
+            self.monitor.stop()
+        for svc in self.services:  # SIGTERM once: each flushes and commits before exiting
+            svc.request_stop()
+        for svc in self.services:
+            rc = svc.wait_stopped()
+            if rc not in (0, None):
+                problems.append(f"{svc.name} exited with {rc}")
+        self.stack.stop()
+        return problems

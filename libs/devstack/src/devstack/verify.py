@@ -1,0 +1,243 @@
+"""Verification against ground truth: every read model compared with the source database.
+
+``cdc dev verify`` and the end of a bounded ``make up`` call :func:`verify`. It does not know how
+any service stores its read model: each service registers a *verifier* under the
+``cdc.verifiers`` entry-point group (``name = "package.module:function"``), a function
+``(VerifyContext) -> list[Check]`` that reads its own sink and compares it with
+:mod:`devstack.truth`. So the rule "libraries never import services" holds, and a checkout with
+only some services installed verifies only those.
+
+The stack a run started is described by a :class:`StackInfo`, saved as ``stack.json`` in the
+run's directory, so ``cdc dev verify`` (and the other CLI commands) can find a running stack
+from another terminal.
+
+Read models converge asynchronously, so :func:`verify` re-runs the checks until all pass or a
+deadline passes, and reports how long convergence took. A verifier that raises is reported as
+a failing check with the error: verification itself never crashes on a broken sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg2
+import psycopg2.extensions
+from rich.table import Table
+
+from devstack import truth
+
+VERIFIERS_GROUP = "cdc.verifiers"
+STACK_FILE = "stack.json"
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Where a running stack's pieces are: what every CLI command and verifier needs."""
+
+    bootstrap: str
+    source_dsn: str
+    aws_endpoint_url: str
+    aws_env: dict[str, str] = field(default_factory=dict)
+    # service name -> SQLAlchemy URL of its own database (sink-managed services only)
+    databases: dict[str, str] = field(default_factory=dict)
+    # service name -> consumer group id
+    groups: dict[str, str] = field(default_factory=dict)
+    # service name -> the service-specific environment it was started with (bucket, table, ...)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The simulator's log of acknowledged user events (the truth for user statistics).
+    activity_log: str | None = None
+    work_dir: str | None = None
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> StackInfo:
+        try:
+            data = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"no stack description at {path}: start the stack with `make up` "
+                "(it writes one per run) or pass the right --work-dir"
+            ) from None
+        return cls(**data)
+
+    def env_of(self, service: str) -> dict[str, str]:
+        return dict(self.service_env.get(service, {}))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison of a read model with the truth.
+
+    ``expected`` and ``actual`` are sizes (rows, keys, objects) so the table shows the scale of
+    what was compared; ``detail`` names the first differences when it fails.
+    """
+
+    service: str
+    name: str
+    ok: bool
+    expected: int
+    actual: int
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    checks: list[Check]
+    elapsed_s: float
+    attempts: int
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "attempts": self.attempts,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+@dataclass
+class VerifyContext:
+    """What a verifier gets: the stack's description and ground-truth helpers."""
+
+    info: StackInfo
+
+    @contextlib.contextmanager
+    def source(self) -> Iterator[psycopg2.extensions.connection]:
+        """A read-only connection to the source database, closed afterwards."""
+        conn = psycopg2.connect(self.info.source_dsn)
+        try:
+            conn.set_session(readonly=True, autocommit=True)
+            yield conn
+        finally:
+            conn.close()
+
+    def activity_events(self) -> list[dict[str, Any]]:
+        """The user events the broker acknowledged (the simulator's log)."""
+        if not self.info.activity_log:
+            return []
+        return truth.read_activity_log(Path(self.info.activity_log))
+
+
+Verifier = Callable[[VerifyContext], list[Check]]
+
+
+def load_verifiers() -> dict[str, Verifier]:
+    """The installed services' verifiers, by service name."""
+    return {ep.name: ep.load() for ep in entry_points(group=VERIFIERS_GROUP)}
+
+
+def diff_maps(
+    service: str,
+    name: str,
+    expected: dict[Any, Any],
+    actual: dict[Any, Any],
+    *,
+    show: int = 3,
+) -> Check:
+    """Compare two keyed maps exactly; the detail names the first few differing keys."""
+    keys = set(expected) | set(actual)
+    bad = sorted((k for k in keys if expected.get(k) != actual.get(k)), key=str)
+    detail = ""
+    if bad:
+        shown = "; ".join(
+            f"{k}: expected {expected.get(k)!r}, got {actual.get(k)!r}" for k in bad[:show]
+        )
+        detail = f"{len(bad)} differ: {shown}"
+    return Check(service, name, not bad, len(expected), len(actual), detail)
+
+
+def _run_one(service: str, verifier: Verifier | None, ctx: VerifyContext) -> list[Check]:
+    if verifier is None:
+        return [Check(service, "verifier installed", False, 1, 0, "no verifier")]
+    try:
+        return verifier(ctx)
+    except Exception as exc:  # a sink that cannot be read is a failed check, not a crash
+        detail = f"{type(exc).__name__}: {exc}"
+        return [Check(service, "read model readable", False, 1, 0, detail)]
+
+
+def run_checks(
+    info: StackInfo,
+    verifiers: dict[str, Verifier] | None = None,
+    services: Sequence[str] | None = None,
+) -> dict[str, list[Check]]:
+    """One pass of the verifiers of ``services`` (default: all this stack runs), in parallel:
+    each mostly waits on its own store."""
+    verifiers = load_verifiers() if verifiers is None else verifiers
+    wanted = sorted(services) if services is not None else sorted(info.groups)
+    ctx = VerifyContext(info)
+    with ThreadPoolExecutor(max_workers=max(1, len(wanted)), thread_name_prefix="verify") as pool:
+        futures = {s: pool.submit(_run_one, s, verifiers.get(s), ctx) for s in wanted}
+        return {s: f.result() for s, f in futures.items()}
+
+
+def verify(
+    info: StackInfo,
+    *,
+    timeout_s: float = 120.0,
+    interval_s: float = 2.0,
+    services: Sequence[str] | None = None,
+    verifiers: dict[str, Verifier] | None = None,
+    on_attempt: Callable[[int, list[Check]], None] | None = None,
+) -> VerifyReport:
+    """Re-run the checks until every one passes or ``timeout_s`` elapses.
+
+    The services are still consuming when this starts (the tail of the run, retries after an
+    outage), so a failure is final only at the deadline. A service whose checks all passed is
+    not checked again: once the stream is at rest, a read model equal to the source stays equal.
+    ``elapsed_s`` is the time to converge.
+    """
+    verifiers = load_verifiers() if verifiers is None else verifiers
+    pending = sorted(services) if services is not None else sorted(info.groups)
+    results: dict[str, list[Check]] = {}
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        results.update(run_checks(info, verifiers, pending))
+        checks = [c for service in sorted(results) for c in results[service]]
+        if on_attempt is not None:
+            on_attempt(attempts, checks)
+        pending = [s for s in pending if not all(c.ok for c in results[s]) or not results[s]]
+        elapsed = time.monotonic() - started
+        if not pending or elapsed >= timeout_s:
+            return VerifyReport(checks, elapsed, attempts)
+        time.sleep(interval_s)
+
+
+def report_table(report: VerifyReport) -> Table:
+    verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
+    table = Table(
+        title=(
+            f"verification against the source database: {verdict} "
+            f"({report.elapsed_s:.1f}s, {report.attempts} pass(es))"
+        )
+    )
+    for col in ("service", "check", "expected", "actual", "", "detail"):
+        table.add_column(col, justify="right" if col in ("expected", "actual") else "left")
+    for c in report.checks:
+        table.add_row(
+            c.service,
+            c.name,
+            str(c.expected),
+            str(c.actual),
+            "[green]ok[/]" if c.ok else "[red]FAIL[/]",
+            c.detail[:300],
+        )
+    return table

@@ -1,0 +1,100 @@
+"""The verification driver: retries until converged, isolates failing verifiers, reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from devstack.verify import (
+    Check,
+    StackInfo,
+    VerifyContext,
+    diff_maps,
+    report_table,
+    run_checks,
+    verify,
+)
+from rich.console import Console
+
+INFO = StackInfo(
+    bootstrap="127.0.0.1:1",
+    source_dsn="dbname=none",
+    aws_endpoint_url="http://127.0.0.1:1",
+    groups={"a": "a-group", "b": "b-group"},
+)
+
+
+def test_stack_info_round_trips(tmp_path: Path) -> None:
+    info = StackInfo(**{**INFO.__dict__, "databases": {"a": "postgresql://x/a"}})
+    info.save(tmp_path / "stack.json")
+    assert StackInfo.load(tmp_path / "stack.json") == info
+
+
+def test_missing_stack_file_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="make up"):
+        StackInfo.load(tmp_path / "stack.json")
+
+
+def test_diff_maps_names_the_differing_keys() -> None:
+    check = diff_maps("svc", "totals", {1: "x", 2: "y", 3: "z"}, {1: "x", 2: "Y", 4: "w"})
+    assert not check.ok
+    assert (check.expected, check.actual) == (3, 3)
+    assert check.detail.startswith("3 differ")
+    assert "2: expected 'y', got 'Y'" in check.detail
+    assert diff_maps("svc", "totals", {1: 2}, {1: 2}).ok
+
+
+def test_a_verifier_that_raises_or_is_missing_is_a_failed_check() -> None:
+    def broken(ctx: VerifyContext) -> list[Check]:
+        raise ConnectionError("sink down")
+
+    results = run_checks(INFO, {"a": broken})
+    assert [(c.name, c.ok) for c in results["a"]] == [("read model readable", False)]
+    assert "ConnectionError: sink down" in results["a"][0].detail
+    assert [(c.name, c.ok) for c in results["b"]] == [("verifier installed", False)]
+
+
+def test_verify_retries_until_converged_and_stops_checking_passed_services() -> None:
+    calls = {"a": 0, "b": 0}
+
+    def converges_third(ctx: VerifyContext) -> list[Check]:
+        calls["a"] += 1
+        return [Check("a", "equal", calls["a"] >= 3, 1, 1)]
+
+    def always(ctx: VerifyContext) -> list[Check]:
+        calls["b"] += 1
+        return [Check("b", "equal", True, 1, 1)]
+
+    report = verify(
+        INFO, timeout_s=30, interval_s=0.01, verifiers={"a": converges_third, "b": always}
+    )
+    assert report.ok
+    assert report.attempts == 3
+    assert calls == {"a": 3, "b": 1}
+    assert [c.service for c in report.checks] == ["a", "b"]
+
+
+def test_verify_gives_up_at_the_deadline_with_the_last_failures() -> None:
+    def never(ctx: VerifyContext) -> list[Check]:
+        return [Check("a", "equal", False, 2, 1, "1 missing")]
+
+    report = verify(INFO, timeout_s=0.05, interval_s=0.01, services=["a"], verifiers={"a": never})
+    assert not report.ok
+    assert report.attempts >= 2
+    assert report.to_dict()["checks"][0]["detail"] == "1 missing"
+
+
+def test_no_checks_is_not_a_pass() -> None:
+    report = verify(INFO, timeout_s=0, services=[], verifiers={})
+    assert not report.ok
+
+
+def test_report_table_shows_verdict_and_failures() -> None:
+    def never(ctx: VerifyContext) -> list[Check]:
+        return [Check("a", "equal", False, 2, 1, "1 missing")]
+
+    report = verify(INFO, timeout_s=0, services=["a"], verifiers={"a": never})
+    console = Console(record=True, width=200)
+    console.print(report_table(report))
+    text = console.export_text()
+    assert "FAIL" in text and "1 missing" in text
