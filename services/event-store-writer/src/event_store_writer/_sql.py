@@ -69,8 +69,6 @@ INSERT_DEAD_LETTER = """
     VALUES (:topic, :partition, :offset, :key, :value, CAST(:headers AS jsonb), :error_type,
             :error_code, :error_message)
     ON CONFLICT (topic, kafka_partition, kafka_offset) DO UPDATE SET
-        retry_count = dead_letter_queue.retry_count + 1,
-        status = 'new',
         error_type = excluded.error_type,
         error_code = excluded.error_code,
         error_message = excluded.error_message

@@ -1,7 +1,9 @@
-"""The event store's commands of the operator CLI: ``cdc history`` and ``cdc state``.
+"""The event store's commands of the operator CLI: ``cdc history``, ``cdc state``, ``cdc dlq``.
 
 Registered through the ``cdc.commands`` entry point (``register``), so the CLI never imports
-the service by name. Both read the store at ``--database-url`` (default: ``DATABASE_URL``).
+the service by name. ``history`` and ``state`` read the store at ``--database-url`` (default:
+``DATABASE_URL``); the ``dlq`` group (``_dlq_cli``) lists, shows, replays and discards the rows
+of ``dead_letter_queue``.
 """
 
 from __future__ import annotations
@@ -134,6 +136,9 @@ def state(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``history`` and ``state`` to the ``cdc`` application."""
+    """Add ``history``, ``state`` and the ``dlq`` group to the ``cdc`` application."""
+    from event_store_writer._dlq_cli import dlq_app
+
     app.command("history")(history)
     app.command("state")(state)
+    app.add_typer(dlq_app, name="dlq")

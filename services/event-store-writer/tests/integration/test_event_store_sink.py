@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from cdc_events.testing import golden, make_change, make_tombstone, make_transaction
 from consumer_runtime import CommitStrategy, TopicPartition
 from consumer_runtime.testing import SinkHarness
-from event_store_writer import EventDecoder, EventStoreSink, StoreMetrics
+from event_store_writer import EventDecoder, EventStoreSink, StoreMetrics, _sql
 from event_store_writer.domain import tombstone_id_after
 from sqlalchemy.engine import Engine
 
@@ -144,3 +144,26 @@ def test_a_tombstone_after_a_restart_finds_its_delete_in_the_store(
     rows = _rows(store_engine, "SELECT event_id, kind, position FROM cdc_events ORDER BY kind")
     delete_id = rows[0][0]
     assert rows[1] == (tombstone_id_after(delete_id), "tombstone", 777)
+
+
+def test_a_position_dead_lettered_again_keeps_the_operators_decision(store_engine: Engine) -> None:
+    """A re-read of the same record (``cdc replay``, another group) refreshes the error but never
+    reopens a row an operator replayed or discarded, so ``dlq replay --all`` cannot repeat it."""
+    row = {
+        "topic": "t",
+        "partition": 0,
+        "offset": 7,
+        "key": None,
+        "value": b"\xff",
+        "headers": None,
+        "error_type": "ParseError",
+        "error_code": "bad_utf8",
+        "error_message": "old message",
+    }
+    with store_engine.begin() as conn:
+        conn.execute(sa.text(_sql.INSERT_DEAD_LETTER), row)
+        conn.execute(sa.text("UPDATE dead_letter_queue SET status = 'discarded', retry_count = 1"))
+        conn.execute(sa.text(_sql.INSERT_DEAD_LETTER), {**row, "error_message": "new message"})
+    assert _rows(
+        store_engine, "SELECT status, retry_count, error_message FROM dead_letter_queue"
+    ) == [("discarded", 1, "new message")]

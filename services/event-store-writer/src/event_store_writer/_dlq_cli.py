@@ -1,0 +1,514 @@
+"""``cdc dlq list|show|replay|discard``: the event store's dead-letter table for operators.
+
+Registered with the other event-store commands (``cli.register``). The store is found at
+``--database-url`` / ``DATABASE_URL``, else in the dev stack's ``.devstack/latest/stack.json``
+(when there is one in the working directory); ``replay --execute`` produces through the consumer
+runtime's publisher to ``--bootstrap`` / ``KAFKA_BOOTSTRAP_SERVERS`` (same fallback; SASL/SSL
+from the runtime's ``KAFKA_*`` variables). ``replay`` and ``discard`` change nothing without
+``--execute``. Exit 1: a row not found or a record not produced; 2: bad options, the store or
+the broker unreachable; 130: interrupted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from consumer_runtime import Publisher
+
+    from event_store_writer._dlq import DeadLetterRow, Outcome, Selection
+    from event_store_writer._reader import StoreReader
+
+STACK_FILE = Path(".devstack") / "latest" / "stack.json"
+STACK_SERVICE = "event-store-writer"
+# Publisher client id prefix (``<service>-publisher``) as seen by the broker.
+PUBLISHER_NAME = "cdc-dlq"
+# A record's delivery report must be final before the publisher stops waiting for it (10 s):
+# a record that times out is then reported failed, never acknowledged after we gave up on it.
+_MESSAGE_TIMEOUT_MS = 8000
+_SHOW_BYTES = 4096
+_HEADER_BYTES = 256
+_MESSAGE_WIDTH = 60
+
+dlq_app = typer.Typer(
+    no_args_is_help=True,
+    help=(
+        "The event store's dead-letter queue: list, show, replay, discard.\n\n"
+        "The rows of table dead_letter_queue: records the writer could not decode, kept as "
+        "received. replay produces them again to their original topic; replay and discard "
+        "are dry runs without --execute."
+    ),
+)
+
+_URL_HELP = f"SQLAlchemy URL of the event store (default: from {STACK_FILE}, if there)"
+_URL = typer.Option("--database-url", envvar="DATABASE_URL", show_default=False, help=_URL_HELP)
+_BOOTSTRAP = typer.Option(
+    "--bootstrap",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    show_default=False,
+    help=f"Kafka bootstrap servers for --execute (default: from {STACK_FILE}, if there)",
+)
+_JSON = typer.Option("--json", help="print JSON instead of tables")
+_TOPIC = typer.Option("--topic", help="only rows of this original topic")
+_CODE = typer.Option("--code", help="only rows with this error code (e.g. not_json)")
+_EXECUTE = typer.Option("--execute", help="do it (without: a dry run that changes nothing)")
+_ALL = typer.Option("--all", help="every new row (narrowed by --topic / --code)")
+_IDS = typer.Argument(min=1, metavar="ID", show_default=False, help="row ids (see `cdc dlq list`)")
+
+
+# -- connection ------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _stack_value(section: str | None, name: str) -> tuple[str | None, str]:
+    """A value of the dev stack's file, and why there is none ('' if there is one)."""
+    if not STACK_FILE.is_file():
+        return None, f"there is no {STACK_FILE} here"
+    try:
+        data = orjson.loads(STACK_FILE.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        return None, f"{STACK_FILE} is unreadable ({exc})"
+    node = data.get(section) if section and isinstance(data, dict) else data
+    value = node.get(name) if isinstance(node, dict) else None
+    if not isinstance(value, str) or not value:
+        where = f'"{section}": {{"{name}": ...}}' if section else f'"{name}"'
+        return None, f"{STACK_FILE} has no {where}"
+    return value, ""
+
+
+def _database_url(given: str | None) -> str:
+    if given:
+        return given
+    url, why_not = _stack_value("databases", STACK_SERVICE)
+    if url is None:
+        _fail(
+            "no event store given: pass --database-url or set DATABASE_URL "
+            f"(or run `cdc dev up` here, which writes {STACK_FILE}; {why_not})"
+        )
+    typer.echo(f"using the dev stack's event store ({STACK_FILE})", err=True)
+    return url
+
+
+def _bootstrap(given: str | None) -> str:
+    if given:
+        return given
+    servers, why_not = _stack_value(None, "bootstrap")
+    if servers is None:
+        _fail(
+            "no Kafka broker given for --execute: pass --bootstrap or set "
+            f"KAFKA_BOOTSTRAP_SERVERS (or run `cdc dev up` here; {why_not})"
+        )
+    typer.echo(f"using the dev stack's broker {servers} ({STACK_FILE})", err=True)
+    return servers
+
+
+@contextmanager
+def _store(database_url: str | None) -> Iterator[StoreReader]:
+    """The store reader; its errors end the command with exit 2 and the reason."""
+    from event_store_writer._reader import StoreReader
+    from event_store_writer.errors import StoreQueryError
+
+    try:
+        reader = StoreReader(_database_url(database_url))
+    except StoreQueryError as exc:
+        _fail(str(exc))
+    try:
+        yield reader
+    except StoreQueryError as exc:
+        _fail(str(exc))
+    finally:
+        reader.close()
+
+
+def _publisher(bootstrap: str) -> Publisher:
+    from consumer_runtime import ConsumerRuntimeError, RuntimeSettings, create_publisher
+
+    try:
+        # The runtime's connection settings (KAFKA_SECURITY_PROTOCOL, SASL, ...) from the
+        # environment; the publisher needs no topic subscription, ``kafka_topics`` is a filler.
+        settings = RuntimeSettings.load(
+            kafka_bootstrap_servers=bootstrap, kafka_topics=("cdc-dlq-replay",)
+        )
+        extra = {"message.timeout.ms": _MESSAGE_TIMEOUT_MS, **settings.kafka_producer_extra}
+        settings = settings.model_copy(update={"kafka_producer_extra": extra})
+        return create_publisher(settings, PUBLISHER_NAME)
+    except ConsumerRuntimeError as exc:
+        _fail(f"Kafka settings: {exc}")
+
+
+def _operator() -> str:
+    """Who changes a row's status (``status_changed_by``): user@host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+def _selection(
+    ids: list[int] | None,
+    all_rows: bool,
+    topic: str | None,
+    code: str | None,
+    verb: str,
+) -> Selection:
+    from event_store_writer._dlq import Selection
+
+    if ids and all_rows:
+        raise typer.BadParameter("give row ids or --all, not both", param_hint="IDS")
+    if not ids and not all_rows:
+        raise typer.BadParameter(
+            f"name the rows to {verb}: ids (see `cdc dlq list`), or --all "
+            "(narrowed by --topic / --code)",
+            param_hint="IDS",
+        )
+    return Selection(ids=tuple(dict.fromkeys(ids or ())), topic=topic, code=code)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _console() -> Console:
+    # No markup, emoji or highlighting: cells hold arbitrary bytes from the topics.
+    return Console(highlight=False, emoji=False, soft_wrap=True)
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _size(data: bytes | None) -> str:
+    return "null" if data is None else f"{len(data):,} B"
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def list_rows(
+    status: Annotated[
+        str, typer.Option(help="new, replayed, discarded or all", show_default=True)
+    ] = "all",
+    topic: Annotated[str | None, _TOPIC] = None,
+    code: Annotated[str | None, _CODE] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="created since: 30m, 12h, 7d, or an ISO-8601 time (UTC if no offset)"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="rows shown, newest first (0: all)")] = 50,
+    database_url: Annotated[str | None, _URL] = None,
+    as_json: Annotated[bool, _JSON] = False,
+) -> None:
+    """List dead letters (newest first) and count them by error code and status."""
+    from event_store_writer._dlq import Selection, check_status, parse_since, short
+
+    try:
+        wanted = check_status(status)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--status") from None
+    try:
+        since_at = None if since is None else parse_since(since, datetime.now(UTC))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    selection = Selection(status=wanted, topic=topic, code=code, since=since_at)
+    with _store(database_url) as reader:
+        rows = reader.dead_letters(selection, limit or None)
+        counts = reader.dead_letter_counts(selection)
+    total = sum(n for _, _, n in counts)
+    if as_json:
+        _print_json(
+            {
+                "total": total,
+                "rows": [r.summary() for r in rows],
+                "summary": [{"code": c, "status": s, "rows": n} for c, s, n in counts],
+            }
+        )
+        return
+    console = _console()
+    if not rows:
+        console.print("no dead letters match", markup=False)
+        return
+    out = Table(title=f"dead letters: {len(rows)} of {total} shown, newest first")
+    # Short columns keep their width; the position and the message wrap (`show` has it all).
+    keep = {
+        "id": max(len(str(r.id)) for r in rows),
+        "created (UTC)": 19,
+        "code": max(len(r.error_code) for r in rows),
+        "status": 9,
+        "retries": 7,
+    }
+    for column in ("id", "created (UTC)", "source", "code", "message"):
+        out.add_column(
+            Text(column),
+            justify="right" if column == "id" else "left",
+            overflow="fold",
+            min_width=keep.get(column),
+        )
+    out.add_column("status", min_width=keep["status"])
+    out.add_column("retries", justify="right", min_width=keep["retries"])
+    for r in rows:
+        out.add_row(
+            str(r.id),
+            _when(r.created_at),
+            Text(r.position),
+            Text(r.error_code),
+            Text(short(r.error_message, _MESSAGE_WIDTH)),
+            r.status,
+            str(r.retry_count),
+        )
+    console.print(out)
+    console.print(_summary_table(counts))
+
+
+def _summary_table(counts: list[tuple[str, str, int]]) -> Table:
+    from event_store_writer._dlq import STATUSES
+
+    by_code: dict[str, dict[str, int]] = {}
+    for code, status, n in counts:
+        by_code.setdefault(code, {})[status] = n
+    out = Table(title="by error code and status")
+    out.add_column("code")
+    for status in (*STATUSES, "total"):
+        out.add_column(status, justify="right")
+    for code, per_status in sorted(by_code.items()):
+        cells = [str(per_status.get(s, 0)) for s in STATUSES]
+        out.add_row(Text(code), *cells, str(sum(per_status.values())))
+    column_totals = [str(sum(p.get(s, 0) for p in by_code.values())) for s in STATUSES]
+    out.add_row("total", *column_totals, str(sum(n for _, _, n in counts)), style="bold")
+    return out
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+@dlq_app.command("show")
+def show(
+    row_id: Annotated[int, typer.Argument(metavar="ID", min=1, help="row id")],
+    max_bytes: Annotated[
+        int, typer.Option(min=0, help="bytes of the key and value shown (0: all); --json: all")
+    ] = _SHOW_BYTES,
+    database_url: Annotated[str | None, _URL] = None,
+    as_json: Annotated[bool, _JSON] = False,
+) -> None:
+    """Everything about one dead letter: error, position, status, key, value and headers.
+
+    Bytes are shown as text when they are UTF-8, else as hex (and base64); --json gives them
+    all in base64 (plus the text when UTF-8).
+    """
+    with _store(database_url) as reader:
+        row = reader.dead_letter(row_id)
+    if row is None:
+        _fail(f"no dead letter with id {row_id} (see `cdc dlq list`)", code=1)
+    if as_json:
+        _print_json(row.to_dict())
+        return
+    _show_row(_console(), row, max_bytes or None)
+
+
+def _show_row(console: Console, row: DeadLetterRow, max_bytes: int | None) -> None:
+    from event_store_writer._dlq import printable
+
+    console.print(f"dead letter {row.id}", style="bold", markup=False)
+    fields = [
+        ("created", f"{row.created_at.isoformat()}"),
+        ("source", f"topic {row.topic}, partition {row.partition}, offset {row.offset}"),
+        ("error", f"{row.error_code} ({row.error_type})"),
+        ("message", row.error_message),
+        ("status", row.status),
+        ("retries", str(row.retry_count)),
+    ]
+    if row.status_changed_at is not None:
+        fields.append(
+            ("changed", f"{row.status_changed_at.isoformat()} by {row.status_changed_by or '?'}")
+        )
+    if row.status_reason:
+        fields.append(("reason", row.status_reason))
+    for name, value in fields:
+        _raw(console, f"  {name:<9}{printable(value)[0]}")
+    _show_bytes(console, "key", row.key, max_bytes)
+    _show_bytes(console, "value", row.value, max_bytes)
+    console.print(f"headers ({len(row.headers)})", style="bold", markup=False)
+    for header, data in row.headers:
+        _raw(console, f"  {printable(header)[0]}: {_header_value(data)}")
+
+
+def _show_bytes(console: Console, label: str, data: bytes | None, max_bytes: int | None) -> None:
+    import base64
+
+    from event_store_writer._dlq import printable, utf8
+
+    if data is None:
+        console.print(f"{label}: null", style="bold", markup=False)
+        return
+    shown = data if max_bytes is None else data[:max_bytes]
+    cut = len(shown) < len(data)
+    part = f", first {len(shown):,} shown (--max-bytes 0 or --json for all)" if cut else ""
+    text = utf8(data)
+    if text is not None:
+        body, escaped = printable(shown.decode("utf-8", errors="ignore"))
+        note = ", control characters escaped" if escaped else ""
+        console.print(f"{label} ({len(data):,} bytes, UTF-8{note}{part})", style="bold")
+        _raw(console, body)
+        return
+    console.print(f"{label} ({len(data):,} bytes, not UTF-8: hex{part})", style="bold")
+    _raw(console, shown.hex())
+    if not cut:
+        console.print(f"{label} (base64)", style="bold", markup=False)
+        _raw(console, base64.b64encode(data).decode())
+
+
+def _raw(console: Console, text: str) -> None:
+    """A line of content as is: no markup, no wrapping, and no rendering cost (a value can be
+    megabytes; rich's layout of one such line takes minutes)."""
+    console.file.write(text + "\n")
+
+
+def _header_value(value: bytes | None) -> str:
+    from event_store_writer._dlq import printable, utf8
+
+    if value is None:
+        return "null"
+    shown = value[:_HEADER_BYTES]
+    more = f" ... ({len(value):,} bytes)" if len(shown) < len(value) else ""
+    text = utf8(value)
+    if text is None:
+        return f"hex:{shown.hex()}{more}"
+    return printable(shown.decode("utf-8", errors="ignore"))[0] + more
+
+
+# -- replay and discard ----------------------------------------------------------------------
+
+
+@dlq_app.command("replay")
+def replay(
+    ids: Annotated[list[int] | None, _IDS] = None,
+    all_rows: Annotated[bool, _ALL] = False,
+    topic: Annotated[str | None, _TOPIC] = None,
+    code: Annotated[str | None, _CODE] = None,
+    execute: Annotated[bool, _EXECUTE] = False,
+    database_url: Annotated[str | None, _URL] = None,
+    bootstrap: Annotated[str | None, _BOOTSTRAP] = None,
+    as_json: Annotated[bool, _JSON] = False,
+) -> None:
+    """Produce dead letters' original records again, to their original topics, once each.
+
+    Each selected new row's key, value and headers go to its topic as received, plus the
+    header cdc.dlq.replayed-from: ID. A row is marked replayed (retry_count + 1) only after the
+    broker acknowledged its record; rows are locked while they are replayed, so concurrent
+    replays never produce a row twice. Rows already replayed or discarded are skipped.
+    Without --execute: a dry run listing what would be replayed.
+    """
+    selection = _selection(ids, all_rows, topic, code, "replay")
+    publisher = _publisher(_bootstrap(bootstrap)) if execute else None
+    try:
+        with _store(database_url) as reader:
+            outcome = reader.replay_dead_letters(selection, publisher, changed_by=_operator())
+    finally:
+        if publisher is not None:
+            publisher.close()
+    _report(outcome, "replay", as_json)
+
+
+@dlq_app.command("discard")
+def discard(
+    ids: Annotated[list[int] | None, _IDS] = None,
+    all_rows: Annotated[bool, _ALL] = False,
+    topic: Annotated[str | None, _TOPIC] = None,
+    code: Annotated[str | None, _CODE] = None,
+    reason: Annotated[str | None, typer.Option(help="why (kept in status_reason)")] = None,
+    execute: Annotated[bool, _EXECUTE] = False,
+    database_url: Annotated[str | None, _URL] = None,
+    as_json: Annotated[bool, _JSON] = False,
+) -> None:
+    """Mark new dead letters discarded: they will not be replayed.
+
+    Without --execute: a dry run listing what would be discarded.
+    """
+    selection = _selection(ids, all_rows, topic, code, "discard")
+    with _store(database_url) as reader:
+        outcome = reader.discard_dead_letters(
+            selection, execute=execute, changed_by=_operator(), reason=reason
+        )
+    _report(outcome, "discard", as_json)
+
+
+def _report(outcome: Outcome, verb: str, as_json: bool) -> None:
+    """Print what a replay/discard did; exit 1 on a failure or an unknown id, 130 on Ctrl-C."""
+    from event_store_writer._dlq import id_list
+
+    exit_code = 130 if outcome.interrupted else 1 if outcome.failed is not None else 0
+    if any(s.status is None for s in outcome.skipped) and exit_code == 0:
+        exit_code = 1
+    if as_json:
+        _print_json({"action": verb, **outcome.to_dict()})
+        raise typer.Exit(exit_code)
+    console = _console()
+    past = "replayed" if verb == "replay" else "discarded"
+    if outcome.done:
+        title = past if outcome.execute else f"would be {past} (dry run)"
+        out = Table(title=f"{len(outcome.done)} {title}")
+        for column in ("id", "source", "code", "key", "value", "headers"):
+            out.add_column(Text(column), overflow="fold")
+        for r in outcome.done:
+            out.add_row(
+                str(r.id),
+                Text(r.position),
+                Text(r.error_code),
+                _size(r.key),
+                _size(r.value),
+                str(len(r.headers)),
+            )
+        console.print(out)
+    elif outcome.failed is None:
+        console.print(f"nothing to {verb}", markup=False)
+    by_reason: dict[str, list[int]] = {}
+    for s in outcome.skipped:
+        by_reason.setdefault(s.reason, []).append(s.id)
+    for why, skipped_ids in by_reason.items():
+        console.print(f"skipped ({why}): {id_list(skipped_ids)}", markup=False)
+    if outcome.failed is not None:
+        typer.echo(_failure(outcome), err=True)
+    elif not outcome.execute and outcome.done:
+        console.print(
+            f"dry run: nothing changed; add --execute to {verb} these {len(outcome.done)} rows",
+            markup=False,
+        )
+    raise typer.Exit(exit_code)
+
+
+def _failure(outcome: Outcome) -> str:
+    from event_store_writer._dlq import REPLAYED_FROM_HEADER
+
+    failed = outcome.failed
+    if failed is None:
+        return ""
+    return (
+        f"error: row {failed.id} ({failed.position}) was not replayed: {outcome.error}.\n"
+        f"  It and the rows after it stay new; {len(outcome.done)} rows before it were "
+        "replayed and marked so.\n"
+        "  If the broker is unreachable, check --bootstrap / KAFKA_BOOTSTRAP_SERVERS and the "
+        "KAFKA_* security settings.\n"
+        "  After a timeout or an interruption the broker may still have stored the record: "
+        f"look for header {REPLAYED_FROM_HEADER}: {failed.id} in {failed.topic} before "
+        f"replaying row {failed.id} again (or discard it)."
+    )
