@@ -8,11 +8,16 @@ from typing import Annotated
 
 import typer
 
+from cdc_cli import _offsets, _status, _verify
+
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Operate the CDC consumer platform."
 )
 dev = typer.Typer(no_args_is_help=True, help="Local development on the embedded stack.")
 app.add_typer(dev, name="dev")
+_verify.register(dev)
+_status.register(app)
+_offsets.register(app)
 
 
 @dev.command("up")
@@ -61,3 +66,4 @@ def load_plugins(target: typer.Typer) -> list[str]:
 def main() -> None:
     load_plugins(app)
     app()
+

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from devstack.verify import STACK_FILE, Check, StackInfo, report_table, verify
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from devstack.verify import Check
 
 STACK_HELP = "directory of `make up` runs (its `latest/stack.json` describes the running stack)"
 
@@ -28,6 +30,7 @@ def register(dev: typer.Typer) -> None:
     ) -> None:
         """Wait until every read model equals the source database (or the timeout), then print
         a table of checks; exit 1 if any fails."""
+        from devstack.verify import STACK_FILE, StackInfo, report_table, verify
 
         path = work_dir / "latest" / STACK_FILE
         if not path.exists():

@@ -3,9 +3,20 @@
 A service provides a decoder (``Message -> record``) and a ``Sink``; the runtime polls batches,
 dead-letters what cannot be decoded, hands the rest to the sink, commits offsets according to
 the ``CommitStrategy``, handles rebalances, retries, shutdown, health and metrics. Services call
-``run_service`` from ``__main__``; their tests use ``consumer_runtime.testing``.
+``run_service`` from ``__main__``; their tests use ``consumer_runtime.testing``. Operators'
+tools use ``KafkaAdmin`` (consumer groups, committed offsets, watermarks).
 """
 
+from consumer_runtime._admin import (
+    GroupActiveError,
+    GroupDescription,
+    GroupListing,
+    GroupMember,
+    GroupState,
+    KafkaAdmin,
+    KafkaUnreachableError,
+    Watermarks,
+)
 from consumer_runtime._dlq import (
     HEADER_CLASS,
     HEADER_CODE,
@@ -65,11 +76,18 @@ __all__ = [
     "DeadLetter",
     "Decoder",
     "DlqProducer",
+    "GroupActiveError",
+    "GroupDescription",
+    "GroupListing",
+    "GroupMember",
+    "GroupState",
     "HealthServer",
     "HealthState",
     "InMemoryMessage",
     "InMemoryPublisher",
+    "KafkaAdmin",
     "KafkaClientError",
+    "KafkaUnreachableError",
     "Message",
     "Metrics",
     "Offsets",
@@ -82,6 +100,7 @@ __all__ = [
     "SettingsError",
     "Sink",
     "TopicPartition",
+    "Watermarks",
     "configure_logging",
     "create_publisher",
     "dlq_headers",

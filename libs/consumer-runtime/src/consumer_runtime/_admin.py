@@ -1,0 +1,501 @@
+"""Kafka admin operations for operators' tools: consumer groups, their offsets, watermarks.
+
+The second module (with ``_kafka``) allowed to import ``confluent_kafka``. It backs ``cdc
+status``, ``cdc offsets`` and ``cdc replay``: list and describe consumer groups (state,
+members, assignments), read committed offsets, watermarks and offsets for a timestamp, and
+alter a group's committed offsets. Everything is returned as small frozen dataclasses keyed by
+the runtime's own ``TopicPartition``; Kafka failures are raised as ``KafkaClientError``
+subclasses with a message that names what failed.
+
+Offsets follow Kafka's convention everywhere: a committed offset is the next offset to read,
+an end offset is the offset the next produced record will get.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
+
+from consumer_runtime._errors import KafkaClientError
+from consumer_runtime._message import TopicPartition
+
+__all__ = [
+    "GroupActiveError",
+    "GroupDescription",
+    "GroupListing",
+    "GroupMember",
+    "GroupState",
+    "KafkaAdmin",
+    "KafkaUnreachableError",
+    "Watermarks",
+]
+
+# The OffsetSpec factories are not annotated in confluent-kafka 2.16.
+OffsetSpec: Any = _OffsetSpec
+
+# librdkafka's own log lines (connection refused, ...) would repeat on stderr what the
+# exceptions below already say; a caller that wants them passes its own "log_level".
+_QUIET_LOG_LEVEL = 0
+# Errors by which the group coordinator rejects an offset commit from outside the group while
+# the group has members (Kafka accepts admin commits only for an empty group).
+_GROUP_ACTIVE_CODES = frozenset(
+    {
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.NON_EMPTY_GROUP,
+        KafkaError.FENCED_MEMBER_EPOCH,
+        KafkaError.STALE_MEMBER_EPOCH,
+    }
+)
+_UNREACHABLE_CODES = frozenset(
+    {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
+)
+
+
+class KafkaUnreachableError(KafkaClientError):
+    """No broker answered: the bootstrap address is wrong or the cluster is down."""
+
+
+class GroupActiveError(KafkaClientError):
+    """The group has members, so its committed offsets cannot be changed from outside."""
+
+    def __init__(self, group: str, state: GroupState, members: int) -> None:
+        who = f"{members} active member(s)" if members else f"state {state}"
+        super().__init__(
+            f"consumer group {group!r} is active ({who}); its offsets can only be changed "
+            "while it has no members"
+        )
+        self.group = group
+        self.state = state
+        self.members = members
+
+
+class GroupState(StrEnum):
+    """A consumer group's state, with Kafka's names."""
+
+    STABLE = "Stable"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    EMPTY = "Empty"
+    DEAD = "Dead"
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def from_kafka(cls, state: object) -> GroupState:
+        name = getattr(state, "name", None)
+        return _STATES.get(str(name), cls.UNKNOWN)
+
+
+_STATES = {
+    "STABLE": GroupState.STABLE,
+    "PREPARING_REBALANCING": GroupState.PREPARING_REBALANCE,
+    "COMPLETING_REBALANCING": GroupState.COMPLETING_REBALANCE,
+    "EMPTY": GroupState.EMPTY,
+    "DEAD": GroupState.DEAD,
+}
+# The states in which a group has no members (Dead: it does not exist, or no longer).
+_INACTIVE_STATES = frozenset({GroupState.EMPTY, GroupState.DEAD})
+
+
+@dataclass(frozen=True, slots=True)
+class GroupListing:
+    """One group of ``list_groups``; the state may be ``Unknown`` if the broker omits it."""
+
+    group_id: str
+    state: GroupState
+    simple: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """A member of a consumer group and the partitions assigned to it."""
+
+    member_id: str
+    client_id: str
+    host: str
+    instance_id: str | None = None
+    assignment: tuple[TopicPartition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDescription:
+    """A consumer group's state, members and assignment strategy."""
+
+    group_id: str
+    state: GroupState
+    members: tuple[GroupMember, ...] = ()
+    assignor: str = ""
+    coordinator: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """True unless the group is Empty or Dead and has no members.
+
+        Any other state (Stable, rebalancing, or a state the broker did not report) counts as
+        active, like ``kafka-consumer-groups --reset-offsets`` does.
+        """
+        return bool(self.members) or self.state not in _INACTIVE_STATES
+
+    def assigned_to(self) -> dict[TopicPartition, GroupMember]:
+        """Which member holds each assigned partition."""
+        return {tp: m for m in self.members for tp in m.assignment}
+
+
+@dataclass(frozen=True, slots=True)
+class Watermarks:
+    """A partition's offset range: ``low`` is the first offset, ``high`` the end offset."""
+
+    low: int
+    high: int
+
+
+class KafkaAdmin:
+    """Admin operations on one cluster; a context manager (``close`` releases the client).
+
+    ``config`` is librdkafka configuration: at least ``bootstrap.servers``, plus security
+    settings (e.g. ``RuntimeSettings.common_kafka_config()``). ``timeout_s`` bounds each request.
+    Nothing is sent until the first call; ``topics()`` doubles as the reachability check.
+    """
+
+    def __init__(self, config: Mapping[str, Any], *, timeout_s: float = 10.0) -> None:
+        cfg = dict(config)
+        cfg.setdefault("log_level", _QUIET_LOG_LEVEL)
+        self.config: dict[str, Any] = cfg
+        self.timeout_s = timeout_s
+        try:
+            self._client: AdminClient | None = AdminClient(cfg)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise KafkaClientError(f"invalid Kafka admin configuration: {exc}") from exc
+
+    @property
+    def _admin(self) -> AdminClient:
+        if self._client is None:
+            raise KafkaClientError("the admin client is closed")
+        return self._client
+
+    @property
+    def bootstrap(self) -> str:
+        return str(self.config.get("bootstrap.servers", ""))
+
+    def __enter__(self) -> KafkaAdmin:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the client: its broker connections close with it."""
+        self._client = None
+
+    # -- cluster ----------------------------------------------------------------------------
+
+    def topics(self) -> dict[str, int]:
+        """Every topic of the cluster with its partition count; also the reachability check.
+
+        Raises ``KafkaUnreachableError`` when no broker answers within ``timeout_s``.
+        """
+        try:
+            metadata = self._admin.list_topics(timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise self._error("reading the cluster's metadata", exc) from exc
+        return {
+            name: len(topic.partitions)
+            for name, topic in metadata.topics.items()
+            if topic.error is None
+        }
+
+    def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        """All partitions of the given topics, sorted; ``KafkaClientError`` for an unknown one."""
+        known = self.topics()
+        wanted = sorted(set(topics))
+        missing = [t for t in wanted if t not in known]
+        if missing:
+            raise KafkaClientError(f"no such topic(s) on {self.bootstrap}: {', '.join(missing)}")
+        return [TopicPartition(t, p) for t in wanted for p in range(known[t])]
+
+    # -- groups -----------------------------------------------------------------------------
+
+    def list_groups(self) -> list[GroupListing]:
+        """Every consumer group the cluster knows, sorted by id."""
+        future = self._admin.list_consumer_groups(request_timeout=self.timeout_s)
+        result = self._result(future, "listing consumer groups")
+        errors = list(result.errors or [])
+        if errors:
+            first = errors[0]
+            if isinstance(first, KafkaException):
+                raise self._error("listing consumer groups", first)
+            raise KafkaClientError(f"listing consumer groups failed: {first}")
+        return sorted(
+            (
+                GroupListing(
+                    g.group_id,
+                    GroupState.from_kafka(getattr(g, "state", None)),
+                    bool(g.is_simple_consumer_group),
+                )
+                for g in result.valid or []
+            ),
+            key=lambda g: g.group_id,
+        )
+
+    def describe_groups(self, groups: Sequence[str]) -> dict[str, GroupDescription]:
+        """State, members and their assignments of each group (a group that does not exist is
+        reported by Kafka as ``Dead`` with no members)."""
+        if not groups:
+            return {}
+        futures = self._admin.describe_consumer_groups(
+            list(dict.fromkeys(groups)), request_timeout=self.timeout_s
+        )
+        out: dict[str, GroupDescription] = {}
+        for group, future in futures.items():
+            desc = self._result(future, f"describing consumer group {group!r}")
+            coordinator = desc.coordinator
+            out[group] = GroupDescription(
+                group_id=group,
+                state=GroupState.from_kafka(desc.state),
+                members=tuple(
+                    GroupMember(
+                        member_id=m.member_id,
+                        client_id=m.client_id or "",
+                        host=m.host or "",
+                        instance_id=m.group_instance_id,
+                        assignment=tuple(
+                            sorted(
+                                TopicPartition(tp.topic, tp.partition)
+                                for tp in (m.assignment.topic_partitions if m.assignment else [])
+                            )
+                        ),
+                    )
+                    for m in desc.members or []
+                ),
+                assignor=desc.partition_assignor or "",
+                coordinator=(
+                    f"{coordinator.host}:{coordinator.port}" if coordinator is not None else None
+                ),
+            )
+        return out
+
+    def describe_group(self, group: str) -> GroupDescription:
+        return self.describe_groups([group])[group]
+
+    def committed_offsets(
+        self, group: str, partitions: Sequence[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        """The group's committed offsets (next offset to read); partitions without one are
+        left out. ``partitions=None``: every partition the group has an offset for."""
+        request = ConsumerGroupTopicPartitions(
+            group,
+            [confluent_kafka.TopicPartition(tp.topic, tp.partition) for tp in partitions]
+            if partitions is not None
+            else None,
+        )
+        futures = self._admin.list_consumer_group_offsets([request], request_timeout=self.timeout_s)
+        result = self._result(futures[group], f"reading the offsets of group {group!r}")
+        out: dict[TopicPartition, int] = {}
+        for ctp in result.topic_partitions or []:
+            if ctp.error is not None and ctp.error.code() != KafkaError.NO_ERROR:
+                raise KafkaClientError(
+                    f"reading the offset of group {group!r} on {ctp.topic}[{ctp.partition}] "
+                    f"failed: {ctp.error}"
+                )
+            if ctp.offset is not None and ctp.offset >= 0:
+                out[TopicPartition(ctp.topic, ctp.partition)] = int(ctp.offset)
+        return dict(sorted(out.items()))
+
+    def alter_committed_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        """Set the group's committed offsets. Kafka accepts this only while the group has no
+        members: ``GroupActiveError`` otherwise (check ``describe_group(...).active`` first)."""
+        if not offsets:
+            return
+        negative = [f"{tp}={o}" for tp, o in offsets.items() if o < 0]
+        if negative:
+            raise ValueError(f"offsets must not be negative: {', '.join(negative)}")
+        request = ConsumerGroupTopicPartitions(
+            group,
+            [
+                confluent_kafka.TopicPartition(tp.topic, tp.partition, int(o))
+                for tp, o in sorted(offsets.items())
+            ],
+        )
+        futures = self._admin.alter_consumer_group_offsets(
+            [request], request_timeout=self.timeout_s
+        )
+        what = f"changing the offsets of group {group!r}"
+        try:
+            result = futures[group].result(timeout=self.timeout_s + 5)
+        except KafkaException as exc:
+            if _code(exc) in _GROUP_ACTIVE_CODES:
+                raise self._active(group) from exc
+            raise self._error(what, exc) from exc
+        except TimeoutError as exc:
+            raise KafkaUnreachableError(
+                f"{what}: no answer from Kafka at {self.bootstrap} within {self.timeout_s:g}s"
+            ) from exc
+        failed = [ctp for ctp in result.topic_partitions or [] if ctp.error is not None]
+        if any(ctp.error.code() in _GROUP_ACTIVE_CODES for ctp in failed):
+            raise self._active(group)
+        if failed:
+            raise KafkaClientError(
+                f"{what} failed: "
+                + "; ".join(f"{c.topic}[{c.partition}]: {c.error}" for c in failed[:5])
+            )
+
+    # -- partition offsets ------------------------------------------------------------------
+
+    def watermarks(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, Watermarks]:
+        """Low (first available) and high (end) offset of each partition."""
+        low = self._list_offsets(partitions, OffsetSpec.earliest(), "earliest offsets")
+        high = self._list_offsets(partitions, OffsetSpec.latest(), "end offsets")
+        return {tp: Watermarks(low[tp][0], high[tp][0]) for tp in partitions}
+
+    def beginning_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The first available offset of each partition."""
+        found = self._list_offsets(partitions, OffsetSpec.earliest(), "earliest offsets")
+        return {tp: offset for tp, (offset, _ts) in found.items()}
+
+    def end_offsets(
+        self, partitions: Sequence[TopicPartition], *, exact: bool = False
+    ) -> dict[TopicPartition, int]:
+        """The end offset (high watermark) of each partition.
+
+        ``exact=True`` also reads each non-empty partition from ``max(low, high - 1)`` to its
+        end and returns ``max(high, last offset read + 1)``: on Kafka that reads at most the
+        last record and agrees with the watermark; it corrects brokers whose watermark trails
+        the last batch (the embedded test broker reports the last batch's base offset + 1).
+        When the tail is a transaction marker nothing is read and the watermark stands.
+        """
+        marks = self.watermarks(partitions)
+        ends = {tp: m.high for tp, m in marks.items()}
+        if exact:
+            starts = {tp: max(m.low, m.high - 1) for tp, m in marks.items() if m.high > m.low}
+            for tp, last in self._read_tails(starts).items():
+                ends[tp] = max(ends[tp], last + 1)
+        return ends
+
+    def offsets_for_times(
+        self, partitions: Sequence[TopicPartition], timestamp_ms: int
+    ) -> dict[TopicPartition, int | None]:
+        """Per partition, the first offset whose record timestamp is at or after
+        ``timestamp_ms``; ``None`` when no record is that recent (the caller usually takes the
+        end offset then, as ``kafka-consumer-groups --to-datetime`` does)."""
+        found = self._list_offsets(
+            partitions, OffsetSpec.for_timestamp(int(timestamp_ms)), "offsets for a time"
+        )
+        # Not found is offset -1 with timestamp -1; some brokers answer offset 0 with
+        # timestamp -1, so either marks "no record at or after this time".
+        return {tp: (off if off >= 0 and ts >= 0 else None) for tp, (off, ts) in found.items()}
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _list_offsets(
+        self, partitions: Sequence[TopicPartition], spec: Any, what: str
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        if not partitions:
+            return {}
+        request = {
+            confluent_kafka.TopicPartition(tp.topic, tp.partition): spec for tp in partitions
+        }
+        futures = self._admin.list_offsets(request, request_timeout=self.timeout_s)
+        out: dict[TopicPartition, tuple[int, int]] = {}
+        for ctp, future in futures.items():
+            tp = TopicPartition(ctp.topic, ctp.partition)
+            info = self._result(future, f"reading the {what} of {tp}")
+            out[tp] = (int(info.offset), int(info.timestamp))
+        return out
+
+    def _read_tails(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Read each partition from its start offset to the end; the last offset read."""
+        if not starts:
+            return {}
+        config = {
+            **self.config,
+            # assign() only: no join, no commit, so the group never appears on the cluster.
+            "group.id": f"cdc-admin-probe-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_uncommitted",
+            "fetch.wait.max.ms": 100,
+        }
+        try:
+            consumer = Consumer(config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise KafkaClientError(f"invalid Kafka consumer configuration: {exc}") from exc
+        last: dict[TopicPartition, int] = {}
+        pending = set(starts)
+        try:
+            consumer.assign(
+                [
+                    confluent_kafka.TopicPartition(tp.topic, tp.partition, o)
+                    for tp, o in starts.items()
+                ]
+            )
+            deadline = time.monotonic() + self.timeout_s
+            while pending:
+                if time.monotonic() > deadline:
+                    raise KafkaClientError(
+                        f"reading the end of {len(pending)} partition(s) timed out after "
+                        f"{self.timeout_s:g}s: {', '.join(map(str, sorted(pending)[:5]))}"
+                    )
+                for msg in consumer.consume(1000, 0.2):
+                    tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
+                    err = msg.error()
+                    if err is None:
+                        last[tp] = max(last.get(tp, -1), int(msg.offset() or 0))
+                    elif err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(tp)
+                    else:
+                        raise KafkaClientError(f"reading the end of {tp} failed: {err}")
+        except KafkaException as exc:
+            raise self._error("reading the end of partitions", exc) from exc
+        finally:
+            consumer.close()
+        return last
+
+    def _result(self, future: Future[Any], what: str) -> Any:
+        try:
+            return future.result(timeout=self.timeout_s + 5)
+        except KafkaException as exc:
+            raise self._error(what, exc) from exc
+        except TimeoutError as exc:
+            raise KafkaUnreachableError(
+                f"{what}: no answer from Kafka at {self.bootstrap} within {self.timeout_s:g}s"
+            ) from exc
+
+    def _error(self, what: str, exc: KafkaException) -> KafkaClientError:
+        if _code(exc) in _UNREACHABLE_CODES:
+            return KafkaUnreachableError(f"cannot reach Kafka at {self.bootstrap} ({what}: {exc})")
+        return KafkaClientError(f"{what} failed: {exc}")
+
+    def _active(self, group: str) -> GroupActiveError:
+        try:
+            desc = self.describe_group(group)
+        except KafkaClientError:
+            return GroupActiveError(group, GroupState.UNKNOWN, 0)
+        return GroupActiveError(group, desc.state, len(desc.members))
+
+
+def _code(exc: KafkaException) -> int | None:
+    err = exc.args[0] if exc.args else None
+    return err.code() if isinstance(err, KafkaError) else None
