@@ -205,21 +205,32 @@ class ConsumerLoop(Generic[T]):
         """Give the sink its wall-clock turn (``Sink.tick``) and commit what it made durable.
 
         A windowed sink closes windows that went quiet here, so a stream that stops still gets
-        its last window written and committed, without waiting for the next record.
+        its last window written and committed, without waiting for the next record. A commit
+        the rate limit deferred goes out here too: otherwise a stream that went quiet right
+        after a batch would show that batch as lag until the next record (to ``cdc status``,
+        dashboards and a lag-driven autoscaler), although the sink has it.
         """
+        if self._failed:
+            return
         tick = getattr(self._sink, "tick", None)
-        if self._failed or tick is None:
-            return
-        try:
-            durable = tick()
-        except RetryableError as exc:
-            self._log.warning(
-                "sink tick failed; it is tried again on the next tick", error=str(exc)
-            )
-            return
-        if durable:
-            self._record_durable(durable, durable)
-            self._commit(self._commit_targets(list(self._assigned)), asynchronous=True)
+        if tick is not None:
+            try:
+                durable = tick()
+            except RetryableError as exc:
+                self._log.warning(
+                    "sink tick failed; it is tried again on the next tick", error=str(exc)
+                )
+                durable = None
+            if durable:
+                self._record_durable(durable, durable)
+                self._commit(self._commit_targets(list(self._assigned)), asynchronous=True)
+                return
+        now = time.perf_counter()
+        if now >= self._next_commit:
+            targets = self._commit_targets(list(self._assigned))
+            if targets:
+                self._next_commit = now + self._commit_interval_s
+                self._commit(targets, asynchronous=True)
 
     def finish(self) -> None:
         """Shutdown: write out whatever the sink holds and commit it, synchronously."""

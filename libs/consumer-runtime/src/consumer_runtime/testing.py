@@ -242,6 +242,8 @@ class SinkHarness(Generic[T]):
         # Retries in unit tests should take milliseconds, not seconds.
         retry_initial_s: float = 0.001,
         retry_max_s: float = 0.01,
+        # 0: commit after every batch; the service default (1 s) rate-limits commits.
+        commit_interval_s: float = 0.0,
     ) -> None:
         self.sink = sink
         self.consumer = InMemoryConsumer()
@@ -262,6 +264,7 @@ class SinkHarness(Generic[T]):
             backoff=Backoff(retry_initial_s, retry_max_s),
             metrics=self.metrics,
             health=self.health,
+            commit_interval_s=commit_interval_s,
             # Ticks are driven explicitly in unit tests (``harness.tick()``), never by the clock.
             tick_interval_s=float("inf"),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import orjson
@@ -374,3 +375,34 @@ def test_tick_lets_a_windowed_sink_commit_an_idle_window() -> None:
     harness.tick()  # nothing new: no error, no change
     assert harness.committed == {TopicPartition("t", 0): 3}
     assert sink.ticks == 2
+
+
+class _StoringSink(BaseSink[bytes]):
+    def __init__(self) -> None:
+        self.ids: list[bytes] = []
+
+    def write_batch(self, batch: Batch[bytes]) -> dict[TopicPartition, int]:
+        self.ids.extend(batch)
+        return dict(batch.next_offsets)
+
+
+def test_a_rate_limited_commit_goes_out_on_the_next_tick_when_the_stream_is_quiet() -> None:
+    """Otherwise the last batch before a quiet spell shows as lag until the next record."""
+    harness = SinkHarness(
+        _StoringSink(),
+        lambda m: m.value(),
+        strategy=CommitStrategy.SINK_MANAGED,
+        commit_interval_s=0.3,
+    )
+    tp = TopicPartition("t", 0)
+    harness.produce("t", [b"a"])
+    harness.run_until_idle()
+    assert harness.committed == {tp: 1}
+    harness.produce("t", [b"b", b"c"])
+    harness.run_until_idle()
+    assert harness.committed == {tp: 1}, "within the interval: deferred"
+    harness.tick()
+    assert harness.committed == {tp: 1}, "still within the interval"
+    time.sleep(0.35)
+    harness.tick()
+    assert harness.committed == {tp: 3}

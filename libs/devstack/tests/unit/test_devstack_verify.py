@@ -48,7 +48,7 @@ def test_a_verifier_that_raises_or_is_missing_is_a_failed_check() -> None:
     def broken(ctx: VerifyContext) -> list[Check]:
         raise ConnectionError("sink down")
 
-    results = run_checks(INFO, {"a": broken})
+    results = run_checks(INFO, {"a": broken}, ["a", "b"])
     assert [(c.name, c.ok) for c in results["a"]] == [("read model readable", False)]
     assert "ConnectionError: sink down" in results["a"][0].detail
     assert [(c.name, c.ok) for c in results["b"]] == [("verifier installed", False)]
@@ -66,7 +66,11 @@ def test_verify_retries_until_converged_and_stops_checking_passed_services() -> 
         return [Check("b", "equal", True, 1, 1)]
 
     report = verify(
-        INFO, timeout_s=30, interval_s=0.01, verifiers={"a": converges_third, "b": always}
+        INFO,
+        timeout_s=30,
+        interval_s=0.01,
+        services=["a", "b"],
+        verifiers={"a": converges_third, "b": always},
     )
     assert report.ok
     assert report.attempts == 3
