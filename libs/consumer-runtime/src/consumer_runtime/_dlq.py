@@ -1,12 +1,14 @@
 """Dead-letter records: what goes to ``<service>.dlq`` for a record that cannot be decoded.
 
-Key and value are forwarded unchanged; provenance travels in headers in the Kafka Connect
-convention (``__connect.errors.*``), so the usual tooling (and ``cdc dlq``) can read them,
-plus the service and the stable error code under ``__cdc.errors.*``.
+Key and value are forwarded unchanged (cut only when they would not fit a Kafka record, see
+``dlq_record``); provenance travels in headers in the Kafka Connect convention
+(``__connect.errors.*``), so the usual tooling (and ``cdc dlq``) can read them, plus the service
+and the stable error code under ``__cdc.errors.*``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 from consumer_runtime._message import Message
@@ -19,6 +21,16 @@ HEADER_CLASS = "__connect.errors.exception.class.name"
 HEADER_MESSAGE = "__connect.errors.exception.message"
 HEADER_SERVICE = "__cdc.errors.service"
 HEADER_CODE = "__cdc.errors.code"
+HEADER_TRUNCATED = "__cdc.errors.truncated"
+HEADER_ORIGINAL_SIZE = "__cdc.errors.original.size"
+HEADER_ORIGINAL_SHA256 = "__cdc.errors.original.sha256"
+
+# A DLQ record must fit the broker's limit, or it can never be written and the partition would
+# stall behind it: Kafka's default message.max.bytes is 1 MB (1,048,588), and a record above
+# the parser's own size limit (1 MiB) is exactly what gets dead-lettered as ``too_large``. Key
+# and value are cut to this budget; the record keeps its provenance (topic/partition/offset,
+# still readable in the source topic until retention), the original size and a SHA-256.
+DLQ_MAX_RECORD_BYTES = 900_000
 
 # Kafka has no hard header limit, but a multi-megabyte message (a parse error quoting its input)
 # would bloat every DLQ record; 4 KiB keeps the reason readable and the record small.
@@ -67,6 +79,30 @@ def dlq_headers(dead: DeadLetter, service: str) -> list[tuple[str, bytes]]:
         (HEADER_CODE, dead.code.encode()),
     ]
     return out
+
+
+def dlq_record(
+    dead: DeadLetter, service: str, max_bytes: int = DLQ_MAX_RECORD_BYTES
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the DLQ record, cut to ``max_bytes`` when the original is larger
+    (headers then say so, with the original size and digest)."""
+    key, value = dead.key, dead.value
+    headers = dlq_headers(dead, service)
+    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
+    if size <= max_bytes:
+        return key, value, headers
+    original = (key or b"") + (value or b"")
+    budget = max(0, max_bytes - sum(len(k) + len(v) for k, v in headers) - 256)
+    if key is not None and len(key) > budget // 2:
+        key = key[: budget // 2]
+    if value is not None:
+        value = value[: max(0, budget - len(key or b""))]
+    headers += [
+        (HEADER_TRUNCATED, b"true"),
+        (HEADER_ORIGINAL_SIZE, f"{len(dead.key or b'')},{len(dead.value or b'')}".encode()),
+        (HEADER_ORIGINAL_SHA256, hashlib.sha256(original).hexdigest().encode()),
+    ]
+    return key, value, headers
 
 
 def _truncate(text: str) -> bytes:

@@ -15,7 +15,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from consumer_runtime._client import RebalanceListener
-from consumer_runtime._dlq import dlq_headers
+from consumer_runtime._dlq import dlq_record
 from consumer_runtime._errors import CommitFailedError, KafkaClientError, RetryableError
 from consumer_runtime._message import Message, TopicPartition
 from consumer_runtime._publish import OutgoingRecord
@@ -270,14 +270,11 @@ class KafkaDlqProducer:
                 self._state[ident] = "failed"
                 errors.append(str(err))
 
+        key, value, headers = dlq_record(dead, service)
         while True:
             try:
                 self._producer.produce(
-                    topic,
-                    key=dead.key,
-                    value=dead.value,
-                    headers=dlq_headers(dead, service),
-                    on_delivery=on_delivery,
+                    topic, key=key, value=value, headers=headers, on_delivery=on_delivery
                 )
                 return
             except BufferError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,9 +16,12 @@ from consumer_runtime import (
     HEADER_CODE,
     HEADER_MESSAGE,
     HEADER_OFFSET,
+    HEADER_ORIGINAL_SHA256,
+    HEADER_ORIGINAL_SIZE,
     HEADER_PARTITION,
     HEADER_SERVICE,
     HEADER_TOPIC,
+    HEADER_TRUNCATED,
     BaseSink,
     Batch,
     CommitStrategy,
@@ -208,3 +212,44 @@ def test_sink_outage_pauses_without_rebalance_or_dlq(
     assert retries >= 5
     assert "cdc_retries_total" in metrics
     assert read_topic(kafka_bootstrap, dlq, timeout=3, idle=1.0) == []
+
+
+def test_an_oversized_record_is_dead_lettered_cut_to_fit_and_the_stream_flows(
+    start_runtime: Callable[..., Runtime[dict[str, Any]]],
+    make_topic: Callable[..., str],
+    kafka_bootstrap: str,
+    kafka_group: str,
+    kit: Any,
+) -> None:
+    """A record too large for a Kafka record of its own (the parser's ``too_large``) must not
+    stall the partition behind a DLQ write that can never succeed."""
+    from confluent_kafka import Producer
+
+    topic = make_topic(1)
+    dlq = make_topic(1)
+    huge = orjson.dumps({"no_id": "x" * 1_200_000})
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 4_000_000})
+    producer.produce(topic, key=b"huge", value=huge)
+    for i in range(5):
+        producer.produce(topic, key=f"k{i}".encode(), value=orjson.dumps({"id": i}))
+    assert producer.flush(10) == 0
+
+    sink = CollectingSink()
+    start_runtime(
+        sink,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topics=(topic,),
+        kafka_group_id=kafka_group,
+        dlq_topic=dlq,
+    )
+    kit.wait_until(lambda: sorted(sink.ids) == list(range(5)), 30, "the records after it")
+    (record,) = read_topic(kafka_bootstrap, dlq, expected=1, timeout=20)
+    headers = dict(record.headers)
+    assert headers[HEADER_CODE] == b"missing_field"
+    assert headers[HEADER_OFFSET] == b"0"
+    assert headers[HEADER_TRUNCATED] == b"true"
+    assert headers[HEADER_ORIGINAL_SIZE] == f"4,{len(huge)}".encode()
+    assert headers[HEADER_ORIGINAL_SHA256] == hashlib.sha256(b"huge" + huge).hexdigest().encode()
+    assert record.key == b"huge"
+    assert record.value is not None and huge.startswith(record.value)
+    assert 0 < len(record.value) < 1_000_000
