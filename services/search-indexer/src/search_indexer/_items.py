@@ -9,10 +9,13 @@ parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``
   (``by-price``).
 - deletion marker: the same key; id, deleted=true, version, ``ttl`` (epoch seconds). It has no
   GSI keys, so a deleted product leaves both indexes.
-- ``pending_tokens`` (string set) on the product key: postings a write in progress may touch,
-  recorded before it writes them and dropped by its final put. A writer that finds them (the
-  earlier attempt failed or crashed) re-asserts each one. Before a product's first put the
-  item holds only this attribute (no version: read as "no product").
+- ``pending_tokens`` (string set, elements ``<token>@<version>``) and ``pending_rev`` (N) on
+  the product key: the postings unfinished writes may touch, each with the newest version it
+  may carry, recorded before those postings are written. A write settles (states again) every
+  entry of its version or older and drops it; entries of newer versions stay on the item it
+  puts. ``pending_rev`` counts the recordings since the last put: a put is conditional on it,
+  so an entry recorded after the writer read the item is never dropped unseen. Before a
+  product's first put the item holds only these attributes (no version: read as "no product").
 - posting: pk ``TOKEN#<token>``, sk ``<id>``; id, token, version.
 - removed posting: the same key; removed=true, version, ``ttl``. A removal is a versioned
   marker, not a delete, so a stale write arriving late (a zombie, or a request applied after
@@ -22,7 +25,8 @@ parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
@@ -34,16 +38,20 @@ from search_indexer.domain import Product, price_bucket
 __all__ = [
     "DEFINITION_FILE",
     "MAX_DESCRIPTION_CHARS",
+    "PENDING_ATTR",
+    "PENDING_REV_ATTR",
     "PRODUCT_SK",
     "StoredProduct",
     "marker_item",
     "parse_product",
+    "pending_entries",
     "posting_item",
     "posting_key",
     "product_item",
     "product_key",
     "removed_posting_item",
     "table_definition",
+    "with_pending",
 ]
 
 Item = dict[str, Any]
@@ -54,6 +62,10 @@ DEFINITION_FILE = "product-search-index.json"
 #: DynamoDB items are at most 400 KB; 64k characters stay under that even at 4 UTF-8 bytes
 #: each, next to the other attributes. Longer descriptions are stored truncated.
 MAX_DESCRIPTION_CHARS = 64_000
+#: The pending postings of a product (string set of ``<token>@<version>``) and the number of
+#: recordings since its last put.
+PENDING_ATTR = "pending_tokens"
+PENDING_REV_ATTR = "pending_rev"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +82,13 @@ class StoredProduct:
     updated_at: str | None = None
     name_tokens: tuple[str, ...] = ()
     desc_tokens: tuple[str, ...] = ()
-    pending: frozenset[str] = frozenset()
+    #: token -> newest version an unfinished write of that posting may carry
+    pending: Mapping[str, int] = field(default_factory=dict)
+    pending_rev: int = 0
 
     @property
     def exists(self) -> bool:
-        """False for a stub holding only ``pending_tokens`` (version -1)."""
+        """False for a stub holding only pending postings (version -1)."""
         return self.version >= 0
 
     @property
@@ -180,15 +194,41 @@ def removed_posting_item(token: str, product_id: int, version: int, expires_at: 
     }
 
 
+def pending_entries(pending: Mapping[str, int]) -> list[str]:
+    """The ``pending_tokens`` elements of ``pending`` (token -> version)."""
+    return sorted(f"{token}@{version}" for token, version in pending.items())
+
+
+def _parse_pending(elements: Iterable[str]) -> dict[str, int]:
+    """token -> newest version. Tokens are letters and digits, so ``@`` cannot be part of one;
+    an element without a version (written before versions were recorded) counts as version 0:
+    the next write settles it."""
+    out: dict[str, int] = {}
+    for element in elements:
+        token, _, version = element.rpartition("@")
+        if not token:
+            token, version = element, "0"
+        out[token] = max(out.get(token, 0), int(version))
+    return out
+
+
+def with_pending(item: Item, pending: Mapping[str, int]) -> Item:
+    """``item`` carrying the pending entries ``pending`` (token -> version), if any."""
+    if not pending:
+        return item
+    return {**item, PENDING_ATTR: {"SS": pending_entries(pending)}}
+
+
 def parse_product(item: Item) -> StoredProduct:
-    pending = frozenset(item.get("pending_tokens", {}).get("SS", ()))
+    pending = _parse_pending(item.get(PENDING_ATTR, {}).get("SS", ()))
+    rev = int(item.get(PENDING_REV_ATTR, {}).get("N", "0"))
     if "version" not in item:
         pid = int(item["pk"]["S"].removeprefix("PRODUCT#"))
-        return StoredProduct(pid, -1, True, pending=pending)
+        return StoredProduct(pid, -1, True, pending=pending, pending_rev=rev)
     pid = int(item["id"]["N"])
     version = int(item["version"]["N"])
     if item.get("deleted", {}).get("BOOL"):
-        return StoredProduct(pid, version, True, pending=pending)
+        return StoredProduct(pid, version, True, pending=pending, pending_rev=rev)
     updated = item.get("updated_at", {}).get("S")
     return StoredProduct(
         id=pid,
@@ -202,6 +242,7 @@ def parse_product(item: Item) -> StoredProduct:
         name_tokens=tuple(v["S"] for v in item.get("name_tokens", {}).get("L", [])),
         desc_tokens=tuple(v["S"] for v in item.get("desc_tokens", {}).get("L", [])),
         pending=pending,
+        pending_rev=rev,
     )
 
 

@@ -31,12 +31,14 @@ class IndexMetrics:
         )
         self.conflicts = Counter(
             "search_index_conflicts_total",
-            "Product writes that lost a race with another writer and were re-read.",
+            "Product writes that found the product item changed by another writer (a newer or "
+            "older change, or a pending posting recorded after the read) and were re-read.",
             registry=r,
         )
         self.repairs = Counter(
             "search_index_posting_repairs_total",
-            "Postings rewritten after losing a race, to match the product that won.",
+            "Postings stated again only because a pending entry named them: an interrupted, "
+            "timed-out or concurrent write may have left them in any state.",
             registry=r,
         )
 

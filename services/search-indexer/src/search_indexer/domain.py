@@ -18,8 +18,8 @@ ends at the last change, like every consumer of the topic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -41,10 +41,12 @@ __all__ = [
     "VERSION_STRIDE",
     "Deletion",
     "Folded",
+    "PostingPlan",
     "Product",
     "ProductChange",
     "decode",
     "fold",
+    "plan_postings",
     "posting_diff",
     "price_bucket",
     "price_buckets_between",
@@ -253,6 +255,49 @@ def posting_diff(
 ) -> tuple[frozenset[str], frozenset[str]]:
     """(tokens whose posting must be written, tokens whose posting must be removed)."""
     return new - stored, stored - new
+
+
+@dataclass(frozen=True, slots=True)
+class PostingPlan:
+    """The posting writes of one product write at one version, and its pending bookkeeping.
+
+    ``put`` / ``remove``: the postings written (live / removal marker) at this version.
+    ``record``: tokens to record as pending *at this version* before any posting is written:
+    every posting write must be covered by a pending entry of its version or a newer one,
+    so that whoever drops the entry has overridden whatever the write (or a late copy of it)
+    left. ``carry``: pending entries of newer attempts, which this write cannot settle (their
+    postings may hold a newer version than its own); the product item keeps them until a
+    write of that version or a newer one settles them. ``settled``: tokens written only
+    because a pending entry named them (an interrupted, timed-out or concurrent attempt).
+    """
+
+    put: frozenset[str]
+    remove: frozenset[str]
+    record: frozenset[str]
+    carry: Mapping[str, int] = field(default_factory=dict)
+    settled: frozenset[str] = frozenset()
+
+
+def plan_postings(
+    stored: frozenset[str], pending: Mapping[str, int], target: frozenset[str], version: int
+) -> PostingPlan:
+    """Plan the postings of a write at ``version`` from the stored tokens to ``target``.
+
+    ``pending`` maps each token an unfinished attempt may have written to the newest version it
+    may carry. The diff covers what the stored item implies; the pending entries of this
+    version or older are settled too (stated again: live if in ``target``, removed otherwise),
+    because their attempts may have left the posting in any state and the diff alone would
+    never look at it again. Entries of newer versions are carried, not settled: a posting a
+    newer attempt wrote beats this write's version, so only a write of that version or a
+    newer one can vouch for it.
+    """
+    add, remove = posting_diff(stored, target)
+    due = frozenset(t for t, v in pending.items() if v <= version)
+    put = add | (due & target)
+    drop = remove | (due - target)
+    record = frozenset(t for t in put | drop if pending.get(t, -1) < version)
+    carry = {t: v for t, v in pending.items() if v > version}
+    return PostingPlan(put, drop, record, carry, due - add - remove)
 
 
 # -- price buckets (the ``by-price`` index) --------------------------------------------------

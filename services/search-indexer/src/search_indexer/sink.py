@@ -9,29 +9,37 @@ How one product change is written (``_apply``), all with single-item conditional
 
 1. Read the stored product item (consistent read, batched for the whole batch).
 2. If it holds this version or a newer one: nothing to do (counted ``stale``/``duplicate``).
-3. If the diff touches tokens, first record them on the product item (``pending_tokens``,
-   conditional on the stored version). A redelivery after a crash may fold the batch
-   differently and diff from the same old base to another target; the pending set tells it
-   which postings an interrupted attempt may have written, and it re-asserts each of them.
-   Then write the postings diff (stored tokens -> new tokens), each conditional on the posting's
-   own version being older than this change (a stale writer never removes or re-adds a posting
-   a newer change wrote). A removal writes a versioned "removed" marker (expired by TTL), not a
-   delete, so a late stale put cannot resurrect the posting.
-4. Put the product item (or the deletion marker) conditional on the stored version still being
-   the one read in step 1 (optimistic concurrency). Postings go first, so a crash between 3 and
-   4 leaves the old product item and the redelivery redoes the same diff.
-5. If step 4 lost a race, re-read: a newer change won -> rewrite the postings this attempt
-   wrote so they match the winner (the winner diffed from an older base and did not touch
-   them); an older change won -> retry from step 3 against the new base.
+3. Plan the postings (``domain.plan_postings``): the diff stored tokens -> new tokens, plus
+   every pending posting of this version or older stated again (live if in the new tokens,
+   removed otherwise); pending postings of newer versions are carried, not touched.
+4. Record the planned tokens as pending at this version (``pending_tokens``, conditional on
+   the stored version and ``pending_rev`` still being the ones read), unless entries of this
+   version or newer already cover them. Every posting write is thus covered by an entry
+   before it is sent: an attempt may die, or its request may land seconds later, and the
+   entry survives until a write of that version or a newer one has stated the posting again.
+5. Write the postings, each conditional on the posting's own version being older than this
+   change (a stale writer never removes or re-adds a posting a newer change wrote). A removal
+   writes a versioned "removed" marker (expired by TTL), not a delete, so a late stale put
+   cannot resurrect the posting.
+6. Put the product item (or the deletion marker) with the carried entries, conditional on the
+   stored version and ``pending_rev`` still being the ones read (optimistic concurrency): an
+   entry recorded by anyone after the read makes the put fail, so it is never dropped unseen.
+   If it fails, re-read and start again from 2.
 
-DynamoDB transactions would make 3+4 atomic, but cost twice the write units and cap a change at
-100 items; the version guards above give the same result at rest.
+Why this is exact at rest: the entries of a posting are only dropped by a product put whose
+version is at least theirs, after that writer stated the posting; any write an unfinished
+attempt sent carries an older (or the same) version, so it loses to that statement, and
+every later put either leaves the token alone (its membership did not change) or states it
+again. The last put is the last change's, so every posting ends as that change implies.
+
+DynamoDB transactions would make 4-6 atomic, but cost twice the write units and cap a change
+at 100 items; the version guards above give the same result at rest.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,19 +52,23 @@ from prometheus_client import CollectorRegistry
 from sink_kit.aws import aws_errors, ensure_table, error_code, put_if_newer
 
 from search_indexer._items import (
+    PENDING_ATTR,
+    PENDING_REV_ATTR,
     Item,
     StoredProduct,
     marker_item,
     parse_product,
+    pending_entries,
     posting_item,
     product_item,
     product_key,
     removed_posting_item,
     table_definition,
+    with_pending,
 )
 from search_indexer._metrics import IndexMetrics
 from search_indexer._text import document_tokens
-from search_indexer.domain import Deletion, Folded, ProductChange, fold, posting_diff
+from search_indexer.domain import Deletion, Folded, PostingPlan, ProductChange, fold, plan_postings
 from search_indexer.settings import Settings
 
 __all__ = ["IndexTable", "SearchIndexSink", "make_dynamodb_client", "prepare_table"]
@@ -84,8 +96,9 @@ _CLIENT_CONFIG = Config(
     read_timeout=2,
     # No retries inside botocore: a timed-out request may still be applied later, and every
     # copy in flight is one more stale write racing the next attempt. The runtime retries the
-    # whole (idempotent) batch with backoff instead.
-    retries={"mode": "standard", "max_attempts": 1},
+    # whole (idempotent) batch with backoff instead. (``total_max_attempts`` counts the first
+    # request; botocore's ``max_attempts`` counts retries, so 1 there would send two copies.)
+    retries={"mode": "standard", "total_max_attempts": 1},
     # The write pool (WRITE_CONCURRENCY <= 32) shares this client's connections.
     max_pool_connections=32,
 )
@@ -222,33 +235,53 @@ class IndexTable:
     # -- conditional writes ------------------------------------------------------------------
 
     @staticmethod
-    def _base_condition(base_version: int | None) -> dict[str, Any]:
-        """The stored version is still ``base_version`` (``None``: no product yet)."""
+    def _guard(base_version: int | None, pending_rev: int) -> dict[str, Any]:
+        """The stored version is still ``base_version`` (``None`` or negative: no product yet)
+        and no pending posting was recorded since ``pending_rev`` was read."""
+        names = {"#v": "version", "#r": PENDING_REV_ATTR}
+        values: dict[str, Any] = {}
         if base_version is None or base_version < 0:
-            return {
-                "ConditionExpression": "attribute_not_exists(#v)",
-                "ExpressionAttributeNames": {"#v": "version"},
-            }
-        return {
-            "ConditionExpression": "#v = :b",
-            "ExpressionAttributeNames": {"#v": "version"},
-            "ExpressionAttributeValues": {":b": {"N": str(base_version)}},
+            version = "attribute_not_exists(#v)"
+        else:
+            version = "#v = :b"
+            values[":b"] = {"N": str(base_version)}
+        if pending_rev == 0:
+            rev = "attribute_not_exists(#r)"
+        else:
+            rev = "#r = :r"
+            values[":r"] = {"N": str(pending_rev)}
+        guard: dict[str, Any] = {
+            "ConditionExpression": f"{version} AND {rev}",
+            "ExpressionAttributeNames": names,
         }
+        if values:
+            guard["ExpressionAttributeValues"] = values
+        return guard
 
     def add_pending(
-        self, product_id: int, tokens: frozenset[str], base_version: int | None
+        self,
+        product_id: int,
+        tokens: frozenset[str],
+        version: int,
+        base_version: int | None,
+        pending_rev: int,
     ) -> bool:
-        """Record postings about to be written, if the stored version is still the base."""
-        condition = self._base_condition(base_version)
-        values = {**condition.get("ExpressionAttributeValues", {}), ":t": {"SS": sorted(tokens)}}
+        """Record postings about to be written at ``version``, if the product item is still as
+        read (version and ``pending_rev``); on success ``pending_rev`` is one higher."""
+        guard = self._guard(base_version, pending_rev)
+        values = {
+            **guard.get("ExpressionAttributeValues", {}),
+            ":t": {"SS": pending_entries(dict.fromkeys(tokens, version))},
+            ":one": {"N": "1"},
+        }
         with aws_errors(f"update {self.name}"):
             try:
                 self.client.update_item(
                     TableName=self.name,
                     Key=product_key(product_id),
-                    UpdateExpression="ADD pending_tokens :t",
-                    ConditionExpression=condition["ConditionExpression"],
-                    ExpressionAttributeNames=condition["ExpressionAttributeNames"],
+                    UpdateExpression=f"ADD {PENDING_ATTR} :t, #r :one",
+                    ConditionExpression=guard["ConditionExpression"],
+                    ExpressionAttributeNames=guard["ExpressionAttributeNames"],
                     ExpressionAttributeValues=values,
                 )
             except ClientError as exc:
@@ -257,10 +290,11 @@ class IndexTable:
                 raise
         return True
 
-    def put_product(self, item: Item, base_version: int | None) -> bool:
-        """Put the product item (or marker) if the stored version is still ``base_version``
-        (``None``: no item yet). False when another writer got there first."""
-        kwargs = self._base_condition(base_version)
+    def put_product(self, item: Item, base_version: int | None, pending_rev: int) -> bool:
+        """Put the product item (or marker) if the stored item is still as read (version
+        ``base_version``, ``None``: no item yet; ``pending_rev``). False when another writer
+        got there first."""
+        kwargs = self._guard(base_version, pending_rev)
         with aws_errors(f"put {self.name}"):
             try:
                 self.client.put_item(TableName=self.name, Item=item, **kwargs)
@@ -375,38 +409,12 @@ class SearchIndexSink(BaseSink[ProductChange]):
 
     def _apply(self, change: Folded, stored: StoredProduct | None) -> str:
         pid, version = change.product_id, change.version
-        written: dict[str, bool] = {}  # postings this call changed: token -> now present
         for attempt in range(_MAX_ATTEMPTS):
             if stored is not None and stored.version >= version:  # -1: only pending, no product
-                if written:
-                    self._repair(pid, written)
                 outcome = "duplicate" if stored.version == version else "stale"
                 self.metrics.product(outcome)
                 return outcome
-            item, new_tokens = self._target(change, stored)
-            base = None if stored is None else stored.version
-            add, remove = posting_diff(stored.tokens if stored else frozenset(), new_tokens)
-            pending = stored.pending if stored is not None else frozenset()
-            # Postings an interrupted attempt may have touched: state them again.
-            add |= pending & new_tokens
-            remove |= pending - new_tokens
-            touched = add | remove
-            if not touched <= pending and not self.table.add_pending(pid, touched, base):
-                self.metrics.conflicts.inc()
-                stored = self.table.read_product(pid)
-                continue
-            for token in sorted(add):
-                ok = self.table.put_posting(token, pid, version)
-                self.metrics.posting("put", ok)
-                if ok:
-                    written[token] = True
-            expires = self._expires_at()
-            for token in sorted(remove):
-                ok = self.table.remove_posting(token, pid, version, expires)
-                self.metrics.posting("remove", ok)
-                if ok:
-                    written[token] = False
-            if self.table.put_product(item, base):
+            if self._attempt(change, stored):
                 outcome = "deleted" if isinstance(change.state, Deletion) else "written"
                 self.metrics.product(outcome)
                 return outcome
@@ -414,6 +422,35 @@ class SearchIndexSink(BaseSink[ProductChange]):
             _log.debug("lost a race on a product; re-reading", product=pid, attempt=attempt)
             stored = self.table.read_product(pid)
         raise RetryableError(f"product {pid}: still contended after {_MAX_ATTEMPTS} attempts")
+
+    def _attempt(self, change: Folded, stored: StoredProduct | None) -> bool:
+        """One write of ``change`` over the product as read; False when another writer changed
+        the product item meanwhile (nothing this attempt wrote is then left unrecorded)."""
+        pid, version = change.product_id, change.version
+        item, new_tokens = self._target(change, stored)
+        base = None if stored is None else stored.version
+        rev = 0 if stored is None else stored.pending_rev
+        plan = plan_postings(
+            stored.tokens if stored is not None else frozenset(),
+            stored.pending if stored is not None else {},
+            new_tokens,
+            version,
+        )
+        if plan.record:
+            if not self.table.add_pending(pid, plan.record, version, base, rev):
+                return False
+            rev += 1
+        self._write_postings(pid, version, plan)
+        return self.table.put_product(with_pending(item, plan.carry), base, rev)
+
+    def _write_postings(self, pid: int, version: int, plan: PostingPlan) -> None:
+        for token in sorted(plan.put):
+            self.metrics.posting("put", self.table.put_posting(token, pid, version))
+        expires = self._expires_at()
+        for token in sorted(plan.remove):
+            self.metrics.posting("remove", self.table.remove_posting(token, pid, version, expires))
+        if plan.settled:
+            self.metrics.repairs.inc(len(plan.settled))
 
     def _target(self, change: Folded, stored: StoredProduct | None) -> tuple[Item, frozenset[str]]:
         """The item to write and the tokens its postings must hold."""
@@ -448,21 +485,3 @@ class SearchIndexSink(BaseSink[ProductChange]):
 
     def _expires_at(self) -> int:
         return int(self._clock()) + self.deletion_marker_ttl_s
-
-    def _repair(self, pid: int, written: Mapping[str, bool]) -> None:
-        """This attempt lost to a newer change that diffed from an older base: make the
-        postings it wrote agree with the product that is stored now."""
-        current = self.table.read_product(pid)
-        tokens = current.tokens if current is not None else frozenset()
-        label = current.version if current is not None else 0
-        for token, present in written.items():
-            should = token in tokens
-            if present == should:
-                continue
-            ok = (
-                self.table.put_posting(token, pid, label)
-                if should
-                else self.table.remove_posting(token, pid, label, self._expires_at())
-            )
-            if ok:
-                self.metrics.repairs.inc()

@@ -60,15 +60,34 @@ class FakeDynamoDB:
         expr = request.get("ConditionExpression")
         if expr is None:
             return
+        names = request.get("ExpressionAttributeNames", {})
         values = request.get("ExpressionAttributeValues", {})
-        if expr == "attribute_not_exists(#v)":
-            ok = current is None or "version" not in current
-        elif expr == "#v = :b":
-            ok = current is not None and int(current["version"]["N"]) == int(values[":b"]["N"])
-        elif expr == "attribute_not_exists(#v) OR #v < :v":
-            ok = current is None or int(current["version"]["N"]) < int(values[":v"]["N"])
-        else:
+
+        def stored(name: str) -> int | None:
+            attr = names[name]
+            if current is None or attr not in current:
+                return None
+            return int(current[attr]["N"])
+
+        def clause(text: str) -> bool:
+            if text.startswith("attribute_not_exists(") and text.endswith(")"):
+                return stored(text.removeprefix("attribute_not_exists(")[:-1]) is None
+            name, op, value = text.split(" ")
+            have = stored(name)
+            want = int(values[value]["N"])
+            if op == "=":
+                return have == want
+            if op == "<":
+                return have is not None and have < want
             raise AssertionError(f"condition the fake does not know: {expr}")
+
+        if expr == "attribute_not_exists(#v) OR #v < :v":  # sink_kit's put_if_newer
+            ok = clause("attribute_not_exists(#v)") or clause("#v < :v")
+        else:
+            parts = expr.split(" AND ")
+            if len(parts) != 2 or set(names.values()) != {"version", "pending_rev"}:
+                raise AssertionError(f"condition the fake does not know: {expr}")
+            ok = all(clause(p) for p in parts)
         if not ok:
             raise _error("ConditionalCheckFailedException")
 
@@ -107,16 +126,18 @@ class FakeDynamoDB:
 
     def update_item(self, TableName: str, Key: dict[str, Any], **request: Any) -> Any:
         self._enter("update_item", {"Key": Key, **request})
-        assert request["UpdateExpression"] == "ADD pending_tokens :t", request
+        assert request["UpdateExpression"] == "ADD pending_tokens :t, #r :one", request
+        assert request["ExpressionAttributeNames"]["#r"] == "pending_rev", request
+        values = request["ExpressionAttributeValues"]
         with self.lock:
             key = self._key(Key)
             current = self.items.get(key)
             self._check(current, request)
             item = dict(current) if current is not None else dict(Key)
             have = set(item.get("pending_tokens", {}).get("SS", []))
-            item["pending_tokens"] = {
-                "SS": sorted(have | set(request["ExpressionAttributeValues"][":t"]["SS"]))
-            }
+            item["pending_tokens"] = {"SS": sorted(have | set(values[":t"]["SS"]))}
+            rev = int(item.get("pending_rev", {}).get("N", "0")) + int(values[":one"]["N"])
+            item["pending_rev"] = {"N": str(rev)}
             self.items[key] = item
         return {}
 

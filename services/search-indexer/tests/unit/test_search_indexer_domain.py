@@ -17,7 +17,7 @@ from search_indexer import (
     price_buckets_between,
     version_of,
 )
-from search_indexer.domain import VERSION_STRIDE, posting_diff, rank_key
+from search_indexer.domain import VERSION_STRIDE, plan_postings, posting_diff, rank_key
 
 TOPIC = "dbserver1.public.products"
 
@@ -111,6 +111,37 @@ def test_fold_orders_by_offset_not_by_arrival() -> None:
 def test_posting_diff_touches_only_changed_tokens() -> None:
     add, remove = posting_diff(frozenset({"a", "b", "c"}), frozenset({"b", "c", "d"}))
     assert (add, remove) == ({"d"}, {"a"})
+
+
+def test_plan_without_pending_is_the_diff_recorded_at_its_version() -> None:
+    plan = plan_postings(frozenset({"teapot", "blue"}), {}, frozenset({"teapot", "green"}), 9)
+    assert (plan.put, plan.remove) == ({"green"}, {"blue"})
+    assert plan.record == {"green", "blue"}
+    assert (dict(plan.carry), plan.settled) == ({}, set())
+
+
+def test_plan_settles_pending_entries_of_its_version_or_older() -> None:
+    """An unfinished attempt may have left these postings in any state: state them again,
+    live if the target has the token, removed otherwise, and record them at this version."""
+    pending = {"green": 5, "blue": 7, "teapot": 7}
+    plan = plan_postings(frozenset({"teapot", "blue"}), pending, frozenset({"teapot", "blue"}), 7)
+    assert (plan.put, plan.remove) == ({"teapot", "blue"}, {"green"})
+    assert plan.record == {"green"}  # blue and teapot are covered by entries of version 7
+    assert plan.settled == {"teapot", "blue", "green"}
+    assert dict(plan.carry) == {}
+
+
+def test_plan_carries_pending_entries_of_newer_versions() -> None:
+    """A newer attempt's posting beats this write's version: only a write of that version or
+    a newer one can vouch for it, so the entry stays (the old protocol dropped it)."""
+    pending = {"green": 9, "blue": 3}
+    plan = plan_postings(frozenset({"teapot", "blue"}), pending, frozenset({"teapot", "red"}), 5)
+    assert (plan.put, plan.remove) == ({"red"}, {"blue"})
+    assert plan.record == {"red", "blue"}
+    assert dict(plan.carry) == {"green": 9}
+    # A diff token already covered by a newer entry needs no new record.
+    plan = plan_postings(frozenset({"teapot"}), {"red": 9}, frozenset({"teapot", "red"}), 5)
+    assert (plan.put, plan.record, dict(plan.carry)) == ({"red"}, set(), {"red": 9})
 
 
 def test_price_buckets() -> None:

@@ -188,9 +188,13 @@ def _folded(pid: int, version: int, name: str, description: str) -> Folded:
     )
 
 
-def test_an_older_writer_losing_a_race_repairs_the_postings_it_wrote(fake_dynamodb: Any) -> None:
-    """Two writers read the same base; the newer one wins without touching tokens the older
-    one changed. The older one must put those postings back in line with the winner."""
+def test_a_newer_writer_settles_the_postings_of_an_older_writer_that_loses(
+    fake_dynamodb: Any,
+) -> None:
+    """Two writers read the same base; the older one records and writes its postings, then the
+    newer one (a price-only change that read the item before that record) must not put over
+    it blindly: its put fails, it re-reads, and it states the older one's postings again so
+    they match its own tokens. The older one then finds a newer version and stops."""
     table = IndexTable(fake_dynamodb, "idx")
     older = SearchIndexSink(table)
     newer = SearchIndexSink(table)
@@ -212,7 +216,9 @@ def test_an_older_writer_losing_a_race_repairs_the_postings_it_wrote(fake_dynamo
     assert older._apply(_folded(1, 4, "Teapot", "green"), base) == "stale"
     assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}}
     assert parse_product(fake_dynamodb.products()[1]).version == 5
-    assert older.metrics.value("search_index_posting_repairs_total") == 2
+    assert "pending_tokens" not in fake_dynamodb.products()[1]
+    assert newer.metrics.value("search_index_posting_repairs_total") == 2  # blue, green
+    assert newer.metrics.value("search_index_conflicts_total") == 1
     older.close()
     newer.close()
 
@@ -273,5 +279,33 @@ def test_a_redelivery_folded_differently_cleans_up_an_interrupted_attempt(
     assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}, "glass": {1}}  # half done
     assert sink._apply(_folded(1, 7, "Teapot", "blue steel"), table.read_product(1)) == "written"
     assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}, "steel": {1}}
+    assert "pending_tokens" not in fake_dynamodb.products()[1]
+    sink.close()
+
+
+def test_a_redelivery_folded_to_an_older_change_carries_the_newer_pending_postings(
+    fake_dynamodb: Any, throttling: Any
+) -> None:
+    """Attempt 1 folded up to version 9 (green live, blue removed) and died before its product
+    put; the redelivery ends at version 5, whose statements of green and blue lose to version
+    9. Its product item keeps those entries, so the next change (version 11) settles them."""
+    table = IndexTable(fake_dynamodb, "idx")
+    sink = SearchIndexSink(table)
+    sink._apply(_folded(1, 3, "Teapot", "blue"), None)
+
+    def die_at_product_put(op: str, request: dict[str, Any]) -> None:
+        if op == "put_item" and request["Item"]["pk"]["S"] == "PRODUCT#1":
+            raise throttling()
+
+    fake_dynamodb.hooks.append(die_at_product_put)
+    with pytest.raises(RetryableError):
+        sink._apply(_folded(1, 9, "Teapot", "green"), table.read_product(1))
+    fake_dynamodb.hooks.clear()
+
+    assert sink._apply(_folded(1, 5, "Teapot", "blue red"), table.read_product(1)) == "written"
+    assert fake_dynamodb.products()[1]["pending_tokens"] == {"SS": ["blue@9", "green@9"]}
+    assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}, "red": {1}}  # for now
+    assert sink._apply(_folded(1, 11, "Teapot", "blue yellow"), table.read_product(1)) == "written"
+    assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}, "yellow": {1}}
     assert "pending_tokens" not in fake_dynamodb.products()[1]
     sink.close()
