@@ -41,6 +41,14 @@ venv: $(STAMP) ## Create or update the virtual environment (.venv) from uv.lock
 up: $(STAMP) ## Run the pipeline on the embedded stack (DURATION=60 RATE=200 for a bounded run)
 	$(VENV)/bin/cdc dev up --duration $(DURATION) --rate $(RATE)
 
+.PHONY: chaos
+# Defaults for chaos when DURATION/RATE are not given: a 180 s schedule at 50 changes/s (the
+# search indexer on the AWS emulator keeps up with ~100 product changes/s, i.e. ~80 changes/s).
+chaos: $(STAMP) ## Faults on a seeded schedule while the pipeline runs, then verify (DURATION=180 RATE=50 SEED=n KILLS=3)
+	$(VENV)/bin/cdc dev chaos --duration $(if $(filter file,$(origin DURATION)),180,$(DURATION)) \
+	  --rate $(if $(filter file,$(origin RATE)),50,$(RATE)) $(if $(SEED),--seed $(SEED)) \
+	  $(if $(KILLS),--kills $(KILLS))
+
 test: $(STAMP) ## Run the test suite (unit, integration, e2e) against the embedded stack
 	$(VENV)/bin/pytest -m "not benchmark" $(PYTEST_ARGS)
 

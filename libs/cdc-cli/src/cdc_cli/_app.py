@@ -67,3 +67,5 @@ def main() -> None:
     load_plugins(app)
     app()
 
+
+from cdc_cli import _chaos  # noqa: E402, F401  (adds `cdc dev chaos` and `cdc dev inject-bad`)

@@ -1,0 +1,654 @@
+"""Chaos over the whole pipeline: faults injected while the simulator runs, then proof that
+every read model still equals the source database.
+
+A :class:`ChaosDriver` drives a started :class:`~devstack.Pipeline`. With ``random.Random(seed)``
+it plans a schedule (:func:`plan_faults`: which faults, in which order, which targets, when) and
+injects the faults one at a time, with a gap between them, so every outage is one a production
+system must survive on its own:
+
+* ``service_kill``: SIGKILL of a service process (a crashed pod), started again after a pause;
+* ``relay_restart``: SIGKILL of the Debezium relay, started again: Debezium resumes from its
+  stored offsets and re-emits what the broker had not acknowledged;
+* ``broker_pause``: SIGSTOP/SIGCONT of the broker (memory storage: a restart would lose every
+  topic, so an outage is a pause);
+* ``sink_stop``: fast shutdown of the sink PostgreSQL (event store, statistics), started again
+  on the same data directory;
+* ``aws_pause``: SIGSTOP/SIGCONT of the AWS emulator (S3, DynamoDB; memory storage);
+* ``replica_add`` / ``replica_remove``: a second process in a service's consumer group, removed
+  later with SIGTERM (two rebalances); other faults happen while it runs.
+
+Every fault is logged with its wall time, offset, kind, target and duration. Whatever happens to
+the driver (an exception, Ctrl-C), paused processes are resumed and the sink database started
+again (``try``/``finally``); the caller's ``Pipeline.close()`` then stops everything. A service
+that exits on its own during the run is recorded as an unexpected exit and started again, like
+Kubernetes would.
+
+After the schedule the simulator stops, the driver waits until every committed change is in the
+broker (at least once: a relay restart re-emits changes), and verification compares every read
+model with the source database; its elapsed time is the time to converge.
+
+The same seed gives the same schedule and the same simulated workload: ``cdc dev chaos --seed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from devstack._flow import FlowMonitor
+from devstack._pipeline import CDC_TOPICS, DRAIN_TIMEOUT_S, FlowCheck, Pipeline, flow_checks
+from devstack._services import SERVICES, ServiceProcess
+from devstack.simulator import USER_EVENTS_TOPIC, Ledger
+from devstack.verify import VerifyReport, verify
+
+FAULT_KINDS: Final = (
+    "service_kill",
+    "relay_restart",
+    "broker_pause",
+    "sink_stop",
+    "aws_pause",
+    "replica_add",
+    "replica_remove",
+)
+
+# Planning estimates of how long the faults without a fixed duration take here (a relay start
+# is a JVM start plus the connector's; a SIGTERMed replica flushes, commits and leaves its group).
+_ESTIMATE_S: Final[dict[str, float]] = {
+    "service_kill": 0.5,
+    "relay_restart": 12.0,
+    "broker_pause": 0.0,
+    "sink_stop": 2.0,
+    "aws_pause": 0.0,
+    "replica_add": 0.5,
+    "replica_remove": 8.0,
+}
+# A service that exits on its own is started again after this (doubling, capped) back-off.
+_RESTART_BACKOFF_S: Final = (2.0, 15.0)
+_POLL_S: Final = 0.25
+
+Phase = Literal["begin", "end"]
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    """Size and shape of a chaos run. ``duration_s`` is the length of the fault schedule; the
+    simulator also runs before it, while the services join their groups."""
+
+    duration_s: float = 180.0
+    rate: float = 200.0
+    seed: int | None = None
+    service_kills: int = 3
+    kill_down_s: float = 3.0
+    relay_down_s: float = 2.0
+    broker_pause_s: float = 10.0
+    sink_stop_s: float = 15.0
+    aws_pause_s: float = 15.0
+    relay_restarts: int = 1
+    replicas: bool = True
+    lead_in_s: float = 3.0
+    min_gap_s: float = 2.0
+    # The schedule starts once every service holds partitions, or after this long.
+    wait_assigned_s: float = 90.0
+    drain_timeout_s: float = DRAIN_TIMEOUT_S
+    verify_timeout_s: float = 240.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    at_s: float  # offset from the start of the schedule
+    kind: str
+    target: str
+    duration_s: float  # planned outage length; 0 for an instantaneous fault
+
+
+@dataclass
+class FaultRecord:
+    """One injected fault, as it happened."""
+
+    seq: int
+    kind: str
+    target: str
+    planned_at_s: float
+    at_s: float = 0.0  # offset from the start of the schedule
+    wall_time: str = ""  # ISO-8601 UTC
+    duration_s: float = 0.0  # from injection until undone (or the action's own time)
+    detail: str = ""
+    error: str | None = None
+    done: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TopicEvents:
+    topic: str
+    committed: int  # what the source committed (or the simulator sent) for this topic
+    in_broker: int
+    # Records beyond the committed ones: Debezium re-emits after a relay restart.
+    re_emitted: int
+
+
+@dataclass
+class ChaosResult:
+    seed: int
+    options: ChaosOptions
+    planned: list[PlannedFault]
+    faults: list[FaultRecord]
+    unexpected_exits: list[FaultRecord]
+    events: list[TopicEvents]
+    flow: list[FlowCheck]
+    report: VerifyReport | None
+    simulated_s: float
+    transactions: int
+    activity_events: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def flow_ok(self) -> bool:
+        return flow_ok(self.flow)
+
+    @property
+    def faults_ok(self) -> bool:
+        return all(f.done and f.error is None for f in self.faults) and len(self.faults) == len(
+            self.planned
+        )
+
+    @property
+    def verified(self) -> bool:
+        return self.report is not None and self.report.ok
+
+    @property
+    def ok(self) -> bool:
+        return self.verified and self.flow_ok and self.faults_ok
+
+    @property
+    def time_to_converge_s(self) -> float | None:
+        return None if self.report is None else self.report.elapsed_s
+
+    def kinds_injected(self) -> Counter[str]:
+        return Counter(f.kind for f in self.faults if f.done and f.error is None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seed": self.seed,
+            "options": self.options.to_dict(),
+            "faults": [f.to_dict() for f in self.faults],
+            "unexpected_exits": [f.to_dict() for f in self.unexpected_exits],
+            "kinds_injected": dict(self.kinds_injected()),
+            "events": [asdict(e) for e in self.events],
+            "flow_ok": self.flow_ok,
+            "flow": [asdict(c) | {"ok": flow_check_ok(c)} for c in self.flow],
+            "simulated_s": round(self.simulated_s, 1),
+            "transactions": self.transactions,
+            "activity_events": self.activity_events,
+            "time_to_converge_s": (
+                None if self.time_to_converge_s is None else round(self.time_to_converge_s, 1)
+            ),
+            "verification": None if self.report is None else self.report.to_dict(),
+            "problems": self.problems,
+        }
+
+
+# -- planning (pure) ----------------------------------------------------------------------------
+
+
+def _fault_list(
+    rng: random.Random, services: Sequence[str], options: ChaosOptions
+) -> list[tuple[str, str, float]]:
+    others: list[tuple[str, str, float]] = [
+        ("service_kill", rng.choice(services), options.kill_down_s)
+        for _ in range(options.service_kills)
+    ]
+    others += [("relay_restart", "relay", options.relay_down_s)] * options.relay_restarts
+    others += [
+        ("broker_pause", "broker", options.broker_pause_s),
+        ("sink_stop", "sink-postgres", options.sink_stop_s),
+        ("aws_pause", "aws", options.aws_pause_s),
+    ]
+    rng.shuffle(others)
+    if not options.replicas:
+        return others
+    # The replica lives across at least one other fault: its rebalances overlap real trouble.
+    target = rng.choice(services)
+    add = rng.randrange(0, len(others))
+    others.insert(add, ("replica_add", target, 0.0))
+    remove = rng.randrange(add + 2, len(others) + 1)
+    others.insert(remove, ("replica_remove", target, 0.0))
+    return others
+
+
+def busy_time(kind: str, duration_s: float) -> float:
+    """Planned time a fault keeps the driver busy."""
+    return duration_s + _ESTIMATE_S[kind]
+
+
+def plan_faults(
+    rng: random.Random, services: Sequence[str], options: ChaosOptions
+) -> list[PlannedFault]:
+    """The schedule: faults one at a time, the spare time spread over the gaps between them.
+
+    Raises ``ValueError`` when the faults cannot fit in ``options.duration_s``.
+    """
+    if not services:
+        raise ValueError("no service to disturb")
+    faults = _fault_list(rng, services, options)
+    busy = sum(busy_time(kind, d) for kind, _, d in faults)
+    gaps = len(faults) + 1  # before each fault (after the lead-in) and at the end
+    needed = options.lead_in_s + busy + gaps * options.min_gap_s
+    slack = options.duration_s - needed
+    if slack < 0:
+        raise ValueError(
+            f"{len(faults)} faults need at least {needed:.0f}s of schedule "
+            f"(--duration {options.duration_s:g}); raise the duration or lower the kills"
+        )
+    weights = [rng.random() + 0.05 for _ in range(gaps)]
+    total = sum(weights)
+    extra = [slack * w / total for w in weights]
+    planned: list[PlannedFault] = []
+    at = options.lead_in_s
+    for i, (kind, target, duration) in enumerate(faults):
+        at += options.min_gap_s + extra[i]
+        planned.append(PlannedFault(round(at, 2), kind, target, duration))
+        at += busy_time(kind, duration)
+    return planned
+
+
+# -- flow at least once -------------------------------------------------------------------------
+
+
+def flow_check_ok(check: FlowCheck) -> bool:
+    """A CDC op arrived at least as often as committed (re-emits after a relay restart are
+    allowed: consumers absorb them); an op never committed must not appear; user events exactly
+    (their producer is idempotent)."""
+    if check.topic == USER_EVENTS_TOPIC or check.expected == 0:
+        return check.actual == check.expected
+    return check.actual >= check.expected
+
+
+def flow_ok(checks: Sequence[FlowCheck]) -> bool:
+    return bool(checks) and all(flow_check_ok(c) for c in checks)
+
+
+def topic_events(checks: Sequence[FlowCheck]) -> list[TopicEvents]:
+    committed: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for c in checks:
+        committed[c.topic] += c.expected
+        seen[c.topic] += c.actual
+    return [
+        TopicEvents(t, committed[t], seen[t], max(0, seen[t] - committed[t]))
+        for t in (*CDC_TOPICS, USER_EVENTS_TOPIC)
+        if t in committed or t in seen
+    ]
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+
+def assigned_partitions(svc: ServiceProcess) -> float | None:
+    """``cdc_assigned_partitions`` of a service, or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(svc.metrics_url, timeout=1) as resp:  # noqa: S310
+            text = resp.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "cdc_assigned_partitions":
+                total += sample.value
+    return total
+
+
+class ChaosDriver:
+    """Injects a seeded fault schedule into a started pipeline, then drains and verifies."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        options: ChaosOptions,
+        *,
+        on_fault: Callable[[FaultRecord, Phase], None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.options = options
+        self.seed = options.seed if options.seed is not None else pipeline.seed
+        self.rng = random.Random(self.seed)
+        self.on_fault = on_fault
+        self.on_phase = on_phase
+        self.planned: list[PlannedFault] = []
+        self.faults: list[FaultRecord] = []
+        self.unexpected_exits: list[FaultRecord] = []
+        self.problems: list[str] = []
+        # What must be undone if the driver stops half-way: name -> action.
+        self._undo: dict[str, Callable[[], None]] = {}
+        # Processes down on purpose right now (not an unexpected exit).
+        self._down: set[int] = set()
+        self._replica: ServiceProcess | None = None
+        self._relay_down = False
+        self._restarts: Counter[int] = Counter()
+        self._restart_at: dict[int, float] = {}
+        self._t0 = 0.0
+        self._sim_started = time.monotonic()
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> ChaosResult:
+        """Schedule, then stop the simulator, drain and verify. The pipeline must be started."""
+        p = self.pipeline
+        if p.simulator is None:
+            raise RuntimeError("start the pipeline (with its simulator) before the chaos")
+        self._sim_started = time.monotonic()
+        self.planned = plan_faults(
+            self.rng, sorted({s.spec.name for s in p.services}), self.options
+        )
+        try:
+            self._phase("waiting until every service holds partitions")
+            self._wait_assigned()
+            self._t0 = time.monotonic()
+            self._phase(f"injecting {len(self.planned)} faults over {self.options.duration_s:g}s")
+            ended = self._t0
+            for seq, planned in enumerate(self.planned, 1):
+                # On plan, but never sooner than a gap after the previous fault was undone.
+                self._sleep_until(max(self._t0 + planned.at_s, ended + self.options.min_gap_s))
+                self._inject(seq, planned)
+                ended = time.monotonic()
+                self._revive_flow_monitor()
+            self._sleep_until(max(self._t0 + self.options.duration_s, ended))
+        finally:
+            self._restore()
+        ledger = p.stop_simulator()
+        simulated = time.monotonic() - self._sim_started
+        self._phase("simulator stopped; waiting until every committed change is in the broker")
+        flow = self._drain(ledger)
+        self._phase(
+            "verifying every read model against the source database "
+            f"(until equal, at most {self.options.verify_timeout_s:g}s)"
+        )
+        report = verify(
+            p.info(),
+            timeout_s=self.options.verify_timeout_s,
+            on_attempt=lambda _n, _checks: self._check_processes(),
+        )
+        return ChaosResult(
+            seed=self.seed,
+            options=self.options,
+            planned=self.planned,
+            faults=self.faults,
+            unexpected_exits=self.unexpected_exits,
+            events=topic_events(flow),
+            flow=flow,
+            report=report,
+            simulated_s=simulated,
+            transactions=sum(ledger.operations.values()),
+            activity_events=ledger.activity_events,
+            problems=list(self.problems),
+        )
+
+    def _phase(self, text: str) -> None:
+        if self.on_phase is not None:
+            self.on_phase(text)
+
+    def _wait_assigned(self) -> None:
+        deadline = time.monotonic() + self.options.wait_assigned_s
+        while time.monotonic() < deadline:
+            counts = [assigned_partitions(s) for s in self.pipeline.services]
+            if all(c is not None and c > 0 for c in counts):
+                return
+            self._sleep(1.0)
+
+    def _drain(self, ledger: Ledger) -> list[FlowCheck]:
+        p = self.pipeline
+        self._revive_flow_monitor()
+        assert p.monitor is not None
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        while True:
+            checks = flow_checks(p.seeded, ledger, p.monitor.snapshot())
+            if flow_ok(checks) or time.monotonic() > deadline:
+                return checks
+            self._sleep(0.5)
+            self._revive_flow_monitor()
+
+    def _revive_flow_monitor(self) -> None:
+        """The flow monitor's thread ends when a metadata request times out (the broker was
+        paused); a new one counts again from the beginning of every topic."""
+        p = self.pipeline
+        if p.monitor is None or p.monitor.is_alive():
+            return
+        self.problems.append("the flow monitor stopped (broker unreachable); started a new one")
+        p.monitor = FlowMonitor(p.stack.broker.bootstrap, p.topics)
+        p.monitor.start()
+
+    # -- time, and processes that exit on their own -------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        self._sleep_until(time.monotonic() + seconds)
+
+    def _sleep_until(self, when: float) -> None:
+        while True:
+            self._check_processes()
+            left = when - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(_POLL_S, left))
+
+    def _check_processes(self) -> None:
+        """Record a service that exited without being told to, and start it again (with a
+        back-off), as Kubernetes restarts a crashed container."""
+        if self.pipeline.simulator_error is not None:
+            raise RuntimeError(f"the simulator failed: {self.pipeline.simulator_error!r}")
+        now = time.monotonic()
+        relay = self.pipeline.stack.relay
+        if relay is not None and not self._relay_down and not relay.process.running:
+            self._unexpected_exit("relay", relay.process.returncode, relay.process.log_path)
+            self._relay_down = True
+            try:
+                relay.start()
+            finally:
+                self._relay_down = False
+        for svc in list(self.pipeline.services):
+            key = id(svc)
+            if key in self._down or svc.process.running:
+                continue
+            if key not in self._restart_at:
+                n = self._restarts[key]
+                self._restart_at[key] = now + min(
+                    _RESTART_BACKOFF_S[0] * 2**n, _RESTART_BACKOFF_S[1]
+                )
+                self._unexpected_exit(svc.name, svc.process.returncode, svc.log_path)
+            elif now >= self._restart_at[key]:
+                del self._restart_at[key]
+                self._restarts[key] += 1
+                svc.start()
+
+    def _unexpected_exit(self, target: str, returncode: int | None, log: Path) -> None:
+        record = FaultRecord(
+            seq=0,
+            kind="unexpected_exit",
+            target=target,
+            planned_at_s=0.0,
+            at_s=round(time.monotonic() - self._t0, 2) if self._t0 else 0.0,
+            wall_time=_now_iso(),
+            detail=f"exit code {returncode}; log {log}",
+            done=True,
+        )
+        self.unexpected_exits.append(record)
+        if self.on_fault is not None:
+            self.on_fault(record, "end")
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def _inject(self, seq: int, planned: PlannedFault) -> None:
+        record = FaultRecord(seq, planned.kind, planned.target, planned.at_s)
+        record.at_s = round(time.monotonic() - self._t0, 2)
+        record.wall_time = _now_iso()
+        self.faults.append(record)
+        if self.on_fault is not None:
+            self.on_fault(record, "begin")
+        started = time.monotonic()
+        try:
+            action = getattr(self, f"_fault_{planned.kind}")
+            record.detail = action(planned)
+            record.done = True
+        except Exception as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.duration_s = round(time.monotonic() - started, 2)
+            if self.on_fault is not None:
+                self.on_fault(record, "end")
+
+    def _service(self, name: str) -> ServiceProcess:
+        for svc in self.pipeline.services:
+            if svc.spec.name == name and svc.replica == 0:
+                return svc
+        raise KeyError(f"no running service {name!r}")
+
+    def _fault_service_kill(self, planned: PlannedFault) -> str:
+        svc = self._service(planned.target)
+        old_pid = svc.process.pid if svc.process.running else None
+        self._down.add(id(svc))
+        self._undo["service_kill"] = svc.process.kill  # left dead: close() reaps it
+        try:
+            svc.process.kill()
+            self._sleep(planned.duration_s)
+            svc.start()
+        finally:
+            self._down.discard(id(svc))
+            self._undo.pop("service_kill", None)
+        return f"SIGKILL pid {old_pid}; started again as pid {svc.process.pid}"
+
+    def _fault_relay_restart(self, planned: PlannedFault) -> str:
+        relay = self.pipeline.stack.relay
+        if relay is None:
+            raise RuntimeError("no relay")
+        before = sum(relay.status().get("produced", {}).values())
+        old_pid = relay.process.pid
+        self._undo["relay_restart"] = relay.kill
+        self._relay_down = True
+        try:
+            relay.kill()
+            self._sleep(planned.duration_s)
+            relay.start()  # waits until Debezium streams again
+        finally:
+            self._relay_down = False
+            self._undo.pop("relay_restart", None)
+        return (
+            f"SIGKILL pid {old_pid} after {before} records produced; streaming again as "
+            f"pid {relay.process.pid}"
+        )
+
+    def _fault_broker_pause(self, planned: PlannedFault) -> str:
+        return self._pause(self.pipeline.stack.broker.process, "broker", planned.duration_s)
+
+    def _fault_aws_pause(self, planned: PlannedFault) -> str:
+        return self._pause(self.pipeline.stack.aws.process, "aws", planned.duration_s)
+
+    def _pause(self, process: Any, name: str, seconds: float) -> str:
+        self._undo[f"{name}_pause"] = process.resume
+        try:
+            process.pause()
+            self._sleep(seconds)
+        finally:
+            process.resume()
+            self._undo.pop(f"{name}_pause", None)
+        return f"SIGSTOP pid {process.pid} for {seconds:g}s, then SIGCONT"
+
+    def _fault_sink_stop(self, planned: PlannedFault) -> str:
+        sink = self.pipeline.stack.sink
+
+        def start_again() -> None:
+            if not sink.process.running:
+                sink.start()
+
+        self._undo["sink_stop"] = start_again  # kept if this fails: _restore starts it
+        sink.stop()
+        self._sleep(planned.duration_s)
+        sink.start()
+        self._undo.pop("sink_stop", None)
+        return f"fast shutdown, down {planned.duration_s:g}s, started again on the same data"
+
+    def _fault_replica_add(self, planned: PlannedFault) -> str:
+        svc = self.pipeline.add_replica(planned.target)
+        self._replica = svc
+        return f"{svc.name} started (pid {svc.process.pid}) in group {svc.group_id}"
+
+    def _fault_replica_remove(self, planned: PlannedFault) -> str:
+        svc = self._replica
+        if svc is None:
+            raise RuntimeError("no replica to remove")
+        self._down.add(id(svc))
+        try:
+            rc = self.pipeline.remove_replica(svc)
+        finally:
+            self._down.discard(id(svc))
+        self._replica = None
+        return f"{svc.name} SIGTERM: exit code {rc}"
+
+    def _restore(self) -> None:
+        """Undo whatever a fault left half-done: resume paused servers, start the sink
+        database again (the services' final flush needs it); killed processes stay dead."""
+        for name, action in reversed(list(self._undo.items())):
+            with contextlib.suppress(Exception):
+                action()
+            self._undo.pop(name, None)
+        with contextlib.suppress(Exception):
+            stack = self.pipeline.stack
+            stack.broker.process.resume()
+            stack.aws.process.resume()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def run_chaos(
+    work_dir: Path,
+    options: ChaosOptions,
+    *,
+    on_fault: Callable[[FaultRecord, Phase], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    on_driver: Callable[[ChaosDriver], None] | None = None,
+) -> ChaosResult:
+    """Start the pipeline, run the chaos, stop everything; the seed is shared by the simulator
+    and the schedule, so ``options.seed`` replays both."""
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
+    options = replace(options, seed=seed)
+    # The same plan the driver will make (same seed, same services): refuse an impossible one
+    # before a minute of start-up, and show it.
+    names = sorted({spec.name for spec in SERVICES if spec.available})
+    planned = plan_faults(random.Random(seed), names, options)
+    if on_phase is not None:
+        on_phase("schedule: " + ", ".join(f"+{f.at_s:.0f}s {f.kind} {f.target}" for f in planned))
+    pipeline = Pipeline(work_dir, rate=options.rate, seed=seed)
+    driver = ChaosDriver(pipeline, options, on_fault=on_fault, on_phase=on_phase)
+    if on_driver is not None:
+        on_driver(driver)
+    result: ChaosResult | None = None
+    try:
+        if on_phase is not None:
+            on_phase("starting the stack, the Debezium snapshot, the services and the simulator")
+        pipeline.start()
+        result = driver.run()
+        return result
+    finally:
+        problems = pipeline.close()
+        if result is not None:
+            result.problems.extend(problems)

@@ -1,0 +1,98 @@
+"""The chaos schedule: seeded, complete, one fault at a time, within its duration."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+
+import pytest
+from devstack import FlowCheck
+from devstack.chaos import (
+    FAULT_KINDS,
+    ChaosOptions,
+    busy_time,
+    flow_check_ok,
+    flow_ok,
+    plan_faults,
+    topic_events,
+)
+
+SERVICES = ["analytics-flusher", "event-store-writer", "search-indexer", "stats-aggregator"]
+
+
+def test_same_seed_same_schedule_other_seed_other_schedule() -> None:
+    options = ChaosOptions()
+    a = plan_faults(random.Random(42), SERVICES, options)
+    b = plan_faults(random.Random(42), SERVICES, options)
+    c = plan_faults(random.Random(43), SERVICES, options)
+    assert a == b
+    assert a != c
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_every_kind_once_kills_as_asked_and_no_overlap(seed: int) -> None:
+    options = ChaosOptions(duration_s=180, service_kills=3)
+    plan = plan_faults(random.Random(seed), SERVICES, options)
+    kinds = Counter(f.kind for f in plan)
+    assert set(kinds) == set(FAULT_KINDS)
+    assert kinds["service_kill"] == 3
+    assert all(kinds[k] == 1 for k in FAULT_KINDS if k != "service_kill")
+    assert all(f.target in SERVICES for f in plan if f.kind == "service_kill")
+    # One at a time, with at least the minimum gap between the planned end and the next start.
+    assert plan[0].at_s >= options.lead_in_s + options.min_gap_s
+    for before, after in itertools.pairwise(plan):
+        end = before.at_s + busy_time(before.kind, before.duration_s)
+        assert after.at_s >= end + options.min_gap_s - 0.02
+    last = plan[-1]
+    assert last.at_s + busy_time(last.kind, last.duration_s) <= options.duration_s
+    # The replica lives across at least one other fault, and is removed from the same service.
+    add = next(i for i, f in enumerate(plan) if f.kind == "replica_add")
+    remove = next(i for i, f in enumerate(plan) if f.kind == "replica_remove")
+    assert remove >= add + 2
+    assert plan[add].target == plan[remove].target
+
+
+def test_outage_lengths_come_from_the_options() -> None:
+    options = ChaosOptions(broker_pause_s=10, sink_stop_s=15, aws_pause_s=15, kill_down_s=2)
+    plan = {f.kind: f.duration_s for f in plan_faults(random.Random(1), SERVICES, options)}
+    assert plan["broker_pause"] == 10
+    assert plan["sink_stop"] == 15
+    assert plan["aws_pause"] == 15
+    assert plan["service_kill"] == 2
+
+
+def test_a_schedule_that_cannot_fit_is_refused_with_the_time_it_needs() -> None:
+    with pytest.raises(ValueError, match=r"need at least \d+s"):
+        plan_faults(random.Random(1), SERVICES, ChaosOptions(duration_s=30))
+
+
+def test_without_replicas_and_with_more_relay_restarts() -> None:
+    options = ChaosOptions(replicas=False, relay_restarts=2, service_kills=1)
+    kinds = Counter(f.kind for f in plan_faults(random.Random(5), SERVICES, options))
+    assert "replica_add" not in kinds
+    assert kinds["relay_restart"] == 2
+
+
+def test_flow_at_least_once_for_cdc_and_exactly_for_user_events() -> None:
+    assert flow_check_ok(FlowCheck("dbserver1.public.orders", "c", 10, 12))  # re-emitted
+    assert not flow_check_ok(FlowCheck("dbserver1.public.orders", "c", 10, 9))  # lost
+    assert not flow_check_ok(FlowCheck("dbserver1.public.orders", "r", 0, 3))  # never committed
+    assert not flow_check_ok(FlowCheck("user-events", "event", 10, 11))
+    assert flow_check_ok(FlowCheck("user-events", "event", 10, 10))
+    assert not flow_ok([])
+
+
+def test_topic_events_sum_ops_and_count_re_emits() -> None:
+    events = topic_events(
+        [
+            FlowCheck("dbserver1.public.orders", "c", 10, 12),
+            FlowCheck("dbserver1.public.orders", "u", 5, 5),
+            FlowCheck("user-events", "event", 7, 7),
+        ]
+    )
+    by_topic = {e.topic: e for e in events}
+    assert by_topic["dbserver1.public.orders"].committed == 15
+    assert by_topic["dbserver1.public.orders"].in_broker == 17
+    assert by_topic["dbserver1.public.orders"].re_emitted == 2
+    assert by_topic["user-events"].re_emitted == 0
