@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make TARGET [VAR=value]\n\nTargets:\n"} \
 	  /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@printf "\nVariables: DURATION=seconds (0 = until Ctrl-C) RATE=changes/s PYTEST_ARGS=...\n"
+	@printf "\nVariables: DURATION=seconds (0 = until Ctrl-C) RATE=changes/s VERIFY_TIMEOUT=seconds PYTEST_ARGS=...\n"
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -39,7 +39,8 @@ uv.lock: | $(UV)
 venv: $(STAMP) ## Create or update the virtual environment (.venv) from uv.lock
 
 up: $(STAMP) ## Run the pipeline on the embedded stack (DURATION=60 RATE=200 for a bounded run)
-	$(VENV)/bin/cdc dev up --duration $(DURATION) --rate $(RATE)
+	$(VENV)/bin/cdc dev up --duration $(DURATION) --rate $(RATE) \
+	  $(if $(VERIFY_TIMEOUT),--verify-timeout $(VERIFY_TIMEOUT))
 
 .PHONY: chaos
 # Defaults for chaos when DURATION/RATE are not given: a 180 s schedule at 50 changes/s (the

@@ -12,6 +12,7 @@ Figures are printed, not asserted. Run:
 
 from __future__ import annotations
 
+import statistics
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -100,16 +101,26 @@ def consume_all(bootstrap: str, topics: list[str], n: int, parse: Any) -> tuple[
     return elapsed, out
 
 
-def aggregate(sink: LakeSink, decoded: list[Any]) -> float:
+def aggregate(sink: LakeSink, decoded: list[Any], latencies: list[float] | None = None) -> float:
+    """Hand ``decoded`` to the sink in batches of ``BATCH``; per-batch times go to
+    ``latencies`` (a batch that closes windows includes their Parquet encoding and PUTs)."""
     started = time.perf_counter()
     for i in range(0, len(decoded), BATCH):
         batch: Batch[Any] = Batch()
         for tp, change in decoded[i : i + BATCH]:
             batch.records.setdefault(tp, []).append(change)
             batch.next_offsets[tp] = change.offset + 1
+        t0 = time.perf_counter()
         sink.write_batch(batch)
+        if latencies is not None:
+            latencies.append(time.perf_counter() - t0)
     sink.flush()
     return time.perf_counter() - started
+
+
+def percentiles(samples: list[float]) -> str:
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return f"p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms over {len(samples)} batches"
 
 
 @pytest.mark.timeout(900)
@@ -130,7 +141,8 @@ def test_flusher_throughput(
     null = NullStore()
     memory_s = aggregate(LakeSink(null, cfg, idle_thread=False), decoded)
     s3 = S3Store(aws_emulator.client("s3"), s3_bucket)
-    lake_s = aggregate(LakeSink(s3, cfg, idle_thread=False), decoded)
+    latencies: list[float] = []
+    lake_s = aggregate(LakeSink(s3, cfg, idle_thread=False), decoded, latencies)
     end_to_end = n / (parse_s + lake_s)
     print()
     print(f"events: {n} ({N_ORDERS} orders changes + {N_ORDERS} order lines), 3+3 partitions")
@@ -138,5 +150,6 @@ def test_flusher_throughput(
     print(f"consume + parse:                   {n / parse_s:>10,.0f} events/s")
     print(f"aggregate + flush (Parquet, memory): {n / memory_s:>8,.0f} events/s")
     print(f"aggregate + flush (Parquet -> S3 emulator): {n / lake_s:>,.0f} events/s")
+    print(f"  per batch of {BATCH}: {percentiles(latencies)}")
     print(f"consume + parse + aggregate + flush: {end_to_end:>8,.0f} events/s")
     print(f"Parquet bytes written: {null.bytes:,}")

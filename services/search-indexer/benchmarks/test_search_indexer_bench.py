@@ -8,13 +8,14 @@ Python, far slower than DynamoDB; the ratio between the two lines is what carrie
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from cdc_events.testing import make_change
-from consumer_runtime import CommitStrategy
+from consumer_runtime import CommitStrategy, InMemoryMessage
 from consumer_runtime.testing import SinkHarness
 from devstack import AwsEmulator
 from search_indexer import IndexTable, SearchIndexSink, decode, document_tokens, prepare_table
@@ -49,6 +50,42 @@ def _raw_batch_write_rate(client: Any, table: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+def _parse_rate(values: list[tuple[int, bytes]], rounds: int = 20) -> float:
+    """The raw limit of the same records: parse + decode only, no sink, no emulator."""
+    messages = [
+        InMemoryMessage(TOPIC, 0, i, orjson.dumps({"id": pid}), value)
+        for i, (pid, value) in enumerate(values)
+    ]
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for m in messages:
+            decode(m)
+    return rounds * len(messages) / (time.perf_counter() - started)
+
+
+def _timed_writes(sink: SearchIndexSink) -> list[float]:
+    """Record how long each ``write_batch`` (reads, conditional writes, product puts) takes."""
+    samples: list[float] = []
+    write = sink.write_batch
+
+    def timed(batch: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return write(batch)
+        finally:
+            samples.append(time.perf_counter() - t0)
+
+    sink.write_batch = timed  # type: ignore[method-assign]
+    return samples
+
+
+def _pct(samples: list[float]) -> str:
+    if len(samples) < 2:
+        return f"{len(samples)} batch(es)"
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms over {len(samples)} batches"
+
+
 def _index(harness: SinkHarness[Any], values: list[tuple[int, bytes]]) -> float:
     """Append to the same in-memory log (offsets keep growing, so every change is newer)."""
     for pid, value in values:
@@ -74,8 +111,12 @@ def test_products_per_second_next_to_raw_batch_writes(
     raw = _raw_batch_write_rate(client, table, 2000)
     sink = SearchIndexSink(IndexTable(client, table), write_concurrency=8)
     creates = [(r["id"], make_change("c", after=r, with_schema=True).value or b"") for r in rows]
+    parse_rate = _parse_rate(creates)
     harness = SinkHarness(sink, decode, strategy=CommitStrategy.COMMIT_AFTER_FLUSH)
+    latencies = _timed_writes(sink)
     create_rate = _index(harness, creates)
+    create_latencies = list(latencies)
+    latencies.clear()
     updates = [
         (
             r["id"],
@@ -90,8 +131,10 @@ def test_products_per_second_next_to_raw_batch_writes(
 
     print()
     print("search-indexer benchmark (moto server emulator figures, 2-core dev machine)")
+    print(f"  parse + decode only (no sink)          {parse_rate:8.0f} products/s")
     print(f"  emulator raw BatchWriteItem            {raw:8.0f} items/s")
     per = postings / PRODUCTS
     print(f"  index new products ({per:.1f} postings each)  {create_rate:8.1f} products/s")
-    print(f"    = {create_rate * (1 + per):.0f} conditional writes/s")
+    print(f"    = {create_rate * (1 + per):.0f} conditional writes/s; {_pct(create_latencies)}")
     print(f"  index price changes (no token change)  {update_rate:8.1f} products/s")
+    print(f"    {_pct(latencies)}")

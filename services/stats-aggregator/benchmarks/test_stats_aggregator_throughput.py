@@ -18,6 +18,7 @@ Figures are printed, not asserted.
 from __future__ import annotations
 
 import random
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -102,14 +103,32 @@ def shop_history(
 
 
 class TimedSink(StatsSink):
-    """Records when the first batch arrived (the group join is not throughput)."""
+    """Records when the first batch arrived (the group join is not throughput) and how long
+    each batch's write (fold + one transaction) took."""
 
     first_batch_at: float | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.latencies: list[float] = []
+
     def write_batch(self, batch: Batch[Record]) -> Any:
+        started = time.perf_counter()
         if self.first_batch_at is None:
-            self.first_batch_at = time.perf_counter()
-        return super().write_batch(batch)
+            self.first_batch_at = started
+        try:
+            return super().write_batch(batch)
+        finally:
+            self.latencies.append(time.perf_counter() - started)
+
+
+def _percentiles(samples: list[float]) -> str:
+    if not samples:
+        return "no batches"
+    ordered = sorted(samples)
+    q = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else None
+    p50, p99 = (q[49], q[98]) if q else (ordered[0], ordered[0])
+    return f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms over {len(ordered)} batches"
 
 
 def _rate(n: int, seconds: float) -> str:
@@ -183,3 +202,4 @@ def test_throughput_into_the_statistics(
     print(f"decode (parse)       {_rate(n, parsed)}")
     print(f"raw consume + parse  {_rate(n, consumed + parsed)}")
     print(f"broker -> statistics {_rate(n, elapsed)}  ({sink.stats['batches']} batches)")
+    print(f"write per batch      {_percentiles(sink.latencies)}")

@@ -26,12 +26,18 @@ def dev_up(
     rate: Annotated[float, typer.Option(help="source transactions per second")] = 100,
     seed: Annotated[int | None, typer.Option(help="simulator seed (printed; replayable)")] = None,
     work_dir: Annotated[Path, typer.Option(help="data and logs of this run")] = Path(".devstack"),
+    verify_timeout: Annotated[
+        float,
+        typer.Option(help="seconds a bounded run's read models get to equal the source"),
+    ] = 180,
 ) -> None:
     """Start the embedded stack, the real Debezium connector and the simulator, with a live view."""
     from devstack import dev_up as run
 
     if rate <= 0:
         raise typer.BadParameter("--rate must be positive")
+    if verify_timeout <= 0:
+        raise typer.BadParameter("--verify-timeout must be positive")
     import shutil
     import time
 
@@ -41,7 +47,7 @@ def dev_up(
     if latest.is_symlink() or latest.exists():
         latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
     latest.symlink_to(run_dir.name)
-    raise typer.Exit(run(run_dir.resolve(), rate, duration, seed))
+    raise typer.Exit(run(run_dir.resolve(), rate, duration, seed, verify_timeout_s=verify_timeout))
 
 
 COMMANDS_GROUP = "cdc.commands"

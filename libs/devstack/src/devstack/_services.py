@@ -68,6 +68,8 @@ class ServiceStatus:
     retries: float = 0.0
     lag: float = 0.0
     lag_by_topic: dict[str, float] = field(default_factory=dict)
+    #: p99 end-to-end latency of what was written since the previous status (the live view's
+    #: refresh), not since the start: a slow start-up must not hide how the service does now.
     latency_p99_s: float | None = None
 
 
@@ -93,6 +95,9 @@ class ServiceProcess:
             **spec.env,
         }
         self.log_path = log_dir / f"{self.name}.log"
+        # The latency histogram as last scraped (le -> cumulative count) and the p99 from it.
+        self._latency_seen: dict[float, float] = {}
+        self._latency_p99: float | None = None
         self.process = ManagedProcess(
             self.name,
             [sys.executable, "-m", spec.module],
@@ -149,15 +154,38 @@ class ServiceProcess:
                     status.lag_by_topic[topic] = status.lag_by_topic.get(topic, 0.0) + sample.value
                 elif sample.name == "cdc_end_to_end_latency_seconds_bucket":
                     buckets.append((float(sample.labels["le"]), sample.value))
-        status.latency_p99_s = _quantile(buckets, 0.99)
+        status.latency_p99_s = self._recent_p99(buckets)
         return status
+
+    def _recent_p99(self, buckets: list[tuple[float, float]]) -> float | None:
+        """p99 of the observations since the previous scrape; the previous figure when there
+        were none (a quiet stream), everything when the process restarted (counts fell)."""
+        merged = _merge(buckets)
+        recent = recent_buckets(self._latency_seen, merged)
+        self._latency_seen = merged
+        p99 = _quantile(list(recent.items()), 0.99)
+        if p99 is not None:
+            self._latency_p99 = p99
+        return self._latency_p99
+
+
+def _merge(buckets: list[tuple[float, float]]) -> dict[float, float]:
+    merged: dict[float, float] = {}
+    for le, count in buckets:
+        merged[le] = merged.get(le, 0.0) + count
+    return merged
+
+
+def recent_buckets(before: dict[float, float], now: dict[float, float]) -> dict[float, float]:
+    """Cumulative bucket counts of the observations between two scrapes of a histogram."""
+    if any(now.get(le, 0.0) < count for le, count in before.items()):
+        return dict(now)  # the counters were reset: a restarted process
+    return {le: count - before.get(le, 0.0) for le, count in now.items()}
 
 
 def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
     """The upper bound of the histogram bucket holding quantile ``q`` (Prometheus style)."""
-    merged: dict[float, float] = {}
-    for le, count in buckets:
-        merged[le] = merged.get(le, 0.0) + count
+    merged = _merge(buckets)
     if not merged:
         return None
     ordered = sorted(merged.items())

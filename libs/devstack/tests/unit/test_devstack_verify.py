@@ -8,6 +8,7 @@ import pytest
 from devstack.verify import (
     Check,
     StackInfo,
+    Verifier,
     VerifyContext,
     diff_maps,
     report_table,
@@ -102,3 +103,65 @@ def test_report_table_shows_verdict_and_failures() -> None:
     console.print(report_table(report))
     text = console.export_text()
     assert "FAIL" in text and "1 missing" in text
+
+
+def test_a_read_model_is_compared_only_once_its_group_caught_up() -> None:
+    from devstack.verify import LAG
+
+    lag_passes = {"n": 0}
+    calls = {"a": 0, "b": 0}
+
+    def lag(ctx: VerifyContext) -> list[Check]:
+        lag_passes["n"] += 1
+        a_caught = lag_passes["n"] >= 3  # a-group has records left for two passes
+        return [
+            Check(LAG, "a-group caught up", a_caught, 0, 0 if a_caught else 5),
+            Check(LAG, "b-group caught up", True, 0, 0),
+        ]
+
+    def model(name: str) -> Verifier:
+        def check(ctx: VerifyContext) -> list[Check]:
+            calls[name] += 1
+            return [Check(name, "equal", True, 1, 1)]
+
+        return check
+
+    seen: list[list[tuple[str, str, bool]]] = []
+    report = verify(
+        INFO,
+        timeout_s=30,
+        interval_s=0.01,
+        verifiers={LAG: lag, "a": model("a"), "b": model("b")},
+        on_attempt=lambda _n, checks: seen.append([(c.service, c.name, c.ok) for c in checks]),
+    )
+    assert report.ok
+    assert report.attempts == 3
+    # b's model was compared at once; a's only after its group caught up, and once.
+    assert calls == {"a": 1, "b": 1}
+    assert ("a", "read model compared", False) in seen[0]
+    assert ("a", "read model compared", False) in seen[1]
+    assert ("a", "equal", True) in seen[2]
+    assert all(ok for _s, _n, ok in seen[2])
+
+
+def test_a_group_that_never_catches_up_fails_with_its_read_model_not_compared() -> None:
+    from devstack.verify import LAG
+
+    def lag(ctx: VerifyContext) -> list[Check]:
+        return [
+            Check(LAG, "a-group caught up", False, 0, 7),
+            Check(LAG, "b-group caught up", True, 0, 0),
+        ]
+
+    def never_called(ctx: VerifyContext) -> list[Check]:
+        raise AssertionError("compared while its group had lag")
+
+    def fine(ctx: VerifyContext) -> list[Check]:
+        return [Check("b", "equal", True, 1, 1)]
+
+    report = verify(
+        INFO, timeout_s=0.05, interval_s=0.01, verifiers={LAG: lag, "a": never_called, "b": fine}
+    )
+    assert not report.ok
+    failing = {(c.service, c.name) for c in report.checks if not c.ok}
+    assert failing == {(LAG, "a-group caught up"), ("a", "read model compared")}

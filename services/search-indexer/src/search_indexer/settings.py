@@ -11,6 +11,10 @@ see ``consumer_runtime.RuntimeSettings``) plus:
 - ``VERSION_EPOCH`` (``0``): added above the Kafka offset in every version; raise it after the
   topic was re-created or re-partitioned (see ``domain``).
 - ``WRITE_CONCURRENCY`` (``8``): products written in parallel per batch.
+- ``BATCH_SIZE`` (``2000``, the runtime's default is 500): changes of one product within a
+  batch are folded into one write, and a shop's product changes are mostly a few hot products'
+  stock; a larger batch folds more of them when the indexer has a backlog (at low traffic
+  batches are cut by ``BATCH_MAX_WAIT_MS`` anyway).
 - ``DELETION_MARKER_TTL_S`` (``604800``): how long deletion and posting-removal markers
   outlive the change that wrote them.
 """
@@ -37,6 +41,9 @@ class Settings(RuntimeSettings):
     # Conditional writes are one round trip each; 8 in flight keeps a batch's latency near
     # its slowest product without exceeding the client's connection pool (32).
     write_concurrency: int = Field(default=8, ge=1, le=32)
+    # Folding: see the module docstring. Every product write is a conditional round trip, so
+    # a backlog drains faster the more changes one batch folds together.
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
     # A deletion marker stops late, older changes (replays, zombie consumers) from resurrecting
     # a product; a week is far beyond any redelivery and then TTL removes it.
     deletion_marker_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
