@@ -23,6 +23,7 @@ from search_indexer.sink import make_dynamodb_client
 
 TOPIC = "dbserver1.public.products"
 PRODUCTS = 300
+BATCH_PRODUCTS = 25
 _WORDS = ("ceramic", "handmade", "blue", "stainless", "steel", "gift", "travel", "matte", "eco")
 _NOUNS = ("Espresso Cup", "Teapot", "Water Bottle", "Desk Lamp", "Candle", "Yoga Mat")
 
@@ -112,7 +113,11 @@ def test_products_per_second_next_to_raw_batch_writes(
     sink = SearchIndexSink(IndexTable(client, table), write_concurrency=8)
     creates = [(r["id"], make_change("c", after=r, with_schema=True).value or b"") for r in rows]
     parse_rate = _parse_rate(creates)
-    harness = SinkHarness(sink, decode, strategy=CommitStrategy.COMMIT_AFTER_FLUSH)
+    # Batches of 25 products: enough for the write pool (8) to stay busy, and enough batches
+    # (12 per phase) for the per-batch latency percentiles to mean something.
+    harness = SinkHarness(
+        sink, decode, strategy=CommitStrategy.COMMIT_AFTER_FLUSH, batch_size=BATCH_PRODUCTS
+    )
     latencies = _timed_writes(sink)
     create_rate = _index(harness, creates)
     create_latencies = list(latencies)
