@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 # Re-read topic metadata this often: CDC topics appear with their table's first change.
 _METADATA_INTERVAL_S = 1.0
@@ -67,7 +67,10 @@ class FlowMonitor(threading.Thread):
             while not self._stop_event.is_set():
                 if time.monotonic() >= next_metadata:
                     next_metadata = time.monotonic() + _METADATA_INTERVAL_S
-                    metadata = consumer.list_topics(timeout=5)
+                    try:
+                        metadata = consumer.list_topics(timeout=5)
+                    except KafkaException:
+                        continue  # the broker is paused or restarting: ask again next time
                     new = [
                         TopicPartition(t, p, 0)  # from the beginning
                         for t in self.topics
