@@ -8,7 +8,9 @@ import time
 from collections import Counter
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
+
+from devstack._kafka_io import reader_consumer
 
 # Re-read topic metadata this often: CDC topics appear with their table's first change.
 _METADATA_INTERVAL_S = 1.0
@@ -53,14 +55,7 @@ class FlowMonitor(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": "devstack-flow-monitor",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        consumer = reader_consumer(self.bootstrap, "devstack-flow-monitor")
         assigned: set[tuple[str, int]] = set()
         next_metadata = 0.0
         try:

@@ -75,6 +75,19 @@ def _headers(raw: object) -> tuple[tuple[str, bytes], ...]:
     return tuple(out)
 
 
+def reader_consumer(bootstrap: str, group_id: str) -> Consumer:
+    """A consumer for reading topics with ``assign`` (no group join), from the beginning, that
+    never commits: the devstack's readers observe the topics, they do not consume them."""
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
 def read_topic(
     bootstrap: str,
     topics: str | Sequence[str],
@@ -89,14 +102,7 @@ def read_topic(
     seconds (when ``expected`` is None), or at ``timeout``.
     """
     names = [topics] if isinstance(topics, str) else list(topics)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "devstack-reader",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
+    consumer = reader_consumer(bootstrap, "devstack-reader")
     deadline = time.monotonic() + timeout
     try:
         # A CDC topic appears with its first change: wait for every topic to exist.

@@ -45,9 +45,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer, TopicPartition
 
 from devstack._flow import op_of
+from devstack._kafka_io import reader_consumer
 from devstack._pipeline import CDC_TOPICS, FlowCheck
 from devstack.simulator import USER_EVENTS_TOPIC
 
@@ -354,14 +355,7 @@ def sample_change_events(
     found: dict[str, bytes] = {}
     if not wanted:
         return found
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "devstack-badinput-sampler",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
+    consumer = reader_consumer(bootstrap, "devstack-badinput-sampler")
     deadline = time.monotonic() + timeout
     try:
         metadata = consumer.list_topics(timeout=10)
