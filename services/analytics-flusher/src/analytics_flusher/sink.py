@@ -2,10 +2,16 @@
 
 The only module that talks to storage (boto3 through ``sink_kit.aws``) and to the optional
 analytics API. ``write_batch`` folds records into ``domain.PartitionWindows``; parts the
-watermark or the memory caps close are encoded (``_reports`` + ``_parquet``) and uploaded
-before the batch returns, and the batch reports "durable up to" offsets: per partition, the
-first offset of its oldest part not yet written (or everything handed over when none is open).
-The runtime commits only that (``commit-after-flush``). On the runtime's wall-clock turn
+watermark or the memory caps close are turned into report tables (``_reports``) and handed to
+a pool of upload threads (Parquet encoding + ``PutObject``), and the batch returns without
+waiting for them: the next records are folded while the objects are written. Every call
+reports "durable up to" offsets: per partition, the first offset of its oldest part not yet
+written in full (or everything handed over when none is open or pending). The runtime commits
+only that (``commit-after-flush``). A part is retired (summary POSTed, logged) once all its
+objects are written, in partition order; a failed upload is raised on the next call as the
+``RetryableError`` it was, and its object is sent again then. At most ``max_inflight`` objects
+are queued: a faster consumer than the store waits there (backpressure, bounded memory).
+Revoke and shutdown wait for everything. On the runtime's wall-clock turn
 (``tick``, about once a second, records or not) the windows of partitions quiet for
 ``IDLE_FLUSH_SECONDS`` are written and their offsets reported, so a stream that stops is
 written out and committed without waiting for another record. (A background thread can do the
@@ -17,7 +23,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any, Protocol
 
 import structlog
@@ -73,6 +80,28 @@ class S3Store:
         return self._ok
 
 
+class _Job:
+    """The uploads of one closed part: its report tables and one future per object."""
+
+    __slots__ = ("futures", "tables")
+
+    def __init__(self, tables: list[ReportTable]) -> None:
+        self.tables = tables
+        self.futures: dict[str, Future[None]] = {}
+
+    def written(self) -> bool:
+        return all(
+            (f := self.futures.get(t.key)) is not None and f.done() and f.exception() is None
+            for t in self.tables
+        )
+
+    def failure(self) -> BaseException | None:
+        for f in self.futures.values():
+            if f.done() and (exc := f.exception()) is not None:
+                return exc
+        return None
+
+
 class LakeSink(BaseSink[Change]):
     """Windows per partition, written to the lake when they close."""
 
@@ -88,6 +117,7 @@ class LakeSink(BaseSink[Change]):
         idle_flush_s: float = 60.0,
         idle_thread: bool = False,
         upload_concurrency: int = 8,
+        max_inflight: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -101,7 +131,8 @@ class LakeSink(BaseSink[Change]):
         self._lock = threading.RLock()
         self._windows: dict[TopicPartition, PartitionWindows] = {}
         self._pending: dict[TopicPartition, list[Part]] = {}
-        self._uploaded: set[str] = set()  # objects of the first pending part already written
+        self._jobs: dict[int, _Job] = {}  # id(part) -> its uploads, for every pending part
+        self._max_inflight = max_inflight or 8 * upload_concurrency
         self._last_seen: dict[TopicPartition, float] = {}
         self.stats = {"parts": 0, "objects": 0, "bytes": 0, "idle_flushes": 0, "late_events": 0}
         self._stats_lock = threading.Lock()
@@ -152,7 +183,7 @@ class LakeSink(BaseSink[Change]):
                 self._last_seen[tp] = now
             for tp, next_offset in batch.next_offsets.items():
                 self._state(tp).advance(next_offset)
-            self._write_pending(list(self._pending))
+            self._write_pending(list(self._pending), wait=False)
             return self._durable(list(self._windows))
 
     def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
@@ -166,7 +197,7 @@ class LakeSink(BaseSink[Change]):
                 for tp in partitions:
                     if tp in self._windows:
                         self._windows[tp].close_all(self._pending.setdefault(tp, []))
-                self._write_pending([tp for tp in partitions if tp in self._pending])
+                self._write_pending([tp for tp in partitions if tp in self._pending], wait=True)
                 return self._durable([tp for tp in partitions if tp in self._windows])
             finally:
                 self._drop(partitions)
@@ -179,7 +210,7 @@ class LakeSink(BaseSink[Change]):
         with self._lock:
             for tp, state in self._windows.items():
                 state.close_all(self._pending.setdefault(tp, []))
-            self._write_pending(list(self._pending))
+            self._write_pending(list(self._pending), wait=True)
             return self._durable(list(self._windows))
 
     def close(self) -> None:
@@ -191,6 +222,14 @@ class LakeSink(BaseSink[Change]):
 
     def healthy(self) -> bool:
         return self.store.healthy()
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until no upload is queued or running (finished or failed); the parts are
+        retired on the next call (``tick``, a batch). For tests and tools; True if settled."""
+        with self._lock:
+            running = [f for job in self._jobs.values() for f in job.futures.values()]
+        done, not_done = wait_for(running, timeout=timeout)
+        return not not_done
 
     # -- idle flush -----------------------------------------------------------------------------
 
@@ -206,7 +245,9 @@ class LakeSink(BaseSink[Change]):
                     flushed += 1
             self.stats["idle_flushes"] += flushed
             try:
-                self._write_pending(list(self._pending))
+                # A quiet stream has time to wait: its windows are written and retired now,
+                # so this tick already commits them. Otherwise only finished uploads retire.
+                self._write_pending(list(self._pending), wait=flushed > 0)
             except RetryableError as exc:
                 _log.warning("idle flush failed; retrying on the next tick", error=str(exc))
             return flushed
@@ -237,9 +278,9 @@ class LakeSink(BaseSink[Change]):
             self._windows.pop(tp, None)
             self._last_seen.pop(tp, None)
             for part in self._pending.pop(tp, []):
-                self._uploaded.difference_update(
-                    t.key for t in build_reports(part, self.prefix, self.top_n)
-                )
+                # Uploads still running finish in the background; their keys and bytes are
+                # what the partition's next owner writes too.
+                self._jobs.pop(id(part), None)
 
     def _durable(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
@@ -256,37 +297,69 @@ class LakeSink(BaseSink[Change]):
                 out[tp] = offset
         return out
 
-    def _write_pending(self, partitions: list[TopicPartition]) -> None:
-        """Upload every pending part's objects (concurrently), then retire the parts in order.
+    def _write_pending(self, partitions: list[TopicPartition], *, wait: bool) -> None:
+        """Start the uploads of pending parts (again for failed ones), then retire in order
+        the parts whose objects are all written.
 
-        A part leaves ``pending`` only when all its objects are written; objects that made it
-        before a failure are remembered (``_uploaded``) and not sent again on the retry.
+        ``wait``: block until every upload of these partitions finished (revoke, shutdown);
+        otherwise only for uploads sent again after a failure (a store that is down keeps the
+        runtime retrying this batch instead of reading on) and while more than
+        ``max_inflight`` objects are queued. The first failure is raised after the retiring,
+        so parts completed meanwhile are accounted first.
         """
-        parts = [p for tp in partitions for p in self._pending.get(tp, [])]
-        if not parts:
-            return
-        tables = {id(p): build_reports(p, self.prefix, self.top_n) for p in parts}
-        todo = [t for p in parts for t in tables[id(p)] if t.key not in self._uploaded]
-        failure: BaseException | None = None
-        if len(todo) > 1 and self._pool is not None:
-            futures = [self._pool.submit(self._upload, t) for t in todo]
-            for future in futures:
-                exc = future.exception()
-                if exc is not None and failure is None:
-                    failure = exc
+        retried: list[Future[None]] = []
+        for tp in partitions:
+            for part in self._pending.get(tp, ()):
+                job = self._jobs.get(id(part))
+                if job is None:
+                    job = self._jobs[id(part)] = _Job(build_reports(part, self.prefix, self.top_n))
+                for table in job.tables:
+                    future = job.futures.get(table.key)
+                    if future is None:
+                        job.futures[table.key] = self._submit(table)
+                    elif future.done() and future.exception() is not None:
+                        job.futures[table.key] = again = self._submit(table)
+                        retried.append(again)
+        if wait:
+            wait_for([f for tp in partitions for p in self._pending.get(tp, ())
+                      for f in self._jobs[id(p)].futures.values()])  # fmt: skip
         else:
-            try:
-                for table in todo:
-                    self._upload(table)
-            except BaseException as exc:
-                failure = exc
-        if failure is not None:
-            raise failure
+            wait_for(retried)
+            self._throttle()
+        failure: BaseException | None = None
         for tp in partitions:
             pending = self._pending.get(tp)
             while pending:
-                self._retire(pending[0], tables[id(pending[0])])
-                pending.pop(0)
+                job = self._jobs[id(pending[0])]
+                if not job.written():
+                    failure = failure or job.failure()
+                    break
+                self._retire(pending[0], job.tables)
+                del self._jobs[id(pending.pop(0))]
+        if failure is not None:
+            raise failure
+
+    def _submit(self, table: ReportTable) -> Future[None]:
+        if self._pool is not None:
+            return self._pool.submit(self._upload, table)
+        future: Future[None] = Future()
+        try:
+            self._upload(table)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+        return future
+
+    def _throttle(self) -> None:
+        """Wait while more than ``max_inflight`` uploads are queued or running."""
+        while True:
+            running = [
+                f for job in self._jobs.values() for f in job.futures.values() if not f.done()
+            ]
+            if len(running) <= self._max_inflight:
+                return
+            wait_for(running, return_when=FIRST_COMPLETED)
 
     def _upload(self, table: ReportTable) -> None:
         body = encode_parquet(table)
@@ -297,7 +370,6 @@ class LakeSink(BaseSink[Change]):
             self.store.put(f"{table.key}.jsonl", lines, "application/x-ndjson")
             size += len(lines)
         with self._stats_lock:
-            self._uploaded.add(table.key)
             self.stats["objects"] += 2 if self.jsonl_copy else 1
             self.stats["bytes"] += size
 
@@ -307,7 +379,6 @@ class LakeSink(BaseSink[Change]):
                 self.http.post(tables[0].key, window_summary(part, tables))
             except HttpSinkUnavailable as exc:
                 raise RetryableError(str(exc)) from exc
-        self._uploaded.difference_update(t.key for t in tables)
         late = sum(s.count for s in part.late.values())
         self.stats["parts"] += 1
         self.stats["late_events"] += late
