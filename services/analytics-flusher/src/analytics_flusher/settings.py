@@ -18,9 +18,9 @@ from analytics_flusher.domain import WindowConfig
 class FlusherSettings(RuntimeSettings):
     """Environment: ``S3_BUCKET``, ``S3_PREFIX``, ``AWS_ENDPOINT_URL``, ``WINDOW_SECONDS``,
     ``GRACE_SECONDS``, ``IDLE_FLUSH_SECONDS``, ``MAX_OPEN_WINDOWS``, ``MAX_OPEN_ROWS``,
-    ``TOP_N``, ``UPLOAD_CONCURRENCY``, ``JSONL_COPY``, ``ORDERS_TABLE``, ``ITEMS_TABLE``,
-    ``HTTP_SINK_URL``, ``HTTP_SINK_TIMEOUT_S``, ``HTTP_SINK_MAX_ATTEMPTS``, plus the runtime's
-    variables."""
+    ``TOP_N``, ``UPLOAD_CONCURRENCY``, ``UPLOAD_MAX_INFLIGHT``, ``JSONL_COPY``,
+    ``ORDERS_TABLE``, ``ITEMS_TABLE``, ``HTTP_SINK_URL``, ``HTTP_SINK_TIMEOUT_S``,
+    ``HTTP_SINK_MAX_ATTEMPTS``, plus the runtime's variables."""
 
     kafka_topics: Annotated[tuple[str, ...], NoDecode] = (
         "dbserver1.public.orders",
@@ -45,6 +45,9 @@ class FlusherSettings(RuntimeSettings):
     # Objects are uploaded this many at a time: a PUT costs tens of milliseconds of latency on
     # S3, so a window close of dozens of objects would otherwise stall the batch.
     upload_concurrency: int = Field(default=8, ge=1, le=64)
+    # Closed parts are uploaded in the background while the next records are folded; past this
+    # many objects queued or in flight, the consumer waits (bounded memory when S3 is slow).
+    upload_max_inflight: int = Field(default=64, ge=1, le=10_000)
     jsonl_copy: bool = False
     orders_table: str = "orders"
     items_table: str = "order_items"

@@ -168,6 +168,7 @@ class LakeSink(BaseSink[Change]):
             http=http,
             idle_flush_s=settings.idle_flush_seconds,
             upload_concurrency=settings.upload_concurrency,
+            max_inflight=settings.upload_max_inflight,
         )
 
     # -- the runtime's hooks --------------------------------------------------------------------
@@ -228,8 +229,7 @@ class LakeSink(BaseSink[Change]):
         retired on the next call (``tick``, a batch). For tests and tools; True if settled."""
         with self._lock:
             running = [f for job in self._jobs.values() for f in job.futures.values()]
-        done, not_done = wait_for(running, timeout=timeout)
-        return not not_done
+        return not wait_for(running, timeout=timeout).not_done
 
     # -- idle flush -----------------------------------------------------------------------------
 
