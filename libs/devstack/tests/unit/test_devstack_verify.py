@@ -72,6 +72,7 @@ def test_verify_retries_until_converged_and_stops_checking_passed_services() -> 
         interval_s=0.01,
         services=["a", "b"],
         verifiers={"a": converges_third, "b": always},
+        gate_on_lag=False,
     )
     assert report.ok
     assert report.attempts == 3
@@ -83,7 +84,14 @@ def test_verify_gives_up_at_the_deadline_with_the_last_failures() -> None:
     def never(ctx: VerifyContext) -> list[Check]:
         return [Check("a", "equal", False, 2, 1, "1 missing")]
 
-    report = verify(INFO, timeout_s=0.05, interval_s=0.01, services=["a"], verifiers={"a": never})
+    report = verify(
+        INFO,
+        timeout_s=0.05,
+        interval_s=0.01,
+        services=["a"],
+        verifiers={"a": never},
+        gate_on_lag=False,
+    )
     assert not report.ok
     assert report.attempts >= 2
     assert report.to_dict()["checks"][0]["detail"] == "1 missing"
@@ -98,7 +106,7 @@ def test_report_table_shows_verdict_and_failures() -> None:
     def never(ctx: VerifyContext) -> list[Check]:
         return [Check("a", "equal", False, 2, 1, "1 missing")]
 
-    report = verify(INFO, timeout_s=0, services=["a"], verifiers={"a": never})
+    report = verify(INFO, timeout_s=0, services=["a"], verifiers={"a": never}, gate_on_lag=False)
     console = Console(record=True, width=200)
     console.print(report_table(report))
     text = console.export_text()
@@ -165,3 +173,31 @@ def test_a_group_that_never_catches_up_fails_with_its_read_model_not_compared() 
     assert not report.ok
     failing = {(c.service, c.name) for c in report.checks if not c.ok}
     assert failing == {(LAG, "a-group caught up"), ("a", "read model compared")}
+
+
+def test_asking_for_one_service_still_waits_for_its_group() -> None:
+    from devstack.verify import LAG
+
+    lag_passes = {"n": 0}
+    compared: list[int] = []
+
+    def lag(ctx: VerifyContext) -> list[Check]:
+        lag_passes["n"] += 1
+        return [
+            Check(LAG, "a-group caught up", lag_passes["n"] >= 2, 0, 0),
+            Check(LAG, "b-group caught up", False, 0, 9),  # not asked for: neither shown nor waited
+        ]
+
+    def a(ctx: VerifyContext) -> list[Check]:
+        compared.append(lag_passes["n"])
+        return [Check("a", "equal", True, 1, 1)]
+
+    report = verify(
+        INFO, timeout_s=30, interval_s=0.01, services=["a"], verifiers={LAG: lag, "a": a}
+    )
+    assert report.ok and report.attempts == 2
+    assert compared == [2], "compared before its group caught up"
+    assert [(c.service, c.name) for c in report.checks] == [
+        (LAG, "a-group caught up"),
+        ("a", "equal"),
+    ]
