@@ -4,7 +4,12 @@ the raw limits measured in the same run on the same records:
 * consume + parse with no sink (the runtime with the writer's decoder and a no-op sink);
 * a plain COPY of the same rows into a table without indexes (one transaction per batch);
 * the writer: COPY into a temporary table, dedupe through ``cdc_event_ids``, append to the
-  partitioned ``cdc_events``, offsets in the same transaction.
+  partitioned ``cdc_events``, offsets in the same transaction;
+* the writer scaled out the way it is deployed: ``BENCH_REPLICAS`` (default 2) processes of
+  ``python -m event_store_writer`` in one consumer group, sharing the topic's partitions, into
+  a fresh schema. One process is bound by its Python thread (parse + encode on one core, with
+  PostgreSQL using about half of the other); replicas put the second core to work. Measured
+  from the first committed batch to the last, through the offsets the writers store.
 
 Records: ~1 KB schemaless Debezium change events (products with a ~250-byte description)
 with varied keys, LSNs, transactions and ops, produced into a fresh 3-partition topic first.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +40,7 @@ from consumer_runtime import (
     Offsets,
     Runtime,
 )
-from devstack import produce
+from devstack import ManagedProcess, produce
 from devstack.pytest_plugin import SinkSchema
 from event_store_writer import (
     CHANGE_COLUMNS,
@@ -51,7 +57,8 @@ from sink_kit.pgcopy import copy_text_rows as copy_rows
 from sink_kit.postgres import make_engine
 
 RECORDS = int(os.environ.get("BENCH_RECORDS", "150000"))
-PARTITIONS = 3
+PARTITIONS = 6  # an even split between two (or three) replicas
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
 BATCH = int(os.environ.get("BENCH_BATCH", "2000"))
 _WORDS = ("durable", "handmade", "stainless", "ceramic", "recycled", "lightweight", "café")
 
@@ -173,9 +180,78 @@ def _run(settings: Settings, sink: _Timed, timeout: float = 300) -> float:
     return sink.seen / (sink.last - sink.first)
 
 
+def _replicas_rate(
+    kafka_bootstrap: str, topic: str, sink_schema: SinkSchema, unique_id: str, log_dir: Any
+) -> float:
+    """``REPLICAS`` writer processes into a fresh schema; events/s from the first committed
+    batch to the last, read from ``consumer_offsets`` (the writers' own offsets, stored in the
+    batch's transaction)."""
+    schema = f"{sink_schema.schema}_replicas"
+    admin = sink_schema.server.connect(sink_schema.database)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    url = sink_schema.url.replace(sink_schema.schema, schema)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPICS": topic,
+        "KAFKA_GROUP_ID": f"replicas-{unique_id}",
+        "KAFKA_CONSUMER_EXTRA": '{"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}',
+        "DATABASE_URL": url,
+        "BATCH_SIZE": str(BATCH),
+        "BATCH_MAX_WAIT_MS": "100",
+        "HEALTH_PORT": "0",
+        "LOG_FORMAT": "json",
+    }
+    procs = [
+        ManagedProcess(
+            f"writer-{i}",
+            [sys.executable, "-m", "event_store_writer"],
+            log_dir / f"writer-{i}.log",
+            env=env,
+        )
+        for i in range(REPLICAS)
+    ]
+    try:
+        for proc in procs:
+            proc.start()
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + 300
+        with admin.cursor() as cur:
+            while True:
+                assert all(p.running for p in procs), "a writer exited"
+                assert time.monotonic() < deadline, "the replicas did not finish in 300 s"
+                try:
+                    cur.execute(
+                        f"SELECT coalesce(sum(next_offset), 0) FROM {schema}.consumer_offsets"
+                    )
+                    done = int(cur.fetchone()[0] or 0)
+                except Exception:  # the schema is being created by the first writer
+                    done = 0
+                now = time.perf_counter()
+                if done and first is None:
+                    first = (now, done)
+                if done >= RECORDS:
+                    break
+                time.sleep(0.02)
+        assert first is not None
+        return (RECORDS - first[1]) / (now - first[0])
+    finally:
+        for proc in procs:
+            proc.stop(timeout=30)
+        with admin.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()
+
+
 @pytest.mark.benchmark
 def test_event_store_throughput(
-    kafka_bootstrap: str, make_topic: Callable[..., str], sink_schema: SinkSchema, unique_id: str
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    sink_schema: SinkSchema,
+    unique_id: str,
+    tmp_path: Any,
 ) -> None:
     payloads = _records(RECORDS)
     size = sum(len(v or b"") for _, v in payloads) / len(payloads)
@@ -229,6 +305,9 @@ def test_event_store_throughput(
     engine.dispose()
     assert stored == RECORDS
 
+    # 4. the writer, scaled out to REPLICAS processes.
+    replicas_rate = _replicas_rate(kafka_bootstrap, topic, sink_schema, unique_id, tmp_path)
+
     p50, p99 = _pct(write_times)
     c50, c99 = _pct(copy_times)
     print(
@@ -239,5 +318,7 @@ def test_event_store_throughput(
         f"   (per batch p50 {c50 * 1000:.1f} ms, p99 {c99 * 1000:.1f} ms)\n"
         f"  writer, broker -> PostgreSQL  {store_rate:>9,.0f} events/s"
         f"   ({store_rate / copy_rate:.0%} of plain COPY;"
-        f" write per batch p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms)"
+        f" write per batch p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms)\n"
+        f"  writer, {REPLICAS} replicas (processes) {replicas_rate:>9,.0f} events/s"
+        f"   ({replicas_rate / copy_rate:.0%} of plain COPY)"
     )
