@@ -4,7 +4,8 @@ The entry point of the library, on every consumer's hot path. It recognises the 
 (converter with or without schemas, the change envelope, the ExtractNewRecordState row, a
 tombstone, a heartbeat, a transaction boundary, a MySQL schema change), decodes rows with the
 compiled schema (``_schema``) or the ``ColumnTypes`` registry, and builds the ``_model``
-records. Anything else raises ``ParseError``; nothing else escapes.
+records (change events here, the other kinds in ``_record_kinds``). Anything else raises
+``ParseError``; nothing else escapes.
 
 Speed: the JSON converter repeats the whole schema (several KB) in every record. Each topic's
 last schema is kept as its exact bytes next to its compiled decoder; a record whose bytes start
@@ -15,7 +16,7 @@ parsed again. Any other layout takes the full path, which gives the same answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -28,14 +29,18 @@ from cdc_events._errors import ParseError
 from cdc_events._model import (
     OPS,
     ChangeEvent,
-    Heartbeat,
     Record,
-    SchemaChange,
     Source,
     Tombstone,
-    TransactionBoundary,
     table_of_topic,
-    tx_id_of,
+)
+from cdc_events._record_kinds import (
+    HEARTBEAT_TOPIC,
+    RowFn,
+    boundary,
+    heartbeat,
+    schema_change,
+    unwrapped_event,
 )
 from cdc_events._schema import (
     RowDecoder,
@@ -53,9 +58,6 @@ _MAX_SCHEMAS: Final = 1024
 
 _PREFIX: Final = b'{"schema":'
 _SEP: Final = b',"payload":'
-_HEARTBEAT_TOPIC: Final = "__debezium-heartbeat"
-
-RowFn = Callable[[Any, str], tuple[dict[str, Any], list[str] | None]]
 
 
 class _Compiled:
@@ -165,15 +167,26 @@ class Parser:
             or "__deleted" in payload
             or (headers and fl.header(headers, "__op") is not None)
         ):
-            return self._unwrapped(payload, compiled, topic, partition, offset, key, headers)
+            return unwrapped_event(
+                payload,
+                None if compiled is None else compiled.row,
+                topic,
+                partition,
+                offset,
+                headers,
+                lambda source: self._key(topic, key, source),
+                self._schemaless,
+            )
         if "op" in payload:
             return self._change(payload, compiled, topic, partition, offset, key)
         if "status" in payload and "id" in payload:
-            return self._boundary(payload, topic, partition, offset)
-        if topic.startswith(_HEARTBEAT_TOPIC) or payload.keys() == {"ts_ms"}:
-            return self._heartbeat(payload, topic, partition, offset, key)
+            return boundary(payload, topic, partition, offset)
+        if topic.startswith(HEARTBEAT_TOPIC) or payload.keys() == {"ts_ms"}:
+            return heartbeat(
+                payload, topic, partition, offset, lambda: self._key(topic, key, None)[1]
+            )
         if "ddl" in payload:
-            return self._schema_change(payload, topic, partition, offset)
+            return schema_change(payload, topic, partition, offset)
         raise ParseError(
             "missing_field",
             "no 'op' field: not a Debezium change envelope, heartbeat, transaction boundary, "
@@ -399,188 +412,6 @@ class Parser:
             ),
             tuple(unchanged),
             op == "d" and fl.key_only(before, decoded_key, source),
-        )
-
-    def _unwrapped(
-        self,
-        payload: dict[str, Any],
-        compiled: _Compiled | None,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        headers: fl.Headers | None,
-    ) -> ChangeEvent:
-        meta: dict[str, Any] = {}
-        for name, raw in fl.header_items(headers):
-            if name.startswith("__"):
-                meta[name[2:]] = fl.header_value(raw)
-        meta.update((k[2:], v) for k, v in payload.items() if k.startswith("__"))
-        deleted = meta.get("deleted")
-        if deleted not in (None, "true", "false", True, False):
-            raise ParseError(
-                "type_mismatch", f'__deleted: expected "true" or "false", got {deleted!r:.40}'
-            )
-        is_deleted = deleted in ("true", True)
-        op = "d" if is_deleted else meta.get("op")
-        if op is None:
-            raise ParseError(
-                "missing_field",
-                "__op: an ExtractNewRecordState row without its operation; configure the "
-                "transform with add.fields=op",
-            )
-        if type(op) is not str or op not in OPS:
-            raise ParseError("unknown_op", f"__op {op!r:.40} is not one of c, u, d, r, t, m")
-
-        def pick(*names: str) -> Any:
-            for name in names:
-                if meta.get(name) is not None:
-                    return meta[name]
-            return None
-
-        topic_schema, topic_table = fl.topic_parts(topic)
-        source = Source(
-            connector=fl.str_or_none(pick("connector", "source_connector"), "__connector"),
-            name=fl.str_or_none(pick("name", "source_name"), "__name"),
-            db=fl.str_or_none(pick("db", "source_db"), "__db"),
-            schema=fl.str_or_none(pick("schema", "source_schema"), "__schema") or topic_schema,
-            table=fl.str_or_none(pick("table", "source_table"), "__table") or topic_table,
-            ts_ms=fl.int_or_none(pick("source_ts_ms"), "__source_ts_ms"),
-            snapshot=fl.read_snapshot(pick("snapshot", "source_snapshot")),
-            lsn=fl.int_or_none(pick("lsn", "source_lsn"), "__lsn"),
-            tx_id=fl.read_txid(pick("txId", "source_txId", "gtid", "source_gtid")),
-            binlog=fl.read_binlog({k.removeprefix("source_"): v for k, v in meta.items()})
-            if pick("file", "source_file") is not None
-            else None,
-        )
-        raw_key, decoded_key = self._key(topic, key, source)
-        if compiled is not None:
-            row, gone = compiled.row()(payload, "row")
-        else:
-            row, gone = self._schemaless(source.schema, source.table, source.db)(payload, "row")
-        row = {k: v for k, v in row.items() if not k.startswith("__")}
-        unchanged = tuple(n for n in gone or () if not n.startswith("__"))
-        if source.binlog is not None:
-            b = source.binlog
-            pos = f"mysql:{b.file}:{b.pos}:{b.row}"
-        elif source.lsn is not None:
-            pos = f"pg:{source.lsn}:{source.tx_id}"
-        else:
-            pos = f"ts:{source.ts_ms}"
-        return ChangeEvent(
-            op=op,
-            source=source,
-            key=decoded_key,
-            before=row if op == "d" else None,
-            after=None if op == "d" else row,
-            ts_ms=fl.int_or_none(pick("ts_ms"), "__ts_ms"),
-            transaction=None,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            event_id=eid.change_event_id(
-                source.connector,
-                source.db,
-                source.schema,
-                source.table,
-                op,
-                pos,
-                eid.canonical_key(raw_key),
-            ),
-            unchanged_columns=unchanged,
-            before_is_key_only=op == "d" and fl.key_only(row, decoded_key, source),
-        )
-
-    def _boundary(
-        self, payload: dict[str, Any], topic: str, partition: int, offset: int
-    ) -> TransactionBoundary:
-        status = payload["status"]
-        if status not in ("BEGIN", "END"):
-            raise ParseError("unknown_op", f"transaction status {status!r:.40} is not BEGIN or END")
-        raw_id = payload["id"]
-        if type(raw_id) is not str or not raw_id:
-            raise ParseError("type_mismatch", f"id: expected a transaction id, got {raw_id!r:.40}")
-        collections: list[tuple[str, int]] = []
-        raw_collections = payload.get("data_collections")
-        if raw_collections is not None:
-            if type(raw_collections) is not list:
-                raise ParseError("type_mismatch", "data_collections: expected a list")
-            for item in raw_collections:
-                if type(item) is not dict:
-                    raise ParseError("type_mismatch", "data_collections: expected objects")
-                name = item.get("data_collection")
-                count = item.get("event_count")
-                if type(name) is not str or type(count) is not int:
-                    raise ParseError(
-                        "type_mismatch",
-                        f"data_collections: expected {{data_collection, event_count}}, got "
-                        f"{item!r:.80}",
-                    )
-                collections.append((name, count))
-        return TransactionBoundary(
-            status=status,
-            id=raw_id,
-            tx_id=tx_id_of(raw_id),
-            ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
-            event_count=fl.opt_int(payload, "event_count", "event_count"),
-            data_collections=tuple(collections),
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            event_id=eid.other_event_id("transaction", topic, status, raw_id),
-        )
-
-    def _heartbeat(
-        self, payload: dict[str, Any], topic: str, partition: int, offset: int, key: bytes | None
-    ) -> Heartbeat:
-        ts_ms = payload.get("ts_ms")
-        if ts_ms is None:
-            raise ParseError("missing_field", "ts_ms: a heartbeat without its timestamp")
-        if type(ts_ms) is not int:
-            raise ParseError("type_mismatch", f"ts_ms: expected an integer, got {ts_ms!r:.40}")
-        _, decoded = self._key(topic, key, None)
-        server = decoded.get("serverName") if decoded else None
-        if server is None and topic.startswith(_HEARTBEAT_TOPIC + "."):
-            server = topic[len(_HEARTBEAT_TOPIC) + 1 :]
-        return Heartbeat(
-            server_name=fl.str_or_none(server, "serverName"),
-            ts_ms=ts_ms,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-        )
-
-    def _schema_change(
-        self, payload: dict[str, Any], topic: str, partition: int, offset: int
-    ) -> SchemaChange:
-        ddl = payload["ddl"]
-        if type(ddl) is not str:
-            raise ParseError("type_mismatch", f"ddl: expected a string, got {ddl!r:.40}")
-        src = payload.get("source")
-        source = (
-            fl.read_source(src) if src is not None else Source(None, None, None, None, None, None)
-        )
-        changes = payload.get("tableChanges")
-        if changes is not None and type(changes) is not list:
-            raise ParseError("type_mismatch", "tableChanges: expected a list")
-        db = fl.str_or_none(payload.get("databaseName"), "databaseName")
-        return SchemaChange(
-            source=source,
-            db=db if db is not None else source.db,
-            schema=fl.str_or_none(payload.get("schemaName"), "schemaName"),
-            ddl=ddl,
-            table_changes=tuple(changes or ()),
-            ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            event_id=eid.other_event_id(
-                "schema_change",
-                source.connector or "",
-                db or "",
-                eid.position(src) if isinstance(src, dict) else "",
-                ddl,
-            ),
         )
 
 
