@@ -39,6 +39,7 @@ from consumer_runtime import (
     Runtime,
     TopicPartition,
 )
+from consumer_runtime.testing import run_until
 from devstack import AwsEmulator, produce
 from prometheus_client import CollectorRegistry
 
@@ -190,13 +191,7 @@ def end_to_end(bootstrap: str, topics: list[str], sink: TimedSink) -> float:
         CommitStrategy.COMMIT_AFTER_FLUSH,
         registry=CollectorRegistry(),
     )
-    thread = threading.Thread(target=runtime.run)
-    thread.start()
-    try:
-        assert sink.done.wait(300), f"only {sink.seen} of {sink.target} records folded"
-    finally:
-        runtime.stop()
-        thread.join(60)
+    assert run_until(runtime, sink.done), f"only {sink.seen} of {sink.target} records folded"
     return sink.last - sink.first
 
 

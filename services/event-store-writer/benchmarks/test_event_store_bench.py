@@ -40,6 +40,7 @@ from consumer_runtime import (
     Offsets,
     Runtime,
 )
+from consumer_runtime.testing import run_until
 from devstack import ManagedProcess, produce
 from devstack.pytest_plugin import SinkSchema
 from event_store_writer import (
@@ -167,14 +168,8 @@ def _run(settings: Settings, sink: _Timed, timeout: float = 300) -> float:
         CommitStrategy.SINK_MANAGED,
         registry=CollectorRegistry(),
     )
-    thread = threading.Thread(target=runtime.run)
-    thread.start()
-    try:
-        if not sink.done.wait(timeout):
-            raise TimeoutError(f"only {sink.seen} of {sink.target} records in {timeout:.0f}s")
-    finally:
-        runtime.stop()
-        thread.join(60)
+    if not run_until(runtime, sink.done, timeout):
+        raise TimeoutError(f"only {sink.seen} of {sink.target} records in {timeout:.0f}s")
     # From the first batch handed to the sink to the last one written: the steady state,
     # without the group join before it.
     return sink.seen / (sink.last - sink.first)

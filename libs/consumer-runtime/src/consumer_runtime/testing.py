@@ -15,9 +15,10 @@ records dead letters and can be told to fail.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -29,6 +30,9 @@ from consumer_runtime._message import InMemoryMessage, Message, TopicPartition
 from consumer_runtime._metrics import Metrics
 from consumer_runtime._sink import Batch, CommitStrategy, DeadLetter, Decoder, Sink
 
+if TYPE_CHECKING:
+    from consumer_runtime._runtime import Runtime
+
 T = TypeVar("T")
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "InMemoryMessage",
     "SinkHarness",
     "run_sink",
+    "run_until",
 ]
 
 
@@ -340,3 +345,16 @@ def run_sink(
     harness.run_until_idle()
     harness.shutdown()
     return harness
+
+
+def run_until(runtime: Runtime[Any], done: threading.Event, timeout_s: float = 300.0) -> bool:
+    """Run ``runtime`` on a thread until ``done`` is set or ``timeout_s`` passes, then stop it
+    and wait for it to exit (its final flush and commit included). Returns whether ``done``
+    was set. For benchmarks and tests that drive the real loop against a real broker."""
+    thread = threading.Thread(target=runtime.run, name="runtime")
+    thread.start()
+    try:
+        return done.wait(timeout_s)
+    finally:
+        runtime.stop()
+        thread.join(60)
