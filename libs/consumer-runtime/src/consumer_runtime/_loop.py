@@ -24,6 +24,7 @@ from consumer_runtime._client import ConsumerClient
 from consumer_runtime._dlq import DlqProducer, dead_letter
 from consumer_runtime._errors import CommitFailedError, PermanentError, RetryableError
 from consumer_runtime._health import HealthState
+from consumer_runtime._latency import DurableLatency
 from consumer_runtime._message import Message, TopicPartition
 from consumer_runtime._metrics import Metrics
 from consumer_runtime._sink import (
@@ -106,6 +107,7 @@ class ConsumerLoop(Generic[T]):
         self._assigned: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._durable: dict[TopicPartition, int] = {}
+        self._latency = DurableLatency(self.metrics.observe_latency)
         self._committed: dict[TopicPartition, int] = {}
         self._inflight: Batch[T] | None = None
         self._paused: set[TopicPartition] = set()
@@ -439,6 +441,7 @@ class ConsumerLoop(Generic[T]):
                 offset = min(reported_offset, self._positions.get(tp, reported_offset))
                 if offset > self._durable.get(tp, -1):
                     self._durable[tp] = offset
+        self._latency.durable(self._durable)
 
     def _commit_targets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         source = self._positions if self._strategy is CommitStrategy.SINK_MANAGED else self._durable
@@ -468,10 +471,11 @@ class ConsumerLoop(Generic[T]):
         for tp, records in batch.records.items():
             key = (tp.topic, "processed")
             by_topic[key] = by_topic.get(key, 0) + len(records)
-            if records:
+            if records and (next_offset := batch.next_offsets.get(tp)) is not None:
                 ts = source_timestamp_ms(records[-1])
                 if ts is not None:
-                    self.metrics.observe_latency(tp.topic, time.time() - ts / 1000.0)
+                    self._latency.handed(tp, next_offset, ts)
+        self._latency.durable(self._durable)  # a sink that stored the batch at once
         for tp, n in skipped.items():
             key = (tp.topic, "skipped")
             by_topic[key] = by_topic.get(key, 0) + n
@@ -499,6 +503,7 @@ class ConsumerLoop(Generic[T]):
             self._assigned.discard(tp)
             self._positions.pop(tp, None)
             self._durable.pop(tp, None)
+            self._latency.forget(tp)
             self._committed.pop(tp, None)
             self._paused.discard(tp)
             self._rewind.pop(tp, None)

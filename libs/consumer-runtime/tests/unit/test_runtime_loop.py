@@ -286,6 +286,30 @@ def test_latency_and_batch_metrics_are_recorded() -> None:
     assert harness.metric("cdc_batch_duration_seconds_count", service="test-service") == 1
 
 
+def test_latency_is_observed_when_held_records_become_durable() -> None:
+    """A sink that holds records (a window) reports them durable later: the end-to-end
+    latency is observed then, not when the batch was handed over."""
+
+    class Rec(dict[str, object]):
+        source_ts_ms = int(time.time() * 1000) - 2_000  # committed at the source 2 s ago
+
+    def dec(message: object) -> Rec:
+        return Rec(orjson.loads(message.value()))  # type: ignore[attr-defined]
+
+    harness = SinkHarness(WindowSink(), dec, strategy=CommitStrategy.COMMIT_AFTER_FLUSH)
+    count = "cdc_end_to_end_latency_seconds_count"
+    harness.produce("orders", values(3))
+    harness.poll()
+    assert harness.metric(count, service="test-service", topic="orders") == 0, "held: not yet"
+    harness.produce("orders", values(2, start=3))
+    harness.poll()  # the window of 5 closes: both batches are durable now
+    assert harness.metric(count, service="test-service", topic="orders") == 2
+    total = harness.metric(
+        "cdc_end_to_end_latency_seconds_sum", service="test-service", topic="orders"
+    )
+    assert total >= 2 * 2.0
+
+
 def test_revoke_flushes_held_records_and_commits_before_release() -> None:
     class RevokingWindow(WindowSink):
         def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
