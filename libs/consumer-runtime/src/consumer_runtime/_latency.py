@@ -49,7 +49,3 @@ class DurableLatency:
     def forget(self, tp: TopicPartition) -> None:
         """A partition left this member: its waiting records are the next owner's."""
         self._waiting.pop(tp, None)
-
-    def waiting(self, tp: TopicPartition) -> int:
-        waiting = self._waiting.get(tp)
-        return 0 if waiting is None else len(waiting)

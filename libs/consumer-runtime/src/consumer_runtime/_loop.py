@@ -192,6 +192,11 @@ class ConsumerLoop(Generic[T]):
             self._inflight = None
         for tp, offset in batch.next_offsets.items():
             self._positions[tp] = offset
+        for tp, records in batch.records.items():
+            # Observed once these records are durable: now, or when the sink reports them.
+            ts = source_timestamp_ms(records[-1]) if records else None
+            if ts is not None and tp in batch.next_offsets:
+                self._latency.handed(tp, batch.next_offsets[tp], ts)
         self._record_durable(batch.next_offsets, durable)
         self._resume_if_paused()
         if started >= self._next_commit:
@@ -441,7 +446,7 @@ class ConsumerLoop(Generic[T]):
                 offset = min(reported_offset, self._positions.get(tp, reported_offset))
                 if offset > self._durable.get(tp, -1):
                     self._durable[tp] = offset
-        self._latency.durable(self._durable)
+        self._latency.durable({tp: self._durable[tp] for tp in reported if tp in self._durable})
 
     def _commit_targets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         source = self._positions if self._strategy is CommitStrategy.SINK_MANAGED else self._durable
@@ -471,11 +476,6 @@ class ConsumerLoop(Generic[T]):
         for tp, records in batch.records.items():
             key = (tp.topic, "processed")
             by_topic[key] = by_topic.get(key, 0) + len(records)
-            if records and (next_offset := batch.next_offsets.get(tp)) is not None:
-                ts = source_timestamp_ms(records[-1])
-                if ts is not None:
-                    self._latency.handed(tp, next_offset, ts)
-        self._latency.durable(self._durable)  # a sink that stored the batch at once
         for tp, n in skipped.items():
             key = (tp.topic, "skipped")
             by_topic[key] = by_topic.get(key, 0) + n

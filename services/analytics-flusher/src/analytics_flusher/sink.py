@@ -321,8 +321,9 @@ class LakeSink(BaseSink[Change]):
                         job.futures[table.key] = again = self._submit(table)
                         retried.append(again)
         if wait:
-            wait_for([f for tp in partitions for p in self._pending.get(tp, ())
-                      for f in self._jobs[id(p)].futures.values()])  # fmt: skip
+            for tp in partitions:
+                for part in self._pending.get(tp, ()):
+                    wait_for(self._jobs[id(part)].futures.values())
         else:
             wait_for(retried)
             self._throttle()
