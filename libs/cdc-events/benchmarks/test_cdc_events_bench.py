@@ -1,4 +1,5 @@
-"""parse_record throughput next to a bare orjson.loads of the same bytes, in one run.
+"""parse_record (and parse_view) throughput next to a bare orjson.loads of the same bytes, in
+one run.
 
 Events: Debezium envelopes of the ``products`` table (the captured golden snapshot read), each
 with its own id, price, timestamps and LSN, in both converter forms: schema-enabled as the JSON
@@ -92,14 +93,19 @@ def _report(title: str, values: list[bytes], keys: list[bytes], parser: Parser, 
     def parse_pair(pair: tuple[bytes, bytes]) -> object:
         return parser.parse_record(topic, 0, 0, pair[0], pair[1])
 
+    def view_pair(pair: tuple[bytes, bytes]) -> object:
+        return parser.parse_view(topic, 0, 0, pair[0], pair[1])
+
     loads_rate = _rate(orjson.loads, values)
     parse_rate = _rate(parse_pair, pairs)  # type: ignore[arg-type]
+    view_rate = _rate(view_pair, pairs)  # type: ignore[arg-type]
     p50, p99 = _latencies(parse_pair, pairs)
     size = statistics.mean(len(v) for v in values)
     print(
         f"\ncdc_events benchmark: {N_EVENTS} {title}, {size:.0f} bytes each (best of {ROUNDS})\n"
         f"  orjson.loads        {loads_rate:>10,.0f} events/s (value bytes only)\n"
         f"  parse_record        {parse_rate:>10,.0f} events/s (key + value, decoded, event_id)\n"
+        f"  parse_view          {view_rate:>10,.0f} events/s (the same, as a flat ChangeView)\n"
         f"  cost ratio          {loads_rate / parse_rate:>10.2f}x orjson.loads\n"
         f"  parse_record p50    {p50:>10.1f} us/event\n"
         f"  parse_record p99    {p99:>10.1f} us/event"

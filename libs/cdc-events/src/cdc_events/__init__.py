@@ -25,6 +25,7 @@ from cdc_events._model import (
 )
 from cdc_events._parser import DEFAULT_MAX_BYTES, Parser, parse_record
 from cdc_events._user_activity import EVENT_TYPES, UserActivity, parse_user_activity
+from cdc_events._view import ChangeView
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -35,6 +36,7 @@ __all__ = [
     "BinlogPosition",
     "CdcEventsError",
     "ChangeEvent",
+    "ChangeView",
     "ColumnTypes",
     "DecimalColumn",
     "Heartbeat",

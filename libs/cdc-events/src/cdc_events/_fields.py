@@ -22,7 +22,7 @@ _NONE: Final = type(None)
 _TEXT: Final = frozenset({str, _NONE})
 _INT_OR_NONE: Final = frozenset({int, _NONE})
 _TXID: Final = frozenset({int, str, _NONE})
-_SOURCE_FIELDS: Final = (
+SOURCE_FIELDS: Final = (
     "connector",
     "name",
     "db",
@@ -95,7 +95,7 @@ def read_source(src: Any) -> Source:
         # The common block, every field of its expected JSON type, read in one pass; any other
         # block (MySQL, a boolean snapshot, text numbers, a type error) takes the checked path.
         connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = map(
-            src.get, _SOURCE_FIELDS
+            src.get, SOURCE_FIELDS
         )
         if (
             connector != "mysql"
@@ -192,7 +192,13 @@ def is_filler(value: Any) -> bool:
 
 def key_only(before: dict[str, Any] | None, key: dict[str, Any] | None, source: Source) -> bool:
     """A PostgreSQL delete whose non-key columns are all Debezium's fillers ("", 0, epoch)."""
-    if before is None or key is None or source.connector not in ("postgresql", None):
+    return key_only_of(before, key, source.connector)
+
+
+def key_only_of(
+    before: dict[str, Any] | None, key: dict[str, Any] | None, connector: str | None
+) -> bool:
+    if before is None or key is None or connector not in ("postgresql", None):
         return False
     return all(name in key or is_filler(value) for name, value in before.items())
 

@@ -49,6 +49,7 @@ from cdc_events._schema import (
     registry_row_decoder,
     schema_fingerprint,
 )
+from cdc_events._view import ChangeView, parse_view
 
 DEFAULT_MAX_BYTES: Final = 1 << 20  # 1 MiB: Kafka's default max.message.bytes is ~1 MB.
 # Bounds on the caches: a consumer sees a few hundred topics and schema versions; these only
@@ -299,6 +300,22 @@ class Parser:
         self, topic: str, key: bytes | None, source: Source | None
     ) -> tuple[Any, dict[str, Any] | None]:
         """(raw key payload, decoded key)."""
+        if source is None:
+            return self._key_of(topic, key, None, None, None, by_topic=True)
+        return self._key_of(topic, key, source.schema, source.table, source.db)
+
+    def _key_of(
+        self,
+        topic: str,
+        key: bytes | None,
+        schema: str | None,
+        table: str | None,
+        db: str | None,
+        *,
+        by_topic: bool = False,
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """(raw key payload, decoded key); a schemaless key is decoded with the registry's
+        entry for ``schema.table`` (``by_topic``: the table named by the topic)."""
         if key is None:
             return None, None
         entry = self._keys.get(topic)
@@ -310,10 +327,10 @@ class Parser:
             decoder = None
             if type(doc) is dict and len(doc) == 2 and "schema" in doc and "payload" in doc:
                 raw = doc["payload"]
-                schema = doc["schema"]
-                if isinstance(schema, dict) and schema.get("type") == "struct":
-                    decoder = compile_row(schema, "key")
-                    text = self._schema_bytes(key, schema)
+                key_schema = doc["schema"]
+                if isinstance(key_schema, dict) and key_schema.get("type") == "struct":
+                    decoder = compile_row(key_schema, "key")
+                    text = self._schema_bytes(key, key_schema)
                     if text is not None:
                         if len(self._keys) >= _MAX_TOPICS:
                             self._keys.clear()
@@ -326,9 +343,9 @@ class Parser:
             raise ParseError("not_object", f"key is a JSON {type(raw).__name__}, not an object")
         if decoder is not None:
             return raw, decoder.decode(raw, "key")[0]
-        if source is None:
+        if by_topic:
             return raw, self._schemaless(None, table_of_topic(topic), None)(raw, "key")[0]
-        return raw, self._schemaless(source.schema, source.table, source.db)(raw, "key")[0]
+        return raw, self._schemaless(schema, table, db)(raw, "key")[0]
 
     def _schemaless(self, schema: str | None, table: str | None, db: str | None) -> RowFn:
         if self.column_types is None:
@@ -342,6 +359,22 @@ class Parser:
                 self._rows.clear()
             self._rows[cache_key] = fn
         return fn
+
+    def parse_view(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: fl.Headers | None = None,
+    ) -> ChangeView | Record:
+        """``parse_record``, with a change event as a flat ``ChangeView`` (see ``_view``).
+
+        Same records, same checks, same ``ParseError``s; tombstones, heartbeats, transaction
+        boundaries and schema changes come back as ``parse_record`` returns them.
+        """
+        return parse_view(self, topic, partition, offset, key, value, headers)
 
     # -- record kinds -----------------------------------------------------------------------
 

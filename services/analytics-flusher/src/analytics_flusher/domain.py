@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from cdc_events import (
     UNCHANGED,
-    ChangeEvent,
+    ChangeView,
     ColumnTypes,
     DecimalColumn,
     ParseError,
@@ -116,6 +116,8 @@ def _money(value: Any, column: str) -> Decimal | None:
     if value is None or value is UNCHANGED:
         return None
     try:
+        if type(value) is Decimal:
+            return value.quantize(CENTS, rounding=ROUND_HALF_EVEN)
         return Decimal(value).quantize(CENTS, rounding=ROUND_HALF_EVEN)
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise ParseError("bad_decimal", f"{column}={value!r} is not an amount") from exc
@@ -143,10 +145,13 @@ def _timestamp(value: Any, column: str) -> datetime | None:
     raise ParseError("type_mismatch", f"{column}={value!r} is not a timestamp")
 
 
-def _id(event: ChangeEvent) -> int:
+def _id(event: ChangeView) -> int:
+    key = event.key
+    ident = key.get("id") if key is not None else None
+    if type(ident) is int:
+        return ident
     row = event.row or {}
-    key = event.key or {}
-    value = key.get("id", row.get("id"))
+    value = (key or {}).get("id", row.get("id"))
     ident = _int(value, "id")
     if ident is None:
         raise ParseError("missing_field", f"{event.table} change without an id")
@@ -158,7 +163,9 @@ class Decoder:
 
     Changes of ``orders`` and ``order_items`` are decoded; tombstones, heartbeats, transaction
     boundaries, truncates and other tables return ``None`` (skipped). Malformed records raise
-    ``ParseError`` (dead-lettered).
+    ``ParseError`` (dead-lettered). Records are read with ``Parser.parse_view``: the flat view
+    of a change, without the ``Source`` / ``TransactionInfo`` objects the flusher never reads
+    (the same checks and ids as ``parse_record``, in about half the time).
     """
 
     def __init__(
@@ -173,7 +180,7 @@ class Decoder:
         self._items = items_table
 
     def __call__(self, message: MessageLike) -> Change | None:
-        record = self._parser.parse_record(
+        record = self._parser.parse_view(
             message.topic() or "",
             message.partition() or 0,
             message.offset() or 0,
@@ -181,7 +188,7 @@ class Decoder:
             message.value(),
             message.headers(),
         )
-        if not isinstance(record, ChangeEvent) or record.op not in ("c", "u", "r", "d"):
+        if type(record) is not ChangeView or record.op not in ("c", "u", "r", "d"):
             return None
         table = record.table
         if table == self._orders:
@@ -191,13 +198,13 @@ class Decoder:
         return None
 
     @staticmethod
-    def _event_time(event: ChangeEvent) -> int:
-        ts = event.source.ts_ms if event.source.ts_ms is not None else event.ts_ms
+    def _event_time(event: ChangeView) -> int:
+        ts = event.source_ts_ms if event.source_ts_ms is not None else event.ts_ms
         if ts is None:
             raise ParseError("missing_field", "change without source.ts_ms or ts_ms")
         return ts
 
-    def order_change(self, event: ChangeEvent) -> OrderChange:
+    def order_change(self, event: ChangeView) -> OrderChange:
         deleted = event.op == "d"
         row = {} if deleted else (event.after or {})
         before = event.before if not event.before_is_key_only else None
@@ -207,12 +214,19 @@ class Decoder:
         status = row.get("status")
         if not deleted and not isinstance(status, str):
             raise ParseError("missing_field", "orders change without a status")
+        # The common types are taken as they are; anything else goes through the checks.
+        customer = row.get("customer_id")
+        if type(customer) is not int:
+            customer = _int(customer, "customer_id")
+        created = row.get("created_at")
+        if type(created) is not datetime or created.tzinfo is None:
+            created = _timestamp(created, "created_at")
         return OrderChange(
             order_id=_id(event),
-            customer_id=_int(row.get("customer_id"), "customer_id"),
+            customer_id=customer,
             status=None if deleted else status,
             total=_money(row.get("total"), "total"),
-            created_at=_timestamp(row.get("created_at"), "created_at"),
+            created_at=created,
             deleted=deleted,
             op=event.op,
             source_ts_ms=self._event_time(event),
@@ -221,14 +235,21 @@ class Decoder:
             before_status=before_status,
         )
 
-    def item_change(self, event: ChangeEvent) -> ItemChange:
+    def item_change(self, event: ChangeView) -> ItemChange:
         deleted = event.op == "d"
         row = {} if deleted else (event.after or {})
+        order, product, quantity = row.get("order_id"), row.get("product_id"), row.get("quantity")
+        if type(order) is not int:
+            order = _int(order, "order_id")
+        if type(product) is not int:
+            product = _int(product, "product_id")
+        if type(quantity) is not int:
+            quantity = _int(quantity, "quantity")
         return ItemChange(
             item_id=_id(event),
-            order_id=_int(row.get("order_id"), "order_id"),
-            product_id=_int(row.get("product_id"), "product_id"),
-            quantity=_int(row.get("quantity"), "quantity"),
+            order_id=order,
+            product_id=product,
+            quantity=quantity,
             unit_price=_money(row.get("unit_price"), "unit_price"),
             deleted=deleted,
             op=event.op,

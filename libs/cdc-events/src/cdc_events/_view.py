@@ -1,0 +1,198 @@
+"""``Parser.parse_view``: a change event as a flat ``ChangeView``, for consumers that read a few
+fields of many changes and never need the ``Source`` / ``TransactionInfo`` objects.
+
+``parse_record`` builds a ``ChangeEvent`` with its ``Source`` and ``TransactionInfo`` for every
+change. A consumer that folds each change into a few numbers (the analytics flusher) reads the
+op, the table, the commit time, the key, the rows and the id, and the objects around them cost
+it about as much as the JSON and the rows together. ``parse_view`` reads those fields straight
+from the payload for the common record (a PostgreSQL change envelope, every field of its usual
+JSON type, no TOAST placeholder, no ``__op`` header), with the same decoders, the same
+checks and the same ``event_id`` as ``parse_record``. Anything else goes through
+``parse_record`` and ``ChangeView.of`` (or comes back as the record ``parse_record`` returns, for
+tombstones, heartbeats, transaction boundaries and schema changes), so both entry points agree
+on every record, malformed ones included: a unit test holds them to it over the golden records
+and fuzzed mutations of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from cdc_events import _event_id as eid
+from cdc_events import _fields as fl
+from cdc_events._model import ChangeEvent, Record
+
+if TYPE_CHECKING:
+    from cdc_events._parser import Parser
+
+_ROW_OPS: Final = frozenset({"c", "u", "r", "d"})
+_NONE: Final = type(None)
+_TEXT: Final = frozenset({str, _NONE})
+_INT_OR_NONE: Final = frozenset({int, _NONE})
+_TXID: Final = frozenset({int, str, _NONE})
+
+
+class ChangeView(NamedTuple):
+    """The fields of a change event most consumers read, flat (``ChangeEvent`` minus the
+    ``Source`` and ``TransactionInfo`` objects). Every field means what it means on
+    ``ChangeEvent``; ``source_ts_ms`` is ``source.ts_ms``."""
+
+    op: str
+    connector: str | None
+    db: str | None
+    schema: str | None
+    table: str | None
+    source_ts_ms: int | None
+    ts_ms: int | None
+    key: dict[str, Any] | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    topic: str
+    partition: int
+    offset: int
+    event_id: str
+    unchanged_columns: tuple[str, ...]
+    before_is_key_only: bool
+
+    @property
+    def row(self) -> dict[str, Any] | None:
+        """The row's state after the change, or before it for a delete."""
+        return self.after if self.after is not None else self.before
+
+    @classmethod
+    def of(cls, event: ChangeEvent) -> ChangeView:
+        src = event.source
+        return cls(
+            event.op,
+            src.connector,
+            src.db,
+            src.schema,
+            src.table,
+            src.ts_ms,
+            event.ts_ms,
+            event.key,
+            event.before,
+            event.after,
+            event.topic,
+            event.partition,
+            event.offset,
+            event.event_id,
+            event.unchanged_columns,
+            event.before_is_key_only,
+        )
+
+
+def parse_view(
+    parser: Parser,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: fl.Headers | None,
+) -> ChangeView | Record:
+    view = None
+    try:
+        view = _common(parser, topic, partition, offset, key, value, headers)
+    except Exception:  # the full path gives the answer, or the ParseError, for this record
+        view = None
+    if view is not None:
+        return view
+    record = parser.parse_record(topic, partition, offset, key, value, headers)
+    return ChangeView.of(record) if type(record) is ChangeEvent else record
+
+
+def _common(
+    parser: Parser,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: fl.Headers | None,
+) -> ChangeView | None:
+    """The view of a common change record, or None: not common, let ``parse_record`` decide."""
+    max_bytes = parser.max_bytes
+    if type(value) is not bytes or len(value) > max_bytes:
+        return None
+    if key is not None and (type(key) is not bytes or len(key) > max_bytes):
+        return None
+    if headers and fl.header(headers, "__op") is not None:
+        return None
+    payload, compiled = parser._value(topic, value)
+    if type(payload) is not dict or "__op" in payload or "__deleted" in payload:
+        return None
+    op = payload.get("op")
+    src = payload.get("source")
+    if op not in _ROW_OPS or type(src) is not dict or "file" in src:
+        return None
+    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = map(
+        src.get, fl.SOURCE_FIELDS
+    )
+    # The checks of ``read_source``'s one-pass path, for a PostgreSQL block.
+    if (
+        connector != "postgresql"
+        or not _TEXT.issuperset(map(type, (name, db, schema, table, version, snapshot)))
+        or type(ts_ms) not in _INT_OR_NONE
+        or type(lsn) not in _INT_OR_NONE
+        or type(tx_id) not in _TXID
+    ):
+        return None
+    schema = schema or None
+    table = table or None
+    transaction = payload.get("transaction")
+    if transaction is not None and (
+        type(transaction) is not dict
+        or type(transaction.get("id")) is not str
+        or type(transaction.get("total_order")) not in _INT_OR_NONE
+        or type(transaction.get("data_collection_order")) not in _INT_OR_NONE
+    ):
+        return None
+    envelope_ts = payload.get("ts_ms")
+    if type(envelope_ts) not in _INT_OR_NONE:
+        return None
+    raw_key, decoded_key = parser._key_of(topic, key, schema, table, db)
+    if compiled is not None:
+        decode_before, decode_after = compiled.envelope_rows()
+    else:
+        decode_before = decode_after = parser._schemaless(schema, table, db)
+    raw_before, raw_after = payload.get("before"), payload.get("after")
+    before = after = None
+    if raw_before is not None:
+        before, gone = decode_before(raw_before, "before")
+        if gone:
+            return None
+    if raw_after is not None:
+        after, gone = decode_after(raw_after, "after")
+        if gone:
+            return None
+    if after is None and op != "d":
+        return None
+    if op == "d" and before is None and "before" not in payload:
+        return None
+    return ChangeView(
+        op,
+        connector,
+        db,
+        schema,
+        table,
+        ts_ms,
+        envelope_ts,
+        decoded_key,
+        before,
+        after,
+        topic,
+        partition,
+        offset,
+        eid.change_event_id(
+            connector,
+            db,
+            schema,
+            table,
+            op,
+            f"pg:{lsn}:{tx_id}",
+            eid.canonical_key(raw_key),
+        ),
+        (),
+        op == "d" and fl.key_only_of(before, decoded_key, connector),
+    )

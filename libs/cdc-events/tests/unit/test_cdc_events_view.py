@@ -1,0 +1,229 @@
+"""``Parser.parse_view`` agrees with ``parse_record`` on every record, and takes its own path
+for the common PostgreSQL change (the reason it exists).
+
+The two must give the same view (``ChangeView.of`` of the ``ChangeEvent``), the same other
+record, or a ``ParseError`` with the same code: over the golden records captured from the real
+connector, fuzzed mutations of them, and hand-made records that only the full path may take.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+from cdc_events import (
+    ChangeEvent,
+    ChangeView,
+    ColumnTypes,
+    DecimalColumn,
+    ParseError,
+    Parser,
+)
+from cdc_events.testing import golden_records, make_change
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+RECORDS = list(golden_records().values())
+REGISTRY = ColumnTypes(
+    {
+        "public.products": {"price": DecimalColumn(2), "updated_at": "timestamp"},
+        "public.orders": {"total": DecimalColumn(2), "created_at": "timestamp"},
+    }
+)
+
+
+class CountingParser(Parser):
+    """A parser that counts the records ``parse_view`` hands to the full path."""
+
+    __slots__ = ("full",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.full = 0
+
+    def parse_record(self, *args: Any, **kwargs: Any) -> Any:
+        self.full += 1
+        return super().parse_record(*args, **kwargs)
+
+
+def outcome(call: Any) -> Any:
+    try:
+        return call()
+    except ParseError as exc:
+        return ("ParseError", exc.code)
+
+
+def assert_agree(
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Any = None,
+    **parser_args: Any,
+) -> Any:
+    """The view of a fresh parser next to the record of another; returns the view."""
+    record = outcome(lambda: Parser(**parser_args).parse_record(topic, 3, 42, key, value, headers))
+    view = outcome(lambda: Parser(**parser_args).parse_view(topic, 3, 42, key, value, headers))
+    if isinstance(record, ChangeEvent):
+        assert type(view) is ChangeView
+        assert view == ChangeView.of(record)
+    else:
+        assert view == record
+    return view
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=[r.name for r in RECORDS])
+@pytest.mark.parametrize("registry", [None, REGISTRY], ids=["plain", "registry"])
+def test_every_golden_record_agrees(record: Any, registry: ColumnTypes | None) -> None:
+    headers = list(record.headers) or None
+    assert_agree(record.topic, record.key, record.value, headers, column_types=registry)
+    # Twice on one parser: the second read takes the cached schema.
+    parser = Parser(column_types=registry)
+    first = outcome(
+        lambda: parser.parse_view(record.topic, 0, 1, record.key, record.value, headers)
+    )
+    again = outcome(
+        lambda: parser.parse_view(record.topic, 0, 1, record.key, record.value, headers)
+    )
+    assert first == again
+
+
+COMMON = [
+    r
+    for r in RECORDS
+    if r.name.startswith(("pg-schema-", "pg-noschema-"))
+    and r.name.rsplit("-", 1)[-1] in ("c", "u", "d", "r")
+    and "scratch" not in r.name
+    and b"__debezium_unavailable_value" not in (r.value or b"")  # TOAST: the full path's
+]
+
+
+@pytest.mark.parametrize("record", COMMON, ids=[r.name for r in COMMON])
+def test_common_postgres_changes_take_the_view_path(record: Any) -> None:
+    parser = CountingParser(column_types=REGISTRY)
+    view = parser.parse_view(record.topic, 0, 1, record.key, record.value)
+    assert type(view) is ChangeView
+    event = parser.parse_record(record.topic, 0, 1, record.key, record.value)
+    assert view == ChangeView.of(event)
+    assert parser.full == 1  # only the comparison above went the full way
+
+
+def test_the_common_paths_are_not_an_empty_list() -> None:
+    assert len(COMMON) >= 8
+
+
+def _with(record: Any, change: Any) -> bytes:
+    doc = orjson.loads(record.value)
+    change(doc.get("payload", doc))
+    return orjson.dumps(doc)
+
+
+ORDERS_U = next(r for r in COMMON if r.name == "pg-schema-orders-u")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.__setitem__("transaction", {"id": 5}),
+        lambda p: p.__setitem__("transaction", {"id": "1:2", "total_order": "x"}),
+        lambda p: p.__setitem__("transaction", []),
+        lambda p: p["source"].__setitem__("ts_ms", "1700000000000"),
+        lambda p: p["source"].__setitem__("ts_ms", 1.5),
+        lambda p: p["source"].__setitem__("lsn", "12"),
+        lambda p: p["source"].__setitem__("snapshot", True),
+        lambda p: p["source"].__setitem__("connector", "mysql"),
+        lambda p: p["source"].__setitem__("connector", "sqlserver"),
+        lambda p: p["source"].__setitem__("file", "binlog.000001"),
+        lambda p: p["source"].pop("table"),
+        lambda p: p.__setitem__("source", None),
+        lambda p: p.__setitem__("ts_ms", "12"),
+        lambda p: p.__setitem__("op", "x"),
+        lambda p: p.__setitem__("op", "t"),
+        lambda p: p.__setitem__("after", None),
+        lambda p: p.pop("before"),
+        lambda p: p.__setitem__("__deleted", "false"),
+        lambda p: p["after"].__setitem__("customer_id", "seven"),
+        lambda p: p["after"].__setitem__("total", "not base64!"),
+        lambda p: p["after"].__setitem__("status", "__debezium_unavailable_value"),
+    ],
+)
+def test_records_off_the_common_path_agree(damage: Any) -> None:
+    value = _with(ORDERS_U, damage)
+    assert_agree(ORDERS_U.topic, ORDERS_U.key, value, column_types=REGISTRY)
+
+
+def test_a_delete_with_a_key_only_before_agrees() -> None:
+    record = make_change(
+        "d",
+        table="orders",
+        before={"id": 7, "customer_id": 0, "status": "", "total": None},
+        key={"id": 7},
+    )
+    view = assert_agree(record.topic, record.key, record.value)
+    assert view.before_is_key_only
+
+
+def test_unchanged_toast_columns_agree() -> None:
+    toasted = [r for r in RECORDS if b"__debezium_unavailable_value" in (r.value or b"")]
+    assert toasted
+    for record in toasted:
+        view = assert_agree(record.topic, record.key, record.value, column_types=REGISTRY)
+        if type(view) is ChangeView and view.op == "u":
+            assert "description" in view.unchanged_columns
+
+
+def test_an_op_header_and_other_kinds_come_back_as_parse_record_returns_them() -> None:
+    record = make_change("c", table="orders", after={"id": 1, "status": "new"}, key={"id": 1})
+    assert_agree(record.topic, record.key, record.value, [("__op", b"c")])
+    for name in ("pg-schema-heartbeat", "pg-schema-transaction-begin", "legacy-tombstone"):
+        golden = next(r for r in RECORDS if r.name == name)
+        view = assert_agree(golden.topic, golden.key, golden.value)
+        assert type(view) is not ChangeView
+
+
+def test_size_limits_and_bad_bytes_agree() -> None:
+    assert_agree(ORDERS_U.topic, ORDERS_U.key, ORDERS_U.value, max_bytes=100)
+    assert_agree(ORDERS_U.topic, b"not json", ORDERS_U.value)
+    assert_agree(ORDERS_U.topic, ORDERS_U.key, b"\xff\xfe")
+    assert_agree(ORDERS_U.topic, ORDERS_U.key, None)
+
+
+def _mutate(doc: Any, rnd: random.Random, value: Any) -> Any:
+    if not isinstance(doc, (dict, list)) or not doc or rnd.random() < 0.2:
+        return value
+    if isinstance(doc, dict):
+        k = rnd.choice(list(doc))
+        if rnd.random() < 0.15:
+            doc.pop(k)
+        else:
+            doc[k] = _mutate(doc[k], rnd, value)
+    else:
+        i = rnd.randrange(len(doc))
+        doc[i] = _mutate(doc[i], rnd, value)
+    return doc
+
+
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.text(max_size=12),
+    st.sampled_from(["c", "u", "d", "r", "postgresql", "AA==", "__debezium_unavailable_value"]),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, len(COMMON) - 1), seed=st.integers(0, 2**32), value=json_leaf)
+def test_mutated_common_records_agree(index: int, seed: int, value: Any) -> None:
+    record = COMMON[index]
+    rnd = random.Random(seed)
+    doc = orjson.loads(record.value)
+    key_doc = None if record.key is None else orjson.loads(record.key)
+    if rnd.random() < 0.25 and key_doc is not None:
+        key_doc = _mutate(key_doc, rnd, value)
+    else:
+        target = doc.get("payload", doc)
+        _mutate(target, rnd, value)
+    key = None if key_doc is None else orjson.dumps(key_doc)
+    assert_agree(record.topic, key, orjson.dumps(doc), column_types=REGISTRY)
