@@ -6,9 +6,10 @@
    one process,
 3. aggregate + flush into memory (``LakeSink.write_batch`` over the decoded changes, Parquet
    encoded, no S3 round trips: the CPU cost of windows + Parquet),
-4. end to end: the real runtime loop (consume, decode, fold) with the S3 sink on the AWS
-   emulator, from the first batch until every record is folded and every object written
-   (the final flush included), with the per-batch time of the sink,
+4. end to end: the real runtime loop (consume, decode, fold) with the S3 sink, its objects
+   kept in memory (the flusher's own limit) and then on the AWS emulator, from the first batch
+   until every record is folded and every object written (the final flush included), with
+   the per-batch time of the sink,
 5. end to end with ``BENCH_REPLICAS`` (default 2) processes in one consumer group, each the
    runtime with the S3 sink as in 4: from the first batch any of them handles until the last
    one has flushed its final windows on shutdown (group joins and rebalances included).
@@ -322,6 +323,7 @@ def test_flusher_throughput(
     cfg = WindowConfig()
     null = NullStore()
     memory_s = aggregate(LakeSink(null, cfg), decoded)
+    in_memory_s = run_timed(kafka_bootstrap, topics, TimedSink(LakeSink(NullStore(), cfg), n))
     lake = LakeSink(S3Store(aws_emulator.client("s3"), s3_bucket), cfg)
     timed = TimedSink(lake, n)
     e2e_s = run_timed(kafka_bootstrap, topics, timed)
@@ -336,6 +338,8 @@ def test_flusher_throughput(
     print(f"raw consume:                          {n / raw_s:>10,.0f} events/s")
     print(f"consume + parse (runtime, no sink):   {parse_rate:>10,.0f} events/s")
     print(f"aggregate + flush (Parquet, memory):  {n / memory_s:>10,.0f} events/s")
+    print(f"end to end (runtime -> memory):       {n / in_memory_s:>10,.0f} events/s"
+          f"  ({n / in_memory_s / parse_rate:.0%} of consume + parse)")  # fmt: skip
     print(f"end to end (runtime -> S3 emulator):  {n / e2e_s:>10,.0f} events/s"
           f"  ({n / e2e_s / parse_rate:.0%} of consume + parse)")  # fmt: skip
     print(f"  sink per batch: {percentiles(timed.latencies)}")
