@@ -11,34 +11,17 @@ import sys
 import time
 from typing import Any
 
-from analytics_flusher import Decoder, FlusherSettings, LakeSink
+from analytics_flusher import Decoder, FlusherSettings
 from analytics_flusher.sink import build_sink
-from consumer_runtime import BaseSink, Batch, CommitStrategy, Offsets, run_service
+from consumer_runtime import Batch, CommitStrategy, Offsets, run_service
+from consumer_runtime.testing import ForwardingSink
 
 
-class Reporting(BaseSink[Any]):
-    def __init__(self, inner: LakeSink) -> None:
-        self.inner = inner
-
+class Reporting(ForwardingSink[Any]):
     def write_batch(self, batch: Batch[Any]) -> Offsets | None:
-        result = self.inner.write_batch(batch)
+        result = super().write_batch(batch)
         print(f"batch {sum(len(r) for r in batch.records.values())} {time.time()}", flush=True)
         return result
-
-    def tick(self) -> Offsets | None:
-        return self.inner.tick()
-
-    def flush(self) -> Offsets | None:
-        return self.inner.flush()
-
-    def on_revoke(self, partitions: Any) -> Offsets | None:
-        return self.inner.on_revoke(partitions)
-
-    def on_lost(self, partitions: Any) -> None:
-        self.inner.on_lost(partitions)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def main() -> int:

@@ -44,7 +44,6 @@ from analytics_flusher import Decoder, FlusherSettings, LakeSink, S3Store, Windo
 from cdc_events.testing import make_change
 from confluent_kafka import Consumer
 from consumer_runtime import (
-    BaseSink,
     Batch,
     CommitStrategy,
     InMemoryMessage,
@@ -52,7 +51,7 @@ from consumer_runtime import (
     Runtime,
     TopicPartition,
 )
-from consumer_runtime.testing import run_until
+from consumer_runtime.testing import ForwardingSink, run_until
 from devstack import AwsEmulator, produce
 from prometheus_client import CollectorRegistry
 
@@ -158,13 +157,13 @@ def aggregate(sink: LakeSink, decoded: list[Any]) -> float:
     return time.perf_counter() - started
 
 
-class TimedSink(BaseSink[Any]):
+class TimedSink(ForwardingSink[Any]):
     """The S3 sink (or no sink: ``inner=None``, counting only), timed: from the first batch
     until the last record is folded and every object written (``flush``); per-batch times of
     ``write_batch``."""
 
     def __init__(self, inner: LakeSink | None, target: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.target = target
         self.seen = 0
         self.first = self.last = 0.0
@@ -174,32 +173,14 @@ class TimedSink(BaseSink[Any]):
     def write_batch(self, batch: Batch[Any]) -> Offsets | None:
         t0 = time.perf_counter()
         self.first = self.first or t0
-        result = None if self.inner is None else self.inner.write_batch(batch)
+        result = super().write_batch(batch)
         self.latencies.append(time.perf_counter() - t0)
         self.seen += sum(len(r) for r in batch.records.values())
         if self.seen >= self.target and not self.done.is_set():
-            if self.inner is not None:
-                self.inner.flush()
+            self.flush()
             self.last = time.perf_counter()
             self.done.set()
         return result
-
-    def tick(self) -> Offsets | None:
-        return None if self.inner is None else self.inner.tick()
-
-    def flush(self) -> Offsets | None:
-        return None if self.inner is None else self.inner.flush()
-
-    def on_revoke(self, partitions: Any) -> Offsets | None:
-        return None if self.inner is None else self.inner.on_revoke(partitions)
-
-    def on_lost(self, partitions: Any) -> None:
-        if self.inner is not None:
-            self.inner.on_lost(partitions)
-
-    def close(self) -> None:
-        if self.inner is not None:
-            self.inner.close()
 
 
 def _settings(bootstrap: str, topics: list[str], group: str, **extra: Any) -> FlusherSettings:

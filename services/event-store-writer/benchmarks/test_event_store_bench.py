@@ -33,14 +33,13 @@ from typing import Any
 import pytest
 from cdc_events.testing import make_change
 from consumer_runtime import (
-    BaseSink,
     Batch,
     CommitStrategy,
     InMemoryMessage,
     Offsets,
     Runtime,
 )
-from consumer_runtime.testing import run_until
+from consumer_runtime.testing import ForwardingSink, run_until
 from devstack import ManagedProcess, produce
 from devstack.pytest_plugin import SinkSchema
 from event_store_writer import (
@@ -103,12 +102,12 @@ def _pct(samples: list[float]) -> tuple[float, float]:
     return q[49], q[98]
 
 
-class _Timed(BaseSink[StoreRecord]):
+class _Timed(ForwardingSink[StoreRecord]):
     """Counts records through ``inner`` (or through nothing) and stops the clock once the
     last of them is durable."""
 
     def __init__(self, inner: EventStoreSink | None, target: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.target = target
         self.seen = 0
         self.done = threading.Event()
@@ -118,30 +117,13 @@ class _Timed(BaseSink[StoreRecord]):
     def write_batch(self, batch: Batch[StoreRecord]) -> Offsets | None:
         if not self.first:
             self.first = time.perf_counter()
-        result = None if self.inner is None else self.inner.write_batch(batch)
+        result = super().write_batch(batch)
         self.seen += len(batch)
         if self.seen >= self.target and not self.done.is_set():
-            if self.inner is not None:
-                self.inner.flush()  # the write in flight, too
+            self.flush()  # the write in flight, too
             self.last = time.perf_counter()
             self.done.set()
         return result
-
-    def stored_offsets(self, partitions: Any) -> Offsets:
-        return {} if self.inner is None else self.inner.stored_offsets(partitions)
-
-    def tick(self) -> Offsets | None:
-        return None if self.inner is None else self.inner.tick()
-
-    def flush(self) -> Offsets | None:
-        return None if self.inner is None else self.inner.flush()
-
-    def on_revoke(self, partitions: Any) -> Offsets | None:
-        return None if self.inner is None else self.inner.on_revoke(partitions)
-
-    def close(self) -> None:
-        if self.inner is not None:
-            self.inner.close()
 
 
 def _time_writes(sink: EventStoreSink) -> list[float]:

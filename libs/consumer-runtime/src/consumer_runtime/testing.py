@@ -28,7 +28,15 @@ from consumer_runtime._health import HealthState
 from consumer_runtime._loop import Backoff, ConsumerLoop
 from consumer_runtime._message import InMemoryMessage, Message, TopicPartition
 from consumer_runtime._metrics import Metrics
-from consumer_runtime._sink import Batch, CommitStrategy, DeadLetter, Decoder, Sink
+from consumer_runtime._sink import (
+    BaseSink,
+    Batch,
+    CommitStrategy,
+    DeadLetter,
+    Decoder,
+    Offsets,
+    Sink,
+)
 
 if TYPE_CHECKING:
     from consumer_runtime._runtime import Runtime
@@ -38,6 +46,7 @@ T = TypeVar("T")
 __all__ = [
     "Batch",
     "DeadLetterRecord",
+    "ForwardingSink",
     "InMemoryConsumer",
     "InMemoryDlq",
     "InMemoryMessage",
@@ -345,6 +354,44 @@ def run_sink(
     harness.run_until_idle()
     harness.shutdown()
     return harness
+
+
+class ForwardingSink(BaseSink[T]):
+    """Passes every hook to ``inner`` (with ``inner=None``, the ``BaseSink`` no-ops): the base
+    of a wrapper that observes a sink (counts, times, reports) by overriding a hook or two."""
+
+    def __init__(self, inner: Sink[T] | None) -> None:
+        self.inner = inner
+
+    def write_batch(self, batch: Batch[T]) -> Offsets | None:
+        return None if self.inner is None else self.inner.write_batch(batch)
+
+    def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
+        return {} if self.inner is None else self.inner.stored_offsets(partitions)
+
+    def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
+        if self.inner is not None:
+            self.inner.on_assign(partitions)
+
+    def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
+        return None if self.inner is None else self.inner.on_revoke(partitions)
+
+    def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
+        if self.inner is not None:
+            self.inner.on_lost(partitions)
+
+    def flush(self) -> Offsets | None:
+        return None if self.inner is None else self.inner.flush()
+
+    def tick(self) -> Offsets | None:
+        return None if self.inner is None else self.inner.tick()
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+    def healthy(self) -> bool:
+        return True if self.inner is None else self.inner.healthy()
 
 
 def run_until(runtime: Runtime[Any], done: threading.Event, timeout_s: float = 300.0) -> bool:

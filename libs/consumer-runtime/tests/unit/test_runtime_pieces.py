@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pytest
 from cdc_events import ParseError
@@ -15,13 +16,18 @@ from consumer_runtime import (
     HEADER_SERVICE,
     HEADER_TOPIC,
     THROUGHPUT_DEFAULTS,
+    BaseSink,
+    Batch,
     HealthState,
     InMemoryMessage,
+    Offsets,
     RuntimeSettings,
     SettingsError,
+    TopicPartition,
     dlq_headers,
 )
 from consumer_runtime._dlq import dead_letter
+from consumer_runtime.testing import ForwardingSink
 from pydantic import SecretStr
 
 BASE_ENV = {"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "KAFKA_TOPICS": "a, b ,^dbserver1\\..*"}
@@ -190,3 +196,78 @@ def test_a_sinks_own_metrics_are_served_with_the_runtimes() -> None:
     text = generate_latest(runtime.metrics.registry).decode()
     assert "sink_rows_total 3.0" in text
     assert "cdc_messages_total" in text or "cdc_batch_duration_seconds" in text
+
+
+class _Recording(BaseSink[int]):
+    """Answers every hook with something of its own and records the call."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.tp = TopicPartition("t", 0)
+
+    def write_batch(self, batch: Batch[int]) -> Offsets | None:
+        self.calls.append("write_batch")
+        return {self.tp: 1}
+
+    def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
+        self.calls.append("stored_offsets")
+        return {self.tp: 2}
+
+    def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
+        self.calls.append("on_assign")
+
+    def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
+        self.calls.append("on_revoke")
+        return {self.tp: 3}
+
+    def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
+        self.calls.append("on_lost")
+
+    def flush(self) -> Offsets | None:
+        self.calls.append("flush")
+        return {self.tp: 4}
+
+    def tick(self) -> Offsets | None:
+        self.calls.append("tick")
+        return {self.tp: 5}
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def healthy(self) -> bool:
+        self.calls.append("healthy")
+        return False
+
+
+def test_forwarding_sink_passes_every_hook_and_its_answer() -> None:
+    inner = _Recording()
+    sink: ForwardingSink[int] = ForwardingSink(inner)
+    tp = [inner.tp]
+    answers = [
+        sink.write_batch(Batch()),
+        sink.stored_offsets(tp),
+        sink.on_assign(tp),
+        sink.on_revoke(tp),
+        sink.on_lost(tp),
+        sink.flush(),
+        sink.tick(),
+        sink.close(),
+        sink.healthy(),
+    ]
+    assert inner.calls == [
+        "write_batch", "stored_offsets", "on_assign", "on_revoke", "on_lost", "flush", "tick",
+        "close", "healthy",
+    ]  # fmt: skip
+    assert answers == [
+        {inner.tp: 1}, {inner.tp: 2}, None, {inner.tp: 3}, None, {inner.tp: 4}, {inner.tp: 5},
+        None, False,
+    ]  # fmt: skip
+
+
+def test_forwarding_sink_without_an_inner_sink_is_the_no_op_sink() -> None:
+    sink: ForwardingSink[int] = ForwardingSink(None)
+    tp = [TopicPartition("t", 0)]
+    assert sink.write_batch(Batch()) is None
+    assert sink.stored_offsets(tp) == {}
+    assert sink.on_revoke(tp) is None and sink.flush() is None and sink.tick() is None
+    assert sink.healthy() is True
