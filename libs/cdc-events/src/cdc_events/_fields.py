@@ -19,9 +19,10 @@ from cdc_events._model import UNCHANGED, BinlogPosition, Source, TransactionInfo
 Headers = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
 _MIDNIGHT: Final = time(0)
 _NONE: Final = type(None)
-_TEXT: Final = frozenset({str, _NONE})
-_INT_OR_NONE: Final = frozenset({int, _NONE})
-_TXID: Final = frozenset({int, str, _NONE})
+# The JSON types a field may have on the one-pass paths (None included).
+TEXT_TYPES: Final = frozenset({str, _NONE})
+INT_TYPES: Final = frozenset({int, _NONE})
+TXID_TYPES: Final = frozenset({int, str, _NONE})
 SOURCE_FIELDS: Final = (
     "connector",
     "name",
@@ -90,34 +91,45 @@ def read_binlog(src: Mapping[str, Any]) -> BinlogPosition:
     )
 
 
-def read_source(src: Any) -> Source:
-    if type(src) is dict and "file" not in src:
-        # The common block, every field of its expected JSON type, read in one pass; any other
-        # block (MySQL, a boolean snapshot, text numbers, a type error) takes the checked path.
-        connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = map(
-            src.get, SOURCE_FIELDS
+def common_source(src: Any) -> tuple[Any, ...] | None:
+    """The fields of a common ``source`` block (``SOURCE_FIELDS`` order) read in one pass, or
+    None: any other block (MySQL, a boolean snapshot, text numbers, a type error) needs the
+    checked path. The common block has every field of its expected JSON type."""
+    if type(src) is not dict or "file" in src:
+        return None
+    fields = tuple(map(src.get, SOURCE_FIELDS))
+    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = fields
+    if (
+        connector != "mysql"
+        and TEXT_TYPES.issuperset(
+            map(type, (connector, name, db, schema, table, version, snapshot))
         )
-        if (
-            connector != "mysql"
-            and _TEXT.issuperset(map(type, (connector, name, db, schema, table, version, snapshot)))
-            and type(ts_ms) in _INT_OR_NONE
-            and type(lsn) in _INT_OR_NONE
-            and type(tx_id) in _TXID
-        ):
-            return new_source(
-                connector,
-                name,
-                db,
-                schema or None,
-                table or None,
-                ts_ms,
-                snapshot,
-                lsn,
-                None if tx_id is None else str(tx_id),
-                None,
-                version,
-            )
-    return _read_source_checked(src)
+        and type(ts_ms) in INT_TYPES
+        and type(lsn) in INT_TYPES
+        and type(tx_id) in TXID_TYPES
+    ):
+        return fields
+    return None
+
+
+def read_source(src: Any) -> Source:
+    fields = common_source(src)
+    if fields is None:
+        return _read_source_checked(src)
+    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = fields
+    return new_source(
+        connector,
+        name,
+        db,
+        schema or None,
+        table or None,
+        ts_ms,
+        snapshot,
+        lsn,
+        None if tx_id is None else str(tx_id),
+        None,
+        version,
+    )
 
 
 def _read_source_checked(src: Any) -> Source:

@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from cdc_events._parser import Parser
 
 _ROW_OPS: Final = frozenset({"c", "u", "r", "d"})
-_NONE: Final = type(None)
-_TEXT: Final = frozenset({str, _NONE})
-_INT_OR_NONE: Final = frozenset({int, _NONE})
-_TXID: Final = frozenset({int, str, _NONE})
 
 
 class ChangeView(NamedTuple):
@@ -91,7 +87,6 @@ def parse_view(
     value: bytes | None,
     headers: fl.Headers | None,
 ) -> ChangeView | Record:
-    view = None
     try:
         view = _common(parser, topic, partition, offset, key, value, headers)
     except Exception:  # the full path gives the answer, or the ParseError, for this record
@@ -123,20 +118,16 @@ def _common(
     if type(payload) is not dict or "__op" in payload or "__deleted" in payload:
         return None
     op = payload.get("op")
-    src = payload.get("source")
-    if op not in _ROW_OPS or type(src) is not dict or "file" in src:
+    if op not in _ROW_OPS:
         return None
-    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = map(
-        src.get, fl.SOURCE_FIELDS
-    )
-    # The checks of ``read_source``'s one-pass path, for a PostgreSQL block.
-    if (
-        connector != "postgresql"
-        or not _TEXT.issuperset(map(type, (name, db, schema, table, version, snapshot)))
-        or type(ts_ms) not in _INT_OR_NONE
-        or type(lsn) not in _INT_OR_NONE
-        or type(tx_id) not in _TXID
-    ):
+    src = payload.get("source")
+    if type(src) is not dict:
+        return None
+    fields = fl.common_source(src)
+    if fields is None:
+        return None
+    connector, _, db, schema, table, _, _, ts_ms, _, _ = fields
+    if connector != "postgresql":
         return None
     schema = schema or None
     table = table or None
@@ -144,12 +135,12 @@ def _common(
     if transaction is not None and (
         type(transaction) is not dict
         or type(transaction.get("id")) is not str
-        or type(transaction.get("total_order")) not in _INT_OR_NONE
-        or type(transaction.get("data_collection_order")) not in _INT_OR_NONE
+        or type(transaction.get("total_order")) not in fl.INT_TYPES
+        or type(transaction.get("data_collection_order")) not in fl.INT_TYPES
     ):
         return None
     envelope_ts = payload.get("ts_ms")
-    if type(envelope_ts) not in _INT_OR_NONE:
+    if type(envelope_ts) not in fl.INT_TYPES:
         return None
     raw_key, decoded_key = parser._key_of(topic, key, schema, table, db)
     if compiled is not None:
@@ -190,7 +181,7 @@ def _common(
             schema,
             table,
             op,
-            f"pg:{lsn}:{tx_id}",
+            eid.position(src),
             eid.canonical_key(raw_key),
         ),
         (),

@@ -201,3 +201,15 @@ def test_size_limits_and_bad_bytes_agree() -> None:
     assert_agree(ORDERS_U.topic, b"not json", ORDERS_U.value)
     assert_agree(ORDERS_U.topic, ORDERS_U.key, b"\xff\xfe")
     assert_agree(ORDERS_U.topic, ORDERS_U.key, None)
+
+
+def test_source_fields_of_the_wrong_type_are_refused_or_converted_by_both() -> None:
+    """The one-pass source check is shared by both paths: hold it to the checked path's answers
+    (text numbers converted, anything else refused), not only to agreement."""
+    text_ts = _with(ORDERS_U, lambda p: p["source"].__setitem__("ts_ms", "1700000000000"))
+    view = assert_agree(ORDERS_U.topic, ORDERS_U.key, text_ts, column_types=REGISTRY)
+    assert view.source_ts_ms == 1_700_000_000_000
+    for field, bad in (("ts_ms", 1.5), ("lsn", [1]), ("txId", 1.5), ("table", 5)):
+        value = _with(ORDERS_U, lambda p, f=field, b=bad: p["source"].__setitem__(f, b))
+        answer = assert_agree(ORDERS_U.topic, ORDERS_U.key, value, column_types=REGISTRY)
+        assert answer == ("ParseError", "type_mismatch"), field
