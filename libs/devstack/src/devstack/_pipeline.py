@@ -130,6 +130,11 @@ class Pipeline:
             time.sleep(0.2)
 
     def start_services(self) -> list[ServiceProcess]:
+        # Every CDC topic exists before a consumer subscribes: the relay creates a table's topic
+        # only with its first change, and a pattern subscription (the event store's
+        # ``dbserver1.public.*``) sees a topic created later only at its next metadata refresh
+        # (librdkafka: every 5 minutes), which a short run never reaches.
+        self.stack.broker.create_topics(list(CDC_TOPICS), partitions=self.stack.partitions)
         env = self.stack.service_env()
         self._create_data_lake()
         for spec in self.specs:
