@@ -1,5 +1,5 @@
-"""``Parser.parse_view``: a change event as a flat ``ChangeView``, for consumers that read a few
-fields of many changes and never need the ``Source`` / ``TransactionInfo`` objects.
+"""``Parser.parse_view``: a change event as a flat ``ChangeView``, for consumers that read many
+changes and never need the ``Source`` object.
 
 ``parse_record`` builds a ``ChangeEvent`` with its ``Source`` and ``TransactionInfo`` for every
 change. A consumer that folds each change into a few numbers (the analytics flusher) reads the
@@ -12,6 +12,10 @@ checks and the same ``event_id`` as ``parse_record``. Anything else goes through
 tombstones, heartbeats, transaction boundaries and schema changes), so both entry points agree
 on every record, malformed ones included: a unit test holds them to it over the golden records
 and fuzzed mutations of them.
+
+The view holds everything a ``ChangeEvent`` does but the source's ``name`` and ``version``
+(the LSN, the transaction, the snapshot marker and, from the full path, the MySQL binlog
+position too), so a consumer that stores whole changes (the event store) can read only views.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from cdc_events import _event_id as eid
 from cdc_events import _fields as fl
-from cdc_events._model import ChangeEvent, Record
+from cdc_events._model import (
+    BinlogPosition,
+    ChangeEvent,
+    Record,
+    TransactionInfo,
+    tx_id_of,
+)
 
 if TYPE_CHECKING:
     from cdc_events._parser import Parser
@@ -29,8 +39,8 @@ _ROW_OPS: Final = frozenset({"c", "u", "r", "d"})
 
 
 class ChangeView(NamedTuple):
-    """The fields of a change event most consumers read, flat (``ChangeEvent`` minus the
-    ``Source`` and ``TransactionInfo`` objects). Every field means what it means on
+    """A change event, flat: ``ChangeEvent`` with the fields of its ``Source`` (but ``name`` and
+    ``version``) beside its own. Every field means what it means on
     ``ChangeEvent``; ``source_ts_ms`` is ``source.ts_ms``."""
 
     op: str
@@ -49,6 +59,12 @@ class ChangeView(NamedTuple):
     event_id: str
     unchanged_columns: tuple[str, ...]
     before_is_key_only: bool
+    lsn: int | None
+    tx_id: str | None
+    """``ChangeEvent.tx_id``: the source's ``txId`` (as text), else from the transaction block."""
+    snapshot: str | None
+    transaction: TransactionInfo | None
+    binlog: BinlogPosition | None
 
     @property
     def row(self) -> dict[str, Any] | None:
@@ -75,7 +91,17 @@ class ChangeView(NamedTuple):
             event.event_id,
             event.unchanged_columns,
             event.before_is_key_only,
+            src.lsn,
+            event.tx_id,
+            src.snapshot,
+            event.transaction,
+            src.binlog,
         )
+
+    @property
+    def is_snapshot(self) -> bool:
+        """``Source.is_snapshot``: a read of the initial (or an incremental) snapshot."""
+        return self.snapshot is not None and self.snapshot != "false"
 
 
 def parse_view(
@@ -126,19 +152,26 @@ def _common(
     fields = fl.common_source(src)
     if fields is None:
         return None
-    connector, _, db, schema, table, _, _, ts_ms, _, _ = fields
+    connector, _, db, schema, table, _, snapshot, ts_ms, lsn, tx_id = fields
     if connector != "postgresql":
         return None
     schema = schema or None
     table = table or None
-    transaction = payload.get("transaction")
-    if transaction is not None and (
-        type(transaction) is not dict
-        or type(transaction.get("id")) is not str
-        or type(transaction.get("total_order")) not in fl.INT_TYPES
-        or type(transaction.get("data_collection_order")) not in fl.INT_TYPES
-    ):
-        return None
+    block = payload.get("transaction")
+    transaction = None
+    if block is not None:
+        if type(block) is not dict:
+            return None
+        tx = block.get("id")
+        total = block.get("total_order")
+        per_table = block.get("data_collection_order")
+        if (
+            type(tx) is not str
+            or type(total) not in fl.INT_TYPES
+            or type(per_table) not in fl.INT_TYPES
+        ):
+            return None
+        transaction = TransactionInfo(tx, total, per_table)
     envelope_ts = payload.get("ts_ms")
     if type(envelope_ts) not in fl.INT_TYPES:
         return None
@@ -186,4 +219,16 @@ def _common(
         ),
         (),
         op == "d" and fl.key_only_of(before, decoded_key, connector),
+        lsn,
+        _tx_id(tx_id, transaction),
+        snapshot,
+        transaction,
+        None,
     )
+
+
+def _tx_id(source_tx_id: int | str | None, transaction: TransactionInfo | None) -> str | None:
+    """``ChangeEvent.tx_id`` of a common record: the source's, else the transaction block's."""
+    if source_tx_id is not None:
+        return str(source_tx_id)
+    return None if transaction is None else tx_id_of(transaction.id)

@@ -98,6 +98,8 @@ class Runtime(Generic[T]):
         self.on_failure: list[Callable[[], None]] = []
 
     def run(self) -> None:
+        # Process-wide: a sink's I/O thread gets the interpreter lock back within this long.
+        sys.setswitchinterval(self.settings.gil_switch_interval_ms / 1000.0)
         self._log.info(
             "starting",
             topics=list(self.settings.kafka_topics),

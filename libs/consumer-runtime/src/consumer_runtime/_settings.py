@@ -76,6 +76,12 @@ class RuntimeSettings(BaseSettings):
     # /livez fails when the loop has not polled for this long (a sink call hung); well above
     # the slowest legitimate batch write.
     liveness_timeout_s: float = Field(default=120.0, gt=0)
+    # How long the loop's thread keeps the interpreter lock while another thread waits for it
+    # (process-wide, set when the runtime starts). A sink's I/O thread (the event store's
+    # pipelined write, the flusher's uploads) needs the lock back after every database or
+    # network round trip; with Python's 5 ms default each of them waits that long while the
+    # loop decodes the next batch. The switch costs nothing when no other thread wants the lock.
+    gil_switch_interval_ms: float = Field(default=0.1, gt=0, le=100)
 
     @field_validator("kafka_topics", mode="before")
     @classmethod

@@ -271,3 +271,48 @@ def test_forwarding_sink_without_an_inner_sink_is_the_no_op_sink() -> None:
     assert sink.stored_offsets(tp) == {}
     assert sink.on_revoke(tp) is None and sink.flush() is None and sink.tick() is None
     assert sink.healthy() is True
+
+
+def test_the_runtime_sets_how_soon_another_thread_gets_the_interpreter_lock() -> None:
+    """``GIL_SWITCH_INTERVAL_MS`` is applied when the runtime starts (process-wide), so a sink's
+    I/O thread waits at most that long for the lock after each round trip."""
+    import sys
+    import threading
+
+    from consumer_runtime import BaseSink, CommitStrategy, Runtime, RuntimeSettings
+    from consumer_runtime.testing import InMemoryConsumer, InMemoryDlq, run_until
+
+    seen: list[float] = []
+    done = threading.Event()
+
+    class RecordingSink(BaseSink[bytes]):
+        def write_batch(self, batch: object) -> None:
+            seen.append(sys.getswitchinterval())
+            done.set()
+
+    client = InMemoryConsumer()
+    client.produce("t", [b"v"])
+    settings = RuntimeSettings(
+        kafka_bootstrap_servers="x:1",
+        kafka_topics=("t",),
+        gil_switch_interval_ms=0.25,
+        health_port=0,
+        batch_max_wait_ms=10,
+    )
+    before = sys.getswitchinterval()
+    try:
+        runtime = Runtime(
+            "svc",
+            settings,
+            lambda m: m.value(),
+            RecordingSink(),
+            CommitStrategy.COMMIT_AFTER_FLUSH,
+            client=client,
+            dlq=InMemoryDlq(),
+        )
+        assert run_until(runtime, done, timeout_s=30)
+        assert seen and seen[0] == pytest.approx(0.00025)
+        default = RuntimeSettings(kafka_bootstrap_servers="x:1", kafka_topics=("t",))
+        assert default.gil_switch_interval_ms == 0.1
+    finally:
+        sys.setswitchinterval(before)

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from event_store_writer import _sql as sql
 from event_store_writer._metrics import SERVICE, StoreMetrics
 from event_store_writer._prepared import (
+    LINE_COLUMNS,
     Prepared,
     change_line,
     concat_prepared,
@@ -41,7 +42,6 @@ from event_store_writer._prepared import (
     unique_user_events,
 )
 from event_store_writer.domain import (
-    CHANGE_COLUMNS,
     USER_EVENT_COLUMNS,
     ChangeRow,
     StoreRecord,
@@ -213,7 +213,7 @@ class BatchWriter:
             id_rows = [(ids[i], times[i]) for i in keep]
             text = "".join([lines[i] for i in keep])
         copy_text_rows(conn, "cdc_event_ids", ("event_id", "event_time"), id_rows)
-        copy_text(conn, "cdc_events", CHANGE_COLUMNS, text)
+        copy_text(conn, "cdc_events", LINE_COLUMNS, text)
 
     def _append_user_events(self, conn: Connection, rows: Sequence[UserEventRow]) -> int:
         if not rows:
