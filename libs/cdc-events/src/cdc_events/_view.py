@@ -214,7 +214,7 @@ def _common(
             schema,
             table,
             op,
-            eid.position(src),
+            f"pg:{lsn}:{tx_id}",  # eid.position of a PostgreSQL block
             eid.canonical_key(raw_key),
         ),
         (),

@@ -55,6 +55,10 @@ class RuntimeSettings(BaseSettings):
     kafka_consumer_extra: Annotated[dict[str, ConfigValue], NoDecode] = Field(default_factory=dict)
     kafka_producer_extra: Annotated[dict[str, ConfigValue], NoDecode] = Field(default_factory=dict)
     kafka_assignment_strategy: str = "cooperative-sticky"
+    # With a pattern in KAFKA_TOPICS (``^dbserver1\.public\..*``), a topic created later (a new
+    # table's first change) is subscribed at librdkafka's next metadata refresh: every 5 min by
+    # default, every 30 s with this.
+    kafka_pattern_refresh_ms: int = Field(default=30_000, ge=1000, le=3_600_000)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     # Upper bound on how long a partial batch waits for more records: adds at most this much
     # latency at low traffic.
@@ -180,6 +184,8 @@ class RuntimeSettings(BaseSettings):
                 "auto.offset.reset": "earliest",
             }
         )
+        if any(topic.startswith("^") for topic in self.kafka_topics):
+            cfg["topic.metadata.refresh.interval.ms"] = self.kafka_pattern_refresh_ms
         cfg.update(self.kafka_consumer_extra)
         return cfg
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 from collections.abc import Sequence
 
 import pytest
@@ -81,6 +82,8 @@ def test_settings_from_the_environment(env: pytest.MonkeyPatch) -> None:
     assert cfg["queued.max.messages.kbytes"] == THROUGHPUT_DEFAULTS["queued.max.messages.kbytes"]
     assert cfg["partition.assignment.strategy"] == "cooperative-sticky"
     assert cfg["enable.auto.commit"] is False
+    # A pattern is among the topics: new matching topics are looked for every 30 s.
+    assert cfg["topic.metadata.refresh.interval.ms"] == 30_000
     assert s.shutdown_grace_s == 25.0
     with pytest.raises(Exception, match="frozen"):
         s.batch_size = 3  # type: ignore[misc]
@@ -316,3 +319,21 @@ def test_the_runtime_sets_how_soon_another_thread_gets_the_interpreter_lock() ->
         assert default.gil_switch_interval_ms == 0.1
     finally:
         sys.setswitchinterval(before)
+
+
+def test_the_metadata_refresh_is_shortened_only_for_a_pattern_and_yields_to_the_extras() -> None:
+    def config(topics: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+        return RuntimeSettings(
+            kafka_bootstrap_servers="x:1", kafka_topics=topics, **extra
+        ).consumer_config("svc")
+
+    assert "topic.metadata.refresh.interval.ms" not in config(("orders", "users"))
+    assert config(("orders", "^dbserver1\\..*"))["topic.metadata.refresh.interval.ms"] == 30_000
+    assert (
+        config(("^a.*",), kafka_pattern_refresh_ms=5000)["topic.metadata.refresh.interval.ms"]
+        == 5000
+    )
+    overridden = config(
+        ("^a.*",), kafka_consumer_extra={"topic.metadata.refresh.interval.ms": 60_000}
+    )
+    assert overridden["topic.metadata.refresh.interval.ms"] == 60_000

@@ -60,12 +60,27 @@ def key_json(key: Any) -> str | None:
     return orjson.dumps(key, default=_default, option=_OPTS | orjson.OPT_SORT_KEYS).decode()
 
 
+# Hash states fed with "table US", one per table: copying one is cheaper than a new hash.
+_MAX_TABLES = 4096
+_table_hashes: dict[str | None, Any] = {}
+
+
 def key_hash(table: str | None, key: str | None) -> int | None:
-    """64-bit hash of table and stored key JSON: the cheap index behind a row's history."""
+    """64-bit hash of table and stored key JSON: the cheap index behind a row's history.
+
+    ``blake2b("<table> US <key>", digest_size=8)`` as a signed big-endian integer.
+    """
     if key is None:
         return None
-    digest = hashlib.blake2b(f"{table or ''}{_SEP}{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    prefix = _table_hashes.get(table)
+    if prefix is None:
+        if len(_table_hashes) >= _MAX_TABLES:
+            _table_hashes.clear()
+        prefix = hashlib.blake2b(f"{table or ''}{_SEP}".encode(), digest_size=8)
+        _table_hashes[table] = prefix
+    digest = prefix.copy()
+    digest.update(key.encode())
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def _row_json(row: dict[str, Any] | None) -> str | None:

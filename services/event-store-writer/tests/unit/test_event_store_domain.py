@@ -315,3 +315,20 @@ def test_the_copy_line_escapes_what_copy_would_misread(kind: str) -> None:
     assert orjson.loads(copy_read(by_name["key"])) == {"id": 5, "k": awkward}
     if kind == "change":
         assert orjson.loads(copy_read(by_name["after"])) == row_values
+
+
+def test_key_hash_keeps_its_documented_formula() -> None:
+    """Stored rows carry this hash and the history look-ups recompute it: the formula (blake2b
+    of "table US key", 8 bytes, signed big-endian) must never drift, for any table."""
+    import hashlib
+
+    from event_store_writer.domain import key_hash
+
+    cases = [("products", '{"id":1}'), (None, '{"id":1}'), ("café", '{"k":"ü"}')] * 2
+    cases += [(f"t{i}", '{"id":2}') for i in range(50)]
+    for table, key in cases:
+        text = f"{table or ''}\x1f{key}".encode()
+        expected = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+        assert key_hash(table, key) == expected
+    assert key_hash("products", None) is None
+    assert key_hash("products", '{"id":1}') != key_hash("orders", '{"id":1}')
