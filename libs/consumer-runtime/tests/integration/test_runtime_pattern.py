@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from consumer_runtime import (
-    Batch,
     BaseSink,
+    Batch,
     CommitStrategy,
     Message,
     Offsets,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from cdc_events import ParseError
