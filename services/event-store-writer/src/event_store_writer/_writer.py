@@ -206,14 +206,16 @@ class BatchWriter:
     @staticmethod
     def _copy_changes(conn: Connection, prep: Prepared, keep: list[int] | None) -> None:
         ids, times, lines = prep.change_ids, prep.change_times, prep.change_lines
-        if keep is None:
-            id_rows = list(zip(ids, times, strict=True))
-            text = "".join(lines)
-        else:
-            id_rows = [(ids[i], times[i]) for i in keep]
-            text = "".join([lines[i] for i in keep])
-        copy_text_rows(conn, "cdc_event_ids", ("event_id", "event_time"), id_rows)
-        copy_text(conn, "cdc_events", LINE_COLUMNS, text)
+        if keep is not None:
+            ids = [ids[i] for i in keep]
+            times = [times[i] for i in keep]
+            lines = [lines[i] for i in keep]
+        # Ids are hex digests and times ISO literals: COPY text as they are, nothing to escape.
+        id_text = "".join(
+            [f"{event_id}\t{time_}\n" for event_id, time_ in zip(ids, times, strict=True)]
+        )
+        copy_text(conn, "cdc_event_ids", ("event_id", "event_time"), id_text)
+        copy_text(conn, "cdc_events", LINE_COLUMNS, "".join(lines))
 
     def _append_user_events(self, conn: Connection, rows: Sequence[UserEventRow]) -> int:
         if not rows:
