@@ -14,6 +14,7 @@ from sink_kit.pgcopy import encode_value
 
 from event_store_writer._months import month_bounds_ms, month_of_ms
 from event_store_writer.domain import (
+    CHANGE_COLUMNS,
     ChangeRow,
     StoreRecord,
     TransactionRow,
@@ -51,31 +52,10 @@ class Prepared:
 #: Column order of a COPY line of ``cdc_events`` (``change_line``): the columns that say where a
 #: change comes from (kind, topic, connector, database, schema, table) last, so that their
 #: encoded text is one cached suffix per table.
+_ORIGIN_COLUMNS: Final = ("kind", "topic", "connector", "db_name", "schema_name", "table_name")
 LINE_COLUMNS: Final = (
-    "event_id",
-    "event_time",
-    "kafka_partition",
-    "kafka_offset",
-    "op",
-    "key",
-    "before",
-    "after",
-    "unchanged_columns",
-    "source_ts",
-    "debezium_ts",
-    "position",
-    "lsn",
-    "tx_id",
-    "binlog",
-    "transaction",
-    "snapshot",
-    "key_hash",
-    "kind",
-    "topic",
-    "connector",
-    "db_name",
-    "schema_name",
-    "table_name",
+    *(c for c in CHANGE_COLUMNS if c not in _ORIGIN_COLUMNS),
+    *_ORIGIN_COLUMNS,
 )
 _MAX_ORIGINS: Final = 4096
 _origins: dict[tuple[Any, ...], str] = {}
