@@ -169,10 +169,7 @@ class ChangeEvent:
 
     def to_dict(self) -> dict[str, Any]:
         src = self.source
-        before = self.before
-        if before is not None and self.before_is_key_only and self.key is not None:
-            # The other columns are Debezium's placeholders, not data.
-            before = {k: v for k, v in before.items() if k in self.key}
+        before = real_before(self.before, self.key, self.before_is_key_only)
         return {
             "kind": "change",
             "op": self.op,
@@ -335,6 +332,16 @@ def _iso_utc(value: datetime) -> str:
         value = value.astimezone(UTC)
     text = value.replace(tzinfo=None).isoformat()
     return text + "Z"
+
+
+def real_before(
+    before: dict[str, Any] | None, key: dict[str, Any] | None, key_only: bool
+) -> dict[str, Any] | None:
+    """``before`` as stored: of a key-only ``before`` (a delete under the default replica
+    identity) only the key columns, the others being Debezium's placeholders, not data."""
+    if before is not None and key_only and key is not None:
+        return {k: v for k, v in before.items() if k in key}
+    return before
 
 
 def normalise(value: Any) -> Any:

@@ -29,6 +29,8 @@ from cdc_events._model import (
     ChangeEvent,
     Record,
     TransactionInfo,
+    normalise,
+    real_before,
     tx_id_of,
 )
 
@@ -97,6 +99,12 @@ class ChangeView(NamedTuple):
             event.transaction,
             src.binlog,
         )
+
+    def normalised_rows(self) -> tuple[Any, Any, Any]:
+        """Key, before and after in the normalised form of ``ChangeEvent.to_dict()``
+        (``UNCHANGED`` columns and the placeholders of a key-only ``before`` left out)."""
+        before = real_before(self.before, self.key, self.before_is_key_only)
+        return normalise(self.key), normalise(before), normalise(self.after)
 
     @property
     def is_snapshot(self) -> bool:

@@ -77,18 +77,14 @@ def change_line(v: tuple[Any, ...]) -> str:
             _origins.clear()
         suffix = _origins[origin] = "\t".join([encode_value(x) for x in origin]) + "\n"
     n = "\\N"
-    bs = "\\"
-    bs2 = "\\\\"
-    key, before, after = v[11], v[12], v[13]
+    j = _json_text
     return (
         f"{v[0]}\t{v[1]}\t{v[4]}\t{v[5]}\t{n if v[10] is None else v[10]}\t"
-        f"{n if key is None else (key if bs not in key else key.replace(bs, bs2))}\t"
-        f"{n if before is None else (before if bs not in before else before.replace(bs, bs2))}\t"
-        f"{n if after is None else (after if bs not in after else after.replace(bs, bs2))}\t"
-        f"{encode_value(v[14])}\t{n if v[15] is None else v[15]}\t"
-        f"{n if v[16] is None else v[16]}\t{n if v[17] is None else v[17]}\t"
-        f"{n if v[18] is None else v[18]}\t{encode_value(v[19])}\t{_json_text(v[20])}\t"
-        f"{_json_text(v[21])}\t{'t' if v[22] else 'f'}\t{n if v[23] is None else v[23]}\t{suffix}"
+        f"{j(v[11])}\t{j(v[12])}\t{j(v[13])}\t{encode_value(v[14])}\t"
+        f"{n if v[15] is None else v[15]}\t{n if v[16] is None else v[16]}\t"
+        f"{n if v[17] is None else v[17]}\t"
+        f"{n if v[18] is None else v[18]}\t{encode_value(v[19])}\t{j(v[20])}\t{j(v[21])}\t"
+        f"{'t' if v[22] else 'f'}\t{n if v[23] is None else v[23]}\t{suffix}"
     )
 
 

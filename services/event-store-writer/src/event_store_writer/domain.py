@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from cdc_events import (
-    ChangeEvent,
     ChangeView,
     Heartbeat,
     Parser,
@@ -30,7 +29,6 @@ from cdc_events import (
     Tombstone,
     TransactionBoundary,
     UserActivity,
-    normalise,
     parse_user_activity,
 )
 
@@ -177,11 +175,8 @@ class TransactionRow:
 StoreRecord = ChangeRow | UserEventRow | TransactionRow
 
 
-def change_row(event: ChangeView | ChangeEvent) -> ChangeRow:
+def change_row(event: ChangeView) -> ChangeRow:
     """The ``cdc_events`` row of a change, in ``CHANGE_COLUMNS`` order."""
-    if type(event) is ChangeEvent:
-        event = ChangeView.of(event)
-    assert type(event) is ChangeView
     fast = None
     if not event.unchanged_columns and not event.before_is_key_only:
         try:
@@ -222,12 +217,9 @@ def change_row(event: ChangeView | ChangeEvent) -> ChangeRow:
 
 
 def _library_form(event: ChangeView) -> tuple[str | None, str | None, str | None]:
-    """Key, before and after as ``ChangeEvent.to_dict()`` gives them: ``UNCHANGED`` columns
-    left out, the placeholders of a key-only ``before`` dropped, every value normalised."""
-    before = event.before
-    if before is not None and event.before_is_key_only and event.key is not None:
-        before = {k: v for k, v in before.items() if k in event.key}
-    return key_json(normalise(event.key)), _json(normalise(before)), _json(normalise(event.after))
+    """Key, before and after in the library's normalised form (TOAST, key-only ``before``)."""
+    key, before, after = event.normalised_rows()
+    return key_json(key), _json(before), _json(after)
 
 
 def tombstone_row(

@@ -332,3 +332,16 @@ def test_key_hash_keeps_its_documented_formula() -> None:
         assert key_hash(table, key) == expected
     assert key_hash("products", None) is None
     assert key_hash("products", '{"id":1}') != key_hash("orders", '{"id":1}')
+
+
+def test_a_key_only_delete_stores_only_the_key_columns_of_before() -> None:
+    """A delete under the default replica identity: Debezium fills the non-key columns with
+    placeholders (empty text, zero decimal, the epoch); the store keeps only the real ones, in
+    the library's form (``ChangeView.normalised_rows``, as ``ChangeEvent.to_dict``)."""
+    before = {"id": 7, "name": "", "price": "AA==", "updated_at": "1970-01-01T00:00:00Z"}
+    rec = make_change("d", before=before, key={"id": 7})
+    row = EventDecoder()(_msg(rec.topic, rec.key, rec.value, offset=3))
+    assert isinstance(row, ChangeRow)
+    assert orjson.loads(str(_col(row, "before"))) == {"id": 7}
+    assert orjson.loads(str(_col(row, "before"))) == rec.parse().to_dict()["before"]  # type: ignore[union-attr]
+    assert _col(row, "after") is None
