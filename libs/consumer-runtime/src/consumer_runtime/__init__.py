@@ -37,6 +37,7 @@ from consumer_runtime._errors import (
     ConsumerRuntimeError,
     KafkaClientError,
     PermanentError,
+    RejectedError,
     RetryableError,
     SettingsError,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "OutgoingRecord",
     "PermanentError",
     "Publisher",
+    "RejectedError",
     "RetryableError",
     "Runtime",
     "RuntimeSettings",

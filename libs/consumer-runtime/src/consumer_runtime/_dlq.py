@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
+from consumer_runtime._errors import RejectedError
 from consumer_runtime._message import Message
 from consumer_runtime._sink import DeadLetter
 
@@ -48,10 +49,20 @@ class DlqProducer(Protocol):
     def close(self) -> None: ...
 
 
-def dead_letter(message: Message, exc: BaseException) -> DeadLetter:
-    """Describe ``message`` and why it failed; ``exc`` is a ``ParseError``/``PermanentError``."""
+def dead_letter(
+    message: Message, exc: BaseException, *, default_code: str = "invalid_record"
+) -> DeadLetter:
+    """Describe ``message`` and why it failed.
+
+    A ``ParseError``/``PermanentError`` gives its ``code`` and ``message``; any other exception
+    gives ``default_code`` and ``"<Class>: <text>"``. A store's refusal (``RejectedError``)
+    names the store's own exception (its ``__cause__``) as the class.
+    """
     code = getattr(exc, "code", None)
     reason = getattr(exc, "message", None)
+    if not isinstance(reason, str) and not isinstance(code, str):
+        reason = f"{type(exc).__name__}: {exc}"
+    origin = exc.__cause__ if isinstance(exc, RejectedError) and exc.__cause__ is not None else exc
     return DeadLetter(
         topic=message.topic() or "",
         partition=message.partition() or 0,
@@ -60,9 +71,9 @@ def dead_letter(message: Message, exc: BaseException) -> DeadLetter:
         value=message.value(),
         headers=tuple(message.headers() or ()),
         timestamp_ms=message.timestamp()[1],
-        code=code if isinstance(code, str) else "invalid_record",
+        code=code if isinstance(code, str) else default_code,
         message=reason if isinstance(reason, str) else str(exc),
-        exception_class=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        exception_class=f"{type(origin).__module__}.{type(origin).__qualname__}",
     )
 
 

@@ -38,6 +38,24 @@ class PermanentError(ConsumerRuntimeError):
         self.message = message
 
 
+class RejectedError(PermanentError):
+    """The store refused a write for good: a value past a column's range, characters it cannot
+    hold, a row a constraint rejects. Retrying the same batch cannot succeed.
+
+    A sink raises it from ``write_batch`` (or ``flush``) for the whole batch; the runtime then
+    isolates the refusing record by splitting the batch until it is alone, dead-letters it with
+    this error's message (the store's own words) and writes the rest. A sink that writes in the
+    background learns of a refusal one call late: it passes the batch the refusal belongs to as
+    ``batch`` (and forgets it), and the runtime isolates that batch before the current one.
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "store_rejected", batch: object | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.batch = batch
+
+
 class SettingsError(ConsumerRuntimeError):
     """The environment does not describe a valid configuration; the message names the variable."""
 

@@ -1,12 +1,16 @@
 """The consumer loop: poll a batch, decode, dead-letter, write to the sink, commit.
 
 Single-threaded: rebalance callbacks run inside ``consume`` on the same thread, so between two
-polls nothing is in flight except a batch waiting out a ``RetryableError``. While it waits, every
-assigned partition is paused and the loop keeps polling (group membership survives); after the
-write succeeds the partitions resume from the first unprocessed offset.
+polls nothing is in flight except a batch waiting out a ``RetryableError``. The loop only
+orchestrates; each concern has its own part:
 
-Offsets are "next offset to read" everywhere. ``_positions`` is how far the sink has been given
-records; what is committed to Kafka depends on the ``CommitStrategy``.
+- ``_decode.decode_batch``: messages to a batch; any failure of one record dead-letters it;
+- ``_offsets.OffsetTracker``: what is handed, durable and committed, and the invariant
+  **never commit past a record that is not durable**;
+- ``_pausing.Pausing``: every owned partition paused while a batch is retried (a partition
+  assigned meanwhile too), and sought back on resume so nothing fetched meanwhile is skipped;
+- ``_isolate.isolate``: a batch the store refuses for good is split until the refusing records
+  are alone; they are dead-lettered with the store's reason and the rest is written.
 """
 
 from __future__ import annotations
@@ -18,18 +22,27 @@ from typing import Generic, TypeVar
 
 import structlog
 import tenacity
-from cdc_events import ParseError
 
 from consumer_runtime._client import ConsumerClient
-from consumer_runtime._dlq import DlqProducer, dead_letter
-from consumer_runtime._errors import CommitFailedError, PermanentError, RetryableError
+from consumer_runtime._decode import decode_batch
+from consumer_runtime._dlq import DlqProducer
+from consumer_runtime._errors import (
+    CommitFailedError,
+    PermanentError,
+    RejectedError,
+    RetryableError,
+)
 from consumer_runtime._health import HealthState
+from consumer_runtime._isolate import isolate
 from consumer_runtime._latency import DurableLatency
 from consumer_runtime._message import Message, TopicPartition
 from consumer_runtime._metrics import Metrics
+from consumer_runtime._offsets import OffsetTracker
+from consumer_runtime._pausing import Pausing
 from consumer_runtime._sink import (
     Batch,
     CommitStrategy,
+    DeadLetter,
     Decoder,
     Offsets,
     Sink,
@@ -38,8 +51,8 @@ from consumer_runtime._sink import (
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
 
-_DLQ_ERRORS = (ParseError, PermanentError)
 # Longest single wait inside a retry pause: how quickly a shutdown request is noticed.
 _PAUSE_POLL_S = 0.5
 # Lag is read from the client's cached watermarks; every few seconds is plenty for a gauge.
@@ -104,14 +117,13 @@ class ConsumerLoop(Generic[T]):
         self._log = structlog.get_logger("consumer_runtime").bind(service=service)
         self._stop = threading.Event()
         self._failed = False
-        self._assigned: set[TopicPartition] = set()
-        self._positions: dict[TopicPartition, int] = {}
-        self._durable: dict[TopicPartition, int] = {}
+        self._offsets = OffsetTracker()
+        self._pausing = Pausing(client)
         self._latency = DurableLatency(self.metrics.observe_latency)
-        self._committed: dict[TopicPartition, int] = {}
         self._inflight: Batch[T] | None = None
-        self._paused: set[TopicPartition] = set()
-        self._rewind: dict[TopicPartition, int] = {}
+        # Batches a sink reported refused outside ``write_batch`` (a revoke, a tick): isolated
+        # at the start of the next poll, before anything newer is written.
+        self._refused: list[tuple[Batch[T], PermanentError]] = []
         self._next_lag = 0.0
         self._next_commit = 0.0
         self._commit_interval_s = commit_interval_s
@@ -123,15 +135,15 @@ class ConsumerLoop(Generic[T]):
 
     @property
     def assignment(self) -> set[TopicPartition]:
-        return set(self._assigned)
+        return set(self._offsets.assigned)
 
     @property
     def positions(self) -> dict[TopicPartition, int]:
-        return dict(self._positions)
+        return dict(self._offsets.positions)
 
     @property
     def committed(self) -> dict[TopicPartition, int]:
-        return dict(self._committed)
+        return self._offsets.committed
 
     def subscribe(self, topics: Sequence[str]) -> None:
         self._client.subscribe(topics, self)
@@ -169,29 +181,22 @@ class ConsumerLoop(Generic[T]):
         if now >= self._next_tick:
             self._next_tick = now + self._tick_interval_s
             self.tick()
+        if self._refused:
+            self._guarded(self._isolate_refused, None, messages)
         if not messages:
             return 0
         started = time.perf_counter()
-        batch, skipped = self._decode(messages)
+        batch, skipped = decode_batch(
+            messages, self._decoder, owned=self._flowing, positions=self._offsets.positions
+        )
         if not batch.next_offsets:
             return 0
         self._inflight = batch
         try:
-            if batch.dead_letters:
-                self._retrying(self._send_dead_letters, batch)
-            durable = self._retrying(self._write, batch)
-        except BaseException as exc:
-            if not isinstance(exc, StopRequested | RetryableError):
-                self._failed = True
-                self._log.exception(
-                    "sink failed with an unexpected error; exiting without committing the batch",
-                    batches=_ranges(batch, messages),
-                )
-            raise
+            durable = self._guarded(self._deliver, batch, messages)
         finally:
             self._inflight = None
-        for tp, offset in batch.next_offsets.items():
-            self._positions[tp] = offset
+        self._offsets.handed(batch.next_offsets)
         for tp, records in batch.records.items():
             # Observed once these records are durable: now, or when the sink reports them.
             ts = source_timestamp_ms(records[-1]) if records else None
@@ -203,7 +208,7 @@ class ConsumerLoop(Generic[T]):
             # Asynchronous commits are rate-limited: a revoke or a shutdown commits
             # synchronously anyway, so between them a commit per interval bounds redelivery.
             self._next_commit = started + self._commit_interval_s
-            self._commit(self._commit_targets(list(self._assigned)), asynchronous=True)
+            self._commit(self._offsets.commit_targets(), asynchronous=True)
         self._account(batch, skipped)
         self.metrics.observe_batch(time.perf_counter() - started)
         return len(messages)
@@ -212,10 +217,10 @@ class ConsumerLoop(Generic[T]):
         """Give the sink its wall-clock turn (``Sink.tick``) and commit what it made durable.
 
         A windowed sink closes windows that went quiet here, so a stream that stops still gets
-        its last window written and committed, without waiting for the next record. A commit
-        the rate limit deferred goes out here too: otherwise a stream that went quiet right
-        after a batch would show that batch as lag until the next record (to ``cdc status``,
-        dashboards and a lag-driven autoscaler), although the sink has it.
+        its last window written and committed, without waiting for the next record; a sink
+        that writes in the background retries a failed write here, not only when new records
+        arrive. A commit the rate limit deferred goes out here too: otherwise a stream that went
+        quiet right after a batch would show that batch as lag until the next record.
         """
         if self._failed:
             return
@@ -228,13 +233,16 @@ class ConsumerLoop(Generic[T]):
                     "sink tick failed; it is tried again on the next tick", error=str(exc)
                 )
                 durable = None
+            except PermanentError as exc:
+                self._defer_refusal(exc)
+                durable = None
             if durable:
                 self._record_durable(durable, durable)
-                self._commit(self._commit_targets(list(self._assigned)), asynchronous=True)
+                self._commit(self._offsets.commit_targets(), asynchronous=True)
                 return
         now = time.perf_counter()
         if now >= self._next_commit:
-            targets = self._commit_targets(list(self._assigned))
+            targets = self._offsets.commit_targets()
             if targets:
                 self._next_commit = now + self._commit_interval_s
                 self._commit(targets, asynchronous=True)
@@ -248,23 +256,37 @@ class ConsumerLoop(Generic[T]):
         except RetryableError as exc:
             self._log.warning("final flush failed; its records will be re-read", error=str(exc))
             durable = {}
-        self._record_durable(dict(self._positions), durable)
-        self._commit(self._commit_targets(list(self._assigned)), asynchronous=False)
+        except PermanentError as exc:
+            self._defer_refusal(exc)
+            durable = {}
+        if self._refused:
+            try:
+                self._isolate_refused()
+            except (StopRequested, RetryableError) as exc:
+                self._log.warning(
+                    "refused records not isolated before shutdown; they are read again",
+                    error=str(exc),
+                )
+        self._record_durable(dict(self._offsets.positions), durable)
+        self._commit(self._offsets.commit_targets(), asynchronous=False)
 
     # -- rebalance listener (called by the client inside consume) ---------------------------
 
     def on_assign(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]:
         self.metrics.count_rebalance("assign")
-        self._assigned.update(partitions)
-        self._update_assigned()
         self._log.info("partitions assigned", partitions=[str(p) for p in partitions])
         if self._failed:
+            self._offsets.assign(partitions, {})
+            self._update_assigned()
             return {}
         self._sink.on_assign(partitions)
-        if self._strategy is not CommitStrategy.SINK_MANAGED:
-            return {}
-        stored = dict(self._stored_offsets(partitions))
-        self._positions.update(stored)
+        stored: dict[TopicPartition, int] = {}
+        if self._strategy is CommitStrategy.SINK_MANAGED:
+            stored = dict(self._stored_offsets(partitions))
+        # During a retry pause these are paused as soon as the client has them (the client
+        # completes the assignment after this callback): see ``_sleep_polling``.
+        self._offsets.assign(partitions, stored)
+        self._update_assigned()
         if stored:
             self._log.info(
                 "resuming from the sink's stored offsets",
@@ -284,10 +306,16 @@ class ConsumerLoop(Generic[T]):
             except RetryableError as exc:
                 self._log.warning("flush on revoke failed; the next owner re-reads", error=str(exc))
                 durable = {}
+            except PermanentError as exc:
+                # What the store refused is isolated at the next poll for the partitions kept;
+                # the revoked ones are not durable, so their next owner reads them again.
+                self._defer_refusal(exc)
+                durable = {}
+            positions = self._offsets.positions
             self._record_durable(
-                {tp: self._positions[tp] for tp in partitions if tp in self._positions}, durable
+                {tp: positions[tp] for tp in partitions if tp in positions}, durable
             )
-            self._commit(self._commit_targets(partitions), asynchronous=False)
+            self._commit(self._offsets.commit_targets(partitions), asynchronous=False)
         self._forget(partitions)
 
     def on_lost(self, partitions: list[TopicPartition]) -> None:
@@ -298,77 +326,105 @@ class ConsumerLoop(Generic[T]):
         if self._inflight is not None:
             self._inflight.without(partitions)
         if not self._failed:
-            self._sink.on_lost(partitions)
+            try:
+                self._sink.on_lost(partitions)
+            except PermanentError as exc:
+                self._defer_refusal(exc)
         self._forget(partitions)
 
-    # -- internals -----------------------------------------------------------------------------
+    # -- writing -------------------------------------------------------------------------------
 
-    def _decode(self, messages: list[Message]) -> tuple[Batch[T], dict[TopicPartition, int]]:
-        # The hot path: messages arrive in runs per partition, so per-partition state is looked
-        # up once per run, and the next offset is stored once per run.
-        batch: Batch[T] = Batch()
-        records = batch.records
-        next_offsets = batch.next_offsets
-        skipped: dict[TopicPartition, int] = {}
-        decoder = self._decoder
-        cur_topic: str | None = None
-        cur_partition: int | None = -1
-        tp = TopicPartition("", -1)
-        out: list[T] = []
-        keep = False
-        floor = -1
-        last = -1
-        for message in messages:
-            partition = message.partition()
-            topic = message.topic()
-            if partition != cur_partition or topic != cur_topic:
-                if last >= 0:
-                    next_offsets[tp] = last + 1
-                    last = -1
-                cur_topic, cur_partition = topic, partition
-                tp = TopicPartition(topic or "", partition or 0)
-                # Not (or no longer) ours, or paused: what is fetched now is re-read after resume.
-                keep = tp in self._assigned and tp not in self._paused
-                floor = self._positions.get(tp, -1)
-                out = records.setdefault(tp, [])
-            offset = message.offset() or 0
-            if not keep or offset < floor:
-                continue  # stale: before the position (already processed, or before a seek)
-            try:
-                value = decoder(message)
-            except _DLQ_ERRORS as exc:
-                dead = dead_letter(message, exc)
-                batch.dead_letters.append(dead)
-                self._log.warning(
-                    "record dead-lettered",
-                    topic=dead.topic,
-                    partition=dead.partition,
-                    offset=dead.offset,
-                    code=dead.code,
-                    error=dead.message,
+    def _guarded(self, fn: Callable[[A], R], batch: A, messages: Sequence[Message]) -> R:
+        """Run a write step; an unexpected error marks the loop failed (nothing committed)."""
+        try:
+            return fn(batch)
+        except BaseException as exc:
+            if not isinstance(exc, StopRequested | RetryableError):
+                self._failed = True
+                self._log.exception(
+                    "sink failed with an unexpected error; exiting without committing the batch",
+                    batches=_ranges(batch, messages) if isinstance(batch, Batch) else {},
                 )
-            else:
-                if value is None:
-                    skipped[tp] = skipped.get(tp, 0) + 1
-                else:
-                    out.append(value)
-            last = offset
-        if last >= 0:
-            next_offsets[tp] = last + 1
-        for key in [k for k, v in records.items() if not v]:
-            del records[key]
-        return batch, skipped
+            raise
 
-    def _send_dead_letters(self, batch: Batch[T]) -> None:
+    def _deliver(self, batch: Batch[T]) -> Offsets | None:
+        """Dead letters first, then the records; a refusal is isolated, never fatal."""
         if batch.dead_letters:
-            self._dlq.send(self._dlq_topic, batch.dead_letters, self.service)
+            self._retrying(self._send_dead_letters, batch.dead_letters)
+        while True:
+            try:
+                return self._retrying(self._write, batch)
+            except PermanentError as exc:
+                refused = _refused_batch(exc, batch)
+                durable = self._isolate(refused, exc)
+                if refused is batch:
+                    return durable
+                # An earlier batch (a sink writing in the background): now write this one.
+                self._record_durable(refused.next_offsets, durable)
 
     def _write(self, batch: Batch[T]) -> Offsets | None:
         if not batch.next_offsets:
             return {}  # every partition of the batch was revoked while it waited
         return self._sink.write_batch(batch)
 
-    def _retrying(self, fn: Callable[[Batch[T]], R], batch: Batch[T]) -> R:
+    def _write_durably(self, batch: Batch[T]) -> Offsets | None:
+        """Write ``batch`` and make it durable now (a sink that holds records flushes)."""
+        if self._write(batch) is None:
+            return None
+        return self._sink.flush()
+
+    def _isolate(self, batch: Batch[T], refusal: PermanentError) -> Offsets | None:
+        """Write what the store accepts of ``batch``, dead-letter what it refuses."""
+        refused = isolate(
+            batch,
+            refusal,
+            lambda sub: self._retrying(self._write_durably, sub),
+            lambda tp: tp in self._offsets.assigned,
+        )
+        letters = [dead for _, dead in refused]
+        if letters:
+            self._retrying(self._send_dead_letters, letters)
+        for tp, i in sorted((entry for entry, _ in refused), key=lambda e: -e[1]):
+            del batch.records[tp][i]
+            del batch.sources[tp][i]
+            if not batch.records[tp]:
+                del batch.records[tp]
+                del batch.sources[tp]
+        batch.dead_letters.extend(letters)
+        # The closing write: the batch's full position and every dead letter of it, so a
+        # sink-managed store resumes past them and may keep them in its own DLQ table.
+        closing: Batch[T] = Batch(
+            next_offsets={
+                tp: o for tp, o in batch.next_offsets.items() if tp in self._offsets.assigned
+            },
+            dead_letters=list(batch.dead_letters),
+        )
+        return self._retrying(self._write_durably, closing)
+
+    def _defer_refusal(self, exc: PermanentError) -> None:
+        refused = exc.batch if isinstance(exc, RejectedError) else None
+        if not isinstance(refused, Batch):
+            # A sink refused something it cannot name: nothing the runtime can isolate.
+            raise exc
+        self._log.warning(
+            "the store refused a batch; isolating it at the next poll", error=str(exc)
+        )
+        self._refused.append((refused, exc))
+
+    def _isolate_refused(self, _batch: Batch[T] | None = None) -> None:
+        while self._refused:
+            refused, exc = self._refused[0]
+            durable = self._isolate(refused, exc)
+            self._refused.pop(0)
+            self._record_durable(refused.next_offsets, durable)
+        self._resume_if_paused()
+
+    def _send_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
+        self._dlq.send(self._dlq_topic, dead_letters, self.service)
+
+    # -- retrying while paused ---------------------------------------------------------------------
+
+    def _retrying(self, fn: Callable[[A], R], arg: A) -> R:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetryableError),
             wait=self._backoff,
@@ -376,13 +432,11 @@ class ConsumerLoop(Generic[T]):
             before_sleep=self._before_retry_sleep,
             reraise=True,
         )
-        return retrying(fn, batch)
+        return retrying(fn, arg)
 
     def _before_retry_sleep(self, state: tenacity.RetryCallState) -> None:
         self.metrics.count_retry()
-        if not self._paused and self._assigned:
-            self._paused = set(self._assigned)
-            self._client.pause(sorted(self._paused))
+        self._pausing.pause(self._offsets.assigned)
         self.health.retrying = True
         exc = state.outcome.exception() if state.outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
@@ -402,27 +456,24 @@ class ConsumerLoop(Generic[T]):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            for message in self._client.consume(self._batch_size, min(left, _PAUSE_POLL_S)):
-                tp = TopicPartition(message.topic() or "", message.partition() or 0)
-                offset = message.offset() or 0
-                if offset < self._rewind.get(tp, offset + 1):
-                    self._rewind[tp] = offset
+            messages = self._client.consume(self._batch_size, min(left, _PAUSE_POLL_S))
+            self._pausing.note(messages)
+            # A partition assigned inside that consume is paused now that the client has it.
+            self._pausing.pause(self._offsets.assigned)
             self.health.tick()
 
     def _resume_if_paused(self) -> None:
-        if not self._paused and not self.health.retrying:
+        if not self._pausing.active and not self.health.retrying:
             return
-        paused = sorted(self._paused & self._assigned)
-        self._paused.clear()
+        self._pausing.resume(self._offsets.assigned, self._offsets.position)
         self.health.retrying = False
-        if paused:
-            self._client.resume(paused)
-            for tp in paused:
-                target = self._positions.get(tp, self._rewind.get(tp))
-                if target is not None:
-                    self._client.seek(tp, target)
-        self._rewind.clear()
         self._log.info("sink recovered; partitions resumed")
+
+    def _flowing(self, tp: TopicPartition) -> bool:
+        """Owned and not paused: what is fetched otherwise is read again later."""
+        return tp in self._offsets.assigned and not self._pausing.blocks(tp)
+
+    # -- offsets ---------------------------------------------------------------------------------
 
     def _stored_offsets(self, partitions: list[TopicPartition]) -> Offsets:
         for attempt in range(1, _STORED_OFFSETS_ATTEMPTS + 1):
@@ -439,22 +490,7 @@ class ConsumerLoop(Generic[T]):
         self, handed: Mapping[TopicPartition, int], durable: Offsets | None
     ) -> None:
         """Remember what the sink made durable (``None``: everything it was handed)."""
-        reported = handed if durable is None else durable
-        for tp, reported_offset in reported.items():
-            if tp in self._assigned:
-                # Never beyond what the sink was given: a sink's report cannot skip records.
-                offset = min(reported_offset, self._positions.get(tp, reported_offset))
-                if offset > self._durable.get(tp, -1):
-                    self._durable[tp] = offset
-        self._latency.durable({tp: self._durable[tp] for tp in reported if tp in self._durable})
-
-    def _commit_targets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        source = self._positions if self._strategy is CommitStrategy.SINK_MANAGED else self._durable
-        return {
-            tp: source[tp]
-            for tp in partitions
-            if tp in source and source[tp] > self._committed.get(tp, -1)
-        }
+        self._latency.durable(self._offsets.record_durable(handed, durable))
 
     def _commit(self, offsets: dict[TopicPartition, int], *, asynchronous: bool) -> None:
         if not offsets:
@@ -469,7 +505,7 @@ class ConsumerLoop(Generic[T]):
                 offsets={str(k): v for k, v in offsets.items()},
             )
             return
-        self._committed.update(offsets)
+        self._offsets.committed_to(offsets)
 
     def _account(self, batch: Batch[T], skipped: Mapping[TopicPartition, int]) -> None:
         by_topic: dict[tuple[str, str], int] = {}
@@ -486,33 +522,36 @@ class ConsumerLoop(Generic[T]):
             self.metrics.count(topic, outcome, n)
 
     def _report_lag(self) -> None:
-        if not self._assigned:
+        if not self._offsets.assigned:
             return
         try:
-            watermarks = self._client.high_watermarks(sorted(self._assigned))
+            watermarks = self._client.high_watermarks(sorted(self._offsets.assigned))
         except Exception as exc:  # a gauge must never stop the loop
             self._log.debug("lag lookup failed", error=str(exc))
             return
         for tp, high in watermarks.items():
-            position = self._positions.get(tp, self._committed.get(tp))
-            if position is not None and high >= 0:
-                self.metrics.set_lag(tp.topic, tp.partition, high - position)
+            base = self._offsets.lag_base(tp)
+            if base is not None and high >= 0:
+                self.metrics.set_lag(tp.topic, tp.partition, max(0, high - base))
 
     def _forget(self, partitions: Sequence[TopicPartition]) -> None:
+        self._offsets.forget(partitions)
+        self._pausing.forget(partitions)
         for tp in partitions:
-            self._assigned.discard(tp)
-            self._positions.pop(tp, None)
-            self._durable.pop(tp, None)
             self._latency.forget(tp)
-            self._committed.pop(tp, None)
-            self._paused.discard(tp)
-            self._rewind.pop(tp, None)
             self.metrics.drop_lag(tp.topic, tp.partition)
         self._update_assigned()
 
     def _update_assigned(self) -> None:
-        self.health.assigned = len(self._assigned)
-        self.metrics.set_assigned(len(self._assigned))
+        assigned = len(self._offsets.assigned)
+        self.health.assigned = assigned
+        self.metrics.set_assigned(assigned)
+
+
+def _refused_batch(exc: PermanentError, current: Batch[T]) -> Batch[T]:
+    """The batch a refusal belongs to: the one the sink names, else the one being written."""
+    named = exc.batch if isinstance(exc, RejectedError) else None
+    return named if isinstance(named, Batch) else current
 
 
 def _ranges(batch: Batch[T], messages: Sequence[Message]) -> dict[str, str]:

@@ -63,6 +63,10 @@ class Batch(Generic[T]):
     records: dict[TopicPartition, list[T]] = field(default_factory=dict)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: The message each record was decoded from, in the same order (filled by the runtime, so
+    #: that a record a store refuses can be dead-lettered with its original bytes; empty in a
+    #: batch built by hand). Sinks do not need it.
+    sources: dict[TopicPartition, list[Message]] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[T]:
         for records in self.records.values():
@@ -80,6 +84,7 @@ class Batch(Generic[T]):
         gone = set(partitions)
         for tp in gone:
             self.records.pop(tp, None)
+            self.sources.pop(tp, None)
             self.next_offsets.pop(tp, None)
         self.dead_letters = [
             d for d in self.dead_letters if TopicPartition(d.topic, d.partition) not in gone

@@ -14,6 +14,7 @@ from consumer_runtime import (
     CommitStrategy,
     Offsets,
     PermanentError,
+    RejectedError,
     RetryableError,
     TopicPartition,
 )
@@ -430,3 +431,153 @@ def test_a_rate_limited_commit_goes_out_on_the_next_tick_when_the_stream_is_quie
     time.sleep(0.35)
     harness.tick()
     assert harness.committed == {tp: 3}
+
+
+# -- no record stops a partition; a rebalance during a retry pause loses nothing --------------
+
+
+def test_a_partition_assigned_during_a_retry_pause_loses_nothing() -> None:
+    # The member backs off while partition 1 is assigned to it (a peer left the group). The
+    # records it fetches from partition 1 during the pause must be read again after the resume,
+    # not skipped: the commit would otherwise jump the gap.
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=100)
+    harness.produce("orders", values(3), partition=0)
+    harness.consumer.revoke([TP1])  # held back until a peer "leaves"
+    sink.fail_writes = 2
+    original = harness.loop._sleep_polling
+
+    def peer_leaves(seconds: float) -> None:
+        if TP1 not in harness.consumer.assignment:
+            harness.produce("orders", values(4, start=10), partition=1)
+            harness.consumer.assign([TP1])
+        original(seconds)
+
+    harness.loop._sleep_polling = peer_leaves  # type: ignore[method-assign]
+    harness.run_until_idle()
+    harness.shutdown()
+    assert sorted(sink.ids) == [0, 1, 2, 10, 11, 12, 13]  # type: ignore[type-var]
+    assert harness.committed == {TP0: 3, TP1: 4}
+
+
+def test_a_partition_assigned_during_a_retry_pause_is_paused_until_the_resume() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=100)
+    harness.produce("orders", values(1), partition=0)
+    harness.consumer.revoke([TP1])
+    sink.fail_writes = 3
+    original = harness.loop._sleep_polling
+    paused_during: list[set[TopicPartition]] = []
+
+    def peer_leaves(seconds: float) -> None:
+        if TP1 not in harness.consumer.assignment:
+            harness.produce("orders", values(2, start=10), partition=1)
+            harness.consumer.assign([TP1])
+        else:
+            paused_during.append(harness.consumer.paused)
+        original(seconds)
+
+    harness.loop._sleep_polling = peer_leaves  # type: ignore[method-assign]
+    harness.poll()
+    assert paused_during and all(p == {TP0, TP1} for p in paused_during)
+    harness.loop._sleep_polling = original  # type: ignore[method-assign]
+    harness.run_until_idle()
+    assert sorted(sink.ids) == [0, 10, 11]  # type: ignore[type-var]
+
+
+def test_any_exception_while_decoding_dead_letters_that_record() -> None:
+    def fragile(message: object) -> dict[str, object] | None:
+        value = decode(message)
+        if value is not None and value["id"] == 1:
+            raise OverflowError("date value out of range")
+        return value
+
+    sink = ListSink()
+    harness = SinkHarness(sink, fragile)
+    harness.produce("orders", values(3))
+    harness.run_until_idle()
+    assert sink.ids == [0, 2]
+    [dead] = harness.dead_letters
+    assert (dead.offset, dead.code) == (1, "decode_failed")
+    assert dead.exception_class == "builtins.OverflowError"
+    assert "date value out of range" in dead.message
+    assert harness.committed == {TP0: 3}
+
+
+class RefusingSink(ListSink):
+    """A store that refuses, for good, any batch holding a record whose id is in ``refused``."""
+
+    def __init__(self, refused: set[object]) -> None:
+        super().__init__()
+        self.refused = refused
+        self.attempts = 0
+
+    def write_batch(self, batch: Batch[dict[str, object]]) -> Offsets | None:
+        self.attempts += 1
+        bad = [r["id"] for r in batch if r["id"] in self.refused]
+        if bad:
+            raise RejectedError(f"value out of range for column amount: {bad[0]}")
+        return super().write_batch(batch)
+
+
+def test_a_record_the_store_refuses_is_isolated_dead_lettered_and_the_rest_written() -> None:
+    sink = RefusingSink({5, 17})
+    harness = SinkHarness(sink, decode, batch_size=100, strategy=CommitStrategy.SINK_MANAGED)
+    harness.produce("orders", values(20), partition=0)
+    harness.produce("orders", values(5, start=100), partition=1)
+    harness.produce("orders", [b"not json"], partition=1)
+    harness.run_until_idle()
+    harness.shutdown()
+    assert sorted(sink.ids) == sorted(
+        [i for i in range(20) if i not in (5, 17)] + [*range(100, 105)]
+    )  # type: ignore[type-var]
+    by_offset = {(d.partition, d.offset): d for d in harness.dead_letters}
+    assert set(by_offset) == {(0, 5), (0, 17), (1, 5)}
+    assert by_offset[(0, 5)].code == "store_rejected"
+    assert "value out of range for column amount: 5" in by_offset[(0, 5)].message
+    assert by_offset[(0, 5)].value == orjson.dumps({"id": 5})
+    assert by_offset[(1, 5)].code == "not_json"
+    # The store's own offsets reach the end of both partitions, and so does the commit.
+    assert sink.stored == {TP0: 20, TP1: 6}
+    assert harness.committed == {TP0: 20, TP1: 6}
+    # Dead letters reach the sink too (a sink may keep them in its own DLQ table).
+    stored_dead = {(d.partition, d.offset) for b in sink.batches for d in b.dead_letters}
+    assert stored_dead == {(0, 5), (0, 17), (1, 5)}
+    # Bisection, not one write per record.
+    assert sink.attempts < 25
+
+
+def test_a_refusal_reported_for_an_earlier_batch_isolates_that_batch() -> None:
+    # A sink that writes in the background learns of a refusal one call late: it raises the
+    # refusal with the batch it belongs to, and the runtime isolates that batch, then writes
+    # the current one.
+    class Background(ListSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.held: Batch[dict[str, object]] | None = None
+
+        def write_batch(self, batch: Batch[dict[str, object]]) -> Offsets | None:
+            self._settle()
+            self.held = batch
+            return {}
+
+        def flush(self) -> Offsets | None:
+            self._settle()
+            return None
+
+        def _settle(self) -> None:
+            held, self.held = self.held, None
+            if held is None:
+                return
+            if any(r["id"] == 3 for r in held):
+                raise RejectedError("refused", batch=held)
+            ListSink.write_batch(self, held)
+
+    sink = Background()
+    harness = SinkHarness(sink, decode, batch_size=5)
+    harness.produce("orders", values(12))
+    harness.run_until_idle()
+    harness.shutdown()
+    assert sink.ids == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert [(d.offset, d.code) for d in harness.dead_letters] == [(3, "store_rejected")]
+    assert harness.committed == {TP0: 12}

@@ -1,0 +1,115 @@
+"""The offset tracker: what this member consumed, what its sink made durable, what it committed.
+
+This is the one place that keeps the runtime's invariant, **never commit past a record that is
+not durable**: a commit target is always the durable offset, never the consumer's position.
+Offsets are "next offset to read" everywhere, per partition:
+
+- ``position``: how far the sink has been handed records (the consumer resumes here after a
+  pause);
+- ``durable``: how far the sink reported its records stored (``None`` from a sink means
+  "everything handed to me"); never beyond ``position``, so a sink's report cannot skip records;
+- ``committed``: what was last committed to Kafka; a commit never moves it backwards.
+
+A partition that leaves this member (revoked or lost) is forgotten at once: what was not
+committed is its next owner's to read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from consumer_runtime._message import TopicPartition
+from consumer_runtime._sink import Offsets
+
+
+class OffsetTracker:
+    def __init__(self) -> None:
+        self.assigned: set[TopicPartition] = set()
+        self._positions: dict[TopicPartition, int] = {}
+        self._durable: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def positions(self) -> dict[TopicPartition, int]:
+        """Next offsets after the records handed to the sink (the consumer's position)."""
+        return self._positions
+
+    @property
+    def committed(self) -> dict[TopicPartition, int]:
+        return dict(self._committed)
+
+    def position(self, tp: TopicPartition) -> int | None:
+        return self._positions.get(tp)
+
+    def durable(self, tp: TopicPartition) -> int | None:
+        return self._durable.get(tp)
+
+    def lag_base(self, tp: TopicPartition) -> int | None:
+        """Where lag is counted from: what is durable, not what was merely handed over, so a
+        write still pending shows as lag (``cdc status`` and an autoscaler see the truth)."""
+        durable = self._durable.get(tp)
+        return durable if durable is not None else self._committed.get(tp)
+
+    # -- membership ----------------------------------------------------------------------------
+
+    def assign(self, partitions: Iterable[TopicPartition], start: Offsets) -> None:
+        """Partitions joined this member; ``start``: where the sink says they resume."""
+        self.assigned.update(partitions)
+        self._positions.update(start)
+        # What the sink already stores is durable by definition.
+        self._durable.update(start)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            self.assigned.discard(tp)
+            self._positions.pop(tp, None)
+            self._durable.pop(tp, None)
+            self._committed.pop(tp, None)
+
+    # -- progress ------------------------------------------------------------------------------
+
+    def handed(self, next_offsets: Mapping[TopicPartition, int]) -> None:
+        """The sink accepted records up to ``next_offsets`` (durable or not yet)."""
+        for tp, offset in next_offsets.items():
+            if tp in self.assigned and offset > self._positions.get(tp, -1):
+                self._positions[tp] = offset
+
+    def record_durable(
+        self, handed: Mapping[TopicPartition, int], reported: Offsets | None
+    ) -> dict[TopicPartition, int]:
+        """Note what the sink made durable (``reported``; ``None``: all of ``handed``).
+
+        Returns the durable offsets of the partitions reported, for latency accounting.
+        """
+        report = handed if reported is None else reported
+        out: dict[TopicPartition, int] = {}
+        for tp, reported_offset in report.items():
+            if tp not in self.assigned:
+                continue  # revoked or lost meanwhile: its next owner reads it again
+            # Never beyond what the sink was given: a sink's report cannot skip records.
+            offset = min(reported_offset, self._positions.get(tp, reported_offset))
+            if offset > self._durable.get(tp, -1):
+                self._durable[tp] = offset
+            if tp in self._durable:
+                out[tp] = self._durable[tp]
+        return out
+
+    def commit_targets(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        """Durable offsets not yet committed, for ``partitions`` (default: all assigned)."""
+        chosen = self.assigned if partitions is None else partitions
+        return {
+            tp: self._durable[tp]
+            for tp in chosen
+            if tp in self.assigned
+            and tp in self._durable
+            and self._durable[tp] > self._committed.get(tp, -1)
+        }
+
+    def committed_to(self, offsets: Mapping[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            if tp in self.assigned and offset > self._committed.get(tp, -1):
+                self._committed[tp] = offset
