@@ -23,9 +23,10 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
-from consumer_runtime import RetryableError
+from consumer_runtime import RejectedError, RetryableError
 
 __all__ = [
+    "REJECTED_ERROR_CODES",
     "RETRYABLE_ERROR_CODES",
     "aws_errors",
     "ensure_bucket",
@@ -51,6 +52,9 @@ RETRYABLE_ERROR_CODES = frozenset(
     }
 )
 
+#: A request refused because of the values it carries: retrying cannot help, the record can.
+REJECTED_ERROR_CODES = frozenset({"ValidationException"})
+
 _CLIENT_CONFIG = Config(
     # botocore's own retries absorb short blips; longer outages reach the runtime's backoff.
     retries={"mode": "standard", "max_attempts": 3},
@@ -73,7 +77,10 @@ def error_code(exc: ClientError) -> str:
 
 @contextmanager
 def aws_errors(what: str) -> Iterator[None]:
-    """Map transient AWS failures to ``RetryableError``."""
+    """Map transient AWS failures to ``RetryableError`` and a request AWS refuses for good
+    because of what it carries (``ValidationException``: a key or item past DynamoDB's limits)
+    to ``RejectedError``, so the runtime isolates the record and dead-letters it with AWS's
+    reason. Access errors and missing resources propagate."""
     try:
         yield
     except ClientError as exc:
@@ -81,6 +88,9 @@ def aws_errors(what: str) -> Iterator[None]:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in RETRYABLE_ERROR_CODES or status >= 500:
             raise RetryableError(f"{what}: {code or status} from AWS") from exc
+        if code in REJECTED_ERROR_CODES:
+            message = str(exc.response.get("Error", {}).get("Message", ""))[:1000]
+            raise RejectedError(f"{what}: {code} from AWS: {message}") from exc
         raise
     except (
         EndpointConnectionError,

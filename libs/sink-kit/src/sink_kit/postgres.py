@@ -3,7 +3,9 @@
 The write path these support is one transaction per batch: COPY the batch into a temporary
 table, ``INSERT ... SELECT ... ON CONFLICT`` into the real one, upsert the batch's next offsets
 into ``consumer_offsets``, commit. Database outages surface as ``RetryableError`` so the runtime
-pauses and retries; anything else is a bug and propagates.
+pauses and retries; a value the database refuses for good surfaces as ``RejectedError`` so the
+runtime isolates the record and dead-letters it with the database's reason; anything else is a
+bug and propagates.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import psycopg2
 import sqlalchemy as sa
-from consumer_runtime import RetryableError, RuntimeSettings, TopicPartition
+from consumer_runtime import RejectedError, RetryableError, RuntimeSettings, TopicPartition
 from pydantic import Field, SecretStr
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
@@ -94,18 +96,34 @@ __all__ += ["engine_from_settings"]
 
 @contextmanager
 def db_errors(what: str) -> Iterator[None]:
-    """Map connection-level failures to ``RetryableError``; let real bugs propagate.
+    """Map connection-level failures to ``RetryableError`` and refused values to
+    ``RejectedError``; let real bugs propagate.
 
     Retryable: the server is unreachable, restarting or dropped the connection, the pool is
-    exhausted, a statement timed out, or a serialization/deadlock conflict. Not retryable:
-    constraint violations, syntax errors, missing tables: retrying cannot fix those.
+    exhausted, a statement timed out, or a serialization/deadlock conflict. Rejected (a record's
+    value, retrying cannot help): data exceptions (22: out of range, invalid text, characters
+    the encoding cannot hold), integrity violations other than a duplicate key (23: check,
+    not-null, foreign key), program limits (54: an index row too large), and values the driver
+    cannot send (a NUL character in a string). Everything else (a duplicate key, syntax errors,
+    missing tables) propagates: those are bugs or concurrency the caller handles.
     """
     try:
         yield
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated or _retryable_dbapi(exc.orig):
             raise RetryableError(f"{what}: database unavailable ({_first_line(exc)})") from exc
+        if _rejected_dbapi(exc.orig):
+            code = getattr(exc.orig, "pgcode", "")
+            raise RejectedError(f"{what}: refused by PostgreSQL ({code}): {_reason(exc)}") from exc
+        if isinstance(exc.orig, ValueError | UnicodeEncodeError):
+            raise RejectedError(f"{what}: cannot be sent to PostgreSQL: {exc.orig}") from exc
         raise
+    except (ValueError, UnicodeEncodeError) as exc:
+        # psycopg2 refuses to adapt a value before sending it ("A string literal cannot
+        # contain NUL (0x00) characters", a lone surrogate): the record's, not the database's.
+        if isinstance(exc, psycopg2.Error):
+            raise
+        raise RejectedError(f"{what}: cannot be sent to PostgreSQL: {exc}") from exc
     except sa_exc.TimeoutError as exc:  # pool exhausted
         raise RetryableError(f"{what}: no database connection available") from exc
     except psycopg2.OperationalError as exc:
@@ -124,6 +142,27 @@ def _retryable_dbapi(orig: BaseException | None) -> bool:
         return code is None or code.startswith(_RETRYABLE_SQLSTATE_PREFIXES)
     code = getattr(orig, "pgcode", None)
     return isinstance(code, str) and code.startswith(_RETRYABLE_SQLSTATE_PREFIXES)
+
+
+# SQLSTATE classes of a value the database refuses for good: data exception (22), integrity
+# constraint violation (23; a duplicate key, 23505, is left to the caller: it means a concurrent
+# writer, not a bad value), program limit exceeded (54: an index row past the btree maximum).
+_REJECTED_SQLSTATE_PREFIXES = ("22", "23", "54")
+
+
+def _rejected_dbapi(orig: BaseException | None) -> bool:
+    code = getattr(orig, "pgcode", None)
+    return (
+        isinstance(code, str) and code.startswith(_REJECTED_SQLSTATE_PREFIXES) and code != "23505"
+    )
+
+
+def _reason(exc: sa_exc.DBAPIError) -> str:
+    """The database's own message (first line) and its DETAIL line, without the SQL."""
+    text = str(exc.orig).strip() if exc.orig is not None else _first_line(exc)
+    lines = [line for line in text.splitlines() if line.strip()]
+    kept = lines[:1] + [line for line in lines[1:] if line.startswith("DETAIL")]
+    return " ".join(kept)[:1000]
 
 
 def _first_line(exc: BaseException) -> str:

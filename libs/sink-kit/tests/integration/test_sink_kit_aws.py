@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from consumer_runtime import RetryableError
+from consumer_runtime import RejectedError, RetryableError
 from devstack import AwsEmulator
 from sink_kit.aws import aws_errors, ensure_bucket, ensure_table, make_client, put_if_newer
 
@@ -54,3 +54,15 @@ def test_unreachable_endpoint_is_retryable_and_access_errors_are_not(
         dead.list_tables()
     with pytest.raises(ClientError), aws_errors("probe"):
         dynamodb.describe_table(TableName="does-not-exist")
+
+
+def test_a_key_past_dynamodbs_limit_is_a_rejection_with_its_reason(
+    dynamodb: Any, unique_id: str
+) -> None:
+    table = f"t-{unique_id}"
+    ensure_table(dynamodb, _table(table))
+    with pytest.raises(RejectedError) as caught, aws_errors(f"put {table}"):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "x" * 2049}})
+    assert caught.value.code == "store_rejected"
+    assert "ValidationException" in caught.value.message
+    assert isinstance(caught.value.__cause__, ClientError)

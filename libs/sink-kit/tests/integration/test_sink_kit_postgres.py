@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from consumer_runtime import RetryableError, TopicPartition
+from consumer_runtime import RejectedError, RetryableError, TopicPartition
 from devstack import PostgresServer
 from devstack.pytest_plugin import SinkSchema
 from sink_kit.postgres import OffsetStore, copy_rows, db_errors, make_engine
@@ -69,6 +69,44 @@ def test_a_constraint_violation_is_not_retryable(sink_schema: SinkSchema) -> Non
         conn.execute(sa.text("INSERT INTO u VALUES (1)"))
     with pytest.raises(sa.exc.IntegrityError), db_errors("dup"), engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO u VALUES (1)"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("statement", "params", "says"),
+    [
+        ("INSERT INTO r (amount) VALUES (:v)", {"v": Decimal("1e12")}, "numeric field overflow"),
+        ("INSERT INTO r (qty) VALUES (:v)", {"v": 2**40}, "out of range"),
+        ("INSERT INTO r (note) VALUES (:v)", {"v": "nul \x00 inside"}, "NUL"),
+        ("INSERT INTO r (qty) VALUES (:v)", {"v": -1}, "violates check constraint"),
+        ("INSERT INTO r (k) VALUES (:v)", {"v": None}, "violates not-null constraint"),
+        (
+            "INSERT INTO r (k) SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i",
+            {},
+            "index row",
+        ),
+        ("INSERT INTO r (at) VALUES (:v)", {"v": "infinity-ish"}, "invalid input syntax"),
+    ],
+)
+def test_a_value_the_store_refuses_for_good_is_a_rejection_with_its_reason(
+    sink_schema: SinkSchema, statement: str, params: dict[str, object], says: str
+) -> None:
+    # The runtime isolates the record behind a RejectedError and dead-letters it with this
+    # reason; retrying could never succeed, and crashing would stop the partition.
+    engine = make_engine(sink_schema.url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE r (k text NOT NULL DEFAULT 'k', amount numeric(10,2), "
+                "qty int CHECK (qty >= 0), note text, at timestamptz)"
+            )
+        )
+        conn.execute(sa.text("CREATE INDEX ON r (k)"))
+    with pytest.raises(RejectedError) as caught, db_errors("write r"), engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+    assert caught.value.code == "store_rejected"
+    assert says in caught.value.message
+    assert caught.value.__cause__ is not None
     engine.dispose()
 
 
