@@ -3,10 +3,11 @@
 Pure mapping, no client: the sink writes what this builds, ``ProductSearch`` reads what it
 parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``):
 
-- product: pk ``PRODUCT#<id>``, sk ``PRODUCT``; id, name, description, price (N, exact), stock,
-  in_stock, updated_at, name_tokens, desc_tokens, version, Kafka position; ``gsi_name_pk`` =
-  ``NAME#<first char of name_norm>`` + ``name_norm`` (``by-name``), ``price_bucket`` + ``price``
-  (``by-price``).
+- product: pk ``PRODUCT#<id>``, sk ``PRODUCT``; id, name, description (the indexed text:
+  ``_text.indexed_text``), price (N, exact), stock, in_stock, updated_at, name_tokens,
+  desc_tokens, version, Kafka position; ``gsi_name_pk`` = ``NAME#<first char of name_norm>`` +
+  ``name_norm`` (``by-name``; the normalised name cut to ``NAME_KEY_MAX_BYTES``: ``name_key``),
+  ``price_bucket`` + ``price`` (``by-price``).
 - deletion marker: the same key; id, deleted=true, version, ``ttl`` (epoch seconds). It has no
   GSI keys, so a deleted product leaves both indexes.
 - ``pending_tokens`` (string set, elements ``<token>@<version>``) and ``pending_rev`` (N) on
@@ -20,6 +21,13 @@ parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``
 - removed posting: the same key; removed=true, version, ``ttl``. A removal is a versioned
   marker, not a delete, so a stale write arriving late (a zombie, or a request applied after
   its client timed out) cannot bring the posting back; TTL deletes the marker later.
+
+DynamoDB's limits, in UTF-8 bytes: a partition key at most 2,048, a sort key at most 1,024 (both
+also for GSI key attributes), an item at most 400 KB. Every key built here from text is within
+them for any text: ``TOKEN#<token>`` is at most 6 + ``TOKEN_MAX_BYTES`` (256), ``name_norm`` at
+most ``NAME_KEY_MAX_BYTES`` (1,024), ``NAME#<char>`` at most 9; the product item holds at most
+``NAME_MAX_BYTES`` + ``DESCRIPTION_MAX_BYTES`` of text, ``NAME_KEY_MAX_BYTES`` of key and
+``MAX_TOKENS`` tokens of at most ``TOKEN_MAX_BYTES`` in each list and in its pending entries.
 """
 
 from __future__ import annotations
@@ -32,17 +40,18 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from search_indexer._text import normalize_name
+from search_indexer._text import indexed_text, normalize_name, utf8_prefix
 from search_indexer.domain import Product, price_bucket
 
 __all__ = [
     "DEFINITION_FILE",
-    "MAX_DESCRIPTION_CHARS",
+    "NAME_KEY_MAX_BYTES",
     "PENDING_ATTR",
     "PENDING_REV_ATTR",
     "PRODUCT_SK",
     "StoredProduct",
     "marker_item",
+    "name_key",
     "parse_product",
     "pending_entries",
     "posting_item",
@@ -59,9 +68,11 @@ Item = dict[str, Any]
 PRODUCT_SK = "PRODUCT"
 #: Package data: a copy of deploy/dynamodb/product-search-index.json (a unit test keeps them equal).
 DEFINITION_FILE = "product-search-index.json"
-#: DynamoDB items are at most 400 KB; 64k characters stay under that even at 4 UTF-8 bytes
-#: each, next to the other attributes. Longer descriptions are stored truncated.
-MAX_DESCRIPTION_CHARS = 64_000
+#: The ``by-name`` sort key (``name_norm``) in UTF-8 bytes: DynamoDB's sort key limit, so a prefix
+#: search is exact for any prefix of up to this many bytes (341 CJK characters, 1,024 ASCII).
+#: Longer normalised names are cut at a character boundary; ``ProductSearch.by_name`` checks a
+#: longer prefix against the stored name.
+NAME_KEY_MAX_BYTES = 1024
 #: The pending postings of a product (string set of ``<token>@<version>``) and the number of
 #: recordings since its last put.
 PENDING_ATTR = "pending_tokens"
@@ -111,6 +122,11 @@ def posting_key(token: str, product_id: int) -> Item:
     return {"pk": {"S": f"TOKEN#{token}"}, "sk": {"S": str(product_id)}}
 
 
+def name_key(name_norm: str) -> str:
+    """The ``by-name`` sort key of a normalised name (or of a prefix searched for)."""
+    return utf8_prefix(name_norm, NAME_KEY_MAX_BYTES)
+
+
 def _num(value: int | Decimal) -> dict[str, str]:
     return {"N": format(value, "f") if isinstance(value, Decimal) else str(value)}
 
@@ -131,12 +147,13 @@ def product_item(
     partition: int,
     offset: int,
 ) -> Item:
+    name, description = indexed_text(product.name, description)
     item: Item = {
         **product_key(product.id),
         "kind": {"S": "product"},
         "id": _num(product.id),
-        "name": {"S": product.name},
-        "description": {"S": description[:MAX_DESCRIPTION_CHARS]},
+        "name": {"S": name},
+        "description": {"S": description},
         "price": _num(product.price),
         "price_bucket": {"S": price_bucket(product.price)},
         "stock": _num(product.stock),
@@ -147,7 +164,7 @@ def product_item(
         "kafka_partition": _num(partition),
         "kafka_offset": _num(offset),
     }
-    name_norm = normalize_name(product.name)
+    name_norm = name_key(normalize_name(name))
     if name_norm:  # key attributes of a GSI cannot be empty: an unnamed product is not listed
         item["gsi_name_pk"] = {"S": f"NAME#{name_norm[0]}"}
         item["name_norm"] = {"S": name_norm}

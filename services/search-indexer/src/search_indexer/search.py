@@ -8,6 +8,11 @@ and stock, and ranked by the number of query tokens in the name, then in the des
 by name. A query without tokens (empty text) lists products through the ``by-price`` index
 (the buckets overlapping the price range), ranked by name. ``by_name`` reads the ``by-name``
 index (exact or prefix on the normalised name).
+
+Queries stay within DynamoDB's key limits as the writes do: query tokens go through the same
+``tokenize`` (a word past ``TOKEN_MAX_BYTES`` becomes the same hashed token the index holds), a
+name prefix is cut to the key budget (``name_key``) and a longer one is checked against the
+stored name, and an id no product can have is not looked up.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from search_indexer._items import StoredProduct
+from search_indexer._items import NAME_KEY_MAX_BYTES, StoredProduct, name_key
 from search_indexer._text import normalize_name, tokenize
 from search_indexer.domain import price_buckets_between, rank_key
 from search_indexer.errors import InvalidQueryError
@@ -28,6 +33,12 @@ __all__ = ["ProductSearch", "SearchHit"]
 
 # Postings of several tokens (or several price buckets) are read in parallel; a query has few.
 _READ_CONCURRENCY = 8
+# Product ids are the source's integer keys; a larger number names no product (and its key
+# could pass DynamoDB's 2,048-byte limit).
+_MAX_ID = 2**63 - 1
+# A stored ``by-name`` key is cut only past NAME_KEY_MAX_BYTES, at a character boundary (at
+# most 4 bytes each): a key this long may stand for a longer name.
+_MAYBE_CUT_BYTES = NAME_KEY_MAX_BYTES - 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +145,8 @@ class ProductSearch:
         return [_hit(p, tokens) for p in hits[:limit]]
 
     def get(self, product_id: int) -> SearchHit | None:
+        if abs(product_id) > _MAX_ID:
+            return None
         stored = self.table.read_product(product_id, consistent=False)
         if stored is None or stored.deleted:
             return None
@@ -144,8 +157,20 @@ class ProductSearch:
         name_norm = normalize_name(prefix)
         if not name_norm:
             return []
-        found = self.table.query_name(name_norm, exact=exact, limit=limit)
-        return [_hit(p) for p in found if not p.deleted]
+        key = name_key(name_norm)
+        if len(key.encode()) < _MAYBE_CUT_BYTES:
+            # Shorter than any cut key: the key answers exactly (a prefix, or an uncut name).
+            found = self.table.query_name(key, exact=exact, limit=limit)
+            return [_hit(p) for p in found if not p.deleted]
+        # The key may be a cut: read every product sharing it (names sharing 1 KB are few) and
+        # compare the whole normalised prefix with the stored name.
+        matches = []
+        for p in self.table.query_name(key, exact=exact, limit=None):
+            norm = normalize_name(p.name)
+            if not p.deleted and (norm == name_norm if exact else norm.startswith(name_norm)):
+                matches.append((norm, p.id, p))
+        matches.sort(key=lambda m: (m[0], m[1]))  # by name, as the index orders shorter keys
+        return [_hit(p) for _, _, p in matches[:limit]]
 
     def _by_tokens(self, tokens: list[str]) -> list[StoredProduct]:
         with ThreadPoolExecutor(min(len(tokens), _READ_CONCURRENCY)) as pool:

@@ -202,13 +202,16 @@ class IndexTable:
         )
         return [parse_product(i) for i in items]
 
-    def query_name(self, name_norm: str, *, exact: bool, limit: int) -> list[StoredProduct]:
+    def query_name(self, key: str, *, exact: bool, limit: int | None) -> list[StoredProduct]:
+        """Products whose ``by-name`` key equals or starts with ``key`` (a ``name_key``, within
+        the sort key limit), at most ``limit`` (``None``: all)."""
         op = "name_norm = :n" if exact else "begins_with(name_norm, :n)"
+        page: dict[str, Any] = {} if limit is None else {"Limit": limit}
         items = self._query(
             IndexName="by-name",
             KeyConditionExpression=f"gsi_name_pk = :p AND {op}",
-            ExpressionAttributeValues={":p": {"S": f"NAME#{name_norm[0]}"}, ":n": {"S": name_norm}},
-            Limit=limit,
+            ExpressionAttributeValues={":p": {"S": f"NAME#{key[0]}"}, ":n": {"S": key}},
+            **page,
         )
         return [parse_product(i) for i in items[:limit]]
 
