@@ -49,7 +49,10 @@ class SinkOffsets:
         with self._errors(), self._engine.connect() as conn:
             self._check_table(conn)
             rows = conn.execute(
-                sa.select(t.c.topic, t.c.partition, t.c.next_offset).where(t.c.group_id == group)
+                # -1: a partition a member claimed before anything was stored for it.
+                sa.select(t.c.topic, t.c.partition, t.c.next_offset).where(
+                    t.c.group_id == group, t.c.next_offset >= 0
+                )
             )
             return dict(
                 sorted((TopicPartition(topic, part), int(off)) for topic, part, off in rows)

@@ -35,6 +35,7 @@ from consumer_runtime._dlq import (
 from consumer_runtime._errors import (
     CommitFailedError,
     ConsumerRuntimeError,
+    FencedError,
     KafkaClientError,
     PermanentError,
     RejectedError,
@@ -84,6 +85,7 @@ __all__ = [
     "DeadLetter",
     "Decoder",
     "DlqProducer",
+    "FencedError",
     "GroupActiveError",
     "GroupDescription",
     "GroupListing",

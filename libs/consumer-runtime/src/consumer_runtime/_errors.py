@@ -26,6 +26,16 @@ class RetryableError(ConsumerRuntimeError):
         self.delay = delay
 
 
+class FencedError(RetryableError):
+    """The store refused a write because another member owns the partition now: this member
+    stalled past its session timeout (a zombie) and its successor claimed the partition.
+
+    Nothing of the write is stored. It is retried like any transient failure, with the
+    partitions paused; meanwhile the consumer learns of the rebalance (the partitions are
+    lost or revoked), the batch sheds them, and the retry writes only what is still owned.
+    """
+
+
 class PermanentError(ConsumerRuntimeError):
     """A record that can never be processed (validation failed): it goes to the DLQ.
 

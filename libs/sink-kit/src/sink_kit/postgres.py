@@ -18,12 +18,19 @@ from typing import Any
 
 import psycopg2
 import sqlalchemy as sa
-from consumer_runtime import RejectedError, RetryableError, RuntimeSettings, TopicPartition
+from consumer_runtime import (
+    FencedError,
+    RejectedError,
+    RetryableError,
+    RuntimeSettings,
+    TopicPartition,
+)
 from pydantic import Field, SecretStr
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
+    "FencedError",
     "OffsetStore",
     "PostgresSinkSettings",
     "copy_rows",
@@ -112,22 +119,31 @@ def db_errors(what: str) -> Iterator[None]:
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated or _retryable_dbapi(exc.orig):
             raise RetryableError(f"{what}: database unavailable ({_first_line(exc)})") from exc
+        # The dead letter names the driver's error (psycopg2.errors.NumericValueOutOfRange),
+        # not SQLAlchemy's wrapper.
         if _rejected_dbapi(exc.orig):
             code = getattr(exc.orig, "pgcode", "")
-            raise RejectedError(f"{what}: refused by PostgreSQL ({code}): {_reason(exc)}") from exc
+            raise RejectedError(
+                f"{what}: refused by PostgreSQL ({code}): {_reason(exc.orig)}"
+            ) from exc.orig
         if isinstance(exc.orig, ValueError | UnicodeEncodeError):
-            raise RejectedError(f"{what}: cannot be sent to PostgreSQL: {exc.orig}") from exc
+            raise RejectedError(f"{what}: cannot be sent to PostgreSQL: {exc.orig}") from exc.orig
+        raise
+    except psycopg2.Error as exc:
+        # Raised by the raw driver (COPY through ``copy_expert``), not wrapped by SQLAlchemy.
+        if isinstance(exc, psycopg2.OperationalError) or _retryable_dbapi(exc):
+            raise RetryableError(f"{what}: database unavailable ({_first_line(exc)})") from exc
+        if _rejected_dbapi(exc):
+            raise RejectedError(
+                f"{what}: refused by PostgreSQL ({exc.pgcode}): {_reason(exc)}"
+            ) from exc
         raise
     except (ValueError, UnicodeEncodeError) as exc:
         # psycopg2 refuses to adapt a value before sending it ("A string literal cannot
         # contain NUL (0x00) characters", a lone surrogate): the record's, not the database's.
-        if isinstance(exc, psycopg2.Error):
-            raise
         raise RejectedError(f"{what}: cannot be sent to PostgreSQL: {exc}") from exc
     except sa_exc.TimeoutError as exc:  # pool exhausted
         raise RetryableError(f"{what}: no database connection available") from exc
-    except psycopg2.OperationalError as exc:
-        raise RetryableError(f"{what}: database unavailable ({_first_line(exc)})") from exc
 
 
 # SQLSTATE classes that a retry can resolve: connection exceptions (08), operator intervention
@@ -157,9 +173,9 @@ def _rejected_dbapi(orig: BaseException | None) -> bool:
     )
 
 
-def _reason(exc: sa_exc.DBAPIError) -> str:
+def _reason(exc: BaseException | None) -> str:
     """The database's own message (first line) and its DETAIL line, without the SQL."""
-    text = str(exc.orig).strip() if exc.orig is not None else _first_line(exc)
+    text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     kept = lines[:1] + [line for line in lines[1:] if line.startswith("DETAIL")]
     return " ".join(kept)[:1000]
@@ -215,6 +231,16 @@ class OffsetStore:
 
     Written in the same transaction as the data it describes (the sink-managed strategy), read
     on partition assignment so the consumer resumes exactly after the last committed batch.
+
+    **Zombies are fenced.** A member claims its partitions when they are assigned (``claim``:
+    the row's ``owner_epoch`` goes up by one, in a transaction of its own, and the stored
+    offsets are read back). Every later ``save`` of this store instance checks, in the same
+    statement, that the row still carries the epoch it claimed and that the offset does not
+    move backwards; otherwise it raises ``FencedError`` and the caller's transaction (with the
+    rows it wrote) is rolled back. A member that stalled past its session timeout and woke up
+    after its successor claimed the partition can therefore neither overwrite the successor's
+    work nor move its offsets back. A save for a partition this instance never claimed (an
+    operator's ``cdc offsets reset`` with the group stopped) is not fenced.
     """
 
     def __init__(self, metadata: sa.MetaData, table_name: str = "consumer_offsets") -> None:
@@ -231,19 +257,42 @@ class OffsetStore:
                 nullable=False,
                 server_default=sa.func.now(),
             ),
+            sa.Column("owner_epoch", sa.BigInteger, nullable=False, server_default="0"),
         )
+        # (group, partition) -> the epoch this instance claimed; kept after a partition leaves
+        # (a late write for it must stay fenced, not become unfenced).
+        self._epochs: dict[tuple[str, TopicPartition], int] = {}
         quoted = '"' + table_name.replace('"', '""') + '"'  # an identifier; values are parameters
-        self._upsert = (
-            f"INSERT INTO {quoted} (group_id, topic, partition, next_offset) "  # noqa: S608
-            "SELECT %(group_id)s, t, p, o FROM unnest("
-            "%(topics)s::text[], %(partitions)s::integer[], %(offsets)s::bigint[]) AS u(t, p, o) "
+        # Fixed statements whatever the number of partitions: no SQL is compiled per batch (the
+        # batch's writer thread would hold the interpreter lock for it). ``next_offset`` -1 is
+        # a claimed partition nothing was stored for yet; ``owner_epoch`` -1 in a save means
+        # "not claimed by this writer": no fence.
+        self._claim = (
+            f"INSERT INTO {quoted} AS c (group_id, topic, partition, next_offset, owner_epoch) "  # noqa: S608
+            "SELECT %(group_id)s, t, p, -1, 1 FROM unnest("
+            "%(topics)s::text[], %(partitions)s::integer[]) AS u(t, p) "
             "ON CONFLICT (group_id, topic, partition) DO UPDATE "
-            "SET next_offset = EXCLUDED.next_offset, updated_at = now()"
+            "SET owner_epoch = c.owner_epoch + 1 "
+            "RETURNING topic, partition, next_offset, owner_epoch"
+        )
+        self._upsert = (
+            "WITH saved AS ("
+            f"INSERT INTO {quoted} AS c (group_id, topic, partition, next_offset, owner_epoch) "  # noqa: S608
+            "SELECT %(group_id)s, t, p, o, e FROM unnest(%(topics)s::text[], "
+            "%(partitions)s::integer[], %(offsets)s::bigint[], %(epochs)s::bigint[]) "
+            "AS u(t, p, o, e) "
+            "ON CONFLICT (group_id, topic, partition) DO UPDATE "
+            "SET next_offset = EXCLUDED.next_offset, updated_at = now() "
+            "WHERE EXCLUDED.owner_epoch = -1 OR (c.owner_epoch = EXCLUDED.owner_epoch "
+            "AND c.next_offset <= EXCLUDED.next_offset) "
+            "RETURNING topic, partition) "
+            "SELECT topic, partition FROM saved"
         )
 
     def load(
         self, conn: Connection, group: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int]:
+        """Stored offsets of ``partitions`` (a partition with none is left out)."""
         if not partitions:
             return {}
         t = self.table
@@ -256,26 +305,62 @@ class OffsetStore:
         return {
             TopicPartition(topic, part): int(offset)
             for topic, part, offset in rows
-            if (topic, part) in wanted
+            if (topic, part) in wanted and offset >= 0
         }
+
+    def claim(
+        self, conn: Connection, group: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Claim ``partitions`` for this writer (on assignment) and return their stored offsets
+        (a partition with none is left out). Run it in a transaction of its own (``begin()``)
+        and commit it before writing: from then on an earlier owner's writes are fenced."""
+        if not partitions:
+            return {}
+        items = sorted(set(partitions))
+        rows = conn.exec_driver_sql(
+            self._claim,
+            {
+                "group_id": group,
+                "topics": [tp.topic for tp in items],
+                "partitions": [tp.partition for tp in items],
+            },
+        ).all()
+        out: dict[TopicPartition, int] = {}
+        for topic, part, offset, epoch in rows:
+            tp = TopicPartition(topic, part)
+            self._epochs[group, tp] = int(epoch)
+            if offset >= 0:
+                out[tp] = int(offset)
+        return out
 
     def save(
         self, conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int]
     ) -> None:
         """Upsert the next offsets, in (topic, partition) order (concurrent writers lock rows in
-        one order). One statement of fixed text whatever the number of partitions: no SQL is
-        compiled per batch (the batch's writer thread would hold the interpreter lock for it)."""
+        one order); ``FencedError`` if another writer claimed one of the partitions since this
+        one did, or the offset would move backwards."""
         if not next_offsets:
             return
         items = sorted(next_offsets.items())
-        conn.exec_driver_sql(
+        saved = conn.exec_driver_sql(
             self._upsert,
             {
                 "group_id": group,
                 "topics": [tp.topic for tp, _ in items],
                 "partitions": [tp.partition for tp, _ in items],
                 "offsets": [offset for _, offset in items],
+                "epochs": [self._epochs.get((group, tp), -1) for tp, _ in items],
             },
+        ).all()
+        if len(saved) == len(items):
+            return
+        done = {TopicPartition(topic, part) for topic, part in saved}
+        fenced = [f"{tp.topic}[{tp.partition}]" for tp, _ in items if tp not in done]
+        raise FencedError(
+            f"offsets of {', '.join(fenced)} were not written: another member of group "
+            f"{group!r} claimed the partitions since this one did (it stalled past its session "
+            "timeout), or the write would move them backwards; nothing of this transaction is "
+            "kept, and the rebalance that follows decides who writes them"
         )
 
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from consumer_runtime import RejectedError, RetryableError, TopicPartition
 from devstack import PostgresServer
 from devstack.pytest_plugin import SinkSchema
-from sink_kit.postgres import OffsetStore, copy_rows, db_errors, make_engine
+from sink_kit.postgres import FencedError, OffsetStore, copy_rows, db_errors, make_engine
 
 
 def test_offsets_round_trip_and_overwrite(sink_schema: SinkSchema) -> None:
@@ -117,4 +117,43 @@ def test_url_options_such_as_search_path_survive_the_engine_timeout(
     with engine.connect() as conn:
         assert conn.execute(sa.text("SHOW search_path")).scalar() == sink_schema.schema
         assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "4321ms"
+    engine.dispose()
+
+
+def test_a_member_whose_partition_was_claimed_by_another_cannot_write_its_offsets(
+    sink_schema: SinkSchema,
+) -> None:
+    # A zombie (A) stalls past its session timeout; its successor (B) claims the partition and
+    # moves on. When A wakes up, its write must neither overwrite B's offsets nor move them
+    # backwards: the transaction that carries A's rows is refused as a whole.
+    engine = make_engine(sink_schema.url)
+    metadata = sa.MetaData()
+    a, b = OffsetStore(metadata), OffsetStore(sa.MetaData())
+    metadata.create_all(engine)
+    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    with engine.begin() as conn:
+        assert a.claim(conn, "g", [p0, p1]) == {}
+    with engine.begin() as conn:
+        a.save(conn, "g", {p0: 10, p1: 4})
+    with engine.begin() as conn:
+        assert b.claim(conn, "g", [p0]) == {p0: 10}
+    with engine.begin() as conn:
+        b.save(conn, "g", {p0: 15})
+    with pytest.raises(FencedError, match="t\\[0\\]"), engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE zombie_rows (x int)"))
+        a.save(conn, "g", {p0: 30, p1: 6})
+    with engine.connect() as conn:
+        assert a.load(conn, "g", [p0, p1]) == {p0: 15, p1: 4}
+        assert not sa.inspect(conn).has_table("zombie_rows")  # rolled back with the offsets
+    # The successor itself never moves its offsets backwards either.
+    with pytest.raises(FencedError), engine.begin() as conn:
+        b.save(conn, "g", {p0: 12})
+    # A keeps p1, which nobody claimed from it.
+    with engine.begin() as conn:
+        a.save(conn, "g", {p1: 6})
+    # An operator's rewrite (no claim: ``cdc offsets reset`` with the group stopped) may.
+    with engine.begin() as conn:
+        OffsetStore(sa.MetaData()).save(conn, "g", {p0: 3})
+    with engine.connect() as conn:
+        assert a.load(conn, "g", [p0, p1]) == {p0: 3, p1: 6}
     engine.dispose()

@@ -83,8 +83,10 @@ class BatchWriter:
         self._ahead_checked: tuple[int, int] | None = None
 
     def load_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        with db_errors("reading stored offsets"), self._engine.connect() as conn:
-            return self._offsets.load(conn, self._group, list(partitions))
+        """Claim ``partitions`` and read their stored offsets: from now on a write by their
+        previous owner (a zombie) is fenced (``OffsetStore``)."""
+        with db_errors("claiming partitions"), self._engine.begin() as conn:
+            return self._offsets.claim(conn, self._group, list(partitions))
 
     def write(self, batches: Sequence[Batch[StoreRecord]]) -> None:
         """Append ``batches`` (in order) and their next offsets in one transaction."""

@@ -8,10 +8,13 @@ The write of batch N runs on a writer thread while the runtime polls and decodes
 ``write_batch(N)`` first waits for the write of N-1, then hands N over and reports N-1's offsets
 as durable. The database's time and the decoding then overlap instead of adding up. The order
 of writes is the order of batches, never more than one is in flight, and the runtime is told a
-batch is durable only once its transaction committed. If a background write fails, its batch is
-kept and written again, before anything newer, together with the next batch, synchronously, so
-a ``RetryableError`` reaches the runtime (pause, retry, nothing lost). Revoke, lost, flush and
-close wait for the write in flight.
+batch is durable only once its transaction committed. If a background write fails for a
+transient reason, its batch is kept and written again, alone and before anything newer: on the
+runtime's next tick (a quiet stream does not wait for traffic) or at the next batch, whichever
+comes first, synchronously, so a ``RetryableError`` reaches the runtime (pause, retry, nothing
+lost). If the database refused a value of it for good, the batch is handed back to the runtime
+(``RejectedError(batch=...)``), which isolates the refused records and dead-letters them.
+Revoke, lost, flush and close wait for the write in flight.
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from consumer_runtime import BaseSink, Batch, Offsets, RetryableError, TopicPartition
+from consumer_runtime import (
+    BaseSink,
+    Batch,
+    Offsets,
+    PermanentError,
+    RejectedError,
+    RetryableError,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry
 from sink_kit.postgres import engine_from_settings
 from sink_kit.postgres import upgrade_schema as _upgrade_schema
@@ -129,42 +140,47 @@ class EventStoreSink(BaseSink[StoreRecord]):
     def write_batch(self, batch: Batch[StoreRecord]) -> Offsets | None:
         # Encoding happens here, on the loop's thread, while the previous write runs: the
         # writer thread then only waits on the database.
-        handed = _Handed(batch, self._writer.prepare([batch]))
+        handed = _Handed(batch, self._prepare(batch))
         self._settle()
         if self._pending or not self._pipelined:
-            self._write_now([*self._pending, handed])  # RetryableError: the runtime retries
+            self._write_pending()  # RetryableError: the runtime retries
+            self._write_now([handed])
             return self._take_durable() if self._pipelined else None
         future = self._executor.submit(self._writer.write_prepared, [handed.prepared])
         self._inflight = (future, handed)
         return self._take_durable()
 
     def tick(self) -> Offsets | None:
-        """Report the write in flight as durable once it committed (quiet streams)."""
+        """Report the write in flight as durable once it committed, and write a batch whose
+        background write failed now, not when the next record arrives (quiet streams)."""
         if self._inflight is not None and self._inflight[0].done():
             self._settle()
+        self._write_pending()
         return self._take_durable()
 
     def flush(self) -> Offsets | None:
         self._settle()
-        if self._pending:
-            self._write_now(self._pending)
+        self._write_pending()
         self._durable.clear()
         return None
 
     def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
         self._settle()
-        if self._pending:
-            try:
-                self._write_now(self._pending)
-            except RetryableError:
-                # Not written: the next owner reads these records again from stored offsets.
-                self._drop(partitions)
-                raise
+        try:
+            self._write_pending()
+        except RetryableError:
+            # Not written: the next owner reads these records again from stored offsets.
+            self._drop(partitions)
+            raise
         return self._take_durable()
 
     def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
-        self._settle()
-        self._drop(partitions)
+        # The write in flight ends (it cannot be cancelled mid-transaction); if the partitions'
+        # new owner claimed them first, its offsets check fences it. Nothing is written after.
+        try:
+            self._settle()
+        finally:
+            self._drop(partitions)
 
     def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
         """The store's offsets, and 0 (the beginning) for a partition it has none for.
@@ -199,15 +215,38 @@ class EventStoreSink(BaseSink[StoreRecord]):
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _prepare(self, batch: Batch[StoreRecord]) -> Prepared:
+        try:
+            return self._writer.prepare([batch])
+        except (ValueError, TypeError, OverflowError) as exc:
+            # A value the COPY encoding cannot take: the runtime isolates the record.
+            raise RejectedError(f"encoding a batch for the event store: {exc}") from exc
+
     def _write_now(self, handed: list[_Handed]) -> None:
         """Write ``handed`` in one transaction on this thread; on success forget them."""
         self._writer.write_prepared([h.prepared for h in handed])
         for done in handed:
             self._durable.update(done.batch.next_offsets)
-        self._pending = []
+
+    def _write_pending(self) -> None:
+        """Write the batch whose background write failed, alone: a refusal then names it."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            self._write_now(pending)
+        except RetryableError:
+            self._pending = pending
+            raise
+        except PermanentError as exc:
+            _log.warning("the store refused a batch; handing it back", error=str(exc))
+            raise RejectedError(exc.message, code=exc.code, batch=pending[-1].batch) from (
+                exc.__cause__ or exc
+            )
 
     def _settle(self) -> None:
-        """Wait for the write in flight; a transient failure keeps its batch for a rewrite."""
+        """Wait for the write in flight; a transient failure keeps its batch for a rewrite, a
+        refusal hands it back to the runtime (``RejectedError(batch=...)``)."""
         if self._inflight is None:
             return
         future, handed = self._inflight
@@ -218,6 +257,11 @@ class EventStoreSink(BaseSink[StoreRecord]):
             _log.warning("background write failed; it is written again first", error=str(exc))
             self._pending.append(handed)
             return
+        except PermanentError as exc:
+            _log.warning("the store refused a batch; handing it back", error=str(exc))
+            raise RejectedError(exc.message, code=exc.code, batch=handed.batch) from (
+                exc.__cause__ or exc
+            )
         self._durable.update(handed.batch.next_offsets)
 
     def _take_durable(self) -> dict[TopicPartition, int]:

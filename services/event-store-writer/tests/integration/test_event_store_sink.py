@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
+import orjson
 import sqlalchemy as sa
 from cdc_events.testing import golden, make_change, make_tombstone, make_transaction
 from consumer_runtime import CommitStrategy, TopicPartition
 from consumer_runtime.testing import SinkHarness
+from devstack.pytest_plugin import SinkSchema
 from event_store_writer import EventDecoder, EventStoreSink, StoreMetrics, _sql
 from event_store_writer.domain import tombstone_id_after
+from sink_kit.postgres import make_engine
 from sqlalchemy.engine import Engine
 
 SERVICE = "event-store-writer"
@@ -167,3 +172,86 @@ def test_a_position_dead_lettered_again_keeps_the_operators_decision(store_engin
     assert _rows(
         store_engine, "SELECT status, retry_count, error_message FROM dead_letter_queue"
     ) == [("discarded", 1, "new message")]
+
+
+def _user_event(i: int, user: str = "u") -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"e{i}",
+            "user_id": user,
+            "event_type": "view",
+            "timestamp": "2024-01-01T00:00:00Z",
+        }
+    )
+
+
+def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_stored(
+    store_engine: Engine, store_metrics: StoreMetrics
+) -> None:
+    # A NUL character parses (JSON allows it) but PostgreSQL's text and jsonb cannot hold it.
+    # The writer pipelines its writes, so the refusal surfaces one batch late: the runtime
+    # isolates that batch, dead-letters the record with PostgreSQL's reason and goes on.
+    nul = make_change("c", after={"id": 2, "name": "bad\x00name"})
+    good = [make_change("c", after={"id": i, "name": f"p{i}"}) for i in (1, 3, 4, 5)]
+    sink = EventStoreSink(store_engine, "g-refuse", metrics=store_metrics)
+    harness = SinkHarness(
+        sink, EventDecoder(), strategy=CommitStrategy.SINK_MANAGED, service=SERVICE, batch_size=2
+    )
+    for rec in [good[0], nul, *good[1:]]:
+        harness.produce(rec.topic, [rec.value], key=rec.key)
+    harness.produce("user-events", [_user_event(1), _user_event(2, "nul\x00user"), _user_event(3)])
+    harness.run_until_idle()
+    harness.shutdown()
+
+    ids = _rows(store_engine, "SELECT after->>'id' FROM cdc_events ORDER BY 1")
+    assert ids == [("1",), ("3",), ("4",), ("5",)]
+    assert _rows(store_engine, "SELECT event_id FROM user_events ORDER BY 1") == [
+        ("e1",),
+        ("e3",),
+    ]
+    dead = {(d.topic, d.offset): d for d in harness.dead_letters}
+    assert set(dead) == {(nul.topic, 1), ("user-events", 1)}
+    for letter in dead.values():
+        assert letter.code == "store_rejected"
+        assert "PostgreSQL" in letter.message
+        assert letter.exception_class.startswith("psycopg2.errors.")
+    assert dead[nul.topic, 1].value == nul.value
+    # The DLQ table keeps them too, and the stored offsets reach the end of both topics.
+    assert _rows(
+        store_engine, "SELECT topic, kafka_offset, error_code FROM dead_letter_queue ORDER BY 1"
+    ) == [(nul.topic, 1, "store_rejected"), ("user-events", 1, "store_rejected")]
+    assert dict(
+        ((t, p), o)
+        for t, p, o in _rows(
+            store_engine,
+            "SELECT topic, partition, next_offset FROM consumer_offsets "
+            "WHERE group_id = 'g-refuse'",
+        )
+    ) == {(nul.topic, 0): 5, ("user-events", 0): 3}
+
+
+def test_a_failed_background_write_is_retried_on_the_tick_without_new_records(
+    store_engine: Engine, sink_schema: SinkSchema, store_metrics: StoreMetrics
+) -> None:
+    # The writer's statements time out while another session holds the table: a transient
+    # failure of the background write. The stream then goes quiet; the runtime's tick must
+    # write the batch again, and lag (the commit) must not claim it before it is stored.
+    quick = make_engine(sink_schema.url, statement_timeout_ms=300)
+    sink = EventStoreSink(quick, "g-tick", metrics=store_metrics)
+    harness = SinkHarness(
+        sink, EventDecoder(), strategy=CommitStrategy.SINK_MANAGED, service=SERVICE
+    )
+    tp = TopicPartition("user-events", 0)
+    harness.produce("user-events", [_user_event(1)])
+    with store_engine.connect() as blocker:
+        blocker.execute(sa.text("LOCK TABLE user_events IN ACCESS EXCLUSIVE MODE"))
+        harness.run_until_idle()  # handed to the background write, which times out
+        time.sleep(0.6)
+        harness.tick()  # the failure is noticed; the retry times out again (still locked)
+        assert harness.committed.get(tp, 0) == 0
+        blocker.rollback()
+    harness.tick()  # no new records: the tick alone writes the batch now
+    assert _rows(store_engine, "SELECT event_id FROM user_events") == [("e1",)]
+    harness.tick()
+    assert harness.committed == {tp: 1}
+    harness.shutdown()

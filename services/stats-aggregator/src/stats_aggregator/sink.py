@@ -135,8 +135,10 @@ class StatsSink(BaseSink[Record]):
     # -- the runtime's hooks ------------------------------------------------------------------
 
     def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
-        with db_errors("load offsets"), self.engine.connect() as conn:
-            return self.offsets.load(conn, self.group, partitions)
+        # Claimed, not only read: from now on a write by the partitions' previous owner (a
+        # zombie) is fenced (``OffsetStore``).
+        with db_errors("claim partitions"), self.engine.begin() as conn:
+            return self.offsets.claim(conn, self.group, partitions)
 
     def write_batch(self, batch: Batch[Record]) -> Offsets | None:
         changes: dict[str, list[RowChange]] = {t: [] for t in TABLES}
