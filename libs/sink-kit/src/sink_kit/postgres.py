@@ -276,8 +276,8 @@ class OffsetStore:
             "RETURNING topic, partition, next_offset, owner_epoch"
         )
         self._upsert = (
-            "WITH saved AS ("
-            f"INSERT INTO {quoted} AS c (group_id, topic, partition, next_offset, owner_epoch) "  # noqa: S608
+            "WITH saved AS ("  # noqa: S608
+            f"INSERT INTO {quoted} AS c (group_id, topic, partition, next_offset, owner_epoch) "
             "SELECT %(group_id)s, t, p, o, e FROM unnest(%(topics)s::text[], "
             "%(partitions)s::integer[], %(offsets)s::bigint[], %(epochs)s::bigint[]) "
             "AS u(t, p, o, e) "

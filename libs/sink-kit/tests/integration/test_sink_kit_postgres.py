@@ -139,9 +139,11 @@ def test_a_member_whose_partition_was_claimed_by_another_cannot_write_its_offset
         assert b.claim(conn, "g", [p0]) == {p0: 10}
     with engine.begin() as conn:
         b.save(conn, "g", {p0: 15})
-    with pytest.raises(FencedError, match="t\\[0\\]"), engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE zombie_rows (x int)"))
-        a.save(conn, "g", {p0: 30, p1: 6})
+        with pytest.raises(FencedError, match="t\\[0\\]"):
+            a.save(conn, "g", {p0: 30, p1: 6})
+        conn.rollback()
     with engine.connect() as conn:
         assert a.load(conn, "g", [p0, p1]) == {p0: 15, p1: 4}
         assert not sa.inspect(conn).has_table("zombie_rows")  # rolled back with the offsets

@@ -220,14 +220,11 @@ def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_stored(
     assert _rows(
         store_engine, "SELECT topic, kafka_offset, error_code FROM dead_letter_queue ORDER BY 1"
     ) == [(nul.topic, 1, "store_rejected"), ("user-events", 1, "store_rejected")]
-    assert dict(
-        ((t, p), o)
-        for t, p, o in _rows(
-            store_engine,
-            "SELECT topic, partition, next_offset FROM consumer_offsets "
-            "WHERE group_id = 'g-refuse'",
-        )
-    ) == {(nul.topic, 0): 5, ("user-events", 0): 3}
+    offsets = _rows(
+        store_engine,
+        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = 'g-refuse'",
+    )
+    assert {(t, p): o for t, p, o in offsets} == {(nul.topic, 0): 5, ("user-events", 0): 3}
 
 
 def test_a_failed_background_write_is_retried_on_the_tick_without_new_records(
