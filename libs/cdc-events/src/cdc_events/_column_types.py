@@ -119,6 +119,11 @@ class ColumnTypes:
             decoders: dict[str, Decoder] = {}
             for column, spec in columns.items():
                 if isinstance(spec, DecimalColumn):
+                    if spec.scale is not None and not -lg.MAX_SCALE <= spec.scale <= lg.MAX_SCALE:
+                        raise ValueError(
+                            f"{table}.{column}: DecimalColumn scale {spec.scale} is outside "
+                            f"[-{lg.MAX_SCALE}, {lg.MAX_SCALE}]"
+                        )
                     decoders[column] = decimal_decoder(spec, decimal_handling_mode)
                 elif isinstance(spec, str) and spec in NAMED_TYPES:
                     decoders[column] = NAMED_TYPES[spec]

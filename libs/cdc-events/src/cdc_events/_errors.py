@@ -2,7 +2,11 @@
 
 Every malformed input raises ``ParseError`` with a stable, machine-readable ``code`` (used in
 DLQ headers, metrics and dashboards) and a message a person can act on. Nothing else escapes
-``parse_record``: the consumer runtime routes ``ParseError`` to the dead-letter queue.
+``parse_record``, ``Parser.parse_view`` or ``parse_user_activity``: the consumer runtime routes
+``ParseError`` to the dead-letter queue. Each of them is also wrapped in a last line of defence
+that turns any other exception raised while parsing one record into
+``ParseError("invalid_value")`` chained to it; that code means the parser lacks a precise check
+for the record (a gap to report and close), never a normal outcome.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ ERROR_CODES: Final = frozenset(
         "type_mismatch",
         "too_large",
         "invalid_event",
+        "invalid_value",
     }
 )
 
@@ -40,3 +45,15 @@ class ParseError(CdcEventsError):
 
     def __reduce__(self) -> tuple[type[ParseError], tuple[str, str]]:
         return (type(self), (self.code, self.message))
+
+    @classmethod
+    def unexpected(cls, exc: Exception, what: str) -> ParseError:
+        """The last line of defence's error for ``exc``, raised while parsing ``what``."""
+        detail = str(exc)
+        if len(detail) > 200:
+            detail = detail[:197] + "..."
+        return cls(
+            "invalid_value",
+            f"{what}: unexpected {type(exc).__name__} ({detail}); the parser has no precise "
+            "check for this input yet",
+        )

@@ -22,8 +22,9 @@ with US the unit separator ``\\x1f``, missing parts as empty strings, and ``posi
   ``file``/``pos``/``row``), else ``ts:<source.ts_ms>``.
 
 ``canonical_key_json`` is the key's payload (before logical-type decoding) dumped with sorted
-keys. Snapshot reads (``op: r``) all carry the snapshot's LSN, so the key is what keeps their ids
-apart.
+keys; a key (or another connector's ``source`` block) nested deeper than orjson writes (254
+levels) has no id and raises ``ParseError("too_large")``. Snapshot reads (``op: r``) all carry
+the snapshot's LSN, so the key is what keeps their ids apart.
 
 Limits: ``source.lsn`` is a position, not an order: changes of overlapping PostgreSQL
 transactions interleave in LSN order but are emitted in commit order, so never compare ids or
@@ -40,6 +41,8 @@ from typing import Any, Final
 
 import orjson
 
+from cdc_events._errors import ParseError
+
 _SEP = "\x1f"
 # Hash states fed with "v1" US connector US db US schema US table US, one per table: copying
 # one is cheaper than hashing that text again. Bounded like the parser's other caches.
@@ -47,10 +50,20 @@ _MAX_PREFIXES: Final = 4096
 _prefixes: dict[tuple[str | None, str | None, str | None, str | None], Any] = {}
 
 
+def canonical_json(value: Any, what: str) -> bytes:
+    """``value`` as JSON with sorted keys; ``too_large`` if it nests deeper than orjson writes."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # the only cause for a value orjson parsed
+        raise ParseError(
+            "too_large", f"{what}: nested deeper than the 254 levels the parser re-serialises"
+        ) from exc
+
+
 def canonical_key(raw_key: Any) -> bytes:
     if raw_key is None:
         return b""
-    return orjson.dumps(raw_key, option=orjson.OPT_SORT_KEYS)
+    return canonical_json(raw_key, "key")
 
 
 def position(source: dict[str, Any]) -> str:
@@ -61,7 +74,7 @@ def position(source: dict[str, Any]) -> str:
     if connector == "mysql":
         return f"mysql:{source.get('file')}:{source.get('pos')}:{source.get('row')}"
     rest = {k: v for k, v in source.items() if k not in ("version", "ts_us", "ts_ns")}
-    return "src:" + orjson.dumps(rest, option=orjson.OPT_SORT_KEYS).decode()
+    return "src:" + canonical_json(rest, "source").decode()
 
 
 def change_event_id(

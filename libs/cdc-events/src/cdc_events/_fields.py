@@ -1,7 +1,9 @@
 """Readers of the envelope's small parts: source block, transaction block, message, headers.
 
 Helpers of ``_parser``: each reads one field shape from a decoded JSON object, checks its type
-and raises ``ParseError`` (``type_mismatch``/``missing_field``) naming the field.
+and raises ``ParseError`` (``type_mismatch``/``missing_field``) naming the field. Epoch
+milliseconds (``ts_ms`` of the envelope, the source block and the side topics) must also be
+within the years 1-9999 a ``datetime`` holds, so a consumer can always convert them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from cdc_events._model import UNCHANGED, BinlogPosition, Source, TransactionInfo
 Headers = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None]
 _MIDNIGHT: Final = time(0)
 _NONE: Final = type(None)
+# An integer as text (header values): ASCII digits only, at most 20 (any 64-bit value), so
+# neither int()'s Unicode digits and underscores nor its digit limit come into play.
+_INT_TEXT: Final = re.compile(r"-?[0-9]{1,20}")
+MIN_TS_MS: Final = lg.MIN_EPOCH_MS
+MAX_TS_MS: Final = lg.MAX_EPOCH_MS
 # The JSON types a field may have on the one-pass paths (None included).
 TEXT_TYPES: Final = frozenset({str, _NONE})
 INT_TYPES: Final = frozenset({int, _NONE})
@@ -44,9 +51,20 @@ def opt_int(d: Mapping[str, Any], name: str, path: str) -> int | None:
 def int_or_none(value: Any, path: str) -> int | None:
     if value is None or type(value) is int:
         return value
-    if type(value) is str and value.lstrip("-").isdigit():
+    if type(value) is str and _INT_TEXT.fullmatch(value) is not None:
         return int(value)  # header values arrive as text
     raise ParseError("type_mismatch", f"{path}: expected an integer, got {value!r:.40}")
+
+
+def ts_ms_or_none(value: Any, path: str) -> int | None:
+    """Epoch milliseconds (an integer, or its text from a header) within years 1-9999."""
+    ts_ms = int_or_none(value, path)
+    if ts_ms is not None and not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
+        raise ParseError(
+            "type_mismatch",
+            f"{path}: expected epoch milliseconds between years 1 and 9999, got {ts_ms}",
+        )
+    return ts_ms
 
 
 def str_or_none(value: Any, path: str) -> str | None:
@@ -93,8 +111,9 @@ def read_binlog(src: Mapping[str, Any]) -> BinlogPosition:
 
 def common_source(src: Any) -> tuple[Any, ...] | None:
     """The fields of a common ``source`` block (``SOURCE_FIELDS`` order) read in one pass, or
-    None: any other block (MySQL, a boolean snapshot, text numbers, a type error) needs the
-    checked path. The common block has every field of its expected JSON type."""
+    None: any other block (MySQL, a boolean snapshot, text numbers, a type error, ``ts_ms`` out
+    of range) needs the checked path. The common block has every field of its expected JSON
+    type."""
     if type(src) is not dict or "file" in src:
         return None
     fields = tuple(map(src.get, SOURCE_FIELDS))
@@ -104,7 +123,7 @@ def common_source(src: Any) -> tuple[Any, ...] | None:
         and TEXT_TYPES.issuperset(
             map(type, (connector, name, db, schema, table, version, snapshot))
         )
-        and type(ts_ms) in INT_TYPES
+        and (ts_ms is None or (type(ts_ms) is int and MIN_TS_MS <= ts_ms <= MAX_TS_MS))
         and type(lsn) in INT_TYPES
         and type(tx_id) in TXID_TYPES
     ):
@@ -146,7 +165,7 @@ def _read_source_checked(src: Any) -> Source:
         db=str_or_none(src.get("db"), "source.db"),
         schema=str_or_none(src.get("schema"), "source.schema") or None,
         table=str_or_none(src.get("table"), "source.table") or None,
-        ts_ms=int_or_none(src.get("ts_ms"), "source.ts_ms"),
+        ts_ms=ts_ms_or_none(src.get("ts_ms"), "source.ts_ms"),
         snapshot=read_snapshot(src.get("snapshot")),
         lsn=int_or_none(src.get("lsn"), "source.lsn"),
         tx_id=tx_id,

@@ -9,16 +9,25 @@ schemaless events. No I/O, no state.
 Times have microsecond resolution in Python: nanosecond values (``NanoTimestamp``, ``NanoTime``,
 a ``ZonedTimestamp`` with 7-9 fraction digits) are truncated toward the past to the microsecond.
 PostgreSQL and MySQL store at most microseconds, so nothing is lost for those sources.
+
+Ranges: a value of the right JSON type that its Python type cannot hold raises ``ParseError``
+too, never ``OverflowError``/``ValueError``/``decimal.InvalidOperation``: timestamps and dates
+outside years 1-9999 in UTC, times outside [00:00, 24:00) (``type_mismatch``); decimals whose
+scale is outside ``±MAX_SCALE`` or whose digits are more than Python converts from an integer
+(``sys.get_int_max_str_digits()``, 4300 by default) (``bad_decimal``). The scale bound is
+PostgreSQL numeric's largest scale; it also keeps a tiny input such as ``1E+999999999`` from
+becoming a gigabyte of digits wherever the value is printed.
 """
 
 from __future__ import annotations
 
 import binascii
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, Final
 
 import orjson
@@ -29,6 +38,17 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_DATE: Final = date(1970, 1, 1)
 _EPOCH_ORDINAL: Final = EPOCH_DATE.toordinal()
 _DAY_US: Final = 86_400_000_000
+_MS: Final = timedelta(milliseconds=1)
+# Epoch milliseconds a datetime can hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
+MIN_EPOCH_MS: Final = (datetime.min.replace(tzinfo=UTC) - EPOCH) // _MS
+MAX_EPOCH_MS: Final = (datetime.max.replace(tzinfo=UTC) - EPOCH) // _MS
+# The largest decimal scale, either way (PostgreSQL numeric's largest display scale).
+MAX_SCALE: Final = 16_383
+# Rounds a double to a scale within MAX_SCALE exactly: enough digits for 1.8e308 at that scale
+# (the default context's 28 digits would refuse 1e30 at scale 2).
+_ROUNDING: Final = Context(
+    prec=MAX_SCALE + 400, rounding=ROUND_HALF_EVEN, Emax=MAX_EMAX, Emin=MIN_EMIN
+)
 
 # Debezium's default ``unavailable.value.placeholder`` for TOASTed values it cannot see, in each
 # shape it takes on the wire: the string itself (text, json, enums), base64 of its bytes (bytea,
@@ -67,6 +87,18 @@ def is_placeholder(value: Any) -> bool:
 # -- decimals ---------------------------------------------------------------------------------
 
 
+def _scale_error(scale: int, path: str) -> ParseError:
+    return ParseError(
+        "bad_decimal", f"{path}: scale {scale!r:.40} is outside [-{MAX_SCALE}, {MAX_SCALE}]"
+    )
+
+
+def in_decimal_range(value: Decimal) -> bool:
+    """True for a finite decimal whose scale (minus its exponent) is within ``±MAX_SCALE``."""
+    exponent = value.as_tuple().exponent
+    return type(exponent) is int and -MAX_SCALE <= exponent <= MAX_SCALE
+
+
 def _unscaled(b64: Any, path: str) -> int:
     if type(b64) is not str or not b64:
         raise ParseError("bad_decimal", f"{path}: expected a base64 string, got {b64!r:.80}")
@@ -85,13 +117,33 @@ def decimal_from_unscaled(unscaled: int, scale: int) -> Decimal:
     return Decimal(f"{unscaled}E{-scale}")
 
 
+def _exact(unscaled: int, scale: int, path: str) -> Decimal:
+    """``decimal_from_unscaled`` in the supported range, else ``bad_decimal`` saying why."""
+    if not -MAX_SCALE <= scale <= MAX_SCALE:
+        raise _scale_error(scale, path)
+    try:
+        return decimal_from_unscaled(unscaled, scale)
+    except ValueError as exc:  # str() of an int with more digits than the interpreter allows
+        raise ParseError(
+            "bad_decimal",
+            f"{path}: a decimal of {(unscaled.bit_length() + 8) // 8} bytes has more than "
+            f"{sys.get_int_max_str_digits()} digits (sys.get_int_max_str_digits())",
+        ) from exc
+
+
 def decode_decimal(b64: Any, scale: int, path: str = "value") -> Decimal:
     """``org.apache.kafka.connect.data.Decimal``: base64 big-endian two's complement."""
-    return decimal_from_unscaled(_unscaled(b64, path), scale)
+    return _exact(_unscaled(b64, path), scale, path)
 
 
 def decimal_decoder(scale: int) -> Callable[[Any, str], Decimal]:
     """``decode_decimal`` for one scale, with the common case inlined (it runs per column)."""
+    if not -MAX_SCALE <= scale <= MAX_SCALE:
+
+        def out_of_range(b64: Any, path: str) -> Decimal:
+            return decode_decimal(b64, scale, path)  # bad_decimal, whatever the value
+
+        return out_of_range
     exponent = f"E{-scale}"
 
     def decode(b64: Any, path: str) -> Decimal:
@@ -101,7 +153,10 @@ def decimal_decoder(scale: int) -> Callable[[Any, str], Decimal]:
             except (binascii.Error, ValueError):
                 raw = b""
             if raw:
-                return Decimal(str(_from_bytes(raw, "big", signed=True)) + exponent)
+                try:
+                    return Decimal(str(_from_bytes(raw, "big", signed=True)) + exponent)
+                except ValueError:  # too many digits for str(): the precise error below
+                    pass
         return decode_decimal(b64, scale, path)  # raises the precise error
 
     return decode
@@ -115,14 +170,17 @@ def decode_variable_decimal(value: Any, path: str = "value") -> Decimal:
     if type(scale) is not int:
         raise ParseError("bad_decimal", f"{path}.scale: expected an integer, got {scale!r:.80}")
     b64 = value.get("value")
-    if type(b64) is str:
+    if type(b64) is str and -MAX_SCALE <= scale <= MAX_SCALE:
         try:
             raw = _a2b(b64, strict_mode=True)
         except (binascii.Error, ValueError):
             raw = b""
         if raw:
-            return Decimal(f"{_from_bytes(raw, 'big', signed=True)}E{-scale}")
-    return decimal_from_unscaled(_unscaled(b64, path + ".value"), scale)  # raises
+            try:
+                return Decimal(f"{_from_bytes(raw, 'big', signed=True)}E{-scale}")
+            except ValueError:  # too many digits for str(): the precise error below
+                pass
+    return _exact(_unscaled(b64, path + ".value"), scale, path)  # raises
 
 
 def decode_decimal_text(value: Any, scale: int | None, path: str = "value") -> Decimal:
@@ -136,7 +194,7 @@ def decode_decimal_text(value: Any, scale: int | None, path: str = "value") -> D
             ) from exc
         if not result.is_finite():
             raise ParseError("bad_decimal", f"{path}: {value!r:.80} is not a finite number")
-        return result
+        return _in_range(result, value, path)
     if type(value) is float or type(value) is int:
         # repr() is the shortest text that reads back as the same double: "13.99", not the
         # binary expansion Decimal(float) would give.
@@ -144,9 +202,23 @@ def decode_decimal_text(value: Any, scale: int | None, path: str = "value") -> D
         if not result.is_finite():
             raise ParseError("bad_decimal", f"{path}: {value!r} is not a finite number")
         if scale is not None:
-            result = result.quantize(Decimal(1).scaleb(-scale))
-        return result
+            try:
+                result = result.quantize(Decimal(1).scaleb(-scale, _ROUNDING), context=_ROUNDING)
+            except ArithmeticError as exc:
+                raise ParseError(
+                    "bad_decimal", f"{path}: {value!r} does not fit scale {scale!r:.40}"
+                ) from exc
+        return _in_range(result, value, path)
     raise _mismatch("a decimal string or number", value, path)
+
+
+def _in_range(result: Decimal, value: Any, path: str) -> Decimal:
+    if in_decimal_range(result):
+        return result
+    raise ParseError(
+        "bad_decimal",
+        f"{path}: {value!r:.80} is out of range (its scale is outside [-{MAX_SCALE}, {MAX_SCALE}])",
+    )
 
 
 def encode_decimal(value: Decimal, scale: int | None = None) -> str:

@@ -5,7 +5,9 @@ The entry point of the library, on every consumer's hot path. It recognises the 
 tombstone, a heartbeat, a transaction boundary, a MySQL schema change), decodes rows with the
 compiled schema (``_schema``) or the ``ColumnTypes`` registry, and builds the ``_model``
 records (change events here, the other kinds in ``_record_kinds``). Anything else raises
-``ParseError``; nothing else escapes.
+``ParseError``; nothing else escapes: any other exception raised while parsing one record
+(a gap in the checks) becomes ``ParseError("invalid_value")`` chained to it. Only
+``MemoryError`` passes through, as the process's condition rather than the record's.
 
 Speed: the JSON converter repeats the whole schema (several KB) in every record. Each topic's
 last schema is kept as its exact bytes next to its compiled decoder; a record whose bytes start
@@ -26,6 +28,7 @@ from cdc_events import _fields as fl
 from cdc_events._column_types import ColumnTypes, Decoder
 from cdc_events._construct import new_change_event
 from cdc_events._errors import ParseError
+from cdc_events._fields import MAX_TS_MS, MIN_TS_MS
 from cdc_events._model import (
     OPS,
     ChangeEvent,
@@ -44,6 +47,7 @@ from cdc_events._record_kinds import (
 )
 from cdc_events._schema import (
     RowDecoder,
+    compile_key,
     compile_row,
     passthrough_row,
     registry_row_decoder,
@@ -131,14 +135,14 @@ class Parser:
         value: bytes | None,
         headers: fl.Headers | None = None,
     ) -> Record:
+        """One record of ``topic`` as a ``Record``; raises ``ParseError`` (see ``parse_record``)."""
+        # A try costs nothing in CPython 3.11 until something is raised.
         try:
             return self._parse(topic, partition, offset, key, value, headers)
-        except ParseError:
+        except (ParseError, MemoryError):
             raise
         except Exception as exc:  # the contract: only ParseError escapes
-            raise ParseError(
-                "type_mismatch", f"unexpected record structure ({type(exc).__name__}: {exc})"
-            ) from exc
+            raise ParseError.unexpected(exc, f"{topic}[{partition}]@{offset}") from exc
 
     def _parse(
         self,
@@ -329,7 +333,7 @@ class Parser:
                 raw = doc["payload"]
                 key_schema = doc["schema"]
                 if isinstance(key_schema, dict) and key_schema.get("type") == "struct":
-                    decoder = compile_row(key_schema, "key")
+                    decoder = compile_key(key_schema)
                     text = self._schema_bytes(key, key_schema)
                     if text is not None:
                         if len(self._keys) >= _MAX_TOPICS:
@@ -371,8 +375,10 @@ class Parser:
     ) -> ChangeView | Record:
         """``parse_record``, with a change event as a flat ``ChangeView`` (see ``_view``).
 
-        Same records, same checks, same ``ParseError``s; tombstones, heartbeats, transaction
-        boundaries and schema changes come back as ``parse_record`` returns them.
+        Same records, same checks, same ``ParseError``s (the same last line of defence: any
+        record the view's path does not take, or fails on, goes through ``parse_record``);
+        tombstones, heartbeats, transaction boundaries and schema changes come back as
+        ``parse_record`` returns them.
         """
         return parse_view(self, topic, partition, offset, key, value, headers)
 
@@ -420,8 +426,8 @@ class Parser:
             if op == "d" and before is None and "before" not in payload:
                 raise ParseError("missing_field", "before: a delete without its before field")
         ts_ms = payload.get("ts_ms")
-        if ts_ms is not None and type(ts_ms) is not int:
-            ts_ms = fl.int_or_none(ts_ms, "ts_ms")
+        if ts_ms is not None and (type(ts_ms) is not int or not MIN_TS_MS <= ts_ms <= MAX_TS_MS):
+            ts_ms = fl.ts_ms_or_none(ts_ms, "ts_ms")
         transaction = payload.get("transaction")
         return new_change_event(
             op,

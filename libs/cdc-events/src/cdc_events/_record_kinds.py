@@ -76,7 +76,7 @@ def unwrapped_event(
         db=fl.str_or_none(pick("db", "source_db"), "__db"),
         schema=fl.str_or_none(pick("schema", "source_schema"), "__schema") or topic_schema,
         table=fl.str_or_none(pick("table", "source_table"), "__table") or topic_table,
-        ts_ms=fl.int_or_none(pick("source_ts_ms"), "__source_ts_ms"),
+        ts_ms=fl.ts_ms_or_none(pick("source_ts_ms"), "__source_ts_ms"),
         snapshot=fl.read_snapshot(pick("snapshot", "source_snapshot")),
         lsn=fl.int_or_none(pick("lsn", "source_lsn"), "__lsn"),
         tx_id=fl.read_txid(pick("txId", "source_txId", "gtid", "source_gtid")),
@@ -104,7 +104,7 @@ def unwrapped_event(
         key=decoded_key,
         before=row if op == "d" else None,
         after=None if op == "d" else row,
-        ts_ms=fl.int_or_none(pick("ts_ms"), "__ts_ms"),
+        ts_ms=fl.ts_ms_or_none(pick("ts_ms"), "__ts_ms"),
         transaction=None,
         topic=topic,
         partition=partition,
@@ -154,7 +154,7 @@ def boundary(
         status=status,
         id=raw_id,
         tx_id=tx_id_of(raw_id),
-        ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
+        ts_ms=fl.ts_ms_or_none(payload.get("ts_ms"), "ts_ms"),
         event_count=fl.opt_int(payload, "event_count", "event_count"),
         data_collections=tuple(collections),
         topic=topic,
@@ -177,6 +177,7 @@ def heartbeat(
         raise ParseError("missing_field", "ts_ms: a heartbeat without its timestamp")
     if type(ts_ms) is not int:
         raise ParseError("type_mismatch", f"ts_ms: expected an integer, got {ts_ms!r:.40}")
+    fl.ts_ms_or_none(ts_ms, "ts_ms")  # within years 1-9999
     decoded = key_of()
     server = decoded.get("serverName") if decoded else None
     if server is None and topic.startswith(HEARTBEAT_TOPIC + "."):
@@ -207,7 +208,7 @@ def schema_change(payload: dict[str, Any], topic: str, partition: int, offset: i
         schema=fl.str_or_none(payload.get("schemaName"), "schemaName"),
         ddl=ddl,
         table_changes=tuple(changes or ()),
-        ts_ms=fl.opt_int(payload, "ts_ms", "ts_ms"),
+        ts_ms=fl.ts_ms_or_none(payload.get("ts_ms"), "ts_ms"),
         topic=topic,
         partition=partition,
         offset=offset,

@@ -8,7 +8,9 @@ from them (``_rowcode``); ``RowDecoder.decode`` runs the generated function and 
 the steps for any row it does not take. ``_parser`` caches compiled schemas.
 
 A value that violates its declared type (a string in an ``int32`` field, ``null`` in a required
-field, a field the schema does not declare) raises ``ParseError("type_mismatch")``.
+field, a field the schema does not declare) raises ``ParseError("type_mismatch")``. A schema
+nested deeper than 254 levels raises ``ParseError("too_large")`` before it is compiled (its
+fingerprint cannot be written, and compiling recurses once per level).
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import orjson
-
 from cdc_events import _logical as lg
 from cdc_events._column_types import Decoder
 from cdc_events._errors import ParseError
+from cdc_events._event_id import canonical_json
 from cdc_events._model import UNCHANGED
 from cdc_events._rowcode import Step, fast_row
 
@@ -229,11 +230,16 @@ def compile_row(
     return RowDecoder(tuple(steps))
 
 
+def compile_key(schema: Any) -> RowDecoder:
+    """``compile_row`` of a key's ``struct`` schema, which gets no fingerprint: first the same
+    depth check (``too_large``)."""
+    canonical_json(schema, "schema of key")
+    return compile_row(schema, "key")
+
+
 def schema_fingerprint(schema: Any) -> str:
     """The schema's identity: its name and a hash of its canonical JSON."""
-    digest = hashlib.blake2b(
-        orjson.dumps(schema, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).hexdigest()
+    digest = hashlib.blake2b(canonical_json(schema, "schema"), digest_size=16).hexdigest()
     name = schema.get("name") if isinstance(schema, dict) else None
     return f"{name}#{digest}"
 

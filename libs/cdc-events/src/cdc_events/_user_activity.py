@@ -2,11 +2,15 @@
 
 These are not Debezium records, so they have their own entry point, ``parse_user_activity``,
 with the same error contract as ``parse_record``: ``ParseError`` with ``not_json``,
-``bad_utf8``, ``not_object``, ``too_large``, ``missing_field`` or ``invalid_event``.
+``bad_utf8``, ``not_object``, ``too_large``, ``missing_field`` or ``invalid_event`` (and, as
+its last line of defence, ``invalid_value`` for any other exception, which would be a gap in
+the checks below).
 
 Rules: ``event_type`` is one of click/view/add_to_cart/purchase; ``timestamp`` is an ISO-8601
-string (no offset means UTC) and is held in UTC; a purchase needs ``amount`` > 0 (a JSON number
-or a decimal string, kept as an exact ``Decimal``); other events may omit ``amount``;
+string (no offset means UTC) and is held in UTC, so it must fall within years 1-9999 in UTC
+(``0001-01-01T00:00:00+01:00`` does not); a purchase needs ``amount`` > 0 (a JSON number or a
+decimal string, kept as an exact ``Decimal``, its scale within ``±16383`` as for every decimal
+of the parser); other events may omit ``amount``;
 ``duration`` (seconds, exposed as ``duration_seconds``) is optional and >= 0; ``metadata`` is
 an optional object. Unknown fields are ignored, so the front end can add fields before
 consumers know them.
@@ -29,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from cdc_events import _logical as lg
 from cdc_events._errors import ParseError
 from cdc_events._model import normalise
 
@@ -68,16 +73,14 @@ class UserActivity(BaseModel):
     @classmethod
     def _iso_timestamp(cls, value: Any) -> datetime:
         if isinstance(value, datetime):  # built in code rather than parsed
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            return _in_utc(value, value.isoformat())
         if not isinstance(value, str):
             raise ValueError("timestamp must be an ISO-8601 string")
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"timestamp {value!r:.60} is not ISO-8601") from None
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        return _in_utc(parsed, value)
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -93,6 +96,11 @@ class UserActivity(BaseModel):
             raise ValueError(f"amount {value!r:.40} is not a decimal number") from None
         if not amount.is_finite():
             raise ValueError("amount must be finite")
+        if not lg.in_decimal_range(amount):
+            raise ValueError(
+                f"amount {value!r:.40} is out of range (its scale is outside "
+                f"[-{lg.MAX_SCALE}, {lg.MAX_SCALE}])"
+            )
         return amount
 
     @model_validator(mode="after")
@@ -117,8 +125,31 @@ class UserActivity(BaseModel):
         }
 
 
+def _in_utc(moment: datetime, value: Any) -> datetime:
+    """``moment`` in UTC (naive: taken as UTC); a ``ValueError`` naming ``value`` if UTC puts
+    it outside the years 1-9999 ``datetime`` holds (``0001-01-01T00:00:00+01:00``)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"timestamp {value!r:.60} is out of range: in UTC it is not between years 1 and 9999"
+        ) from None
+
+
 def parse_user_activity(value: bytes | None, *, max_bytes: int = 1 << 20) -> UserActivity:
-    """Parse and validate one user-activity event; raises ``ParseError``."""
+    """Parse and validate one user-activity event; raises ``ParseError`` and nothing else."""
+    # A try costs nothing in CPython 3.11 until something is raised.
+    try:
+        return _parse(value, max_bytes)
+    except (ParseError, MemoryError):
+        raise
+    except Exception as exc:  # the contract: only ParseError escapes
+        raise ParseError.unexpected(exc, "user-activity event") from exc
+
+
+def _parse(value: bytes | None, max_bytes: int) -> UserActivity:
     if value is None:
         raise ParseError("not_object", "a user-activity record without a value")
     if not isinstance(value, (bytes, bytearray, memoryview)):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from cdc_events import _event_id as eid
 from cdc_events import _fields as fl
+from cdc_events._fields import MAX_TS_MS, MIN_TS_MS
 from cdc_events._model import (
     BinlogPosition,
     ChangeEvent,
@@ -181,7 +182,9 @@ def _common(
             return None
         transaction = TransactionInfo(tx, total, per_table)
     envelope_ts = payload.get("ts_ms")
-    if type(envelope_ts) not in fl.INT_TYPES:
+    if envelope_ts is not None and (
+        type(envelope_ts) is not int or not MIN_TS_MS <= envelope_ts <= MAX_TS_MS
+    ):
         return None
     raw_key, decoded_key = parser._key_of(topic, key, schema, table, db)
     if compiled is not None:

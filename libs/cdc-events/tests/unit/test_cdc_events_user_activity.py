@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from cdc_events import ParseError, UserActivity, parse_user_activity
 from cdc_events.testing import make_user_activity
+from pydantic import ValidationError
 
 
 def test_purchase() -> None:
@@ -67,3 +69,64 @@ def test_duration_is_read_from_the_wire_name_duration() -> None:
     event = parse_user_activity(make_user_activity("view", duration=12.5))
     assert event.duration_seconds == 12.5
     assert parse_user_activity(make_user_activity("view")).duration_seconds is None
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "0001-01-01T00:00:00+01:00",  # in UTC: before year 1
+        "9999-12-31T23:59:59-01:00",  # in UTC: after year 9999
+        "0001-01-01T00:59:59.999999+01:00",
+        "9999-12-31T23:00:00-23:59",
+    ],
+)
+def test_a_timestamp_outside_years_1_to_9999_in_utc(timestamp: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_user_activity(make_user_activity(timestamp=timestamp))
+    assert info.value.code == "invalid_event"
+    assert "timestamp" in info.value.message
+    assert "years 1 and 9999" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("0001-01-01T00:00:00-01:00", datetime(1, 1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T23:59:59+01:00", datetime(9999, 12, 31, 22, 59, 59, tzinfo=UTC)),
+        ("0001-01-01T00:00:00", datetime(1, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_at_the_edges_of_the_range(timestamp: str, expected: datetime) -> None:
+    assert parse_user_activity(make_user_activity(timestamp=timestamp)).timestamp == expected
+
+
+def test_an_out_of_range_datetime_given_in_code_is_a_validation_error() -> None:
+    moment = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    with pytest.raises(ValidationError, match="years 1 and 9999"):
+        UserActivity(event_id="e", user_id="u", event_type="view", timestamp=moment)
+
+
+@pytest.mark.parametrize(
+    "amount", ["1E+999999999", "1E+999999999999999999999", "1E-20000", "0E+99999999"]
+)
+def test_an_amount_with_an_absurd_exponent(amount: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_user_activity(make_user_activity("purchase", amount=amount))
+    assert info.value.code == "invalid_event"
+    assert "amount" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "exc", [OverflowError("boom"), RecursionError("boom"), TypeError("boom")], ids=repr
+)
+def test_an_unexpected_exception_becomes_invalid_value(
+    exc: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise exc
+
+    monkeypatch.setattr(UserActivity, "model_validate", broken)
+    with pytest.raises(ParseError) as info:
+        parse_user_activity(make_user_activity())
+    assert info.value.code == "invalid_value"
+    assert info.value.__cause__ is exc

@@ -144,6 +144,16 @@ ORDERS_U = next(r for r in COMMON if r.name == "pg-schema-orders-u")
         lambda p: p["after"].__setitem__("customer_id", "seven"),
         lambda p: p["after"].__setitem__("total", "not base64!"),
         lambda p: p["after"].__setitem__("status", "__debezium_unavailable_value"),
+        # Out of range: the view's own checks must turn these away as parse_record refuses them.
+        lambda p: p.__setitem__("ts_ms", 2**63 - 1),
+        lambda p: p.__setitem__("ts_ms", 253_402_300_800_000),
+        lambda p: p.__setitem__("ts_ms", -62_135_596_800_001),
+        lambda p: p["source"].__setitem__("ts_ms", -(2**63)),
+        lambda p: p["source"].__setitem__("ts_ms", 2**64 - 1),
+        lambda p: p["after"].__setitem__("created_at", "0001-01-01T00:00:00+01:00"),
+        lambda p: p["after"].__setitem__("created_at", "9999-12-31T23:59:59-01:00"),
+        lambda p: p["before"].__setitem__("created_at", "9999-12-31T23:59:59.999999999-00:01"),
+        lambda p: p["after"].__setitem__("total", "f" + "/" * 2399),  # over 4300 digits
     ],
 )
 def test_records_off_the_common_path_agree(damage: Any) -> None:
@@ -201,6 +211,57 @@ def test_size_limits_and_bad_bytes_agree() -> None:
     assert_agree(ORDERS_U.topic, b"not json", ORDERS_U.value)
     assert_agree(ORDERS_U.topic, ORDERS_U.key, b"\xff\xfe")
     assert_agree(ORDERS_U.topic, ORDERS_U.key, None)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("ts_ms", -62_135_596_800_000),
+        ("ts_ms", 253_402_300_799_999),
+        ("source.ts_ms", -62_135_596_800_000),
+        ("source.ts_ms", 253_402_300_799_999),
+        ("after.created_at", "0001-01-01T00:00:00-01:00"),
+        ("after.created_at", "9999-12-31T23:59:59.999999+00:00"),
+    ],
+)
+def test_values_at_the_edges_of_their_range_take_the_view_path(where: str, value: Any) -> None:
+    """In range by a hair: the view's own path takes them, and agrees with parse_record."""
+
+    def damage(payload: Any) -> None:
+        *parents, name = where.split(".")
+        for part in parents:
+            payload = payload[part]
+        payload[name] = value
+
+    parser = CountingParser(column_types=REGISTRY)
+    view = parser.parse_view(ORDERS_U.topic, 3, 42, ORDERS_U.key, _with(ORDERS_U, damage))
+    assert type(view) is ChangeView
+    assert parser.full == 0
+    assert_agree(ORDERS_U.topic, ORDERS_U.key, _with(ORDERS_U, damage), column_types=REGISTRY)
+
+
+def test_out_of_range_values_are_refused_by_both_with_the_same_error() -> None:
+    """Not only agreement: both refuse, with the code and the field in the message."""
+    cases = [
+        (lambda p: p.__setitem__("ts_ms", 2**63 - 1), "type_mismatch", "ts_ms"),
+        (lambda p: p["source"].__setitem__("ts_ms", -(2**63)), "type_mismatch", "source.ts_ms"),
+        (
+            lambda p: p["after"].__setitem__("created_at", "0001-01-01T00:00:00+01:00"),
+            "type_mismatch",
+            "after.created_at",
+        ),
+        (lambda p: p["after"].__setitem__("total", "f" + "/" * 2399), "bad_decimal", "after.total"),
+    ]
+    for damage, code, field in cases:
+        value = _with(ORDERS_U, damage)
+        messages = []
+        for call in (Parser().parse_record, Parser().parse_view):
+            with pytest.raises(ParseError) as info:
+                call(ORDERS_U.topic, 0, 0, ORDERS_U.key, value)
+            assert info.value.code == code
+            assert info.value.message.startswith(field + ":"), info.value.message
+            messages.append(info.value.message)
+        assert messages[0] == messages[1]
 
 
 def test_source_fields_of_the_wrong_type_are_refused_or_converted_by_both() -> None:
