@@ -116,3 +116,60 @@ def test_user_events_are_counted_once_and_scored(sink_schema: SinkSchema) -> Non
     assert rows == [("u1", 2, 1, Decimal("19.99"), Decimal("12.5"), Decimal("51.4"),
                      Decimal("0.294"))]  # fmt: skip
     h.shutdown()
+
+
+def test_a_user_event_the_store_refuses_is_dead_lettered_and_the_rest_counted(
+    sink_schema: SinkSchema,
+) -> None:
+    # User events come from a web front end: an amount past the column's range or a NUL in an
+    # id parses, but PostgreSQL refuses it. The statistics go on without it.
+    sink = _sink(sink_schema)
+    h = _harness(sink)
+    base = orjson.loads(make_user_activity(event_type="purchase", user_id="u1"))
+    base = base | {"timestamp": "2024-03-01T10:00:00+00:00", "amount": 5}
+    events = [
+        base | {"event_id": "ok1"},
+        base | {"event_id": "huge", "amount": 1e20},
+        base | {"event_id": "ok2"},
+        base | {"event_id": "nul", "user_id": "u\x00"},
+        base | {"event_id": "ok3"},
+    ]
+    h.produce("user-events", [orjson.dumps(e) for e in events])
+    h.run_until_idle()
+    assert _rows(sink, "SELECT user_id, total_purchases, total_spent FROM user_stats") == [
+        ("u1", 3, Decimal("15.00"))
+    ]
+    dead = sorted((d.offset, d.code) for d in h.dead_letters)
+    assert dead == [(1, "store_rejected"), (3, "store_rejected")]
+    assert all("PostgreSQL" in d.message for d in h.dead_letters)
+    assert sink.stored_offsets([TopicPartition("user-events", 0)]) == {
+        TopicPartition("user-events", 0): 5
+    }
+    h.shutdown()
+
+
+def test_sums_of_the_largest_totals_the_source_allows_are_held_exactly(
+    sink_schema: SinkSchema,
+) -> None:
+    # orders.total is numeric(14,2) at the source: 200 orders at its maximum are legitimate,
+    # and a customer's total_spent must hold their exact sum (no store limit may refuse it).
+    sink = _sink(sink_schema)
+    h = _harness(sink)
+    top = Decimal("999999999999.99")
+    orders = [
+        make_change(
+            "c",
+            table="orders",
+            after={"id": i, "customer_id": 7, "status": "paid", "total": top, "created_at": T0},
+            lsn=1000 + i,
+        )
+        for i in range(1, 201)
+    ]
+    h.produce(ORDERS, [_value(o) for o in orders])
+    h.run_until_idle()
+    assert h.dead_letters == []
+    assert _rows(sink, "SELECT total_spent FROM customer_stats WHERE customer_id = 7") == [
+        (top * 200,)
+    ]
+    assert _rows(sink, "SELECT revenue FROM daily_sales") == [(top * 200,)]
+    h.shutdown()
