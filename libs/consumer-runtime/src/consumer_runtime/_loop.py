@@ -97,6 +97,7 @@ class ConsumerLoop(Generic[T]):
         batch_size: int,
         batch_max_wait_s: float,
         backoff: Backoff,
+        batch_max_bytes: int = 8 * 1024 * 1024,
         metrics: Metrics,
         health: HealthState,
         commit_interval_s: float = 0.0,
@@ -111,6 +112,7 @@ class ConsumerLoop(Generic[T]):
         self._dlq_topic = dlq_topic
         self._batch_size = batch_size
         self._max_wait_s = batch_max_wait_s
+        self._max_bytes = batch_max_bytes
         self._backoff = backoff
         self.metrics = metrics
         self.health = health
@@ -185,12 +187,18 @@ class ConsumerLoop(Generic[T]):
             self._guarded(self._isolate_refused, None, messages)
         if not messages:
             return 0
+        for chunk in _by_bytes(messages, self._max_bytes):
+            self._process(chunk)
+        return len(messages)
+
+    def _process(self, messages: list[Message]) -> None:
+        """One batch: decode, deliver, record what is durable, commit (rate-limited)."""
         started = time.perf_counter()
         batch, skipped = decode_batch(
             messages, self._decoder, owned=self._flowing, positions=self._offsets.positions
         )
         if not batch.next_offsets:
-            return 0
+            return
         self._inflight = batch
         try:
             durable = self._guarded(self._deliver, batch, messages)
@@ -211,7 +219,6 @@ class ConsumerLoop(Generic[T]):
             self._commit(self._offsets.commit_targets(), asynchronous=True)
         self._account(batch, skipped)
         self.metrics.observe_batch(time.perf_counter() - started)
-        return len(messages)
 
     def tick(self) -> None:
         """Give the sink its wall-clock turn (``Sink.tick``) and commit what it made durable.
@@ -546,6 +553,29 @@ class ConsumerLoop(Generic[T]):
         assigned = len(self._offsets.assigned)
         self.health.assigned = assigned
         self.metrics.set_assigned(assigned)
+
+
+def _by_bytes(messages: list[Message], max_bytes: int) -> list[list[Message]]:
+    """``messages`` cut into runs of at most ``max_bytes`` of keys and values (a message larger
+    than that is a run of its own). Most polls are one run: this only sums lengths."""
+    total = 0
+    for m in messages:
+        total += len(m.value() or b"") + len(m.key() or b"")
+    if total <= max_bytes:
+        return [messages]
+    runs: list[list[Message]] = []
+    run: list[Message] = []
+    size = 0
+    for m in messages:
+        n = len(m.value() or b"") + len(m.key() or b"")
+        if run and size + n > max_bytes:
+            runs.append(run)
+            run, size = [], 0
+        run.append(m)
+        size += n
+    if run:
+        runs.append(run)
+    return runs
 
 
 def _refused_batch(exc: PermanentError, current: Batch[T]) -> Batch[T]:

@@ -87,6 +87,7 @@ class Runtime(Generic[T]):
             dlq_topic=settings.dead_letter_topic(service),
             batch_size=settings.batch_size,
             batch_max_wait_s=settings.batch_max_wait_ms / 1000.0,
+            batch_max_bytes=settings.batch_max_bytes,
             backoff=Backoff(settings.retry_initial_s, settings.retry_max_s),
             metrics=self.metrics,
             health=self.health,

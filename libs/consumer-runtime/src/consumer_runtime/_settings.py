@@ -63,6 +63,11 @@ class RuntimeSettings(BaseSettings):
     # Upper bound on how long a partial batch waits for more records: adds at most this much
     # latency at low traffic.
     batch_max_wait_ms: int = Field(default=500, ge=1, le=60_000)
+    # A batch is also cut at this many bytes of keys and values: a backlog of large rows
+    # (100 KB each) then makes batches of ~80 records, not 500 (50 MB raw, several times that
+    # decoded, and a pipelined sink holds two batches), so memory stays well inside the pod
+    # limit (k8s/base: 512Mi) whatever the row size. A record past the bound goes alone.
+    batch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3)
     # Asynchronous commits at most once a second: each is a broker round trip, and revokes and
     # shutdowns commit synchronously anyway, so this only bounds redelivery after a crash.
     commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)

@@ -251,6 +251,7 @@ class SinkHarness(Generic[T]):
         strategy: CommitStrategy = CommitStrategy.COMMIT_AFTER_FLUSH,
         service: str = "test-service",
         batch_size: int = 500,
+        batch_max_bytes: int = 1024**3,
         topics: Sequence[str] = (),
         dlq_topic: str | None = None,
         # Retries in unit tests should take milliseconds, not seconds.
@@ -275,6 +276,7 @@ class SinkHarness(Generic[T]):
             dlq_topic=dlq_topic or f"{service}.dlq",
             batch_size=batch_size,
             batch_max_wait_s=0.0,
+            batch_max_bytes=batch_max_bytes,
             backoff=Backoff(retry_initial_s, retry_max_s),
             metrics=self.metrics,
             health=self.health,

@@ -581,3 +581,17 @@ def test_a_refusal_reported_for_an_earlier_batch_isolates_that_batch() -> None:
     assert sink.ids == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]
     assert [(d.offset, d.code) for d in harness.dead_letters] == [(3, "store_rejected")]
     assert harness.committed == {TP0: 12}
+
+
+def test_batches_are_bounded_in_bytes_as_well_as_in_count() -> None:
+    sink = ListSink()
+    harness = SinkHarness(sink, decode, batch_size=100, batch_max_bytes=2500)
+    padded = [orjson.dumps({"id": i, "pad": "x" * 980}) for i in range(7)]  # ~1 KB each
+    harness.produce("orders", [*padded[:6], orjson.dumps({"id": 6, "pad": "y" * 5000})])
+    harness.run_until_idle()
+    harness.shutdown()
+    assert sink.ids == list(range(7))
+    sizes = [sum(len(m.value() or b"") for m in b.sources[TP0]) for b in sink.batches]
+    assert [len(b) for b in sink.batches] == [2, 2, 2, 1]  # a record past the bound goes alone
+    assert all(size <= 2500 for size in sizes[:3])
+    assert harness.committed == {TP0: 7}
