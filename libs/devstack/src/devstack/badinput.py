@@ -16,7 +16,13 @@ streams break:
 * ``missing_field``: a required column without a default removed from ``after`` (user event:
   no ``user_id``) -> ``missing_field``;
 * ``wrong_type``: a string in an integer column -> ``type_mismatch`` (user event: a number as
-  ``timestamp`` -> ``invalid_event``).
+  ``timestamp`` -> ``invalid_event``);
+* ``store_refused``: a record that parses but that every store reading its topic refuses: a NUL
+  character in each text column (PostgreSQL's text and jsonb cannot hold one) -> the runtime
+  isolates it and dead-letters it with the store's reason, ``store_rejected``. Only where every
+  consumer of the topic refuses it: ``user-events`` (a NUL in ``user_id``) and ``customers``
+  (a new customer id far above the simulator's, at a source position newer than any: a consumer
+  that accepted it would show an extra row, and the checks would say so). Other topics skip it.
 
 The codes are those ``cdc_events.parse_record`` (CDC topics) and
 ``cdc_events.parse_user_activity`` (``user-events``) raise; a unit test runs every kind through
@@ -61,6 +67,15 @@ KINDS: Final = (
     "missing_field",
     "wrong_type",
 )
+#: Not a parse failure: a record a store refuses (``build_bad_records(kinds=[STORE_REFUSED])``).
+STORE_REFUSED: Final = "store_refused"
+
+#: What the consumer runtime dead-letters a record with when a store refused it for good.
+STORE_REJECTED: Final = "store_rejected"
+#: The CDC tables where every consumer refuses a ``store_refused`` record (see the docstring).
+STORE_REFUSED_TABLES: Final = frozenset({"customers"})
+# Customer ids of ``store_refused`` records: far above any the simulator creates.
+_REFUSED_ID_BASE: Final = 9_000_000_000
 
 #: The ``ParseError`` code the parser raises for each kind (checked by the unit tests).
 CDC_CODES: Final[dict[str, str]] = {
@@ -164,6 +179,8 @@ def is_user_events(topic: str) -> bool:
 
 
 def expected_code(topic: str, kind: str) -> str:
+    if kind == STORE_REFUSED:
+        return STORE_REJECTED
     return (USER_EVENT_CODES if is_user_events(topic) else CDC_CODES)[kind]
 
 
@@ -271,7 +288,39 @@ def cdc_bad_value(template: bytes, kind: str, rng_token: str = "") -> bytes | No
             return None
         payload["after"][ints[-1]] = "not a number"
         return orjson.dumps(doc)
+    if kind == STORE_REFUSED:
+        return _store_refused(doc, rng_token)
     raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def _store_refused(doc: dict[str, Any], token: str) -> bytes | None:
+    """A new row whose every text column holds a NUL character, at a source position after
+    any real change (so no consumer skips it as an old re-emit before its store sees it)."""
+    payload = _payload(doc)
+    after = payload["after"]
+    fields = _after_fields(doc)
+    if fields is not None:  # every plain text column, set or null (``country`` may be null)
+        texts = [
+            str(f["field"])
+            for f in fields
+            if f.get("type") == "string" and "name" not in f and f.get("field") != "id"
+        ]
+    else:
+        texts = [n for n, v in after.items() if isinstance(v, str) and n != "id"]
+    if not texts or "id" not in after:
+        return None
+    digest = int(hashlib.sha256(token.encode()).hexdigest()[:8], 16)
+    after["id"] = _REFUSED_ID_BASE + digest
+    for name in texts:
+        after[name] = f"refused\x00{token}"
+    source = payload["source"]
+    if isinstance(source.get("lsn"), int):
+        source["lsn"] = source["lsn"] + (1 << 40)
+    if isinstance(source.get("sequence"), str):
+        source["sequence"] = orjson.dumps([None, str(source.get("lsn"))]).decode()
+    payload["op"] = "c"
+    payload["before"] = None
+    return orjson.dumps(doc)
 
 
 def user_event_bad_value(kind: str, ident: str) -> bytes:
@@ -301,6 +350,8 @@ def user_event_bad_value(kind: str, ident: str) -> bytes:
         del event["user_id"]
     elif kind == "wrong_type":
         event["timestamp"] = 1_700_000_000
+    elif kind == STORE_REFUSED:
+        event["user_id"] = f"badinput-\x00{ident}"
     else:
         raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     return orjson.dumps(event)
@@ -323,13 +374,16 @@ def build_bad_records(
     out: list[BadRecord] = []
     skipped: list[tuple[str, str, str]] = []
     for kind in kinds:
-        if kind not in KINDS:
+        if kind not in KINDS and kind != STORE_REFUSED:
             raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
         for n in range(count_per_kind):
             ident = f"{run_id}-{table}-{kind}-{n}"
             if is_user_events(topic):
                 key = f"badinput-{ident}".encode()
                 value = user_event_bad_value(kind, ident)
+            elif kind == STORE_REFUSED and table not in STORE_REFUSED_TABLES:
+                skipped.append((topic, kind, "a consumer of this topic can hold a NUL"))
+                break
             else:
                 if template is None:
                     skipped.append((topic, kind, "no change event in the topic to copy"))

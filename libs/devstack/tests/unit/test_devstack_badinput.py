@@ -17,6 +17,7 @@ from devstack.badinput import (
     KINDS,
     OVERSIZED_BYTES,
     PARSER_MAX_BYTES,
+    STORE_REFUSED,
     USER_EVENT_CODES,
     BadRecord,
     Injected,
@@ -167,3 +168,26 @@ def test_consumers_of_each_topic() -> None:
     )
     assert consumers_of("user-events") == ("event-store-writer", "stats-aggregator")
     assert consumers_of("dbserver1.public.customers") == ("event-store-writer", "stats-aggregator")
+
+
+@pytest.mark.parametrize("topic", ["dbserver1.public.customers", "user-events"])
+def test_a_store_refused_record_parses_and_carries_a_nul_in_its_text(topic: str) -> None:
+    records, skipped = build_bad_records(
+        topic, _templates().get(topic), kinds=[STORE_REFUSED], count_per_kind=3, run_id="s1"
+    )
+    assert skipped == []
+    assert len(records) == 3
+    for record in records:
+        assert record.expected_code == "store_rejected"
+        assert _code(record) == "accepted"  # it parses: only a store refuses it
+        assert b"\\u0000" in record.value
+    if topic != "user-events":
+        ids = {orjson.loads(r.value)["payload"]["after"]["id"] for r in records}
+        assert len(ids) == 3 and min(ids) > 9_000_000_000  # new rows, never a real customer
+
+
+def test_store_refused_is_skipped_where_a_consumer_could_hold_it() -> None:
+    for topic in ("dbserver1.public.products", "dbserver1.public.orders"):
+        records, skipped = build_bad_records(topic, _templates()[topic], kinds=[STORE_REFUSED])
+        assert records == []
+        assert skipped[0][1] == STORE_REFUSED

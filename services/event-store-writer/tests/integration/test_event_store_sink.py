@@ -252,3 +252,44 @@ def test_a_failed_background_write_is_retried_on_the_tick_without_new_records(
     harness.tick()
     assert harness.committed == {tp: 1}
     harness.shutdown()
+
+
+def test_a_zombie_cannot_overwrite_its_successors_work_nor_move_offsets_back(
+    store_engine: Engine, store_metrics: StoreMetrics
+) -> None:
+    # A stalls past its session timeout with a batch not yet written; B is assigned the
+    # partition, claims it and writes on. When A wakes up its write is refused as a whole
+    # (FencedError, retried while paused), then A learns the partition is lost and the batch
+    # sheds it: nothing of A's lands, and the stored offsets stay B's (without the fence, A
+    # would store 4 over B's 6).
+    tp = TopicPartition("user-events", 0)
+    a_sink = EventStoreSink(store_engine, "g-zombie", metrics=store_metrics, pipelined=False)
+    b_sink = EventStoreSink(store_engine, "g-zombie", metrics=store_metrics, pipelined=False)
+    a = SinkHarness(a_sink, EventDecoder(), strategy=CommitStrategy.SINK_MANAGED, service=SERVICE)
+    b = SinkHarness(b_sink, EventDecoder(), strategy=CommitStrategy.SINK_MANAGED, service=SERVICE)
+    events = [_user_event(i) for i in range(6)]
+    a.produce("user-events", events[:2])
+    a.run_until_idle()  # A owns the partition and stored 2
+    a.produce("user-events", events[2:4])  # A will fetch these after its stall
+    b.produce("user-events", events)  # the same log, as B sees it
+    b.run_until_idle()  # B took the partition over: claimed it (from 2) and wrote up to 6
+    original = a.loop._sleep_polling
+    retries: list[float] = []
+
+    def lost_while_retrying(seconds: float) -> None:
+        retries.append(seconds)
+        a.consumer.lose([tp])  # A's consumer learns of the rebalance on its next poll
+        original(seconds)
+
+    a.loop._sleep_polling = lost_while_retrying  # type: ignore[method-assign]
+    a.poll()  # A wakes up and writes 2..4: fenced, retried, and the partition is lost
+    assert retries, "the zombie's write was not refused"
+    ids = _rows(store_engine, "SELECT event_id FROM user_events ORDER BY 1")
+    assert ids == [(f"e{i}",) for i in range(6)]
+    offsets = _rows(
+        store_engine, "SELECT next_offset FROM consumer_offsets WHERE group_id = 'g-zombie'"
+    )
+    assert offsets == [(6,)]
+    assert a.loop.assignment == set()
+    assert a.committed == {tp: 2}  # nothing committed for the lost partition
+    b.shutdown()
