@@ -35,6 +35,7 @@ from consumer_runtime._dlq import (
 from consumer_runtime._errors import (
     CommitFailedError,
     ConsumerRuntimeError,
+    DecoderBrokenError,
     FencedError,
     KafkaClientError,
     PermanentError,
@@ -83,6 +84,7 @@ __all__ = [
     "CommitStrategy",
     "ConsumerRuntimeError",
     "DeadLetter",
+    "DecoderBrokenError",
     "Decoder",
     "DlqProducer",
     "FencedError",

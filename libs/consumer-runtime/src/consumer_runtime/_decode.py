@@ -6,6 +6,11 @@ bug hit by one odd value) dead-letters that record with its reason, and the part
 ``ParseError``/``PermanentError`` keep their code; anything else is ``decode_failed`` with the
 exception's class and message.
 
+A decoder that fails *unexpectedly* (not a typed error, or the parser's own catch-all
+``invalid_value``) on ``limit`` records in a row is broken, not fed bad records: dead-lettering
+the whole stream would hide a bad deploy. ``DecodeBreaker`` then raises ``DecoderBrokenError``
+before anything of the batch is sent or written, and the loop stops without committing.
+
 Messages arrive in runs per partition, so per-partition state is looked up once per run, and
 the next offset is stored once per run: this is the runtime's hot path.
 """
@@ -17,7 +22,10 @@ from typing import TypeVar
 
 import structlog
 
+from cdc_events import ParseError
+
 from consumer_runtime._dlq import dead_letter
+from consumer_runtime._errors import DecoderBrokenError, PermanentError
 from consumer_runtime._message import Message, TopicPartition
 from consumer_runtime._sink import Batch, Decoder
 
@@ -26,7 +34,32 @@ T = TypeVar("T")
 #: The DLQ code of a record whose decoder raised something other than a typed error.
 DECODE_FAILED = "decode_failed"
 
+#: The parser's own catch-all code: an exception it had no precise check for.
+_PARSER_CATCH_ALL = "invalid_value"
+
 _log = structlog.get_logger("consumer_runtime")
+
+
+class DecodeBreaker:
+    """Counts unexpected decoder failures in a row, across batches; ``limit`` 0 disables it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+
+    def failed(self, exc: Exception) -> None:
+        typed = isinstance(exc, PermanentError) or (
+            isinstance(exc, ParseError) and exc.code != _PARSER_CATCH_ALL
+        )
+        if typed:
+            return
+        self.in_a_row += 1
+        if self.limit and self.in_a_row >= self.limit:
+            raise DecoderBrokenError(
+                f"the decoder failed unexpectedly on {self.in_a_row} records in a row (last: "
+                f"{type(exc).__name__}: {exc}); this is a bug or a format it cannot read, not "
+                "bad records: stopping without committing instead of dead-lettering the stream"
+            ) from exc
 
 
 def decode_batch(
@@ -35,6 +68,7 @@ def decode_batch(
     *,
     owned: Callable[[TopicPartition], bool],
     positions: Mapping[TopicPartition, int],
+    breaker: DecodeBreaker | None = None,
 ) -> tuple[Batch[T], dict[TopicPartition, int]]:
     """Decode ``messages``; returns the batch and how many records per partition were skipped
     (the decoder returned ``None``). Messages of partitions not ``owned`` (revoked, or paused:
@@ -71,6 +105,8 @@ def decode_batch(
         try:
             value = decoder(message)
         except Exception as exc:
+            if breaker is not None:
+                breaker.failed(exc)
             dead = dead_letter(message, exc, default_code=DECODE_FAILED)
             batch.dead_letters.append(dead)
             _log.warning(
@@ -82,6 +118,8 @@ def decode_batch(
                 error=dead.message,
             )
         else:
+            if breaker is not None:
+                breaker.in_a_row = 0
             if value is None:
                 skipped[tp] = skipped.get(tp, 0) + 1
             else:

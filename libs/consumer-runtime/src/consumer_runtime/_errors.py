@@ -66,6 +66,13 @@ class RejectedError(PermanentError):
         self.batch = batch
 
 
+class DecoderBrokenError(ConsumerRuntimeError):
+    """The decoder raised an unexpected error on too many records in a row: a bug (a bad
+    deploy, a parser that cannot read what the connector now writes), not bad records. The
+    loop stops without committing, so the orchestrator restarts it and alerts fire, instead of
+    the whole stream being dead-lettered."""
+
+
 class SettingsError(ConsumerRuntimeError):
     """The environment does not describe a valid configuration; the message names the variable."""
 

@@ -24,7 +24,7 @@ import structlog
 import tenacity
 
 from consumer_runtime._client import ConsumerClient
-from consumer_runtime._decode import decode_batch
+from consumer_runtime._decode import DecodeBreaker, decode_batch
 from consumer_runtime._dlq import DlqProducer
 from consumer_runtime._errors import (
     CommitFailedError,
@@ -98,6 +98,7 @@ class ConsumerLoop(Generic[T]):
         batch_max_wait_s: float,
         backoff: Backoff,
         batch_max_bytes: int = 8 * 1024 * 1024,
+        decode_failure_limit: int = 100,
         metrics: Metrics,
         health: HealthState,
         commit_interval_s: float = 0.0,
@@ -113,6 +114,7 @@ class ConsumerLoop(Generic[T]):
         self._batch_size = batch_size
         self._max_wait_s = batch_max_wait_s
         self._max_bytes = batch_max_bytes
+        self._breaker = DecodeBreaker(decode_failure_limit)
         self._backoff = backoff
         self.metrics = metrics
         self.health = health
@@ -194,9 +196,17 @@ class ConsumerLoop(Generic[T]):
     def _process(self, messages: list[Message]) -> None:
         """One batch: decode, deliver, record what is durable, commit (rate-limited)."""
         started = time.perf_counter()
-        batch, skipped = decode_batch(
-            messages, self._decoder, owned=self._flowing, positions=self._offsets.positions
-        )
+        try:
+            batch, skipped = decode_batch(
+                messages,
+                self._decoder,
+                owned=self._flowing,
+                positions=self._offsets.positions,
+                breaker=self._breaker,
+            )
+        except BaseException:
+            self._failed = True
+            raise
         if not batch.next_offsets:
             return
         self._inflight = batch

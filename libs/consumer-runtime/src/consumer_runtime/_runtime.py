@@ -88,6 +88,7 @@ class Runtime(Generic[T]):
             batch_size=settings.batch_size,
             batch_max_wait_s=settings.batch_max_wait_ms / 1000.0,
             batch_max_bytes=settings.batch_max_bytes,
+            decode_failure_limit=settings.decode_failure_limit,
             backoff=Backoff(settings.retry_initial_s, settings.retry_max_s),
             metrics=self.metrics,
             health=self.health,

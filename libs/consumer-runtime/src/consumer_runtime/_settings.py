@@ -68,6 +68,11 @@ class RuntimeSettings(BaseSettings):
     # decoded, and a pipelined sink holds two batches), so memory stays well inside the pod
     # limit (k8s/base: 512Mi) whatever the row size. A record past the bound goes alone.
     batch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3)
+    # A decoder raising unexpected errors (not typed parse errors) on this many records in a
+    # row is broken (a bad deploy), not fed bad records: the service stops without committing
+    # instead of dead-lettering the whole stream. 100 is far above any run of odd records a
+    # source produces and a few batches of a broken one. 0 disables the check.
+    decode_failure_limit: int = Field(default=100, ge=0)
     # Asynchronous commits at most once a second: each is a broker round trip, and revokes and
     # shutdowns commit synchronously anyway, so this only bounds redelivery after a crash.
     commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)

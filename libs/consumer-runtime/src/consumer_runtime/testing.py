@@ -252,6 +252,7 @@ class SinkHarness(Generic[T]):
         service: str = "test-service",
         batch_size: int = 500,
         batch_max_bytes: int = 1024**3,
+        decode_failure_limit: int = 100,
         topics: Sequence[str] = (),
         dlq_topic: str | None = None,
         # Retries in unit tests should take milliseconds, not seconds.
@@ -277,6 +278,7 @@ class SinkHarness(Generic[T]):
             batch_size=batch_size,
             batch_max_wait_s=0.0,
             batch_max_bytes=batch_max_bytes,
+            decode_failure_limit=decode_failure_limit,
             backoff=Backoff(retry_initial_s, retry_max_s),
             metrics=self.metrics,
             health=self.health,

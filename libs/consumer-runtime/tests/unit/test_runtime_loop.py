@@ -12,6 +12,7 @@ from consumer_runtime import (
     BaseSink,
     Batch,
     CommitStrategy,
+    DecoderBrokenError,
     Offsets,
     PermanentError,
     RejectedError,
@@ -595,3 +596,39 @@ def test_batches_are_bounded_in_bytes_as_well_as_in_count() -> None:
     assert [len(b) for b in sink.batches] == [2, 2, 2, 1]  # a record past the bound goes alone
     assert all(size <= 2500 for size in sizes[:3])
     assert harness.committed == {TP0: 7}
+
+
+def test_a_decoder_that_fails_on_every_record_stops_the_service_instead_of_emptying_the_stream() -> (
+    None
+):
+    # One odd record is dead-lettered; a decoder that raises on everything is a bug (a bad
+    # deploy), and dead-lettering the whole stream would hide it: the loop fails loudly.
+    def broken(message: object) -> dict[str, object] | None:
+        raise TypeError("missing 1 required positional argument")
+
+    sink = ListSink()
+    harness = SinkHarness(sink, broken, decode_failure_limit=50)
+    harness.produce("orders", values(49))
+    harness.run_until_idle()  # under the limit: dead-lettered
+    assert len(harness.dead_letters) == 49
+    harness.produce("orders", values(10, start=49))
+    with pytest.raises(DecoderBrokenError, match="50 records in a row"):
+        harness.poll()
+    assert len(harness.dead_letters) == 49  # nothing of the failing batch went out
+    assert harness.committed == {TP0: 49}
+
+
+def test_typed_parse_errors_and_a_good_record_reset_the_decoder_breaker() -> None:
+    def sometimes(message: object) -> dict[str, object] | None:
+        value = decode(message)
+        if value is not None and value["id"] % 10:
+            raise OverflowError("odd value")
+        return value
+
+    sink = ListSink()
+    harness = SinkHarness(sink, sometimes, decode_failure_limit=20)
+    harness.produce("orders", values(100))
+    harness.produce("orders", [b"not json"] * 30)  # typed: never counted as a decoder bug
+    harness.run_until_idle()
+    assert sink.ids == list(range(0, 100, 10))
+    assert len(harness.dead_letters) == 90 + 30
