@@ -1,11 +1,12 @@
 """Kafka admin operations for operators' tools: consumer groups, their offsets, watermarks.
 
 The second module (with ``_kafka``) allowed to import ``confluent_kafka``. It backs ``cdc
-status``, ``cdc offsets`` and ``cdc replay``: list and describe consumer groups (state,
-members, assignments), read committed offsets, watermarks and offsets for a timestamp, and
-alter a group's committed offsets. Everything is returned as small frozen dataclasses keyed by
-the runtime's own ``TopicPartition``; Kafka failures are raised as ``KafkaClientError``
-subclasses with a message that names what failed.
+status``, ``cdc offsets``, ``cdc replay`` and ``cdc dlq``: list and describe consumer groups
+(state, members, assignments), read committed offsets, watermarks and offsets for a timestamp,
+alter a group's committed offsets, read the records of partitions without joining a group, and
+create a topic. Everything is returned as small frozen dataclasses (records as
+``InMemoryMessage``) keyed by the runtime's own ``TopicPartition``; Kafka failures are raised
+as ``KafkaClientError`` subclasses with a message that names what failed.
 
 Offsets follow Kafka's convention everywhere: a committed offset is the next offset to read,
 an end offset is the offset the next produced record will get.
@@ -20,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import confluent_kafka
 from confluent_kafka import (
@@ -29,11 +30,11 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
 from consumer_runtime._errors import KafkaClientError
-from consumer_runtime._message import TopicPartition
+from consumer_runtime._message import InMemoryMessage, TopicPartition
 
 __all__ = [
     "GroupActiveError",
@@ -406,6 +407,104 @@ class KafkaAdmin:
         # timestamp -1, so either marks "no record at or after this time".
         return {tp: (off if off >= 0 and ts >= 0 else None) for tp, (off, ts) in found.items()}
 
+    # -- records and topics (``cdc dlq``) ----------------------------------------------------
+
+    def read(
+        self, starts: Mapping[TopicPartition, int], *, max_per_partition: int | None = None
+    ) -> list[InMemoryMessage]:
+        """The records of each partition from its start offset to its end, in offset order.
+
+        Read with ``assign`` (no group join, nothing committed) until the end of every
+        partition, or until ``max_per_partition`` records of it were read. A start before the
+        first available offset reads from there; a start past the end reads nothing (on a
+        broker whose watermark trails the last batch, see ``end_offsets``, the records of that
+        batch are still found). Records are copied into ``InMemoryMessage``s, so they outlive
+        the client. ``KafkaClientError`` when a partition yields nothing for ``timeout_s``.
+        """
+        marks = self.watermarks(list(starts))
+        wanted: dict[TopicPartition, int] = {}
+        begin: dict[TopicPartition, int] = {}
+        for tp, start in starts.items():
+            low, high = marks[tp].low, marks[tp].high
+            if high <= low:
+                continue  # empty
+            wanted[tp] = max(start, low)
+            # Never past the watermark minus one: a fetch beyond the end waits instead of
+            # reporting the end, and the last batch may reach past a trailing watermark.
+            begin[tp] = min(wanted[tp], max(low, high - 1))
+        out: dict[TopicPartition, list[InMemoryMessage]] = {tp: [] for tp in begin}
+        if not begin:
+            return []
+        consumer = self._reader()
+        pending = set(begin)
+        try:
+            consumer.assign(
+                [
+                    confluent_kafka.TopicPartition(tp.topic, tp.partition, o)
+                    for tp, o in begin.items()
+                ]
+            )
+            idle_since = time.monotonic()
+            while pending:
+                if time.monotonic() - idle_since > self.timeout_s:
+                    raise KafkaClientError(
+                        f"reading {len(pending)} partition(s) got nothing for "
+                        f"{self.timeout_s:g}s: {', '.join(map(str, sorted(pending)[:5]))}"
+                    )
+                for msg in consumer.consume(1000, 0.2):
+                    idle_since = time.monotonic()
+                    tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            raise KafkaClientError(f"reading {tp} failed: {err}")
+                        pending.discard(tp)
+                        continue
+                    offset = int(msg.offset() or 0)
+                    if tp not in pending or offset < wanted[tp]:
+                        continue
+                    out[tp].append(
+                        InMemoryMessage(
+                            tp.topic,
+                            tp.partition,
+                            offset,
+                            msg.key(),
+                            msg.value(),
+                            # Consumed records carry a list of (name, bytes or None).
+                            tuple(cast(list[tuple[str, bytes | None]], msg.headers() or [])),
+                            msg.timestamp()[1],
+                        )
+                    )
+                    if max_per_partition is not None and len(out[tp]) >= max_per_partition:
+                        pending.discard(tp)
+        except KafkaException as exc:
+            raise self._error("reading records", exc) from exc
+        finally:
+            consumer.close()
+        return [m for tp in sorted(out) for m in out[tp]]
+
+    def create_topic(
+        self, name: str, *, partitions: int = 1, config: Mapping[str, str] | None = None
+    ) -> bool:
+        """Create a topic with the broker's default replication; False if it already exists."""
+        futures = self._admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, config=dict(config or {}))],
+            operation_timeout=self.timeout_s,
+            request_timeout=self.timeout_s,
+        )
+        try:
+            futures[name].result(timeout=self.timeout_s + 5)
+        except KafkaException as exc:
+            if _code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            raise self._error(f"creating topic {name!r}", exc) from exc
+        except TimeoutError as exc:
+            raise KafkaUnreachableError(
+                f"creating topic {name!r}: no answer from Kafka at {self.bootstrap} "
+                f"within {self.timeout_s:g}s"
+            ) from exc
+        return True
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _list_offsets(
@@ -423,6 +522,21 @@ class KafkaAdmin:
             info = self._result(future, f"reading the {what} of {tp}")
             out[tp] = (int(info.offset), int(info.timestamp))
         return out
+
+    def _reader(self) -> Consumer:
+        """A consumer for ``assign`` only: it never joins a group nor commits."""
+        config = {
+            **self.config,
+            "group.id": f"cdc-admin-reader-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 100,
+        }
+        try:
+            return Consumer(config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise KafkaClientError(f"invalid Kafka consumer configuration: {exc}") from exc
 
     def _read_tails(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Read each partition from its start offset to the end; the last offset read."""

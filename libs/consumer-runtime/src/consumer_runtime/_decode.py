@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import structlog
-
 from cdc_events import ParseError
 
 from consumer_runtime._dlq import dead_letter

@@ -598,9 +598,7 @@ def test_batches_are_bounded_in_bytes_as_well_as_in_count() -> None:
     assert harness.committed == {TP0: 7}
 
 
-def test_a_decoder_that_fails_on_every_record_stops_the_service_instead_of_emptying_the_stream() -> (
-    None
-):
+def test_a_decoder_failing_on_every_record_stops_the_service_not_empties_the_stream() -> None:
     # One odd record is dead-lettered; a decoder that raises on everything is a bug (a bad
     # deploy), and dead-lettering the whole stream would hide it: the loop fails loudly.
     def broken(message: object) -> dict[str, object] | None:
