@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cdc_cli import _offsets, _status, _verify
+from cdc_cli import _dlq, _offsets, _status, _verify
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Operate the CDC consumer platform."
@@ -18,6 +18,7 @@ app.add_typer(dev, name="dev")
 _verify.register(dev)
 _status.register(app)
 _offsets.register(app)
+_dlq.register(app)
 
 
 @dev.command("up")

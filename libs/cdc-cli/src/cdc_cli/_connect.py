@@ -53,6 +53,8 @@ class StackFile(BaseModel):
     databases: dict[str, str] = {}
     # service name -> consumer group id (the stack may suffix the default `<service>-group`)
     groups: dict[str, str] = {}
+    # service name -> the environment the stack started it with (``cdc dlq``: its DLQ_TOPIC)
+    service_env: dict[str, dict[str, str]] = {}
 
 
 def load_stack(path: Path | None) -> tuple[StackFile | None, Path]:

@@ -1,12 +1,14 @@
 """``cdc dlq list|show|replay|discard``: the event store's dead-letter table for operators.
 
-Registered with the other event-store commands (``cli.register``). The store is found at
-``--database-url`` / ``DATABASE_URL``, else in the dev stack's ``.devstack/latest/stack.json``
-(when there is one in the working directory); ``replay --execute`` produces through the consumer
-runtime's publisher to ``--bootstrap`` / ``KAFKA_BOOTSTRAP_SERVERS`` (same fallback; SASL/SSL
-from the runtime's ``KAFKA_*`` variables). ``replay`` and ``discard`` change nothing without
-``--execute``. Exit 1: a row not found or a record not produced; 2: bad options, the store or
-the broker unreachable; 130: interrupted.
+``cdc dlq`` runs these for ``--service event-store-writer``, the default (the CLI finds them
+through the ``cdc.dlq`` entry point, ``cli.dlq_commands``; ``cli.register`` adds them to an
+application of its own); other services' dead letters are read from their DLQ topics by the CLI
+itself. The store is found at ``--database-url`` / ``DATABASE_URL``, else in the dev stack's
+``.devstack/latest/stack.json`` (when there is one in the working directory); ``replay
+--execute`` produces through the consumer runtime's publisher to ``--bootstrap`` /
+``KAFKA_BOOTSTRAP_SERVERS`` (same fallback; SASL/SSL from the runtime's ``KAFKA_*`` variables).
+``replay`` and ``discard`` change nothing without ``--execute``. Exit 1: a row not found or a
+record not produced; 2: bad options, the store or the broker unreachable; 130: interrupted.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
 """The event store's commands of the operator CLI: ``cdc history``, ``cdc state``, ``cdc dlq``.
 
-Registered through the ``cdc.commands`` entry point (``register``), so the CLI never imports
-the service by name. ``history`` and ``state`` read the store at ``--database-url`` (default:
-``DATABASE_URL``); the ``dlq`` group (``_dlq_cli``) lists, shows, replays and discards the rows
-of ``dead_letter_queue``.
+Registered through entry points, so the CLI never imports the service by name: ``history`` and
+``state`` through ``cdc.commands`` (``register_commands``); the ``dlq`` commands (``_dlq_cli``:
+list, show, replay and discard the rows of ``dead_letter_queue``) through ``cdc.dlq``
+(``dlq_commands``), the group under which a service gives ``cdc dlq --service <it>`` its own
+store: the CLI owns ``cdc dlq`` (every other service's dead letters are in its DLQ topic) and
+runs these when the service is the event store (the default). ``history`` and ``state`` read the
+store at ``--database-url`` (default: ``DATABASE_URL``). ``register`` adds all three to an
+application of its own (tests, ``python -c``).
 """
 
 from __future__ import annotations
@@ -135,10 +139,21 @@ def state(
     console.print(out)
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``history``, ``state`` and the ``dlq`` group to the ``cdc`` application."""
-    from event_store_writer._dlq_cli import dlq_app
-
+def register_commands(app: typer.Typer) -> None:
+    """Add ``history`` and ``state`` to the ``cdc`` application (``cdc.commands``)."""
     app.command("history")(history)
     app.command("state")(state)
-    app.add_typer(dlq_app, name="dlq")
+
+
+def dlq_commands() -> typer.Typer:
+    """The ``dlq`` commands on ``dead_letter_queue``, for ``cdc dlq --service
+    event-store-writer`` (``cdc.dlq``)."""
+    from event_store_writer._dlq_cli import dlq_app
+
+    return dlq_app
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``history``, ``state`` and the ``dlq`` group to an application of its own."""
+    register_commands(app)
+    app.add_typer(dlq_commands(), name="dlq")
