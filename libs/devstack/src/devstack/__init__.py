@@ -6,6 +6,7 @@ workload simulator and a ground-truth checker. Used by ``make up``, the CLI and 
 """
 
 from devstack._aws import AWS_TEST_ENV, AwsEmulator
+from devstack._aws_faults import ThrottlingProxy
 from devstack._broker import Broker, create_topics
 from devstack._devup import dev_up
 from devstack._flow import FlowMonitor, op_of
@@ -44,6 +45,7 @@ __all__ = [
     "ShopSimulator",
     "Stack",
     "StackInfo",
+    "ThrottlingProxy",
     "VerifyContext",
     "VerifyReport",
     "create_topics",
