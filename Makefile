@@ -43,10 +43,11 @@ up: $(STAMP) ## Run the pipeline on the embedded stack (DURATION=60 RATE=200 for
 	  $(if $(VERIFY_TIMEOUT),--verify-timeout $(VERIFY_TIMEOUT))
 
 .PHONY: chaos
-# Defaults for chaos when DURATION/RATE are not given: a 180 s schedule at 50 changes/s (the
-# search indexer on the AWS emulator keeps up with ~100 product changes/s, i.e. ~80 changes/s).
-chaos: $(STAMP) ## Faults on a seeded schedule while the pipeline runs, then verify (DURATION=180 RATE=50 SEED=n KILLS=3)
-	$(VENV)/bin/cdc dev chaos --duration $(if $(filter file,$(origin DURATION)),180,$(DURATION)) \
+# Defaults for chaos when DURATION/RATE are not given: a 300 s schedule (room for every fault,
+# the overlapping ones too) at 50 changes/s (the search indexer on the AWS emulator keeps up
+# with ~100 product changes/s, i.e. ~80 changes/s).
+chaos: $(STAMP) ## Faults (overlapping too) on a seeded schedule while the pipeline runs, then verify (DURATION=300 RATE=50 SEED=n KILLS=3)
+	$(VENV)/bin/cdc dev chaos --duration $(if $(filter file,$(origin DURATION)),300,$(DURATION)) \
 	  --rate $(if $(filter file,$(origin RATE)),50,$(RATE)) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(KILLS),--kills $(KILLS))
 

@@ -13,7 +13,14 @@ from pathlib import Path
 import psutil
 import psycopg2
 from devstack import Pipeline, flow_checks, read_topic
-from devstack.badinput import HEADER_ID, KINDS, consumers_of, discount_injected, inject_bad_records
+from devstack.badinput import (
+    HEADER_ID,
+    KINDS,
+    STORE_REFUSED,
+    consumers_of,
+    discount_injected,
+    inject_bad_records,
+)
 from devstack.verify import report_table
 from rich.console import Console
 
@@ -43,10 +50,19 @@ def test_bad_records_are_dead_lettered_once_per_consumer_and_good_ones_flow(
         injection = inject_bad_records(
             pipeline.stack.broker.bootstrap, kinds=INJECTED_KINDS, run_id="e2e"
         )
-        records = injection.records
-        assert injection.skipped == []
-        # every kind into the 4 CDC topics and user-events
-        assert len(records) == len(INJECTED_KINDS) * 5
+        # Records that parse but that every store reading them refuses (a NUL in their text):
+        # isolated by the runtime and dead-lettered with the store's reason.
+        refused = inject_bad_records(
+            pipeline.stack.broker.bootstrap,
+            topics=("dbserver1.public.customers", "user-events"),
+            kinds=[STORE_REFUSED],
+            count_per_kind=2,
+            run_id="e2e-refused",
+        )
+        records = injection.records + refused.records
+        assert injection.skipped == [] and refused.skipped == []
+        # every kind into the 4 CDC topics and user-events, and the refused ones
+        assert len(records) == len(INJECTED_KINDS) * 5 + 4
         time.sleep(max(0.0, SIMULATION_S - (time.monotonic() - started)))
         ledger = pipeline.stop_simulator()
 

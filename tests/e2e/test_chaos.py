@@ -1,8 +1,12 @@
 """A short chaos run through the CLI (`cdc dev chaos`, what `make chaos` runs): while the
 simulator writes, services are SIGKILLed and restarted, the Debezium relay is killed and
 restarted, the broker and the AWS emulator are paused, the sink PostgreSQL is stopped and a
-replica joins and leaves a consumer group; afterwards every committed change is in the broker
-and every read model equals the source database, and no process is left behind."""
+replica joins and leaves a consumer group; and faults overlap: a rebalance while a store is
+down, a kill while a batch waits out a failure, a zombie (SIGSTOP past the session timeout,
+then SIGCONT), AWS throttling answers, a relay that runs its snapshot again, and all along
+records that parse but every store refuses. Afterwards every committed change is in the
+broker, every read model equals the source database, every refused record is in each
+consumer's dead-letter topic, no service exited on its own and no process is left behind."""
 
 from __future__ import annotations
 
@@ -14,19 +18,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-from devstack.chaos import FAULT_KINDS
+from devstack.chaos import FAULT_KINDS, OVERLAP_KINDS
 
-# Fixed, so a failure replays: `cdc dev chaos --seed 11 --duration 95 --rate 40 --kills 2`.
+# Fixed, so a failure replays: `cdc dev chaos --seed 11 --duration 240 --rate 40 --kills 2`.
 SEED = 11
-# The shortest schedule that holds every fault one at a time (2 kills, a relay restart, a 10 s
-# broker pause, a 15 s sink PostgreSQL stop, a 15 s AWS pause, a replica added and removed).
-DURATION_S = 95
+# A schedule that holds every fault (2 kills, a relay restart, a 10 s broker pause, a 15 s sink
+# PostgreSQL stop, a 15 s AWS pause, a replica added and removed) and the overlapping ones.
+DURATION_S = 240
 # The search indexer writes through the AWS emulator (~100 product changes/s on 2 cores): at
 # 40 transactions/s (~50 product changes/s) it catches up after each outage within the run.
 RATE = 40
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
     cdc = Path(sys.executable).with_name("cdc")
     result = subprocess.run(
@@ -48,7 +52,7 @@ def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=840,
         env={**os.environ, "COLUMNS": "160"},
     )
     log = result.stderr
@@ -60,12 +64,15 @@ def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert outcome["ok"]
 
     # Every kind of fault happened, as often as asked, and each was undone.
-    assert set(outcome["kinds_injected"]) == set(FAULT_KINDS)
+    assert set(outcome["kinds_injected"]) == set(FAULT_KINDS) | set(OVERLAP_KINDS)
     assert outcome["kinds_injected"]["service_kill"] == 2
     assert all(f["done"] and f["error"] is None for f in outcome["faults"])
     assert {f["kind"]: f["duration_s"] for f in outcome["faults"]}["sink_stop"] >= 15
     # No service or relay exited on its own.
     assert outcome["unexpected_exits"] == []
+    # Records every store refuses kept coming; each consumer dead-lettered every one of them.
+    assert outcome["refused"] > 0
+    assert outcome["refused_missing"] == []
 
     # Every committed change reached the broker (a relay restart may re-emit, never lose).
     assert outcome["flow_ok"]

@@ -41,12 +41,19 @@ def _run_dir(work_dir: Path, prefix: str) -> Path:
 
 @dev.command("chaos")
 def dev_chaos(
-    duration: Annotated[float, typer.Option(help="seconds of fault schedule")] = 180,
+    duration: Annotated[float, typer.Option(help="seconds of fault schedule")] = 300,
     rate: Annotated[float, typer.Option(help="source transactions per second")] = 200,
     seed: Annotated[
         int | None, typer.Option(help="seed of the schedule and the workload (printed; replay)")
     ] = None,
     kills: Annotated[int, typer.Option(help="service processes SIGKILLed and restarted")] = 3,
+    overlap: Annotated[
+        bool,
+        typer.Option(
+            help="also faults that overlap (a rebalance during an outage, a kill mid-retry, a "
+            "zombie, AWS throttling answers, a re-snapshot) and records a store refuses"
+        ),
+    ] = True,
     verify_timeout: Annotated[
         float, typer.Option(help="seconds the read models get to converge")
     ] = 240,
@@ -59,7 +66,12 @@ def dev_chaos(
 
     Service processes are SIGKILLed and restarted, the Debezium relay killed and restarted, the
     broker and the AWS emulator paused, the sink PostgreSQL stopped, a replica added and
-    removed; one fault at a time. Exit 1 unless every read model equals the source database.
+    removed. With --overlap (the default) also faults that overlap: a rebalance while a store is
+    down, a kill while a batch waits out a failure, a zombie (SIGSTOP past the session timeout,
+    then SIGCONT), AWS throttling answers, a relay that runs its snapshot again; and all along,
+    records that parse but every store refuses (they must reach each consumer's dead-letter
+    topic). Exit 1 unless every read model equals the source database, every refused record is
+    dead-lettered and no service exited on its own.
     """
     import random
 
@@ -71,13 +83,15 @@ def dev_chaos(
     seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
     console.print(
         f"[bold]chaos seed {seed}[/]  (replay: cdc dev chaos --seed {seed} "
-        f"--duration {duration:g} --rate {rate:g} --kills {kills})"
+        f"--duration {duration:g} --rate {rate:g} --kills {kills}"
+        f"{'' if overlap else ' --no-overlap'})"
     )
     options = ChaosOptions(
         duration_s=duration,
         rate=rate,
         seed=seed,
         service_kills=kills,
+        overlap=overlap,
         verify_timeout_s=verify_timeout,
     )
     run_dir = _run_dir(work_dir, "chaos")
@@ -144,6 +158,9 @@ def dev_chaos(
             f"{result.activity_events} user events   "
             f"time to converge: {'-' if converge is None else f'{converge:.1f}s'}"
         )
+        console.print(outcome_table(result))
+        for missing in result.refused_missing:
+            console.print(f"[red]not dead-lettered[/]: {missing}")
         for problem in result.problems:
             console.print(f"[yellow]{problem}[/]")
         console.print(
@@ -174,6 +191,35 @@ def faults_table(faults: Sequence[FaultRecord]) -> Table:
             status,
             f.detail,
         )
+    return table
+
+
+def outcome_table(result: ChaosResult) -> Table:
+    """The run in one table: faults, changes, lost, doubled, dead-lettered, lag, convergence."""
+    changes = sum(e.committed for e in result.events)
+    differing = [c for c in (result.report.checks if result.report else []) if not c.ok]
+    table = Table(title=f"outcome of seed {result.seed}")
+    for col in (
+        "faults",
+        "changes",
+        "lost",
+        "doubled",
+        "refused",
+        "dead-lettered",
+        "max lag",
+        "converged in",
+    ):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(len(result.faults)),
+        f"{changes:,}",
+        str(sum(c.missing + c.changed for c in differing)),
+        str(sum(c.extra for c in differing)),
+        f"{len(result.refused)} ({len(result.refused_missing)} missing)",
+        ", ".join(f"{k.split('-')[0]} {v}" for k, v in sorted(result.dead_lettered.items())),
+        ", ".join(f"{k.split('-')[0]} {v:,.0f}" for k, v in sorted(result.max_lag.items())),
+        "-" if result.time_to_converge_s is None else f"{result.time_to_converge_s:.0f}s",
+    )
     return table
 
 

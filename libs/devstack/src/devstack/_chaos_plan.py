@@ -24,6 +24,14 @@ FAULT_KINDS: Final = (
     "replica_add",
     "replica_remove",
 )
+#: Faults that overlap by construction (``ChaosOptions.overlap``; see ``_chaos_overlap``).
+OVERLAP_KINDS: Final = (
+    "outage_rebalance",
+    "kill_in_retry",
+    "zombie",
+    "aws_throttle",
+    "relay_resnapshot",
+)
 
 # Planning estimates of how long the faults without a fixed duration take here (a relay start
 # is a JVM start plus the connector's; a SIGTERMed replica flushes, commits and leaves its group).
@@ -35,6 +43,15 @@ _ESTIMATE_S: Final[dict[str, float]] = {
     "aws_pause": 0.0,
     "replica_add": 0.5,
     "replica_remove": 8.0,
+    # A replica joins (a rebalance) during the outage and leaves after it.
+    "outage_rebalance": 12.0,
+    # Killed mid-retry, started again while the outage lasts.
+    "kill_in_retry": 2.0,
+    # A replica joins and takes partitions, the original stalls, wakes, the replica leaves.
+    "zombie": 20.0,
+    "aws_throttle": 0.5,
+    # A JVM start and a snapshot of the whole source again.
+    "relay_resnapshot": 25.0,
 }
 
 
@@ -43,7 +60,8 @@ class ChaosOptions:
     """Size and shape of a chaos run. ``duration_s`` is the length of the fault schedule; the
     simulator also runs before it, while the services join their groups."""
 
-    duration_s: float = 180.0
+    # Room for every fault with ``overlap`` (about 230 s of faults and gaps at the defaults).
+    duration_s: float = 300.0
     rate: float = 200.0
     seed: int | None = None
     service_kills: int = 3
@@ -54,6 +72,16 @@ class ChaosOptions:
     aws_pause_s: float = 15.0
     relay_restarts: int = 1
     replicas: bool = True
+    # Faults that overlap: a rebalance while a sink is down, a kill mid-retry, a zombie, AWS
+    # throttling answers, a relay that re-runs its snapshot; and, all along, records a store
+    # refuses (``refused_every_s``).
+    overlap: bool = True
+    # A stall longer than the services' session timeout (chaos runs them with
+    # ``session_timeout_ms``), so the group replaces the stalled member.
+    session_timeout_ms: int = 10_000
+    zombie_stall_s: float = 14.0
+    throttle_s: float = 12.0
+    refused_every_s: float = 5.0
     lead_in_s: float = 3.0
     min_gap_s: float = 2.0
     # The schedule starts once every service holds partitions, or after this long.
@@ -115,6 +143,14 @@ class ChaosResult:
     transactions: int
     activity_events: int
     problems: list[str] = field(default_factory=list)
+    #: Records every store refuses, injected all along (``overlap``), as (topic, partition,
+    #: offset); and those missing from a consumer's DLQ with ``store_rejected``.
+    refused: list[tuple[str, int, int]] = field(default_factory=list)
+    refused_missing: list[str] = field(default_factory=list)
+    #: Records in each service's dead-letter topic at the end (at least once each).
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    #: The highest consumer lag each service reported during the run.
+    max_lag: dict[str, float] = field(default_factory=dict)
 
     @property
     def flow_ok(self) -> bool:
@@ -132,7 +168,13 @@ class ChaosResult:
 
     @property
     def ok(self) -> bool:
-        return self.verified and self.flow_ok and self.faults_ok
+        return (
+            self.verified
+            and self.flow_ok
+            and self.faults_ok
+            and not self.unexpected_exits
+            and not self.refused_missing
+        )
 
     @property
     def time_to_converge_s(self) -> float | None:
@@ -160,6 +202,10 @@ class ChaosResult:
             ),
             "verification": None if self.report is None else self.report.to_dict(),
             "problems": self.problems,
+            "refused": len(self.refused),
+            "refused_missing": self.refused_missing,
+            "dead_lettered": self.dead_lettered,
+            "max_lag": self.max_lag,
         }
 
 
@@ -179,6 +225,14 @@ def _fault_list(
         ("sink_stop", "sink-postgres", options.sink_stop_s),
         ("aws_pause", "aws", options.aws_pause_s),
     ]
+    if options.overlap:
+        others += [
+            ("outage_rebalance", rng.choice(services), options.sink_stop_s),
+            ("kill_in_retry", rng.choice(services), options.sink_stop_s),
+            ("zombie", rng.choice(services), options.zombie_stall_s),
+            ("aws_throttle", "aws", options.throttle_s),
+            ("relay_resnapshot", "relay", options.relay_down_s),
+        ]
     rng.shuffle(others)
     if not options.replicas:
         return others

@@ -13,9 +13,13 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
+from devstack._aws_faults import ThrottlingProxy
 from devstack._flow import FlowMonitor
 from devstack._services import DATA_LAKE_BUCKET, SERVICES, ServiceProcess, ServiceSpec
 from devstack._shop import SHOP_TABLES
@@ -81,8 +85,17 @@ class Pipeline:
         rate: float = 100.0,
         seed: int | None = None,
         services: tuple[ServiceSpec, ...] = SERVICES,
+        consumer_extra: Mapping[str, str | int] | None = None,
+        aws_faults: bool = False,
     ) -> None:
+        """``consumer_extra``: librdkafka settings for every service (``KAFKA_CONSUMER_EXTRA``;
+        chaos shortens the session timeout so a stalled member is replaced within seconds).
+        ``aws_faults``: the services reach the AWS emulator through a ``ThrottlingProxy``
+        (``self.aws_proxy``) that can answer with AWS's throttling errors."""
         self.work_dir = work_dir
+        self.consumer_extra = dict(consumer_extra or {})
+        self.aws_faults = aws_faults
+        self.aws_proxy: ThrottlingProxy | None = None
         self.rate = rate
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
         self.stack = Stack(work_dir, rng=random.Random(self.seed))
@@ -136,6 +149,11 @@ class Pipeline:
         # (librdkafka: every 5 minutes), which a short run never reaches.
         self.stack.broker.create_topics(list(CDC_TOPICS), partitions=self.stack.partitions)
         env = self.stack.service_env()
+        if self.consumer_extra:
+            env["KAFKA_CONSUMER_EXTRA"] = orjson.dumps(self.consumer_extra).decode()
+        if self.aws_faults:
+            self.aws_proxy = ThrottlingProxy(self.stack.aws.endpoint_url, seed=self.seed).start()
+            env["AWS_ENDPOINT_URL"] = self.aws_proxy.url
         self._create_data_lake()
         for spec in self.specs:
             spec_env = dict(env)
@@ -282,5 +300,7 @@ class Pipeline:
             rc = svc.wait_stopped()
             if rc not in (0, None):
                 problems.append(f"{svc.name} exited with {rc}")
+        if self.aws_proxy is not None:
+            self.aws_proxy.stop()
         self.stack.stop()
         return problems

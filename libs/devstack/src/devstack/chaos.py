@@ -46,8 +46,10 @@ from typing import Any, Final, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack._chaos_overlap import LagSampler, OverlapFaults, RefusedStream
 from devstack._chaos_plan import (
     FAULT_KINDS,
+    OVERLAP_KINDS,
     ChaosOptions,
     ChaosResult,
     FaultRecord,
@@ -60,13 +62,16 @@ from devstack._chaos_plan import (
     topic_events,
 )
 from devstack._flow import FlowMonitor
+from devstack._kafka_io import read_topic
 from devstack._pipeline import FlowCheck, Pipeline, flow_checks
 from devstack._services import SERVICES, ServiceProcess
+from devstack.badinput import HEADER_ID, STORE_REJECTED, consumers_of, discount_injected
 from devstack.simulator import Ledger
 from devstack.verify import verify
 
 __all__ = [
     "FAULT_KINDS",
+    "OVERLAP_KINDS",
     "ChaosDriver",
     "ChaosOptions",
     "ChaosResult",
@@ -109,7 +114,7 @@ def assigned_partitions(svc: ServiceProcess) -> float | None:
     return total
 
 
-class ChaosDriver:
+class ChaosDriver(OverlapFaults):
     """Injects a seeded fault schedule into a started pipeline, then drains and verifies."""
 
     def __init__(
@@ -140,6 +145,8 @@ class ChaosDriver:
         self._restart_at: dict[int, float] = {}
         self._t0 = 0.0
         self._sim_started = time.monotonic()
+        self._refused: RefusedStream | None = None
+        self._lag: LagSampler | None = None
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -155,6 +162,13 @@ class ChaosDriver:
         try:
             self._phase("waiting until every service holds partitions")
             self._wait_assigned()
+            self._lag = LagSampler(p)
+            self._lag.start()
+            if self.options.overlap:
+                self._refused = RefusedStream(
+                    p.stack.broker.bootstrap, self.options.refused_every_s, f"chaos{self.seed}"
+                )
+                self._refused.start()
             self._t0 = time.monotonic()
             self._phase(f"injecting {len(self.planned)} faults over {self.options.duration_s:g}s")
             ended = self._t0
@@ -166,6 +180,8 @@ class ChaosDriver:
                 self._revive_flow_monitor()
             self._sleep_until(max(self._t0 + self.options.duration_s, ended))
         finally:
+            if self._refused is not None:
+                self._refused.stop()
             self._restore()
         ledger = p.stop_simulator()
         simulated = time.monotonic() - self._sim_started
@@ -180,6 +196,9 @@ class ChaosDriver:
             timeout_s=self.options.verify_timeout_s,
             on_attempt=lambda _n, _checks: self._check_processes(),
         )
+        if self._lag is not None:
+            self._lag.stop()
+        dead_lettered, refused_missing = self._dead_letters()
         return ChaosResult(
             seed=self.seed,
             options=self.options,
@@ -193,7 +212,34 @@ class ChaosDriver:
             transactions=sum(ledger.operations.values()),
             activity_events=ledger.activity_events,
             problems=list(self.problems),
+            refused=[(r.topic, r.partition, r.offset) for r in self._injected()],
+            refused_missing=refused_missing,
+            dead_lettered=dead_lettered,
+            max_lag=dict(self._lag.max_lag) if self._lag is not None else {},
         )
+
+    def _injected(self) -> list[Any]:
+        return [] if self._refused is None else list(self._refused.injected)
+
+    def _dead_letters(self) -> tuple[dict[str, int], list[str]]:
+        """Records in each DLQ topic, and every refused record a consumer did not dead-letter
+        with ``store_rejected`` (at least once: a kill may repeat one)."""
+        info = self.pipeline.info()
+        counts: dict[str, int] = {}
+        missing: list[str] = []
+        injected = self._injected()
+        for svc in sorted({s.spec.name for s in self.pipeline.services}):
+            dlq = read_topic(info.bootstrap, f"{svc}.dlq", expected=None, timeout=60, idle=3)
+            counts[svc] = len(dlq)
+            seen = set()
+            for m in dlq:
+                headers = dict(m.headers)
+                if headers.get("__cdc.errors.code") == STORE_REJECTED.encode():
+                    seen.add(headers.get(HEADER_ID, b"").decode())
+            for rec in injected:
+                if svc in consumers_of(rec.topic) and rec.ident not in seen:
+                    missing.append(f"{svc}: {rec.topic}[{rec.partition}]@{rec.offset}")
+        return counts, missing
 
     def _phase(self, text: str) -> None:
         if self.on_phase is not None:
@@ -213,7 +259,9 @@ class ChaosDriver:
         assert p.monitor is not None
         deadline = time.monotonic() + self.options.drain_timeout_s
         while True:
-            checks = flow_checks(p.seeded, ledger, p.monitor.snapshot())
+            checks = discount_injected(
+                flow_checks(p.seeded, ledger, p.monitor.snapshot()), self._injected()
+            )
             if flow_ok(checks) or time.monotonic() > deadline:
                 return checks
             self._sleep(0.5)
@@ -430,7 +478,13 @@ def run_chaos(
     planned = plan_faults(random.Random(seed), names, options)
     if on_phase is not None:
         on_phase("schedule: " + ", ".join(f"+{f.at_s:.0f}s {f.kind} {f.target}" for f in planned))
-    pipeline = Pipeline(work_dir, rate=options.rate, seed=seed)
+    pipeline = Pipeline(
+        work_dir,
+        rate=options.rate,
+        seed=seed,
+        consumer_extra=_chaos_consumer_extra(options),
+        aws_faults=options.overlap,
+    )
     driver = ChaosDriver(pipeline, options, on_fault=on_fault, on_phase=on_phase)
     if on_driver is not None:
         on_driver(driver)
@@ -445,3 +499,14 @@ def run_chaos(
         problems = pipeline.close()
         if result is not None:
             result.problems.extend(problems)
+
+
+def _chaos_consumer_extra(options: ChaosOptions) -> dict[str, str | int]:
+    """A short session timeout (heartbeats at a third of it), so a stalled member is replaced
+    within the run, as a zombie fault needs."""
+    if not options.overlap:
+        return {}
+    return {
+        "session.timeout.ms": options.session_timeout_ms,
+        "heartbeat.interval.ms": max(1000, options.session_timeout_ms // 3),
+    }

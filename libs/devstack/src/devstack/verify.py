@@ -94,6 +94,11 @@ class Check:
     expected: int
     actual: int
     detail: str = ""
+    #: Keys the truth has and the read model lacks (lost), keys only the read model has
+    #: (doubled or invented), keys whose values differ; filled by ``diff_maps``.
+    missing: int = 0
+    extra: int = 0
+    changed: int = 0
 
 
 @dataclass
@@ -193,7 +198,19 @@ def diff_maps(
             f"{k}: expected {expected.get(k)!r}, got {actual.get(k)!r}" for k in bad[:show]
         )
         detail = f"{len(bad)} differ: {shown}"
-    return Check(service, name, not bad, len(expected), len(actual), detail)
+    missing = sum(1 for k in bad if k not in actual)
+    extra = sum(1 for k in bad if k not in expected)
+    return Check(
+        service,
+        name,
+        not bad,
+        len(expected),
+        len(actual),
+        detail,
+        missing=missing,
+        extra=extra,
+        changed=len(bad) - missing - extra,
+    )
 
 
 def _run_one(service: str, verifier: Verifier | None, ctx: VerifyContext) -> list[Check]:

@@ -10,6 +10,7 @@ import pytest
 from devstack import FlowCheck
 from devstack.chaos import (
     FAULT_KINDS,
+    OVERLAP_KINDS,
     ChaosOptions,
     busy_time,
     flow_check_ok,
@@ -32,7 +33,7 @@ def test_same_seed_same_schedule_other_seed_other_schedule() -> None:
 
 @pytest.mark.parametrize("seed", range(50))
 def test_every_kind_once_kills_as_asked_and_no_overlap(seed: int) -> None:
-    options = ChaosOptions(duration_s=180, service_kills=3)
+    options = ChaosOptions(duration_s=180, service_kills=3, overlap=False)
     plan = plan_faults(random.Random(seed), SERVICES, options)
     kinds = Counter(f.kind for f in plan)
     assert set(kinds) == set(FAULT_KINDS)
@@ -54,12 +55,31 @@ def test_every_kind_once_kills_as_asked_and_no_overlap(seed: int) -> None:
 
 
 def test_outage_lengths_come_from_the_options() -> None:
-    options = ChaosOptions(broker_pause_s=10, sink_stop_s=15, aws_pause_s=15, kill_down_s=2)
+    options = ChaosOptions(
+        broker_pause_s=10, sink_stop_s=15, aws_pause_s=15, kill_down_s=2, zombie_stall_s=14
+    )
     plan = {f.kind: f.duration_s for f in plan_faults(random.Random(1), SERVICES, options)}
     assert plan["broker_pause"] == 10
     assert plan["sink_stop"] == 15
     assert plan["aws_pause"] == 15
     assert plan["service_kill"] == 2
+    assert plan["outage_rebalance"] == plan["kill_in_retry"] == 15
+    assert plan["zombie"] == 14
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_with_overlap_every_overlapping_fault_once_within_the_default_duration(seed: int) -> None:
+    options = ChaosOptions()
+    plan = plan_faults(random.Random(seed), SERVICES, options)
+    kinds = Counter(f.kind for f in plan)
+    assert set(kinds) == set(FAULT_KINDS) | set(OVERLAP_KINDS)
+    assert all(kinds[k] == 1 for k in OVERLAP_KINDS)
+    assert all(f.target in SERVICES for f in plan if f.kind in ("zombie", "kill_in_retry"))
+    # The stall outlasts the session timeout, so the group really replaces the member.
+    zombie = next(f for f in plan if f.kind == "zombie")
+    assert zombie.duration_s * 1000 > options.session_timeout_ms
+    last = plan[-1]
+    assert last.at_s + busy_time(last.kind, last.duration_s) <= options.duration_s
 
 
 def test_a_schedule_that_cannot_fit_is_refused_with_the_time_it_needs() -> None:
@@ -68,7 +88,7 @@ def test_a_schedule_that_cannot_fit_is_refused_with_the_time_it_needs() -> None:
 
 
 def test_without_replicas_and_with_more_relay_restarts() -> None:
-    options = ChaosOptions(replicas=False, relay_restarts=2, service_kills=1)
+    options = ChaosOptions(replicas=False, relay_restarts=2, service_kills=1, overlap=False)
     kinds = Counter(f.kind for f in plan_faults(random.Random(5), SERVICES, options))
     assert "replica_add" not in kinds
     assert kinds["relay_restart"] == 2
