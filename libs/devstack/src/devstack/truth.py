@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -241,3 +241,33 @@ def user_stats(events: Iterable[dict[str, Any]]) -> dict[str, UserStats]:
         if event.get("duration") is not None:
             stats.durations.append(Decimal(str(event["duration"])))
     return dict(out)
+
+
+def activity_watermark(
+    events: Iterable[dict[str, Any]], now: datetime, max_clock_skew: timedelta
+) -> datetime | None:
+    """The "as of" of the user-activity scores: the latest event time, each time capped at
+    ``now + max_clock_skew`` (an event stamped further ahead of the processing clock is
+    clock-skewed or bogus and moves the watermark no further than that), over the events
+    deduplicated by ``event_id``. None without events.
+
+    ``now`` stands for the time the events were processed; the reference takes the time of the
+    check, which is the same for every event that was not ahead of the clock when processed
+    (all the simulator sends: it stamps events with the clock they are consumed by). For an
+    event that was, the consumer holds the bound of the moment it processed it, which only the
+    consumer knows (its integration tests check that case with an injected clock).
+    """
+    bound = now + max_clock_skew
+    latest: datetime | None = None
+    seen: set[str] = set()
+    for event in events:
+        if event["event_id"] in seen:
+            continue  # a resend counts as the first one, as in ``user_stats``
+        seen.add(event["event_id"])
+        ts = datetime.fromisoformat(event["timestamp"])
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        ts = min(ts, bound)
+        if latest is None or ts > latest:
+            latest = ts
+    return latest

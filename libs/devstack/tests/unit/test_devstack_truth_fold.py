@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from devstack.truth import user_stats
+from devstack.truth import activity_watermark, user_stats
 
 
 def test_user_stats_fold_dedupes_by_event_id_and_sums_exactly() -> None:
@@ -52,3 +52,19 @@ def test_user_stats_fold_dedupes_by_event_id_and_sums_exactly() -> None:
     assert u1.avg_session_duration == Decimal("10.5")
     assert stats["u2"].avg_session_duration == Decimal("1.5")
     assert stats["u2"].total_spent == Decimal("0.00")
+
+
+def test_activity_watermark_takes_no_event_time_past_now_plus_the_skew() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    skew = timedelta(minutes=5)
+
+    def ev(ts: str) -> dict[str, str]:
+        return {"event_id": ts, "user_id": "u", "event_type": "view", "timestamp": ts}
+
+    on_time = [ev("2026-01-01T10:00:00.000+00:00"), ev("2026-01-01T11:00:00.000+00:00")]
+    assert activity_watermark(on_time, now, skew) == datetime(2026, 1, 1, 11, tzinfo=UTC)
+    skewed = [*on_time, ev("2099-01-01T00:00:00.000+00:00")]
+    assert activity_watermark(skewed, now, skew) == now + skew
+    within = [*on_time, ev("2026-01-02T00:04:00+00:00")]  # 4 minutes ahead: believed
+    assert activity_watermark(within, now, skew) == datetime(2026, 1, 2, 0, 4, tzinfo=UTC)
+    assert activity_watermark([], now, skew) is None

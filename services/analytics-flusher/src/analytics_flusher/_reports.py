@@ -44,7 +44,25 @@ class ReportTable:
 
 
 def window_label(start_ms: int) -> str:
-    return datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    return f"{start.year:04d}{start:%m%dT%H%M%SZ}"  # %Y does not pad years before 1000
+
+
+# 400 Gregorian years (146,097 days): the calendar repeats, so an instant past datetime's last
+# year is written as the one 400 years earlier with the year put back.
+_CYCLE_MS = 146_097 * 86_400_000
+
+
+def iso_utc(ms: int) -> str:
+    """ISO-8601 of an epoch-ms instant, also past 9999-12-31 (the end of that year's last
+    window, for an event time at the end of the range the parser accepts)."""
+    if ms < _AFTER_9999_MS:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+    shifted = datetime.fromtimestamp((ms - _CYCLE_MS) / 1000, UTC)
+    return f"{shifted.year + 400}{shifted.isoformat()[4:]}"
+
+
+_AFTER_9999_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 
 
 def object_key(prefix: str, report: str, part: Part) -> str:
@@ -52,7 +70,8 @@ def object_key(prefix: str, report: str, part: Part) -> str:
     start = datetime.fromtimestamp(part.window_start / 1000, UTC)
     head = f"{prefix}/{report}" if prefix else report
     return (
-        f"{head}/dt={start:%Y-%m-%d}/hour={start:%H}/window={window_label(part.window_start)}"
+        f"{head}/dt={start.year:04d}-{start:%m-%d}/hour={start:%H}"
+        f"/window={window_label(part.window_start)}"
         f"/part-{part.topic}-{part.partition}-{part.first_offset:012d}-{part.last_offset:012d}"
     )
 
@@ -230,8 +249,8 @@ def _item_summaries(part: Part, prefix: str, top_n: int) -> list[ReportTable]:
 def window_summary(part: Part, tables: list[ReportTable]) -> dict[str, Any]:
     """The JSON document the optional HTTP sink posts for a part (plain JSON types)."""
     summary: dict[str, Any] = {
-        "window_start": datetime.fromtimestamp(part.window_start / 1000, UTC).isoformat(),
-        "window_end": datetime.fromtimestamp(part.window_end / 1000, UTC).isoformat(),
+        "window_start": iso_utc(part.window_start),
+        "window_end": iso_utc(part.window_end),
         "topic": part.topic,
         "partition": part.partition,
         "first_offset": part.first_offset,

@@ -8,6 +8,14 @@ partition and run of offsets), and a part is closed when the partition's waterma
 time seen minus the grace) passes the window's end, when the partition has too many open
 windows or rows, or when the sink asks (idle time, revoke, shutdown).
 
+Event times are not trusted past the processing clock: a change stamped more than
+``max_clock_skew_ms`` ahead of it (a skewed source clock, a bogus ``ts_ms``) is still filed under
+its own window, but moves the watermark only to now + the skew - the grace (with the skew at
+most the grace, never past now: no window closes before its end on the processing clock, and
+the changes after it are not late); and its part, which no watermark can reach soon, is closed
+with the partition's next closing one instead of holding its commits back. A change from long
+ago is simply late.
+
 Everything a closed part holds is a function of its records only (the partition's records in
 ``[first_offset, last_offset]`` whose event time falls in the window, plus late records filed
 under it), so its objects can be named after the window and that offset range: a replay that
@@ -31,6 +39,8 @@ from cdc_events import (
     Parser,
 )
 
+#: The earliest event time the parser accepts (0001-01-01T00:00:00Z).
+MIN_TS_MS = -62_135_596_800_000
 CENTS = Decimal("0.01")
 ZERO = Decimal("0.00")
 NEW = "(new)"
@@ -270,9 +280,12 @@ class WindowConfig:
     grace_ms: int = 60_000
     max_open_windows: int = 12
     max_open_rows: int = 200_000
+    max_clock_skew_ms: int = 60_000
 
     def window_of(self, ts_ms: int) -> int:
-        return ts_ms - ts_ms % self.window_ms
+        # Not before the first instant a ``datetime`` holds (object keys are dated): only a
+        # window length that does not divide a day could put year 1's first window in year 0.
+        return max(ts_ms - ts_ms % self.window_ms, MIN_TS_MS)
 
 
 @dataclass(slots=True)
@@ -413,16 +426,24 @@ class PartitionWindows:
     def watermark(self) -> int | None:
         return None if self.max_ts is None else self.max_ts - self.config.grace_ms
 
-    def add(self, change: Change, closed: list[Part]) -> None:
-        """Fold one change; parts it closes (watermark, caps) are appended to ``closed``."""
+    def add(self, change: Change, closed: list[Part], now_ms: int) -> bool:
+        """Fold one change; parts it closes (watermark, caps) are appended to ``closed``.
+
+        ``now_ms`` is the processing clock (epoch ms). The change's event time advances the
+        watermark only up to ``now_ms + max_clock_skew_ms``; True if it was further ahead (it
+        is still filed under its own window).
+        """
         if self.position is not None and change.offset < self.position:
-            return  # already folded: the runtime retries a batch after a failed write
+            return False  # already folded: the runtime retries a batch after a failed write
         cfg = self.config
         ts = change.source_ts_ms
-        if self.max_ts is None or ts > self.max_ts:
-            self.max_ts = ts
-            if self._next_close is not None and ts - cfg.grace_ms >= self._next_close:
-                self._close_due(closed)
+        horizon = now_ms + cfg.max_clock_skew_ms
+        skewed = ts > horizon
+        bounded = horizon if skewed else ts
+        if self.max_ts is None or bounded > self.max_ts:
+            self.max_ts = bounded
+            if self._next_close is not None and bounded - cfg.grace_ms >= self._next_close:
+                self._close_due(closed, horizon)
         start = cfg.window_of(ts)
         late_from: int | None = None
         watermark = self.max_ts - cfg.grace_ms
@@ -440,14 +461,26 @@ class PartitionWindows:
         self.rows += len(part.images) - before
         self.position = change.offset + 1
         if len(self.open) > cfg.max_open_windows:
-            self._close(sorted(self.open)[: len(self.open) - cfg.max_open_windows], closed)
+            # Windows beyond the horizon go first (nothing on time will reach them), then the
+            # oldest.
+            ahead = sorted(s for s in self.open if s > horizon)
+            order = ahead + sorted(s for s in self.open if s <= horizon)
+            self._close(order[: len(self.open) - cfg.max_open_windows], closed)
         if self.rows > cfg.max_open_rows:
             self.close_all(closed)
+        return skewed
 
-    def _close_due(self, closed: list[Part]) -> None:
+    def _close_due(self, closed: list[Part], horizon: int) -> None:
+        """Close the parts the watermark passed, and with them those of windows that start
+        beyond ``horizon`` (the processing clock + the skew): only ahead-of-the-clock changes
+        are in them, and the watermark will not reach them for as long as the clock is right,
+        so left open they would hold the partition's commits back."""
         watermark = self.watermark
         assert watermark is not None
-        self._close([s for s, p in self.open.items() if p.window_end <= watermark], closed)
+        self._close(
+            [s for s, p in self.open.items() if p.window_end <= watermark or s > horizon],
+            closed,
+        )
 
     def _close(self, starts: list[int], closed: list[Part]) -> None:
         for start in sorted(starts):

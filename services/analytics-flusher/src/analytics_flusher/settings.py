@@ -20,7 +20,7 @@ class FlusherSettings(RuntimeSettings):
     ``GRACE_SECONDS``, ``IDLE_FLUSH_SECONDS``, ``MAX_OPEN_WINDOWS``, ``MAX_OPEN_ROWS``,
     ``TOP_N``, ``UPLOAD_CONCURRENCY``, ``UPLOAD_MAX_INFLIGHT``, ``JSONL_COPY``,
     ``ORDERS_TABLE``, ``ITEMS_TABLE``, ``HTTP_SINK_URL``, ``HTTP_SINK_TIMEOUT_S``,
-    ``HTTP_SINK_MAX_ATTEMPTS``, plus the runtime's variables."""
+    ``HTTP_SINK_MAX_ATTEMPTS``, ``MAX_CLOCK_SKEW_SECONDS``, plus the runtime's variables."""
 
     kafka_topics: Annotated[tuple[str, ...], NoDecode] = (
         "dbserver1.public.orders",
@@ -34,6 +34,11 @@ class FlusherSettings(RuntimeSettings):
     window_seconds: int = Field(default=300, ge=1, le=86_400)
     # Changes up to a minute late still land in their window; later ones go to the late report.
     grace_seconds: int = Field(default=60, ge=0, le=86_400)
+    # Event times are the source database's commit times, from an NTP-synchronised server:
+    # real skew is far below a second, so a minute ahead of our clock is already bogus. A
+    # bogus time moves the watermark to at most now + this - GRACE_SECONDS; kept <= the grace
+    # (the defaults), that is never past now: no window closes before its end on our clock.
+    max_clock_skew_seconds: int = Field(default=60, ge=0, le=86_400)
     # A quiet partition's open windows are written after this much wall-clock time without a
     # record, so a stream that stops still reaches the lake within a minute.
     idle_flush_seconds: float = Field(default=60.0, gt=0, le=86_400)
@@ -64,4 +69,5 @@ class FlusherSettings(RuntimeSettings):
             grace_ms=self.grace_seconds * 1000,
             max_open_windows=self.max_open_windows,
             max_open_rows=self.max_open_rows,
+            max_clock_skew_ms=self.max_clock_skew_seconds * 1000,
         )

@@ -16,6 +16,11 @@ Revoke and shutdown wait for everything. On the runtime's wall-clock turn
 ``IDLE_FLUSH_SECONDS`` are written and their offsets reported, so a stream that stops is
 written out and committed without waiting for another record. (A background thread can do the
 same for the sink used outside the runtime: ``idle_thread=True``.)
+
+Event times are bounded by the processing clock (``wall_clock``, read once per batch): a change
+more than ``max_clock_skew_ms`` ahead of it moves its partition's watermark no further than
+now + the skew (``domain.PartitionWindows.add``) and is counted in
+``lake_clock_skewed_records_total``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from consumer_runtime import BaseSink, Batch, Offsets, RetryableError, TopicPart
 from sink_kit.aws import aws_errors, ensure_bucket, make_client
 
 from analytics_flusher._http import HttpPoster
+from analytics_flusher._metrics import LakeMetrics
 from analytics_flusher._parquet import encode_jsonl, encode_parquet
 from analytics_flusher._reports import ReportTable, build_reports, window_summary
 from analytics_flusher.domain import Change, Part, PartitionWindows, WindowConfig
@@ -119,6 +125,8 @@ class LakeSink(BaseSink[Change]):
         upload_concurrency: int = 8,
         max_inflight: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        metrics: LakeMetrics | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -127,14 +135,25 @@ class LakeSink(BaseSink[Change]):
         self.jsonl_copy = jsonl_copy
         self.http = http
         self.idle_flush_s = idle_flush_s
-        self._clock = clock
+        self._clock = clock  # idle time (monotonic)
+        self._wall_clock = wall_clock  # the processing clock event times are bounded by
+        self.metrics = metrics or LakeMetrics()
+        # Served by the runtime on /metrics next to its own (consumer_runtime's Sink docs).
+        self.metrics_registry = self.metrics.registry
         self._lock = threading.RLock()
         self._windows: dict[TopicPartition, PartitionWindows] = {}
         self._pending: dict[TopicPartition, list[Part]] = {}
         self._jobs: dict[int, _Job] = {}  # id(part) -> its uploads, for every pending part
         self._max_inflight = max_inflight or 8 * upload_concurrency
         self._last_seen: dict[TopicPartition, float] = {}
-        self.stats = {"parts": 0, "objects": 0, "bytes": 0, "idle_flushes": 0, "late_events": 0}
+        self.stats = {
+            "parts": 0,
+            "objects": 0,
+            "bytes": 0,
+            "idle_flushes": 0,
+            "late_events": 0,
+            "clock_skewed": 0,
+        }
         self._stats_lock = threading.Lock()
         self._pool = (
             ThreadPoolExecutor(upload_concurrency, thread_name_prefix="s3-put")
@@ -176,12 +195,17 @@ class LakeSink(BaseSink[Change]):
     def write_batch(self, batch: Batch[Change]) -> Offsets | None:
         with self._lock:
             now = self._clock()
+            now_ms = int(self._wall_clock() * 1000)
             for tp, records in batch.records.items():
                 state = self._state(tp)
                 closed = self._pending.setdefault(tp, [])
+                skewed = 0
                 for record in records:
-                    state.add(record, closed)
+                    if state.add(record, closed, now_ms):
+                        skewed += 1
                 self._last_seen[tp] = now
+                if skewed:
+                    self._count_skewed(tp, skewed, now_ms)
             for tp, next_offset in batch.next_offsets.items():
                 self._state(tp).advance(next_offset)
             self._write_pending(list(self._pending), wait=False)
@@ -266,6 +290,17 @@ class LakeSink(BaseSink[Change]):
                 _log.exception("idle flush failed unexpectedly")
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _count_skewed(self, tp: TopicPartition, n: int, now_ms: int) -> None:
+        self.metrics.count_skewed(tp.topic, n)
+        self.stats["clock_skewed"] += n
+        _log.warning(
+            "changes ahead of the clock; the watermark stops at the bound",
+            topic=tp.topic,
+            partition=tp.partition,
+            count=n,
+            bound_ms=now_ms + self.config.max_clock_skew_ms,
+        )
 
     def _state(self, tp: TopicPartition) -> PartitionWindows:
         state = self._windows.get(tp)

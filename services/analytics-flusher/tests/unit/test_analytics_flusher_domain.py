@@ -24,6 +24,7 @@ from cdc_events.testing import golden, make_heartbeat, make_tombstone
 from consumer_runtime import InMemoryMessage
 
 MIN = 60_000
+NOW = 1_767_225_600_000  # the processing clock of the tests below (2026-01-01T00:00:00Z)
 
 
 def msg(topic: str, value: bytes | None, offset: int = 0, partition: int = 0) -> InMemoryMessage:
@@ -93,16 +94,16 @@ def test_watermark_closes_windows_and_late_records_are_filed_under_the_current_o
     cfg = WindowConfig(window_ms=5 * MIN, grace_ms=1 * MIN)
     state = PartitionWindows("t", 0, cfg)
     closed: list[Part] = []
-    state.add(change(1, 0, 0), closed)
-    state.add(change(2, 4 * MIN, 1), closed)
-    state.add(change(3, 5 * MIN, 2), closed)  # second window opens; watermark 4 min
+    state.add(change(1, 0, 0), closed, NOW)
+    state.add(change(2, 4 * MIN, 1), closed, NOW)
+    state.add(change(3, 5 * MIN, 2), closed, NOW)  # second window opens; watermark 4 min
     assert closed == [] and sorted(state.open) == [0, 5 * MIN]
     assert state.durable() == 0
-    state.add(change(4, 6 * MIN, 3), closed)  # watermark 5 min: first window closes
+    state.add(change(4, 6 * MIN, 3), closed, NOW)  # watermark 5 min: first window closes
     assert [p.window_start for p in closed] == [0]
     assert (closed[0].first_offset, closed[0].last_offset) == (0, 1)
     assert state.durable() == 2
-    state.add(change(5, 1 * MIN, 4), closed)  # its window is closed: late
+    state.add(change(5, 1 * MIN, 4), closed, NOW)  # its window is closed: late
     part = state.open[5 * MIN]
     assert 5 in part.late_ids and part.late[0].count == 1
     assert part.late[0].max_lateness_ms == 0  # watermark 5 min = window end 5 min
@@ -114,21 +115,21 @@ def test_caps_force_a_flush() -> None:
     )
     closed: list[Part] = []
     for i in range(3):
-        state.add(change(i, i * MIN, i), closed)
+        state.add(change(i, i * MIN, i), closed, NOW)
     assert [p.window_start for p in closed] == [0]
     rows = PartitionWindows("t", 0, WindowConfig(max_open_rows=3))
     closed = []
     for i in range(4):
-        rows.add(change(i, 0, i), closed)
+        rows.add(change(i, 0, i), closed, NOW)
     assert len(closed) == 1 and rows.open == {} and rows.durable() == 4
 
 
 def test_retried_batch_is_not_folded_twice() -> None:
     state = PartitionWindows("t", 0, WindowConfig())
     closed: list[Part] = []
-    state.add(change(1, 0, 0), closed)
+    state.add(change(1, 0, 0), closed, NOW)
     state.advance(1)
-    state.add(change(1, 0, 0), closed)
+    state.add(change(1, 0, 0), closed, NOW)
     assert state.open[0].events == 1
 
 
@@ -176,3 +177,78 @@ def test_reports_keys_and_schemas(cdc: SimpleNamespace) -> None:
         assert table.report in SCHEMAS
     top = next(t for t in tables if t.report == "top_customers")
     assert top.columns["customer_id"] == [1] and top.num_rows == 1
+
+
+FAR = 4_070_908_800_000  # 2099-01-01T00:00:00Z: a source clock (or a ts_ms) gone wrong
+
+
+def test_a_far_future_change_neither_closes_windows_nor_makes_later_changes_late() -> None:
+    cfg = WindowConfig(window_ms=5 * MIN, grace_ms=MIN, max_clock_skew_ms=MIN)
+    state = PartitionWindows("t", 0, cfg)
+    closed: list[Part] = []
+    current = NOW + 10 * MIN  # the window the processing clock is in
+    now = current + 2 * MIN + MIN // 2  # 2.5 minutes into it
+    assert not state.add(change(1, now - 6 * MIN, 0), closed, now)
+    assert not state.add(change(2, now - MIN, 1), closed, now)
+    assert not state.add(change(3, now - MIN // 2, 2), closed, now)
+    assert [p.window_start for p in closed] == [current - 5 * MIN]  # the watermark's due close
+    assert state.add(change(4, FAR, 3), closed, now)  # ahead of the clock by 73 years
+    # The watermark went to now + skew - grace at most, not to 2099 - grace.
+    assert state.watermark == now
+    assert [p.window_start for p in closed] == [current - 5 * MIN]
+    assert sorted(state.open) == [current, cfg.window_of(FAR)]
+    far = state.open[cfg.window_of(FAR)]  # counted in its own window, not as late
+    assert (far.events, far.late, far.late_ids) == (1, {}, set())
+    assert not state.add(change(5, now + 10_000, 4), closed, now + 10_000)
+    assert not state.add(change(6, now + 20_000, 5), closed, now + 20_000)
+    part = state.open[current]
+    assert part.events == 4 and part.late == {}, "changes after it are on time"
+    # A change from 1970 is just late: filed under the current window, nothing closed or opened.
+    assert not state.add(change(7, 0, 6), closed, now + 30_000)
+    assert sorted(state.open) == [current, cfg.window_of(FAR)]
+    assert part.late_ids == {7} and part.late[0].count == 1
+    assert len(closed) == 1
+    # When the watermark closes the current window, the 2099 part goes with it: it would not
+    # hold the partition's commits back for 73 years.
+    later = current + 6 * MIN + 1
+    assert state.durable() == 1
+    assert not state.add(change(8, later, 7), closed, later)
+    assert [p.window_start for p in closed[1:]] == [current, cfg.window_of(FAR)]
+    assert [p.events for p in closed[1:]] == [5, 1]
+    assert state.durable() == 7 and sorted(state.open) == [current + 5 * MIN]
+
+
+def test_bogus_event_times_keep_windows_and_memory_bounded() -> None:
+    # Changes stamped anywhere in the range the parser accepts (year 1 to 9999), mixed with
+    # on-time ones: no more open windows than the cap, every closed part can be written, and
+    # no change whose window has not ended on the processing clock is late (with the skew at
+    # most the grace, no watermark passes the clock).
+    import random
+
+    from analytics_flusher._reports import window_summary
+
+    rng = random.Random(7)
+    cfg = WindowConfig(window_ms=5 * MIN, grace_ms=MIN, max_open_windows=4)
+    state = PartitionWindows("t", 0, cfg)
+    closed: list[Part] = []
+    extremes = [-62_135_596_800_000, 253_402_300_799_999, 0, FAR]
+    on_time: set[int] = set()
+    for i in range(2_000):
+        now = NOW + i * 1_000
+        if i % 3 == 0:
+            ts = extremes[i % 4] if i < 12 else rng.randrange(-62_135_596_800_000, 2**47)
+        else:
+            ts = now
+            on_time.add(i)
+        state.add(change(i, ts, i), closed, now)
+        assert len(state.open) <= cfg.max_open_windows
+    state.close_all(closed)
+    assert sum(p.events for p in closed) == 2_000
+    late = {ident for p in closed for ident in p.late_ids}
+    assert not late & on_time
+    for part in closed:
+        tables = build_reports(part, "reports", top_n=3)
+        window_summary(part, tables)
+        for table in tables:
+            encode_parquet(table)
+        object_key("reports", "orders", part)

@@ -196,3 +196,54 @@ def test_batch_boundaries_do_not_change_objects(
         h.shutdown()
         results.append(store.objects)
     assert results[0] == results[1]
+
+
+def test_a_far_future_record_is_counted_in_its_own_window_and_holds_nothing_back(
+    cdc: SimpleNamespace, store: Any, tmp_path: Path
+) -> None:
+    far = 4_070_908_800_000  # 2099-01-01T00:00:00Z
+    t = cdc.T0
+    clock = [(t + 2 * MIN + MIN // 2) / 1000]  # the processing clock, 2.5 min into window t
+    sink = make_sink(store, wall_clock=lambda: clock[0])
+    h = harness(sink)
+    h.produce(
+        cdc.ORDERS,
+        [
+            cdc.order(1, ts=t + MIN),
+            cdc.order(2, ts=far),  # a source clock gone wrong
+            cdc.order(3, ts=t + 2 * MIN),
+            cdc.order(4, ts=0),  # 1970: late, nothing more
+        ],
+    )
+    h.run_until_idle()
+    assert sink.settle(timeout=30)
+    h.tick()
+    skewed = {"service": "analytics-flusher", "topic": cdc.ORDERS}
+    assert sink.metrics_registry.get_sample_value("lake_clock_skewed_records_total", skewed) == 1
+    assert store.objects == {}, "window t is still open: the 2099 record closed nothing"
+    clock[0] = (t + 7 * MIN) / 1000
+    h.produce(cdc.ORDERS, [cdc.order(5, ts=t + 7 * MIN)])  # its watermark closes window t ...
+    h.run_until_idle()
+    assert sink.settle(timeout=30)
+    h.tick()
+    # ... and the 2099 part with it, so the commit moves past the 2099 record.
+    assert h.committed == {TopicPartition(cdc.ORDERS, 0): 4}
+    h.shutdown()
+    root = store.dump(tmp_path)
+    assert query(root, DAILY_SALES) == [(cdc.CREATED.date(), 5, Decimal("50.00"))]
+    images = duckdb.sql(
+        f"SELECT order_id, strftime(window_start, '%Y-%m-%d %H:%M'), late "
+        f"FROM read_parquet('{root}/orders/**/*.parquet') ORDER BY order_id"
+    ).fetchall()
+    assert images == [
+        (1, "2026-01-01 00:00", False),
+        (2, "2099-01-01 00:00", False),  # counted in its own window
+        (3, "2026-01-01 00:00", False),  # not late
+        (4, "2026-01-01 00:00", True),  # late, filed under the current window
+        (5, "2026-01-01 00:05", False),
+    ]
+    late = duckdb.sql(
+        f"SELECT epoch_ms(event_window_start), late_events "
+        f"FROM read_parquet('{root}/late/**/*.parquet')"
+    ).fetchall()
+    assert late == [(0, 1)]

@@ -8,7 +8,7 @@ open connection inside the batch's transaction; writes are one statement per tab
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 import orjson
@@ -335,14 +335,19 @@ def add_user_totals(conn: Connection, totals: Iterable[UserTotals]) -> None:
     )
 
 
-def advance_watermark(conn: Connection, latest: Any) -> None:
+def advance_watermark(conn: Connection, latest: datetime, bound: datetime) -> None:
+    """Move the activity watermark up to ``latest``, never past ``bound`` (the processing
+    clock + MAX_CLOCK_SKEW): a value already stored beyond it (a skewed event applied before
+    the rule existed) is pulled back to ``bound``, so a poisoned watermark heals on the next
+    batch of user events."""
     conn.execute(
         sa.text(
-            "INSERT INTO activity_watermark AS w (id, max_event_at) VALUES (1, :at) "
-            "ON CONFLICT (id) DO UPDATE "
-            "SET max_event_at = GREATEST(w.max_event_at, excluded.max_event_at)"
+            "INSERT INTO activity_watermark AS w (id, max_event_at) "
+            "VALUES (1, LEAST(CAST(:at AS timestamptz), CAST(:bound AS timestamptz))) "
+            "ON CONFLICT (id) DO UPDATE SET max_event_at = "
+            "LEAST(GREATEST(w.max_event_at, excluded.max_event_at), CAST(:bound AS timestamptz))"
         ),
-        {"at": latest},
+        {"at": latest, "bound": bound},
     )
 
 

@@ -17,7 +17,9 @@ steps 2 and 3 live in ``_deltas``):
 ``apply_changes`` runs them against a ``StateStore``: the sink's is PostgreSQL inside the
 batch's transaction (with the consumer offsets), the unit tests' is a few dicts.
 User-activity statistics are sums (``fold_user_events``), and the engagement score and churn
-risk are a documented formula (``scores``) evaluated as of the latest event time seen.
+risk are a documented formula (``scores``) evaluated as of the activity watermark: the latest
+event time seen, each time bounded by the processing clock (``bounded_latest``), so one event
+from a clock-skewed front end cannot move it into the future.
 """
 
 from __future__ import annotations
@@ -276,8 +278,16 @@ def fold_user_events(events: Iterable[UserEvent]) -> dict[str, UserTotals]:
     return {u: UserTotals(u, a[0], a[1], a[2], a[3], a[4], a[5]) for u, a in acc.items()}
 
 
-# Engagement score and churn risk, as of the latest event time seen on the topic (never the
-# wall clock, so a replay computes the same values):
+def bounded_latest(times: Iterable[datetime], bound: datetime) -> datetime | None:
+    """The clock-skew rule for the activity watermark: the latest of ``times``, each capped at
+    ``bound`` = the processing clock + MAX_CLOCK_SKEW (an event time past it is a clock-skewed
+    or bogus one; the event keeps its own timestamp as ``last_active``). None without events."""
+    return max((min(t, bound) for t in times), default=None)
+
+
+# Engagement score and churn risk, as of the activity watermark (the latest event time seen on
+# the topic, bounded by the processing clock: ``bounded_latest``; never the wall clock itself,
+# so a replay of events that were not ahead of the clock computes the same values):
 #   R (recency)   = max(0, 1 - idle_seconds / RECENCY_HORIZON_S), idle = as_of - last_active
 #   F (frequency) = min(1, total_events / FREQUENCY_SATURATION)
 #   M (monetary)  = min(1, total_spent / SPEND_SATURATION)
@@ -328,6 +338,7 @@ __all__ = [
     "apply_product",
     "apply_status_counts",
     "average",
+    "bounded_latest",
     "compute_deltas",
     "first_occurrences",
     "flipped_orders",

@@ -13,6 +13,7 @@ specific to the statistics. Environment names are the field names upper-cased:
 | ``INVENTORY_CREATE_TABLE`` | ``false`` | create the table from its definition at start (dev) |
 | ``AWS_ENDPOINT_URL`` | unset | LocalStack / the emulator, for the projection |
 | ``ALERTS_TOPIC`` | ``alerts.low-stock`` | topic the outbox's low-stock alerts are meant for |
+| ``MAX_CLOCK_SKEW_SECONDS`` | ``300`` | no user event moves the scores' "as of" past now + this |
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ DEFAULT_TOPICS = (
     "user-events",
 )
 
+# User events carry the time the front end stamped on them, from clocks we do not run (app
+# servers, browsers): minutes of drift are ordinary, so up to 5 minutes ahead of our clock is
+# believed. The cost of a bogus time within it is an "as of" at most 5 minutes ahead of real
+# time: anyone's recency lower by at most 0.01 % of its 30-day horizon.
+DEFAULT_MAX_CLOCK_SKEW_S = 300
+
 
 class Settings(PostgresSinkSettings):
     """Everything the aggregator reads from the environment."""
@@ -44,3 +51,5 @@ class Settings(PostgresSinkSettings):
     inventory_table: str | None = None
     inventory_create_table: bool = False
     aws_endpoint_url: str | None = None
+    # See DEFAULT_MAX_CLOCK_SKEW_S; above a day the bound would no longer protect anything.
+    max_clock_skew_seconds: int = Field(default=DEFAULT_MAX_CLOCK_SKEW_S, ge=0, le=86_400)

@@ -9,6 +9,10 @@ deltas concurrently could each miss the other's uncommitted change. The statisti
 After the commit the alert outbox is published (when a publisher is configured) and the
 optional DynamoDB stock projection is brought up to date; both resume from PostgreSQL after a
 crash (see ``_outbox``).
+
+User events move the activity watermark (the scores' "as of") by their own timestamps, but
+never past the processing clock (``clock``, wall-clock UTC) + ``max_clock_skew``: see
+``domain.bounded_latest`` and ``_store.advance_watermark``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +47,7 @@ from sink_kit.postgres import (
 from sqlalchemy.engine import Connection, Engine
 
 from stats_aggregator import _store as store
+from stats_aggregator._metrics import StatsMetrics
 from stats_aggregator._model import TABLES, LowStockAlert, Record, RowChange, UserEvent
 from stats_aggregator._outbox import (
     PAGE,
@@ -50,9 +56,14 @@ from stats_aggregator._outbox import (
     RuntimePublisher,
     publish_alerts,
 )
-from stats_aggregator.domain import apply_changes, first_occurrences, fold_user_events
+from stats_aggregator.domain import (
+    apply_changes,
+    bounded_latest,
+    first_occurrences,
+    fold_user_events,
+)
 from stats_aggregator.errors import StatsAggregatorError
-from stats_aggregator.settings import SERVICE_NAME, Settings
+from stats_aggregator.settings import DEFAULT_MAX_CLOCK_SKEW_S, SERVICE_NAME, Settings
 
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
 # Serialises batches of all replicas (and the schema migration, under its own name).
@@ -61,6 +72,11 @@ MIGRATION_LOCK: Final = "stats-aggregator:schema"
 # A database restarting together with the service (compose, a failover) gets a minute before
 # the start fails and the orchestrator's restart back-off takes over.
 STARTUP_DB_WAIT_S: Final = 60.0
+
+
+def utc_now() -> datetime:
+    """The processing clock: wall-clock time, UTC."""
+    return datetime.now(UTC)
 
 
 def inventory_table_definition() -> dict[str, Any]:
@@ -82,6 +98,9 @@ class StatsSink(BaseSink[Record]):
         projection: InventoryProjection | None = None,
         publisher: AlertPublisher | None = None,
         alerts_topic: str = "alerts.low-stock",
+        max_clock_skew: timedelta = timedelta(seconds=DEFAULT_MAX_CLOCK_SKEW_S),
+        clock: Callable[[], datetime] = utc_now,
+        metrics: StatsMetrics | None = None,
     ) -> None:
         self.engine = engine
         self.group = group
@@ -89,6 +108,11 @@ class StatsSink(BaseSink[Record]):
         self.projection = projection
         self.publisher = publisher
         self.alerts_topic = alerts_topic
+        self.max_clock_skew = max_clock_skew
+        self.clock = clock
+        self.metrics = metrics or StatsMetrics()
+        # Served by the runtime on /metrics next to its own (consumer_runtime's Sink docs).
+        self.metrics_registry = self.metrics.registry
         self.offsets = OffsetStore(sa.MetaData())
         self._log = structlog.get_logger("stats_aggregator").bind(service=SERVICE_NAME)
         # Pending after-commit work; True at start so leftovers of a crash are picked up.
@@ -130,6 +154,7 @@ class StatsSink(BaseSink[Record]):
             projection=projection,
             publisher=RuntimePublisher(create_publisher(settings, SERVICE_NAME)),
             alerts_topic=settings.alerts_topic,
+            max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
         )
 
     # -- the runtime's hooks ------------------------------------------------------------------
@@ -143,19 +168,34 @@ class StatsSink(BaseSink[Record]):
     def write_batch(self, batch: Batch[Record]) -> Offsets | None:
         changes: dict[str, list[RowChange]] = {t: [] for t in TABLES}
         events: list[UserEvent] = []
-        for records in batch.records.values():
+        # One processing-clock reading per batch: no watermark goes past it + the skew.
+        bound = self.clock() + self.max_clock_skew
+        skewed: dict[str, list[UserEvent]] = {}
+        for tp, records in batch.records.items():
             for r in records:
                 if isinstance(r, RowChange):
                     changes[r.table].append(r)
                 else:
                     events.append(r)
+                    if r.timestamp > bound:
+                        skewed.setdefault(tp.topic, []).append(r)
         with db_errors("write statistics batch"), self.engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": BATCH_LOCK})
             alerts = self._apply_changes(conn, changes)
             if events:
-                self._apply_user_events(conn, events)
+                self._apply_user_events(conn, events, bound)
             self.offsets.save(conn, self.group, batch.next_offsets)
         self.stats["batches"] += 1
+        for topic, ahead in skewed.items():
+            self.metrics.count_skewed(topic, len(ahead))
+            self.stats["clock_skewed"] += len(ahead)
+            self._log.warning(
+                "user events ahead of the clock; the activity watermark stops at the bound",
+                topic=topic,
+                count=len(ahead),
+                latest=max(e.timestamp for e in ahead).isoformat(),
+                bound=bound.isoformat(),
+            )
         if alerts:
             self._alerts_pending = self.publisher is not None
         if changes["products"]:
@@ -196,7 +236,9 @@ class StatsSink(BaseSink[Record]):
             self.stats["alerts"] += len(outcome.alerts)
         return outcome.alerts
 
-    def _apply_user_events(self, conn: Connection, events: list[UserEvent]) -> None:
+    def _apply_user_events(
+        self, conn: Connection, events: list[UserEvent], bound: datetime
+    ) -> None:
         unique = first_occurrences(events)
         new_ids = store.new_event_ids(conn, [e.event_id for e in unique])
         fresh = [e for e in unique if e.event_id in new_ids]
@@ -205,7 +247,9 @@ class StatsSink(BaseSink[Record]):
         if not fresh:
             return
         store.add_user_totals(conn, fold_user_events(fresh).values())
-        store.advance_watermark(conn, max(e.timestamp for e in fresh))
+        latest = bounded_latest((e.timestamp for e in fresh), bound)
+        assert latest is not None  # ``fresh`` is not empty
+        store.advance_watermark(conn, latest, bound)
 
     def _after_commit(self) -> None:
         """Publish pending alerts and projection writes; failures wait for the next batch."""

@@ -4,13 +4,15 @@ Registered under the ``cdc.verifiers`` entry point: the CLI calls :func:`checks`
 stack's description; :func:`read_model` and :func:`expected` are also what the integration tests
 compare. The truth is :mod:`devstack.truth` (plain SQL over the source database and the
 simulator's log of acknowledged user events); the engagement and churn scores are the
-documented formula of :func:`stats_aggregator.domain.scores` applied to those true aggregates.
+documented formula of :func:`stats_aggregator.domain.scores` applied to those true aggregates,
+as of the activity watermark under the clock-skew rule (:func:`devstack.truth.activity_watermark`:
+the latest event time, none counted past the check's clock + ``MAX_CLOCK_SKEW_SECONDS``).
 Needs the ``verify`` extra (the dev stack).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from devstack.verify import Check, VerifyContext, diff_maps
 from sink_kit.postgres import make_engine
 
 from stats_aggregator.domain import scores
+from stats_aggregator.settings import DEFAULT_MAX_CLOCK_SKEW_S
 
 if TYPE_CHECKING:
     import psycopg2.extensions
@@ -77,12 +80,17 @@ def expected(
     source: psycopg2.extensions.connection,
     events: list[dict[str, Any]],
     low_stock_threshold: int = 10,
+    *,
+    max_clock_skew: timedelta = timedelta(seconds=DEFAULT_MAX_CLOCK_SKEW_S),
+    now: datetime | None = None,
 ) -> dict[str, dict[Any, Any]]:
-    """What every statistic must hold, from the source database and the acknowledged events."""
+    """What every statistic must hold, from the source database and the acknowledged events
+    (the scores as of the activity watermark bounded by ``now``, the check's clock by default,
+    + ``max_clock_skew``: the aggregator's rule)."""
     customers = truth.customer_stats(source)
     products = truth.product_stats(source, low_stock_threshold)
     users = truth.user_stats(events)
-    as_of = max((datetime.fromisoformat(e["timestamp"]) for e in events), default=None)
+    as_of = truth.activity_watermark(events, now or datetime.now(UTC), max_clock_skew)
 
     def user_row(u: truth.UserStats) -> tuple[Any, ...]:
         assert as_of is not None and u.last_active is not None
@@ -120,19 +128,23 @@ def compare(
     source: psycopg2.extensions.connection,
     events: list[dict[str, Any]],
     low_stock_threshold: int = 10,
+    *,
+    max_clock_skew: timedelta = timedelta(seconds=DEFAULT_MAX_CLOCK_SKEW_S),
 ) -> list[Check]:
     """One check per statistic: the read model equals the truth, key by key."""
-    want = expected(source, events, low_stock_threshold)
+    want = expected(source, events, low_stock_threshold, max_clock_skew=max_clock_skew)
     got = read_model(engine)
     return [diff_maps(SERVICE, name, want[name], got[name]) for name in STATISTICS]
 
 
 def checks(ctx: VerifyContext) -> list[Check]:
     url = ctx.info.databases[SERVICE]
-    threshold = int(ctx.info.env_of(SERVICE).get("LOW_STOCK_THRESHOLD", "10"))
+    env = ctx.info.env_of(SERVICE)
+    threshold = int(env.get("LOW_STOCK_THRESHOLD", "10"))
+    skew = timedelta(seconds=int(env.get("MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_S)))
     engine = make_engine(url)
     try:
         with ctx.source() as source:
-            return compare(engine, source, ctx.activity_events(), threshold)
+            return compare(engine, source, ctx.activity_events(), threshold, max_clock_skew=skew)
     finally:
         engine.dispose()

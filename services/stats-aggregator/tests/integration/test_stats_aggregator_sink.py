@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ from consumer_runtime import CommitStrategy, TopicPartition
 from consumer_runtime.testing import SinkHarness
 from devstack.pytest_plugin import SinkSchema
 from sink_kit.postgres import make_engine, upgrade_schema
-from stats_aggregator import Decoder, StatsSink
+from stats_aggregator import Decoder, StatsSink, scores
 from stats_aggregator.sink import MIGRATION_LOCK, MIGRATIONS
 
 T0 = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)
@@ -172,4 +172,91 @@ def test_sums_of_the_largest_totals_the_source_allows_are_held_exactly(
         (top * 200,)
     ]
     assert _rows(sink, "SELECT revenue FROM daily_sales") == [(top * 200,)]
+    h.shutdown()
+
+
+# -- clocks lie: a user event stamped far ahead of the processing clock --------------------------
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # the processing clock of these tests
+SKEW = timedelta(minutes=5)
+Y2099 = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+def _activity(event_id: str, user: str, at: datetime) -> bytes:
+    event = orjson.loads(make_user_activity(event_type="purchase", user_id=user))
+    return orjson.dumps(event | {"event_id": event_id, "timestamp": at.isoformat(), "amount": 50})
+
+
+def _watermark(sink: StatsSink) -> datetime:
+    [(at,)] = _rows(sink, "SELECT max_event_at FROM activity_watermark")
+    assert isinstance(at, datetime)
+    return at
+
+
+def _scores_as_of(sink: StatsSink, as_of: datetime) -> None:
+    """Every user's scores in the ``user_stats`` view are those of ``domain.scores`` as of
+    ``as_of``."""
+    rows = _rows(
+        sink,
+        "SELECT user_id, total_events, total_spent, last_active, engagement_score, churn_risk "
+        "FROM user_stats ORDER BY user_id",
+    )
+    assert rows
+    for user, events, spent, last_active, engagement, churn in rows:
+        want = scores(events, spent, last_active, as_of)
+        assert (engagement, churn) == (want.engagement_score, want.churn_risk), user
+
+
+def test_an_event_dated_2099_moves_the_scores_as_of_no_further_than_now_plus_skew(
+    sink_schema: SinkSchema,
+) -> None:
+    clock = [NOW]
+    sink = _sink(sink_schema, clock=lambda: clock[0], max_clock_skew=SKEW)
+    h = _harness(sink)
+    h.produce("user-events", [_activity("a", "u1", NOW - timedelta(days=3)),
+                              _activity("b", "u2", NOW - timedelta(hours=1))])  # fmt: skip
+    h.run_until_idle()
+    assert _watermark(sink) == NOW - timedelta(hours=1)
+    h.produce("user-events", [_activity("c", "u3", Y2099)])  # a front end's clock gone wrong
+    h.run_until_idle()
+    assert _watermark(sink) == NOW + SKEW
+    # The event itself counts, with its own time; the others' recency is not 0.
+    assert _rows(sink, "SELECT total_events, last_active FROM user_stats WHERE user_id = 'u3'") == [
+        (1, Y2099)
+    ]
+    _scores_as_of(sink, NOW + SKEW)
+    [(u1_engagement,)] = _rows(sink, "SELECT engagement_score FROM user_stats WHERE user_id = 'u1'")
+    assert u1_engagement > scores(1, Decimal(50), NOW - timedelta(days=3), Y2099).engagement_score
+    skewed = {"service": "stats-aggregator", "topic": "user-events"}
+    assert sink.metrics_registry.get_sample_value("stats_clock_skewed_records_total", skewed) == 1
+    # Ten minutes later, on-time events move the watermark on: 2099 holds nothing.
+    clock[0] = NOW + timedelta(minutes=10)
+    h.produce("user-events", [_activity("d", "u2", NOW + timedelta(minutes=9))])
+    h.run_until_idle()
+    assert _watermark(sink) == NOW + timedelta(minutes=9)
+    _scores_as_of(sink, NOW + timedelta(minutes=9))
+    h.shutdown()
+
+
+def test_a_watermark_poisoned_before_the_rule_heals_on_the_next_batch(
+    sink_schema: SinkSchema,
+) -> None:
+    clock = [NOW]
+    sink = _sink(sink_schema, clock=lambda: clock[0], max_clock_skew=SKEW)
+    h = _harness(sink)
+    h.produce("user-events", [_activity("a", "u1", NOW - timedelta(days=3))])
+    h.run_until_idle()
+    # What the unbounded GREATEST left behind after one event dated 2099.
+    with sink.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE activity_watermark SET max_event_at = :at"), {"at": Y2099})
+    _scores_as_of(sink, Y2099)  # recency 0 for everyone: frozen
+    h.produce("user-events", [_activity("b", "u2", NOW - timedelta(minutes=1))])
+    h.run_until_idle()
+    assert _watermark(sink) == NOW + SKEW  # pulled back by the next batch
+    _scores_as_of(sink, NOW + SKEW)
+    clock[0] = NOW + timedelta(minutes=10)
+    h.produce("user-events", [_activity("c", "u1", NOW + timedelta(minutes=10))])
+    h.run_until_idle()
+    assert _watermark(sink) == NOW + timedelta(minutes=10)
+    _scores_as_of(sink, NOW + timedelta(minutes=10))
     h.shutdown()

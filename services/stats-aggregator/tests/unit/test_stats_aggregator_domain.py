@@ -34,6 +34,7 @@ from stats_aggregator._model import (
 from stats_aggregator.domain import (
     apply_changes,
     average,
+    bounded_latest,
     first_occurrences,
     fold,
     fold_user_events,
@@ -432,6 +433,19 @@ def test_scores_follow_the_documented_formula() -> None:
     # Idle beyond the horizon, nothing else: no engagement, full churn risk.
     gone = scores(0, Decimal(0), T0, T0 + timedelta(days=90))
     assert (gone.engagement_score, gone.churn_risk) == (Decimal("0.0"), Decimal("1.000"))
+
+
+def test_the_watermark_takes_no_event_time_past_the_clock_plus_the_skew() -> None:
+    bound = T0 + timedelta(minutes=5)  # the processing clock T0, 5 minutes of skew
+    ahead = datetime(2099, 1, 1, tzinfo=UTC)
+    assert bounded_latest([T0 - timedelta(hours=1), ahead], bound) == bound
+    assert bounded_latest([T0 - timedelta(hours=1), T0 + timedelta(minutes=4)], bound) == (
+        T0 + timedelta(minutes=4)  # within the skew: believed
+    )
+    assert bounded_latest([datetime(1970, 1, 1, tzinfo=UTC)], bound) == datetime(
+        1970, 1, 1, tzinfo=UTC
+    )
+    assert bounded_latest([], bound) is None
 
 
 def _rc(table: str, key: int, op: str, values: dict[str, Any] | None, lsn: int) -> RowChange:
