@@ -44,7 +44,8 @@ class DurableLatency:
             waiting = self._waiting.get(tp)
             while waiting and waiting[0][0] <= offset:
                 _, ts_ms = waiting.popleft()
-                self._observe(tp.topic, now - ts_ms / 1000.0)
+                # A source clock ahead of ours is no negative latency (clocks lie).
+                self._observe(tp.topic, max(0.0, now - ts_ms / 1000.0))
 
     def forget(self, tp: TopicPartition) -> None:
         """A partition left this member: its waiting records are the next owner's."""

@@ -337,3 +337,17 @@ def test_the_metadata_refresh_is_shortened_only_for_a_pattern_and_yields_to_the_
         ("^a.*",), kafka_consumer_extra={"topic.metadata.refresh.interval.ms": 60_000}
     )
     assert overridden["topic.metadata.refresh.interval.ms"] == 60_000
+
+
+def test_a_source_time_from_the_future_is_observed_as_zero_latency_not_negative() -> None:
+    from consumer_runtime._latency import DurableLatency
+    from consumer_runtime._message import TopicPartition
+
+    seen: list[float] = []
+    latency = DurableLatency(lambda _topic, seconds: seen.append(seconds))
+    tp = TopicPartition("t", 0)
+    latency.handed(tp, 1, 4_070_908_800_000)  # 2099: a skewed source clock
+    latency.handed(tp, 2, 0)  # 1970
+    latency.durable({tp: 2})
+    assert seen[0] == 0.0
+    assert seen[1] > 1e9
