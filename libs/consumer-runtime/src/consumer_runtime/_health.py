@@ -95,11 +95,16 @@ def _handler(state: HealthState, registry: CollectorRegistry) -> type[BaseHTTPRe
                 self._send(404, b"not found\n", "text/plain")
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The prober gave up (its timeout passed while the process was busy or
+                # stopped): nothing to answer, and nothing to log as a traceback.
+                return
 
         def log_message(self, format: str, *args: object) -> None:
             return  # probes every few seconds would drown the service's own logs
