@@ -3,8 +3,10 @@
 ``parse_record`` turns one Kafka record of a Debezium topic into a ``ChangeEvent``,
 ``Tombstone``, ``Heartbeat``, ``TransactionBoundary`` or ``SchemaChange``;
 ``parse_user_activity`` turns one front-end event into a validated ``UserActivity``. Malformed
-input raises ``ParseError`` with a stable ``code``. ``cdc_events.testing`` holds golden records
-captured from the real connector and builders for hand-made events.
+input raises ``ParseError`` with a stable ``code``. ``source_version`` gives a change's place in
+its row's history as text that sorts byte-wise, for version-guarded sinks.
+``cdc_events.testing`` holds golden records captured from the real connector and builders for
+hand-made events.
 """
 
 from cdc_events._column_types import ColumnTypes, DecimalColumn
@@ -25,6 +27,7 @@ from cdc_events._model import (
 )
 from cdc_events._parser import DEFAULT_MAX_BYTES, Parser, parse_record
 from cdc_events._user_activity import EVENT_TYPES, UserActivity, parse_user_activity
+from cdc_events._version import source_version
 from cdc_events._view import ChangeView
 
 __all__ = [
@@ -52,4 +55,5 @@ __all__ = [
     "normalise",
     "parse_record",
     "parse_user_activity",
+    "source_version",
 ]

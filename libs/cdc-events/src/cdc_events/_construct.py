@@ -1,7 +1,7 @@
 """Positional constructors of the two records ``parse_record`` builds for every change event.
 
 A frozen dataclass's generated ``__init__`` sets each field through ``object.__setattr__``,
-looked up anew per field; with eleven fields in ``Source`` and thirteen in ``ChangeEvent`` that
+looked up anew per field; with twelve fields in ``Source`` and thirteen in ``ChangeEvent`` that
 is a visible share of parsing one event. These build the same objects (every slot set, nothing
 else, as the generated ``__init__`` does) through the slots' own descriptors. Only ``_parser``
 and ``_fields`` use them; everyone else constructs records the ordinary way.
@@ -37,6 +37,7 @@ def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
     _s_tx_id,
     _s_binlog,
     _s_version,
+    _s_commit_lsn,
 ) = _setters(
     Source,
     (
@@ -51,6 +52,7 @@ def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
         "tx_id",
         "binlog",
         "version",
+        "commit_lsn",
     ),
 )
 
@@ -67,6 +69,7 @@ def new_source(
     tx_id: str | None,
     binlog: BinlogPosition | None,
     version: str | None,
+    commit_lsn: int | None,
 ) -> Source:
     """``Source(...)`` with every field given, in declaration order."""
     obj: Source = _new(Source)
@@ -81,6 +84,7 @@ def new_source(
     _s_tx_id(obj, tx_id)
     _s_binlog(obj, binlog)
     _s_version(obj, version)
+    _s_commit_lsn(obj, commit_lsn)
     return obj
 
 

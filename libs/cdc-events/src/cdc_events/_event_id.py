@@ -28,7 +28,8 @@ the snapshot's LSN, so the key is what keeps their ids apart.
 
 Limits: ``source.lsn`` is a position, not an order: changes of overlapping PostgreSQL
 transactions interleave in LSN order but are emitted in commit order, so never compare ids or
-LSNs to order events (use the Kafka offset within a partition). A new snapshot (a re-run after a
+LSNs to order events (``source_version`` orders the changes of a row). ``source.sequence`` is
+not part of the id. A new snapshot (a re-run after a
 failed one, or a blocking/incremental snapshot) reads the rows at a new position: new ids, by
 design (it is a new read). The unwrap form without ``lsn`` in ``add.fields`` falls back to the
 millisecond commit time: two changes of one row by one operation in one millisecond collide.

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import time
 from typing import Any, Final
 
+import orjson
+
 from cdc_events import _logical as lg
 from cdc_events._construct import new_source
 from cdc_events._errors import ParseError
@@ -41,7 +43,18 @@ SOURCE_FIELDS: Final = (
     "ts_ms",
     "lsn",
     "txId",
+    "sequence",
 )
+# source.sequence of the PostgreSQL connector as Debezium writes it (Jackson, no spaces):
+# '["<lastCommitLsn>","<lsn>"]', either element null. Up to 19 digits is below 2**64 whatever
+# the digits; anything else (20 digits, a sign, spaces) takes the checked path.
+_MATCH_SEQUENCE: Final = re.compile(
+    r'\[(?:null|"([0-9]{1,19})"),(?:null|"[0-9]{1,19}")\]'
+).fullmatch
+# Connectors whose source.sequence is PostgreSQL's; another connector's is its own business.
+SEQUENCE_CONNECTORS: Final = frozenset({"postgresql", None})
+_U64_MAX: Final = 2**64 - 1
+_I64_MIN: Final = -(2**63)
 
 
 def opt_int(d: Mapping[str, Any], name: str, path: str) -> int | None:
@@ -71,6 +84,52 @@ def str_or_none(value: Any, path: str) -> str | None:
     if value is None or type(value) is str:
         return value
     raise ParseError("type_mismatch", f"{path}: expected a string, got {value!r:.40}")
+
+
+def read_sequence(value: Any) -> int | None:
+    """The commit LSN (first element) of a PostgreSQL ``source.sequence``, checked whole.
+
+    A JSON string holding a two-element array of nulls or decimal strings, each a 64-bit LSN
+    (unsigned, or Debezium's signed Java ``long`` of one past 2**63); anything else is a
+    ``type_mismatch``."""
+    if type(value) is str:
+        match = _MATCH_SEQUENCE(value)
+        if match is not None:
+            commit = match[1]
+            return None if commit is None else int(commit)
+    elif value is None:
+        return None
+    return _read_sequence_checked(value)
+
+
+def _read_sequence_checked(value: Any) -> int | None:
+    def refuse(why: str) -> ParseError:
+        return ParseError(
+            "type_mismatch",
+            'source.sequence: expected the text of a JSON array ["<commit lsn>","<lsn>"] of two '
+            f"LSNs (decimal strings) or nulls, got {why}",
+        )
+
+    if type(value) is not str:
+        raise refuse(f"a JSON {type(value).__name__} instead of a string")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise refuse(f"{value!r:.60}: not JSON") from exc
+    if type(doc) is not list or len(doc) != 2:
+        raise refuse(f"{value!r:.60}: not a two-element array")
+    lsns: list[int | None] = []
+    for element in doc:
+        if element is None:
+            lsns.append(None)
+            continue
+        if type(element) is not str or _INT_TEXT.fullmatch(element) is None:
+            raise refuse(f"{value!r:.60}: an element is not a decimal string")
+        lsn = int(element)
+        if not _I64_MIN <= lsn <= _U64_MAX:
+            raise refuse(f"{value!r:.60}: an element is outside 64 bits")
+        lsns.append(lsn)
+    return lsns[0]
 
 
 def read_snapshot(value: Any) -> str | None:
@@ -113,11 +172,11 @@ def common_source(src: Any) -> tuple[Any, ...] | None:
     """The fields of a common ``source`` block (``SOURCE_FIELDS`` order) read in one pass, or
     None: any other block (MySQL, a boolean snapshot, text numbers, a type error, ``ts_ms`` out
     of range) needs the checked path. The common block has every field of its expected JSON
-    type."""
+    type but ``sequence``, returned raw: ``read_sequence`` checks it."""
     if type(src) is not dict or "file" in src:
         return None
     fields = tuple(map(src.get, SOURCE_FIELDS))
-    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = fields
+    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id, _ = fields
     if (
         connector != "mysql"
         and TEXT_TYPES.issuperset(
@@ -135,7 +194,7 @@ def read_source(src: Any) -> Source:
     fields = common_source(src)
     if fields is None:
         return _read_source_checked(src)
-    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id = fields
+    connector, name, db, schema, table, version, snapshot, ts_ms, lsn, tx_id, sequence = fields
     return new_source(
         connector,
         name,
@@ -148,6 +207,7 @@ def read_source(src: Any) -> Source:
         None if tx_id is None else str(tx_id),
         None,
         version,
+        read_sequence(sequence) if connector in SEQUENCE_CONNECTORS else None,
     )
 
 
@@ -171,6 +231,7 @@ def _read_source_checked(src: Any) -> Source:
         tx_id=tx_id,
         binlog=binlog,
         version=str_or_none(src.get("version"), "source.version"),
+        commit_lsn=read_sequence(src.get("sequence")) if connector in SEQUENCE_CONNECTORS else None,
     )
 
 

@@ -56,6 +56,7 @@ NORMALISED_KEYS: Final = (
     "source_ts_ms",
     "ts_ms",
     "lsn",
+    "commit_lsn",
     "tx_id",
     "snapshot",
     "transaction",
@@ -105,6 +106,11 @@ class Source:
     """PostgreSQL ``txId`` (as text) or MySQL GTID."""
     binlog: BinlogPosition | None = None
     version: str | None = None
+    commit_lsn: int | None = None
+    """PostgreSQL: the first element of ``source.sequence``, the commit LSN of the transaction
+    Debezium processed before this change's (the same for every change of a transaction, growing
+    in commit order); ``None`` for snapshot reads, the first transaction after the snapshot, and
+    without a ``sequence``. See ``source_version``."""
 
     @property
     def is_snapshot(self) -> bool:
@@ -183,6 +189,7 @@ class ChangeEvent:
             "source_ts_ms": src.ts_ms,
             "ts_ms": self.ts_ms,
             "lsn": src.lsn,
+            "commit_lsn": src.commit_lsn,
             "tx_id": self.tx_id,
             "snapshot": src.snapshot,
             "transaction": None if self.transaction is None else self.transaction.to_dict(),

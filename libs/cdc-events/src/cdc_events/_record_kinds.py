@@ -70,8 +70,9 @@ def unwrapped_event(
         return None
 
     topic_schema, topic_table = fl.topic_parts(topic)
+    connector = fl.str_or_none(pick("connector", "source_connector"), "__connector")
     source = Source(
-        connector=fl.str_or_none(pick("connector", "source_connector"), "__connector"),
+        connector=connector,
         name=fl.str_or_none(pick("name", "source_name"), "__name"),
         db=fl.str_or_none(pick("db", "source_db"), "__db"),
         schema=fl.str_or_none(pick("schema", "source_schema"), "__schema") or topic_schema,
@@ -82,6 +83,9 @@ def unwrapped_event(
         tx_id=fl.read_txid(pick("txId", "source_txId", "gtid", "source_gtid")),
         binlog=fl.read_binlog({k.removeprefix("source_"): v for k, v in meta.items()})
         if pick("file", "source_file") is not None
+        else None,
+        commit_lsn=fl.read_sequence(pick("sequence", "source_sequence"))
+        if connector in fl.SEQUENCE_CONNECTORS
         else None,
     )
     raw_key, decoded_key = key_of(source)

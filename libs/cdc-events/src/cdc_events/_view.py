@@ -14,8 +14,9 @@ on every record, malformed ones included: a unit test holds them to it over the 
 and fuzzed mutations of them.
 
 The view holds everything a ``ChangeEvent`` does but the source's ``name`` and ``version``
-(the LSN, the transaction, the snapshot marker and, from the full path, the MySQL binlog
-position too), so a consumer that stores whole changes (the event store) can read only views.
+(the LSN, the commit LSN of ``source.sequence``, the transaction, the snapshot marker and, from
+the full path, the MySQL binlog position too), so a consumer that stores whole changes (the
+event store) can read only views, and ``source_version`` takes a view as it takes an event.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class ChangeView(NamedTuple):
     snapshot: str | None
     transaction: TransactionInfo | None
     binlog: BinlogPosition | None
+    commit_lsn: int | None = None
+    """``Source.commit_lsn``: the first element of PostgreSQL's ``source.sequence``."""
 
     @property
     def row(self) -> dict[str, Any] | None:
@@ -99,6 +102,7 @@ class ChangeView(NamedTuple):
             src.snapshot,
             event.transaction,
             src.binlog,
+            src.commit_lsn,
         )
 
     def normalised_rows(self) -> tuple[Any, Any, Any]:
@@ -161,9 +165,10 @@ def _common(
     fields = fl.common_source(src)
     if fields is None:
         return None
-    connector, _, db, schema, table, _, snapshot, ts_ms, lsn, tx_id = fields
+    connector, _, db, schema, table, _, snapshot, ts_ms, lsn, tx_id, sequence = fields
     if connector != "postgresql":
         return None
+    commit_lsn = fl.read_sequence(sequence)
     schema = schema or None
     table = table or None
     block = payload.get("transaction")
@@ -235,6 +240,7 @@ def _common(
         snapshot,
         transaction,
         None,
+        commit_lsn,
     )
 
 

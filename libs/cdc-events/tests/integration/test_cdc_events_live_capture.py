@@ -19,6 +19,7 @@ from cdc_events import (
     Tombstone,
     TransactionBoundary,
     parse_record,
+    source_version,
 )
 from cdc_events.testing import Workload, golden
 from devstack import DebeziumRelay, PostgresServer, Record, read_topic
@@ -155,6 +156,17 @@ def test_fresh_records_match_the_golden_ones(
     assert _shape(orders[order_events.index(order_update)].value, workload.orders) == _shape(
         golden("pg-schema-orders-u").value, "orders"
     )
+
+    # The versions of each row's changes grow in the order the connector emitted them (one key
+    # per partition, so offset order is that order), from the real source.sequence.
+    for changes in (events, order_events):
+        by_key: dict[Any, list[str]] = {}
+        for event in changes:
+            if isinstance(event, ChangeEvent):
+                by_key.setdefault(_key_id(event), []).append(source_version(event))
+        for versions in by_key.values():
+            assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
+    assert updated.source.commit_lsn is not None  # a later transaction than the first streamed
 
     # Transaction metadata: BEGIN and END of the teapot's transaction correlate on the txId.
     boundaries = [

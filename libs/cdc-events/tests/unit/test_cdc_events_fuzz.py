@@ -1,8 +1,9 @@
 """Fuzz: random and mutated records raise ParseError or parse; nothing else ever escapes, the
 last-line safety net (``invalid_value``) is never the one raising, and ``parse_view`` gives the
-same answer as ``parse_record``. Mutations include out-of-range values: timestamps in UTC
-outside years 1-9999, integers at the ends of 64 bits, decimals with absurd scales or exponents,
-text integers ``int()`` refuses."""
+same answer as ``parse_record`` (and ``source_version`` one fixed-width version of a change
+either way). Mutations include out-of-range values: timestamps in UTC outside years 1-9999,
+integers at the ends of 64 bits, decimals with absurd scales or exponents, text integers
+``int()`` refuses, malformed PostgreSQL ``source.sequence`` texts."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from cdc_events import (
     ParseError,
     Parser,
     parse_user_activity,
+    source_version,
 )
 from cdc_events.testing import golden_records, make_user_activity
 from hypothesis import HealthCheck, given, settings
@@ -116,6 +118,11 @@ def parse_only_parse_error(
         except ParseError as exc:
             view = exc.code
         assert view == (ChangeView.of(result) if isinstance(result, ChangeEvent) else result)
+        if isinstance(result, ChangeEvent):
+            # Every change that parses has a version, the same from both entry points.
+            version = source_version(result)
+            assert source_version(view) == version
+            assert len(version) == {"p": 42, "m": 62, "t": 61}[version[0]], version
 
 
 def _mutate(doc: Any, rnd: random.Random, value: Any) -> Any:
@@ -306,3 +313,70 @@ def test_random_json(doc: Any, topic: str) -> None:
     parse_only_parse_error(
         RECORDS[0], b'{"id":1}', orjson.dumps({"schema": doc, "payload": doc}), topic
     )
+
+
+# PostgreSQL source.sequence texts: Jackson's layout, other layouts, and malformed ones.
+SEQUENCES: list[Any] = [
+    '["28330144","28330144"]',
+    '[null,"28329528"]',
+    "[null,null]",
+    '[ "1" , "2" ]',
+    '["18446744073709551615","1"]',
+    '["18446744073709551616","1"]',
+    '["-9223372036854775808","1"]',
+    '["-9223372036854775809","1"]',
+    '["9999999999999999999","1"]',
+    '["99999999999999999999","1"]',
+    '["' + "9" * 5000 + '","1"]',
+    '["\u00b2","1"]',
+    '["1_0","1"]',
+    '["--5","1"]',
+    '["1"]',
+    '["1","2","3"]',
+    "[1,2]",
+    "[]",
+    "{}",
+    '"1"',
+    "",
+    "[",
+    r'["\ud800","1"]',  # JSON escaping a lone surrogate
+    5,
+    ["1", "2"],
+    None,
+]
+PG_CHANGES = [
+    r
+    for r in RECORDS
+    if isinstance(p := (d := r.json() or {}).get("payload", d), dict)
+    and isinstance(p.get("source"), dict)
+    and p["source"].get("connector") == "postgresql"
+]
+sequence_value = st.one_of(
+    st.sampled_from(SEQUENCES),
+    st.text(max_size=30),
+    json_value,
+    st.lists(
+        st.one_of(
+            st.none(), st.integers(-(2**65), 2**65).map(str), st.text(max_size=22), json_leaf
+        ),
+        max_size=3,
+    ).map(lambda items: orjson.dumps(items).decode()),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, len(PG_CHANGES) - 1), sequence=sequence_value)
+def test_mutated_sequences(index: int, sequence: Any) -> None:
+    record = PG_CHANGES[index]
+    doc = record.json()
+    doc.get("payload", doc)["source"]["sequence"] = sequence
+    parse_only_parse_error(record, record.key, orjson.dumps(doc))
+
+
+def test_every_sequence_in_every_postgresql_change() -> None:
+    assert len(PG_CHANGES) >= 30
+    for record in PG_CHANGES:
+        for sequence in SEQUENCES:
+            doc = record.json()
+            doc.get("payload", doc)["source"]["sequence"] = sequence
+            parse_only_parse_error(record, record.key, orjson.dumps(doc))

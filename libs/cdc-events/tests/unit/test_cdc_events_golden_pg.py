@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from cdc_events import (
+    NORMALISED_KEYS,
     UNCHANGED,
     ChangeEvent,
     ColumnTypes,
@@ -328,6 +329,7 @@ def test_normalised_form_of_a_change() -> None:
         "source_ts_ms",
         "ts_ms",
         "lsn",
+        "commit_lsn",
         "tx_id",
         "snapshot",
         "transaction",
@@ -338,6 +340,7 @@ def test_normalised_form_of_a_change() -> None:
         "partition",
         "offset",
     ]
+    assert list(out) == list(NORMALISED_KEYS)
     assert out["kind"] == "change"
     assert out["after"] == {
         "id": 1,
@@ -361,4 +364,6 @@ def test_normalised_form_of_a_change() -> None:
     assert out["binlog"] is None
     assert out["topic"] == "dbserver1.public.products"
     assert out["lsn"] == event.source.lsn
+    assert out["commit_lsn"] is None  # a snapshot read: sequence [null, "<snapshot lsn>"]
+    assert change("pg-schema-orders-u").to_dict()["commit_lsn"] == 28330144
     assert len(out["event_id"]) == 32

@@ -154,6 +154,18 @@ ORDERS_U = next(r for r in COMMON if r.name == "pg-schema-orders-u")
         lambda p: p["after"].__setitem__("created_at", "9999-12-31T23:59:59-01:00"),
         lambda p: p["before"].__setitem__("created_at", "9999-12-31T23:59:59.999999999-00:01"),
         lambda p: p["after"].__setitem__("total", "f" + "/" * 2399),  # over 4300 digits
+        # source.sequence: malformed (refused by both) or off Jackson's exact layout.
+        lambda p: p["source"].__setitem__("sequence", 5),
+        lambda p: p["source"].__setitem__("sequence", ["1", "2"]),
+        lambda p: p["source"].__setitem__("sequence", "[1,2]"),
+        lambda p: p["source"].__setitem__("sequence", '["1"]'),
+        lambda p: p["source"].__setitem__("sequence", '["x","2"]'),
+        lambda p: p["source"].__setitem__("sequence", "not json"),
+        lambda p: p["source"].__setitem__("sequence", '["18446744073709551616","1"]'),
+        lambda p: p["source"].__setitem__("sequence", '[ "1" , "2" ]'),
+        lambda p: p["source"].__setitem__("sequence", '["-1","2"]'),
+        lambda p: p["source"].__setitem__("sequence", None),
+        lambda p: p["source"].pop("sequence"),
     ],
 )
 def test_records_off_the_common_path_agree(damage: Any) -> None:
@@ -274,3 +286,27 @@ def test_source_fields_of_the_wrong_type_are_refused_or_converted_by_both() -> N
         value = _with(ORDERS_U, lambda p, f=field, b=bad: p["source"].__setitem__(f, b))
         answer = assert_agree(ORDERS_U.topic, ORDERS_U.key, value, column_types=REGISTRY)
         assert answer == ("ParseError", "type_mismatch"), field
+
+
+@pytest.mark.parametrize(
+    ("sequence", "commit_lsn"),
+    [
+        ('["28330144","28330144"]', 28330144),  # Jackson's layout: the one-pass match
+        ('[null,"28330144"]', None),
+        ('[ "9" , "10" ]', 9),  # another layout: checked, still the view's own path
+        ('["18446744073709551615","1"]', 2**64 - 1),
+        ('["-2","1"]', -2),  # a negative Java long: an LSN past 2**63
+        (None, None),
+    ],
+)
+def test_valid_sequences_take_the_view_path_with_the_commit_lsn(
+    sequence: str | None, commit_lsn: int | None
+) -> None:
+    value = _with(ORDERS_U, lambda p: p["source"].__setitem__("sequence", sequence))
+    parser = CountingParser(column_types=REGISTRY)
+    view = parser.parse_view(ORDERS_U.topic, 3, 42, ORDERS_U.key, value)
+    assert type(view) is ChangeView
+    assert parser.full == 0
+    assert view.commit_lsn == commit_lsn
+    view = assert_agree(ORDERS_U.topic, ORDERS_U.key, value, column_types=REGISTRY)
+    assert view.commit_lsn == commit_lsn

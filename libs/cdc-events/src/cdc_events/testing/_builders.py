@@ -125,6 +125,7 @@ def make_change(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     lsn: int = 24_023_128,
+    sequence: tuple[int | None, int | None] | str | None = "auto",
     tx_id: int = 555,
     binlog: tuple[str, int, int] = ("mysql-bin.000003", 154, 0),
     source_ts_ms: int = _DEFAULT_TS_MS,
@@ -139,6 +140,12 @@ def make_change(
 
     ``key`` defaults to ``{"id": row["id"]}``. ``connector="mysql"`` writes a MySQL source
     block (``binlog`` = file, pos, row) and the topic ``<prefix>.<db>.<table>``.
+
+    ``sequence`` (PostgreSQL's ``source.sequence``): ``"auto"`` writes ``[null,"<lsn>"]``, as
+    Debezium does for a snapshot read and the first transaction after the snapshot; a pair
+    ``(commit_lsn, lsn)`` is written as Debezium writes it (decimal strings, ``None`` as null),
+    e.g. ``(28330144, lsn)`` for a change of a later transaction; any other text is written as
+    is (a malformed sequence); ``None`` leaves the field out (Debezium before ``sequence``).
     """
     row = after if after is not None else before
     if key is None and row is not None and "id" in row:
@@ -172,7 +179,7 @@ def make_change(
             "ts_ms": source_ts_ms,
             "snapshot": snapshot,
             "db": db,
-            "sequence": f'[null,"{lsn}"]',
+            "sequence": _sequence(sequence, lsn),
             "schema": schema,
             "table": table,
             "txId": tx_id,
@@ -180,6 +187,8 @@ def make_change(
             "xmin": None,
         }
         tx_ref = f"{tx_id}:{lsn}"
+        if sequence is None:
+            del source["sequence"]
     before_json, before_schema = _row(before, f"{prefix}.{qualified}.Value")
     after_json, after_schema = _row(after, f"{prefix}.{qualified}.Value")
     if before is not None and after is not None:
@@ -242,6 +251,16 @@ def make_change(
             key_json, {**key_schema, "optional": False} if with_schema else None
         )
     return KafkaRecord(topic, partition, offset, key_bytes, _with_schema(payload, value_schema))
+
+
+def _sequence(sequence: tuple[int | None, int | None] | str | None, lsn: int) -> str | None:
+    if sequence is None:
+        return None
+    if sequence == "auto":
+        sequence = (None, lsn)
+    if isinstance(sequence, str):
+        return sequence
+    return orjson.dumps([None if n is None else str(n) for n in sequence]).decode()
 
 
 def _source_field(name: str, value: Any) -> dict[str, Any]:
