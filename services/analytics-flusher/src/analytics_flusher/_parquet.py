@@ -51,6 +51,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("op", pa.string(), nullable=False),
             pa.field("source_ts_ms", pa.int64(), nullable=False),
             pa.field("kafka_offset", pa.int64(), nullable=False),
+            # cdc_events.source_version: a row's images are ordered by it (queries.py).
+            pa.field("source_version", pa.string(), nullable=False),
             pa.field("changes", pa.int32(), nullable=False),
             pa.field("late", pa.bool_(), nullable=False),
         ]
@@ -67,6 +69,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("op", pa.string(), nullable=False),
             pa.field("source_ts_ms", pa.int64(), nullable=False),
             pa.field("kafka_offset", pa.int64(), nullable=False),
+            # cdc_events.source_version: a row's images are ordered by it (queries.py).
+            pa.field("source_version", pa.string(), nullable=False),
             pa.field("changes", pa.int32(), nullable=False),
             pa.field("late", pa.bool_(), nullable=False),
         ]

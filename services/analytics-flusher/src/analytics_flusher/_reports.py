@@ -141,6 +141,7 @@ def _order_rows(part: Part) -> list[dict[str, Any]]:
                 "op": c.op,
                 "source_ts_ms": c.source_ts_ms,
                 "kafka_offset": c.offset,
+                "source_version": c.version,
                 "changes": part.changes[ident],
                 "late": ident in part.late_ids,
             }
@@ -164,6 +165,7 @@ def _item_rows(part: Part) -> list[dict[str, Any]]:
                 "op": c.op,
                 "source_ts_ms": c.source_ts_ms,
                 "kafka_offset": c.offset,
+                "source_version": c.version,
                 "changes": part.changes[ident],
                 "late": ident in part.late_ids,
             }

@@ -16,6 +16,11 @@ the changes after it are not late); and its part, which no watermark can reach s
 with the partition's next closing one instead of holding its commits back. A change from long
 ago is simply late.
 
+A row's image in a part is its newest change by ``cdc_events.source_version`` (the source's
+position: snapshot reads, then commit order, then the change's LSN), not the last record read:
+a dead letter replayed at a new offset is still the older change it was. Kafka offsets only
+place records (the durable position, object keys).
+
 Everything a closed part holds is a function of its records only (the partition's records in
 ``[first_offset, last_offset]`` whose event time falls in the window, plus late records filed
 under it), so its objects can be named after the window and that offset range: a replay that
@@ -37,6 +42,7 @@ from cdc_events import (
     DecimalColumn,
     ParseError,
     Parser,
+    source_version,
 )
 
 #: The earliest event time the parser accepts (0001-01-01T00:00:00Z).
@@ -70,7 +76,13 @@ class MessageLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OrderChange:
-    """The image of an ``orders`` row after one change (a delete keeps only the id)."""
+    """The image of an ``orders`` row after one change (a delete keeps only the id).
+
+    ``version`` (``cdc_events.source_version``) is the change's place in its row's history: of
+    a row's images, the one with the highest version is its current state. ``offset`` is only
+    where the record sits in Kafka (commits, object keys): a dead letter replayed at a new
+    offset is still the old change it was.
+    """
 
     order_id: int
     customer_id: int | None
@@ -81,6 +93,7 @@ class OrderChange:
     op: str
     source_ts_ms: int
     offset: int
+    version: str
     event_id: str
     before_status: str | None = None
 
@@ -96,7 +109,7 @@ class OrderChange:
 
 @dataclass(frozen=True, slots=True)
 class ItemChange:
-    """The image of an ``order_items`` row after one change."""
+    """The image of an ``order_items`` row after one change (``version``: as ``OrderChange``)."""
 
     item_id: int
     order_id: int | None
@@ -107,6 +120,7 @@ class ItemChange:
     op: str
     source_ts_ms: int
     offset: int
+    version: str
     event_id: str
 
     @property
@@ -241,6 +255,7 @@ class Decoder:
             op=event.op,
             source_ts_ms=self._event_time(event),
             offset=event.offset,
+            version=source_version(event),
             event_id=event.event_id,
             before_status=before_status,
         )
@@ -265,6 +280,7 @@ class Decoder:
             op=event.op,
             source_ts_ms=self._event_time(event),
             offset=event.offset,
+            version=source_version(event),
             event_id=event.event_id,
         )
 
@@ -302,9 +318,9 @@ class LateStats:
 class Part:
     """What one partition accumulated for one window, from ``first_offset`` on.
 
-    ``images`` holds the last image per row id (with how many changes it folds and whether the
-    last one was late); the summary accumulators are signed and incremental, so memory grows
-    with distinct rows, not with events.
+    ``images`` holds the newest image per row id by source version (with how many changes it
+    folds and whether the change that gave it was late); the summary accumulators are signed
+    and incremental, so memory grows with distinct rows, not with events.
     """
 
     topic: str
@@ -329,12 +345,19 @@ class Part:
     def add(self, change: Change, late_from: int | None, watermark: int) -> None:
         ident = change.order_id if isinstance(change, OrderChange) else change.item_id
         prev = self.images.get(ident)
-        self.images[ident] = change
+        # The row's image is its newest change by source version, not the last to arrive: an
+        # older change read after a newer one (a replayed dead letter, a replayed snapshot
+        # read) is folded (counted, summarised) but leaves the image as it was. Equal versions
+        # are the same change (a redelivery, a re-emit): the later record replaces the image.
+        stale = prev is not None and change.version < prev.version
+        if not stale:
+            self.images[ident] = change
         self.changes[ident] = self.changes.get(ident, 0) + 1
         self.last_offset = change.offset
         self.events += 1
         if late_from is not None:
-            self.late_ids.add(ident)
+            if not stale:
+                self.late_ids.add(ident)
             stats = self.late.get(late_from)
             lateness = watermark - (late_from + self.window_end - self.window_start)
             if stats is None:
@@ -347,15 +370,28 @@ class Part:
                 stats.max_ts = max(stats.max_ts, change.source_ts_ms)
                 stats.max_lateness_ms = max(stats.max_lateness_ms, lateness)
             return
+        if stale:
+            # Its previous state is not the newer image: it is summarised as the first change
+            # of its row this part sees (its own ``before``, else the rule for an unknown one).
+            if isinstance(change, OrderChange):
+                self._add_order(change, None, prev if isinstance(prev, OrderChange) else None)
+            else:
+                self._add_item(change, None)
+            return
         self.late_ids.discard(ident)
         if prev is not None and prev.event_id == change.event_id:
             return  # a Debezium re-emit of a change already counted in this part
         if isinstance(change, OrderChange):
-            self._add_order(change, prev if isinstance(prev, OrderChange) else None)
+            prev_order = prev if isinstance(prev, OrderChange) else None
+            self._add_order(change, prev_order, prev_order)
         else:
             self._add_item(change, prev if isinstance(prev, ItemChange) else None)
 
-    def _add_order(self, change: OrderChange, prev: OrderChange | None) -> None:
+    def _add_order(
+        self, change: OrderChange, prev: OrderChange | None, row: OrderChange | None
+    ) -> None:
+        """Book ``change`` against ``prev``, its previous state if known; ``row`` is an image
+        of the same order (for the day and customer of a delete, which carries only the id)."""
         to = DELETED if change.deleted else (change.status or UNKNOWN)
         total = change.total if change.total is not None else ZERO
         # The previous state: none for a new row; else the before image (REPLICA IDENTITY
@@ -375,8 +411,8 @@ class Part:
         new_n, new_rev = (1, total) if change.live else (0, ZERO)
         self.status_entered[to] = self.status_entered.get(to, 0) + 1
         self.transitions[(src, to)] = self.transitions.get((src, to), 0) + 1
-        if change.created_at is None and prev is not None:
-            key = (prev.order_day, prev.customer_id)  # a delete carries only the id
+        if change.created_at is None and row is not None:
+            key = (row.order_day, row.customer_id)  # a delete carries only the id
         else:
             key = (change.order_day, change.customer_id)
         acc = self.customers.get(key)

@@ -1,11 +1,19 @@
 """The DuckDB queries that turn the lake's objects into exact totals (SQL text only).
 
-The image reports (``orders``, ``order_items``) hold, per window part, the last image of every
-row the part saw. A row's current state is its image with the highest Kafka offset (a key always
-lands on the same partition, and offsets order a partition), whichever part it sits in: replays,
+The image reports (``orders``, ``order_items``) hold, per window part, the newest image of every
+row the part saw. A row's current state is its image with the highest ``source_version``
+(``cdc_events.source_version``: the change's position in the source, compared as text),
+whichever part it sits in: replays (a dead letter re-produced at a new offset included),
 overlapping parts, Debezium re-emits and the order in which the two topics were consumed do not
-matter. The totals then follow the source's own definitions (revenue over non-cancelled orders,
-days are the UTC date of ``orders.created_at``).
+matter. Images of one version are one change; the highest Kafka offset among them is taken.
+
+Parts written before the column existed have no version (NULL here, through ``union_by_name``
+and an empty ``source_version`` for a lake that holds only such parts): among a row's images
+without one, the highest Kafka offset wins (the rule they were written under), and any image
+with a version wins over all of them (it was written later, from a suffix of the partition;
+see the README's "Parts written before ``source_version``" for what that leaves out). The
+totals then follow the source's own definitions (revenue over non-cancelled orders, days are
+the UTC date of ``orders.created_at``).
 
 ``root`` is where the report prefixes live: ``s3://bucket/reports`` with DuckDB's ``httpfs``
 (or the same SQL in Athena over the Hive-partitioned tables), or a local copy of the objects.
@@ -14,12 +22,22 @@ days are the UTC date of ``orders.created_at``).
 from __future__ import annotations
 
 _LATEST = """
-WITH order_images AS (
-    SELECT * FROM read_parquet('{root}/orders/**/*.parquet', hive_partitioning = false)
-    QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY kafka_offset DESC) = 1
+WITH order_parts AS (
+    SELECT * FROM read_parquet(
+        '{root}/orders/**/*.parquet', hive_partitioning = false, union_by_name = true)
+    UNION ALL BY NAME SELECT NULL::VARCHAR AS source_version WHERE false
+), item_parts AS (
+    SELECT * FROM read_parquet(
+        '{root}/order_items/**/*.parquet', hive_partitioning = false, union_by_name = true)
+    UNION ALL BY NAME SELECT NULL::VARCHAR AS source_version WHERE false
+), order_images AS (
+    SELECT * FROM order_parts
+    QUALIFY row_number() OVER (
+        PARTITION BY order_id ORDER BY source_version DESC NULLS LAST, kafka_offset DESC) = 1
 ), item_images AS (
-    SELECT * FROM read_parquet('{root}/order_items/**/*.parquet', hive_partitioning = false)
-    QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY kafka_offset DESC) = 1
+    SELECT * FROM item_parts
+    QUALIFY row_number() OVER (
+        PARTITION BY item_id ORDER BY source_version DESC NULLS LAST, kafka_offset DESC) = 1
 ), orders AS (
     SELECT order_id, customer_id, status, total, order_day FROM order_images WHERE NOT deleted
 ), live_orders AS (

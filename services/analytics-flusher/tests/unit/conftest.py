@@ -28,7 +28,11 @@ def order(
     ts: int = T0,
     created: datetime = CREATED,
     lsn: int | None = None,
+    sequence: tuple[int | None, int | None] | str = "auto",
+    snapshot: str = "false",
 ) -> bytes:
+    """An ``orders`` change; ``lsn``, ``sequence`` and ``snapshot`` give its source position
+    (``cdc_events.source_version``); by default the LSN is ``ts``, so versions follow time."""
     row = {
         "id": oid,
         "customer_id": customer,
@@ -44,18 +48,38 @@ def order(
             source_ts_ms=ts,
             with_schema=True,
             lsn=lsn or ts,
+            sequence=sequence,
+            snapshot=snapshot,
         )
     else:
         rec = make_change(
-            op, table="orders", after=row, source_ts_ms=ts, with_schema=True, lsn=lsn or ts
+            op,
+            table="orders",
+            after=row,
+            source_ts_ms=ts,
+            with_schema=True,
+            lsn=lsn or ts,
+            sequence=sequence,
+            snapshot=snapshot,
         )
     assert rec.value is not None
     return rec.value
 
 
 def item(
-    iid: int, oid: int, product: int, qty: int = 1, price: str = "5.00", *, ts: int = T0
+    iid: int,
+    oid: int,
+    product: int,
+    qty: int = 1,
+    price: str = "5.00",
+    *,
+    ts: int = T0,
+    op: str = "c",
+    lsn: int | None = None,
+    sequence: tuple[int | None, int | None] | str = "auto",
+    snapshot: str = "false",
 ) -> bytes:
+    """An ``order_items`` change (the same source position arguments as ``order``)."""
     row = {
         "id": iid,
         "order_id": oid,
@@ -63,7 +87,16 @@ def item(
         "quantity": qty,
         "unit_price": Decimal(price),
     }
-    rec = make_change("c", table="order_items", after=row, source_ts_ms=ts, with_schema=True)
+    rec = make_change(
+        op,
+        table="order_items",
+        after=row,
+        source_ts_ms=ts,
+        with_schema=True,
+        lsn=lsn or ts,
+        sequence=sequence,
+        snapshot=snapshot,
+    )
     assert rec.value is not None
     return rec.value
 

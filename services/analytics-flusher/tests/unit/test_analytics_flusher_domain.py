@@ -86,6 +86,7 @@ def change(oid: int, ts: int, offset: int, status: str = "pending", op: str = "c
         op=op,
         source_ts_ms=ts,
         offset=offset,
+        version=f"p1{offset:020d}{offset:020d}",  # in the order of the offsets
         event_id=f"e{offset}",
     )
 
