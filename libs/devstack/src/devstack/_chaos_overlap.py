@@ -229,20 +229,20 @@ class RefusedStream(threading.Thread):
 
     def __init__(self, bootstrap: str, every_s: float, run_id: str) -> None:
         super().__init__(name="refused-records", daemon=True)
-        self._bootstrap = bootstrap
+        self._broker = bootstrap
         self._every_s = every_s
         self._run_id = run_id
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.injected: list[Injected] = []
         self.errors: list[str] = []
 
     def run(self) -> None:
         n = 0
-        while not self._stop.wait(self._every_s):
+        while not self._halt.wait(self._every_s):
             n += 1
             try:
                 injection = inject_bad_records(
-                    self._bootstrap,
+                    self._broker,
                     topics=REFUSED_TOPICS,
                     kinds=[STORE_REFUSED],
                     run_id=f"{self._run_id}-{n}",
@@ -254,7 +254,7 @@ class RefusedStream(threading.Thread):
             self.injected.extend(injection.records)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=30)
 
 
@@ -265,11 +265,11 @@ class LagSampler(threading.Thread):
         super().__init__(name="lag-sampler", daemon=True)
         self._pipeline = pipeline
         self._every_s = every_s
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.max_lag: dict[str, float] = {}
 
     def run(self) -> None:
-        while not self._stop.wait(self._every_s):
+        while not self._halt.wait(self._every_s):
             for svc in list(self._pipeline.services):
                 try:
                     lag = svc.status().lag
@@ -279,5 +279,5 @@ class LagSampler(threading.Thread):
                 self.max_lag[name] = max(self.max_lag.get(name, 0.0), lag)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=10)
