@@ -261,17 +261,20 @@ def dev_inject_bad(
 ) -> None:
     """Produce malformed records into every CDC topic and user-events of a running stack.
 
-    Kinds: not JSON, bad UTF-8, unknown op, bad decimal, oversized, missing field, wrong type.
-    Every consuming service must dead-letter each one (with its error code) and keep flowing.
+    Kinds: not JSON, bad UTF-8, unknown op, bad decimal, oversized, missing field, wrong type;
+    and, only when asked (--kind store_refused), records that parse but every store refuses
+    (customers and user-events only). Every consuming service must dead-letter each one (with
+    its error code) and keep flowing.
     """
-    from devstack.badinput import KINDS, consumers_of, inject_bad_records
+    from devstack.badinput import KINDS, STORE_REFUSED, consumers_of, inject_bad_records
     from devstack.verify import STACK_FILE, StackInfo
 
     console = Console()
     kinds = tuple(kind) if kind else KINDS
-    unknown = sorted(set(kinds) - set(KINDS))
+    known = (*KINDS, STORE_REFUSED)
+    unknown = sorted(set(kinds) - set(known))
     if unknown:
-        raise typer.BadParameter(f"unknown kind(s) {unknown}; known: {', '.join(KINDS)}")
+        raise typer.BadParameter(f"unknown kind(s) {unknown}; known: {', '.join(known)}")
     if bootstrap is None:
         path = work_dir / "latest" / STACK_FILE
         if not path.exists():
