@@ -111,7 +111,12 @@ def test_products_per_second_next_to_raw_batch_writes(
 
     raw = _raw_batch_write_rate(client, table, 2000)
     sink = SearchIndexSink(IndexTable(client, table), write_concurrency=8)
-    creates = [(r["id"], make_change("c", after=r, with_schema=True).value or b"") for r in rows]
+    # Each change at its own source position (versions come from it): the creates, then the
+    # price changes in later transactions.
+    creates = [
+        (r["id"], make_change("c", after=r, lsn=10_000 + r["id"], with_schema=True).value or b"")
+        for r in rows
+    ]
     parse_rate = _parse_rate(creates)
     # Batches of 25 products: enough for the write pool (8) to stay busy, and enough batches
     # (12 per phase) for the per-batch latency percentiles to mean something.
@@ -125,7 +130,14 @@ def test_products_per_second_next_to_raw_batch_writes(
     updates = [
         (
             r["id"],
-            make_change("u", after={**r, "price": Decimal("9.99")}, with_schema=True).value or b"",
+            make_change(
+                "u",
+                after={**r, "price": Decimal("9.99")},
+                lsn=1_000_000 + r["id"],
+                sequence=(999_999, 1_000_000 + r["id"]),
+                with_schema=True,
+            ).value
+            or b"",
         )
         for r in rows
     ]

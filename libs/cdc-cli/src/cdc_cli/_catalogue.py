@@ -66,9 +66,10 @@ SERVICES: dict[str, ServiceInfo] = {
             CommitStrategy.COMMIT_AFTER_FLUSH,
             ("dbserver1.public.products",),
             "DynamoDB product search index (offsets committed to Kafka after each write)",
-            "writes are version-guarded (version = VERSION_EPOCH * 10^15 + Kafka offset): an "
-            "item or posting is written only over an older version, so a re-read change is "
-            "skipped as a duplicate or as stale",
+            "writes are version-guarded by the change's source version "
+            "(cdc_events.source_version, never the Kafka offset): an item or posting is written "
+            "only over an older version, so a re-read or dead-letter-replayed change is skipped "
+            "as a duplicate or as stale, also after the topic was re-created",
         ),
         ServiceInfo(
             "analytics-flusher",

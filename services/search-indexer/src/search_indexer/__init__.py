@@ -17,7 +17,6 @@ from search_indexer.domain import (
     fold,
     price_bucket,
     price_buckets_between,
-    version_of,
 )
 from search_indexer.errors import InvalidQueryError, SearchIndexerError
 from search_indexer.search import ProductSearch, SearchHit
@@ -48,5 +47,4 @@ __all__ = [
     "price_buckets_between",
     "table_definition",
     "tokenize",
-    "version_of",
 ]

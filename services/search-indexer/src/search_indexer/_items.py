@@ -5,22 +5,29 @@ parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``
 
 - product: pk ``PRODUCT#<id>``, sk ``PRODUCT``; id, name, description (the indexed text:
   ``_text.indexed_text``), price (N, exact), stock, in_stock, updated_at, name_tokens,
-  desc_tokens, version, Kafka position; ``gsi_name_pk`` = ``NAME#<first char of name_norm>`` +
-  ``name_norm`` (``by-name``; the normalised name cut to ``NAME_KEY_MAX_BYTES``: ``name_key``),
-  ``price_bucket`` + ``price`` (``by-price``).
+  desc_tokens, version (S: ``cdc_events.source_version``), Kafka position (informational);
+  ``gsi_name_pk`` = ``NAME#<first char of name_norm>`` + ``name_norm`` (``by-name``; the
+  normalised name cut to ``NAME_KEY_MAX_BYTES``: ``name_key``), ``price_bucket`` + ``price``
+  (``by-price``).
 - deletion marker: the same key; id, deleted=true, version, ``ttl`` (epoch seconds). It has no
   GSI keys, so a deleted product leaves both indexes.
-- ``pending_tokens`` (string set, elements ``<token>@<version>``) and ``pending_rev`` (N) on
+- ``pending_tokens`` (string set, elements ``<token>@<version>``; a token is letters, digits
+  and ``~``, a version letters and digits: neither holds an ``@``) and ``pending_rev`` (N) on
   the product key: the postings unfinished writes may touch, each with the newest version it
   may carry, recorded before those postings are written. A write settles (states again) every
   entry of its version or older and drops it; entries of newer versions stay on the item it
   puts. ``pending_rev`` counts the recordings since the last put: a put is conditional on it,
   so an entry recorded after the writer read the item is never dropped unseen. Before a
   product's first put the item holds only these attributes (no version: read as "no product").
-- posting: pk ``TOKEN#<token>``, sk ``<id>``; id, token, version.
-- removed posting: the same key; removed=true, version, ``ttl``. A removal is a versioned
+- posting: pk ``TOKEN#<token>``, sk ``<id>``; id, token, version (S).
+- removed posting: the same key; removed=true, version (S), ``ttl``. A removal is a versioned
   marker, not a delete, so a stale write arriving late (a zombie, or a request applied after
   its client timed out) cannot bring the posting back; TTL deletes the marker later.
+
+Items of the release that versioned by Kafka offset carry ``version`` as a number (N) and
+pending entries ``<token>@<number>`` (or ``<token>`` alone, older still). They are read as
+``LEGACY_VERSION``, below every source version, so the next change of the product replaces the
+item and states those postings again (the sink's conditions let an S version replace an N one).
 
 DynamoDB's limits, in UTF-8 bytes: a partition key at most 2,048, a sort key at most 1,024 (both
 also for GSI key attributes), an item at most 400 KB. Every key built here from text is within
@@ -41,7 +48,7 @@ from importlib import resources
 from typing import Any
 
 from search_indexer._text import indexed_text, normalize_name, utf8_prefix
-from search_indexer.domain import Product, price_bucket
+from search_indexer.domain import LEGACY_VERSION, Product, price_bucket
 
 __all__ = [
     "DEFINITION_FILE",
@@ -81,10 +88,14 @@ PENDING_REV_ATTR = "pending_rev"
 
 @dataclass(frozen=True, slots=True)
 class StoredProduct:
-    """A product item (or deletion marker) as read back from the table."""
+    """A product item (or deletion marker) as read back from the table.
+
+    ``version`` is its source version; ``LEGACY_VERSION`` for an item of the previous release
+    (then ``legacy_version`` holds its numeric version, which a guard must match) or for a stub
+    holding only pending postings (neither: no product)."""
 
     id: int
-    version: int
+    version: str
     deleted: bool
     name: str = ""
     description: str = ""
@@ -94,13 +105,35 @@ class StoredProduct:
     name_tokens: tuple[str, ...] = ()
     desc_tokens: tuple[str, ...] = ()
     #: token -> newest version an unfinished write of that posting may carry
-    pending: Mapping[str, int] = field(default_factory=dict)
+    pending: Mapping[str, str] = field(default_factory=dict)
     pending_rev: int = 0
+    #: the numeric ``version`` of an item written by the previous release (Kafka offsets)
+    legacy_version: int | None = None
 
     @property
     def exists(self) -> bool:
-        """False for a stub holding only pending postings (version -1)."""
-        return self.version >= 0
+        """False for a stub holding only pending postings (no version of either kind)."""
+        return self.version != LEGACY_VERSION or self.legacy_version is not None
+
+    @property
+    def version_value(self) -> Item | None:
+        """The stored ``version`` as DynamoDB holds it (``S``, or ``N`` for an item of the
+        previous release); ``None`` when there is none (a stub). A guard matches this exactly."""
+        if self.legacy_version is not None:
+            return {"N": str(self.legacy_version)}
+        if self.version == LEGACY_VERSION:
+            return None
+        return {"S": self.version}
+
+    @property
+    def pending_to_settle(self) -> Mapping[str, str]:
+        """``pending``, and for an item of the previous release every token of its postings too,
+        at ``LEGACY_VERSION``: the product's next write states each of them again at its own
+        version, so none of the product's items keeps a numeric version (and no late write of
+        the old release can win over one of them)."""
+        if self.legacy_version is None:
+            return self.pending
+        return {**dict.fromkeys(self.tokens, LEGACY_VERSION), **self.pending}
 
     @property
     def in_stock(self) -> bool:
@@ -142,7 +175,7 @@ def product_item(
     description: str,
     name_tokens: list[str],
     desc_tokens: list[str],
-    version: int,
+    version: str,
     *,
     partition: int,
     offset: int,
@@ -160,7 +193,7 @@ def product_item(
         "in_stock": {"BOOL": product.in_stock},
         "name_tokens": {"L": [{"S": t} for t in name_tokens]},
         "desc_tokens": {"L": [{"S": t} for t in desc_tokens]},
-        "version": _num(version),
+        "version": {"S": version},
         "kafka_partition": _num(partition),
         "kafka_offset": _num(offset),
     }
@@ -175,61 +208,71 @@ def product_item(
 
 
 def marker_item(
-    product_id: int, version: int, expires_at: int, *, partition: int, offset: int
+    product_id: int, version: str, expires_at: int, *, partition: int, offset: int
 ) -> Item:
     return {
         **product_key(product_id),
         "kind": {"S": "deleted"},
         "id": _num(product_id),
         "deleted": {"BOOL": True},
-        "version": _num(version),
+        "version": {"S": version},
         "ttl": _num(expires_at),
         "kafka_partition": _num(partition),
         "kafka_offset": _num(offset),
     }
 
 
-def posting_item(token: str, product_id: int, version: int) -> Item:
+def posting_item(token: str, product_id: int, version: str) -> Item:
     return {
         **posting_key(token, product_id),
         "kind": {"S": "posting"},
         "id": _num(product_id),
         "token": {"S": token},
-        "version": _num(version),
+        "version": {"S": version},
     }
 
 
-def removed_posting_item(token: str, product_id: int, version: int, expires_at: int) -> Item:
+def removed_posting_item(token: str, product_id: int, version: str, expires_at: int) -> Item:
     return {
         **posting_key(token, product_id),
         "kind": {"S": "posting"},
         "id": _num(product_id),
         "token": {"S": token},
         "removed": {"BOOL": True},
-        "version": _num(version),
+        "version": {"S": version},
         "ttl": _num(expires_at),
     }
 
 
-def pending_entries(pending: Mapping[str, int]) -> list[str]:
+def pending_entries(pending: Mapping[str, str]) -> list[str]:
     """The ``pending_tokens`` elements of ``pending`` (token -> version)."""
     return sorted(f"{token}@{version}" for token, version in pending.items())
 
 
-def _parse_pending(elements: Iterable[str]) -> dict[str, int]:
-    """token -> newest version. Tokens are letters and digits, so ``@`` cannot be part of one;
-    an element without a version (written before versions were recorded) counts as version 0:
-    the next write settles it."""
-    out: dict[str, int] = {}
+def _parse_pending(elements: Iterable[str]) -> dict[str, str]:
+    """token -> newest version. The version follows the last ``@`` (``rpartition``: a token is
+    letters, digits and ``~``, a version letters and digits, so either way one ``@`` splits
+    them). An element of the previous release (a numeric version, or none at all) counts as
+    ``LEGACY_VERSION``: older than any source version, so the next write settles it."""
+    out: dict[str, str] = {}
     for element in elements:
-        token, _, version = element.rpartition("@")
-        if not token:
-            token, version = element, "0"
-        out[token] = max(out.get(token, 0), int(version))
+        token, at, version = element.rpartition("@")
+        if not at:
+            token, version = element, LEGACY_VERSION
+        elif version.isdigit():
+            version = LEGACY_VERSION
+        out[token] = max(out.get(token, LEGACY_VERSION), version)
     return out
 
 
-def with_pending(item: Item, pending: Mapping[str, int]) -> Item:
+def _version(attribute: Mapping[str, str]) -> tuple[str, int | None]:
+    """(source version, numeric version of the previous release) of a ``version`` attribute."""
+    if "S" in attribute:
+        return attribute["S"], None
+    return LEGACY_VERSION, int(attribute["N"])
+
+
+def with_pending(item: Item, pending: Mapping[str, str]) -> Item:
     """``item`` carrying the pending entries ``pending`` (token -> version), if any."""
     if not pending:
         return item
@@ -241,11 +284,13 @@ def parse_product(item: Item) -> StoredProduct:
     rev = int(item.get(PENDING_REV_ATTR, {}).get("N", "0"))
     if "version" not in item:
         pid = int(item["pk"]["S"].removeprefix("PRODUCT#"))
-        return StoredProduct(pid, -1, True, pending=pending, pending_rev=rev)
+        return StoredProduct(pid, LEGACY_VERSION, True, pending=pending, pending_rev=rev)
     pid = int(item["id"]["N"])
-    version = int(item["version"]["N"])
+    version, legacy = _version(item["version"])
     if item.get("deleted", {}).get("BOOL"):
-        return StoredProduct(pid, version, True, pending=pending, pending_rev=rev)
+        return StoredProduct(
+            pid, version, True, pending=pending, pending_rev=rev, legacy_version=legacy
+        )
     updated = item.get("updated_at", {}).get("S")
     return StoredProduct(
         id=pid,
@@ -260,6 +305,7 @@ def parse_product(item: Item) -> StoredProduct:
         desc_tokens=tuple(v["S"] for v in item.get("desc_tokens", {}).get("L", [])),
         pending=pending,
         pending_rev=rev,
+        legacy_version=legacy,
     )
 
 

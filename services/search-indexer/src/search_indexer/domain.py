@@ -2,18 +2,28 @@
 diff, price buckets and ranking. No I/O library is imported here (``.importlinter``); the sink
 (`sink.py`) turns these decisions into DynamoDB calls.
 
-Versions. Every write to the index is guarded by ``version``, a number that must grow with each
-change of a product. It is the change's Kafka offset (plus ``epoch * VERSION_STRIDE``):
-Debezium keys product changes by ``id`` and one key always lands on the same partition, so
-within a product the offset grows with every change, in source commit order. The source LSN
-is *not* used: Debezium emits changes in commit order, but the LSN of a change is where it was
-written in the WAL, and overlapping transactions interleave there, so a later commit can carry
-a smaller LSN (and every snapshot read shares one LSN). Limits of offsets: a topic that is
-re-created or re-partitioned (or a move to another cluster) restarts offsets, and every new
-change would look older than the index; raise ``VERSION_EPOCH`` when that happens so the new
-offsets sort after every old one. A Debezium re-emit after a connector crash repeats changes at
-new, higher offsets in their original order: the index may briefly show an older state, and
-ends at the last change, like every consumer of the topic.
+Versions. Every write to the index is guarded by ``version``, the change's place in its row's
+history as ``cdc_events.source_version`` gives it: fixed-width text whose byte order is the
+order of one row's changes, stored as a DynamoDB ``S`` and compared with ``<`` in condition
+expressions. It comes from the source, never from Kafka, so a redelivery, a dead letter
+re-produced at a new offset (``cdc dlq replay``), a Debezium re-emit and a re-created topic all
+give a change the version it had. PostgreSQL's: snapshot reads before streamed changes, then
+the commit key (``source.sequence[0]``, the commit LSN of the transaction Debezium processed
+before this one), then the change's LSN. The LSN alone is no order (and was rejected here
+before): overlapping transactions interleave in the WAL, so a later commit can carry a smaller
+LSN, every snapshot read shares the snapshot's LSN, and a transaction open across the
+snapshot's consistent point changed its rows *below* that LSN although it committed after it.
+Ordering by the class, then by the commit key, puts each of these where its commit is.
+
+Tombstones carry no source position (only a key and a Kafka position), so they cannot be
+ordered against versions and are not applied: Debezium writes each one right after its delete
+event, which carries the position and writes the deletion marker. (A tombstone with an offset
+of its own was a deletion at "now": a replay of the topic through it would delete a product
+re-created since.)
+
+Items written by the release that versioned by Kafka offset hold ``version`` as a number
+(``N``); a condition comparing an ``N`` attribute with an ``S`` value is false, so the sink lets
+any change replace such an item once (``LEGACY_VERSION``, ``sink.IndexTable``).
 """
 
 from __future__ import annotations
@@ -30,15 +40,15 @@ from cdc_events import (
     ColumnTypes,
     DecimalColumn,
     Parser,
-    Tombstone,
+    source_version,
 )
 from consumer_runtime import Message, PermanentError
 
 from search_indexer._text import normalize_name
 
 __all__ = [
+    "LEGACY_VERSION",
     "MAX_PRICE_DIGITS",
-    "VERSION_STRIDE",
     "Deletion",
     "Folded",
     "PostingPlan",
@@ -51,12 +61,12 @@ __all__ = [
     "price_bucket",
     "price_buckets_between",
     "rank_key",
-    "version_of",
 ]
 
-#: Room for 10^15 offsets per partition under one epoch (Kafka offsets are int64, but a
-#: partition would need ~30 years at a million records per second to pass this).
-VERSION_STRIDE: Final = 10**15
+#: The version of whatever has no source version: a numeric (Kafka offset) version or pending
+#: entry written by the previous release, or no version at all. Below every source version
+#: (``""`` sorts first), so the next write of the product replaces or settles it.
+LEGACY_VERSION: Final = ""
 
 #: Integer digits of the largest price bucketed one by one (``numeric(10,2)`` holds 8);
 #: prices from 10^MAX_PRICE_DIGITS up share one overflow bucket.
@@ -88,19 +98,16 @@ class Deletion:
 
 @dataclass(frozen=True, slots=True)
 class ProductChange:
-    """One decoded record of the products topic: the new state (or a deletion) and where it
-    sits in the topic (the version source)."""
+    """One decoded change of the products topic: the new state (or a deletion), its version
+    (``cdc_events.source_version``) and where it was read (kept on the item for operators)."""
 
     product_id: int
     state: Product | Deletion
+    version: str
     topic: str
     partition: int
     offset: int
     source_ts_ms: int | None = None
-
-
-def version_of(offset: int, epoch: int = 0) -> int:
-    return epoch * VERSION_STRIDE + offset
 
 
 # -- decoding --------------------------------------------------------------------------------
@@ -115,7 +122,8 @@ _PARSER = Parser(
 
 
 def decode(message: Message) -> ProductChange | None:
-    """Message -> ``ProductChange``; ``None`` for heartbeats, transaction markers and the like.
+    """Message -> ``ProductChange``; ``None`` for tombstones (see the module docstring),
+    heartbeats, transaction markers and the like.
 
     Malformed records raise ``ParseError`` / ``PermanentError`` (dead-lettered). A truncate
     cannot be applied per product: it is dead-lettered so an operator sees it (re-index).
@@ -126,10 +134,6 @@ def decode(message: Message) -> ProductChange | None:
     record = _PARSER.parse_record(
         topic, partition, offset, message.key(), message.value(), message.headers()
     )
-    if isinstance(record, Tombstone):
-        return ProductChange(
-            _key_id(record.key), Deletion(_key_id(record.key)), topic, partition, offset
-        )
     if not isinstance(record, ChangeEvent):
         return None
     if record.op == "m":
@@ -141,11 +145,13 @@ def decode(message: Message) -> ProductChange | None:
             code="unsupported_truncate",
         )
     key_id = _key_id(record.key) if record.key is not None else None
+    version = source_version(record)
+    ts_ms = record.source.ts_ms
     if record.op == "d":
         pid = key_id if key_id is not None else _row_id(record.before)
-        return ProductChange(pid, Deletion(pid), topic, partition, offset, record.source.ts_ms)
+        return ProductChange(pid, Deletion(pid), version, topic, partition, offset, ts_ms)
     product = _product(record.after)
-    return ProductChange(product.id, product, topic, partition, offset, record.source.ts_ms)
+    return ProductChange(product.id, product, version, topic, partition, offset, ts_ms)
 
 
 def _key_id(key: dict[str, Any] | None) -> int:
@@ -214,23 +220,25 @@ class Folded:
 
     product_id: int
     state: Product | Deletion
-    version: int
+    version: str
     partition: int
     offset: int
 
 
-def fold(changes: Iterable[ProductChange], epoch: int = 0) -> list[Folded]:
-    """Changes of the same product folded to the last one (highest version).
+def fold(changes: Iterable[ProductChange]) -> list[Folded]:
+    """Changes of the same product folded to the last one: the highest version, wherever it
+    sits in the batch (a replayed older change can follow a newer one).
 
-    A TOAST-unchanged description takes the description of an earlier change of the same
-    batch when there is one (no deletion in between); otherwise the sink keeps the stored one.
+    A TOAST-unchanged description takes the description of an earlier change (by version) of
+    the same batch when there is one (no deletion in between); otherwise the sink keeps the
+    stored one. Changes of equal versions are one change delivered twice.
     """
     by_id: dict[int, list[ProductChange]] = {}
     for change in changes:
         by_id.setdefault(change.product_id, []).append(change)
     out: list[Folded] = []
     for pid, group in by_id.items():
-        group.sort(key=lambda c: version_of(c.offset, epoch))
+        group.sort(key=lambda c: c.version)  # stable: equal versions keep their arrival order
         current: Product | Deletion | None = None
         for change in group:
             state = change.state
@@ -244,9 +252,7 @@ def fold(changes: Iterable[ProductChange], epoch: int = 0) -> list[Folded]:
             current = state
         assert current is not None
         last = group[-1]
-        out.append(
-            Folded(pid, current, version_of(last.offset, epoch), last.partition, last.offset)
-        )
+        out.append(Folded(pid, current, last.version, last.partition, last.offset))
     return out
 
 
@@ -274,28 +280,28 @@ class PostingPlan:
     put: frozenset[str]
     remove: frozenset[str]
     record: frozenset[str]
-    carry: Mapping[str, int] = field(default_factory=dict)
+    carry: Mapping[str, str] = field(default_factory=dict)
     settled: frozenset[str] = frozenset()
 
 
 def plan_postings(
-    stored: frozenset[str], pending: Mapping[str, int], target: frozenset[str], version: int
+    stored: frozenset[str], pending: Mapping[str, str], target: frozenset[str], version: str
 ) -> PostingPlan:
     """Plan the postings of a write at ``version`` from the stored tokens to ``target``.
 
     ``pending`` maps each token an unfinished attempt may have written to the newest version it
-    may carry. The diff covers what the stored item implies; the pending entries of this
-    version or older are settled too (stated again: live if in ``target``, removed otherwise),
-    because their attempts may have left the posting in any state and the diff alone would
-    never look at it again. Entries of newer versions are carried, not settled: a posting a
-    newer attempt wrote beats this write's version, so only a write of that version or a
-    newer one can vouch for it.
+    may carry (``LEGACY_VERSION`` for an entry of the previous release). The diff covers what
+    the stored item implies; the pending entries of this version or older are settled too
+    (stated again: live if in ``target``, removed otherwise), because their attempts may have
+    left the posting in any state and the diff alone would never look at it again. Entries of
+    newer versions are carried, not settled: a posting a newer attempt wrote beats this write's
+    version, so only a write of that version or a newer one can vouch for it.
     """
     add, remove = posting_diff(stored, target)
     due = frozenset(t for t, v in pending.items() if v <= version)
     put = add | (due & target)
     drop = remove | (due - target)
-    record = frozenset(t for t in put | drop if pending.get(t, -1) < version)
+    record = frozenset(t for t in put | drop if t not in pending or pending[t] < version)
     carry = {t: v for t, v in pending.items() if v > version}
     return PostingPlan(put, drop, record, carry, due - add - remove)
 

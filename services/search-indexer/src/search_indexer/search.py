@@ -50,7 +50,9 @@ class SearchHit:
     stock: int
     in_stock: bool
     updated_at: str | None
-    version: int
+    #: the source version of the indexed change (``cdc_events.source_version``); ``""`` for an
+    #: item of the release that versioned by Kafka offset, until its next change
+    version: str
     name_matches: int = 0
     description_matches: int = 0
 

@@ -8,8 +8,6 @@ see ``consumer_runtime.RuntimeSettings``) plus:
 - ``AWS_ENDPOINT_URL`` (unset): LocalStack or the emulator; unset on AWS.
 - ``AWS_REGION`` (unset): the table's region (boto3's default chain when unset).
 - ``CREATE_TABLE`` (``true``): create the table, with TTL on ``ttl``, at start if missing.
-- ``VERSION_EPOCH`` (``0``): added above the Kafka offset in every version; raise it after the
-  topic was re-created or re-partitioned (see ``domain``).
 - ``WRITE_CONCURRENCY`` (``8``): products written in parallel per batch.
 - ``BATCH_SIZE`` (``2000``, the runtime's default is 500): changes of one product within a
   batch are folded into one write, and a shop's product changes are mostly a few hot products'
@@ -17,6 +15,10 @@ see ``consumer_runtime.RuntimeSettings``) plus:
   batches are cut by ``BATCH_MAX_WAIT_MS`` anyway).
 - ``DELETION_MARKER_TTL_S`` (``604800``): how long deletion and posting-removal markers
   outlive the change that wrote them.
+
+``VERSION_EPOCH`` is gone: versions come from the source (``domain``), so a re-created topic
+needs no setting. A deployment that still sets it is not refused; the variable is ignored
+(``RuntimeSettings`` ignores unknown variables).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ class Settings(RuntimeSettings):
     dynamodb_table: str = Field(default="product-search-index", min_length=3, max_length=255)
     aws_endpoint_url: str | None = None
     create_table: bool = True
-    version_epoch: int = Field(default=0, ge=0, le=10**6)
     # Conditional writes are one round trip each; 8 in flight keeps a batch's latency near
     # its slowest product without exceeding the client's connection pool (32).
     write_concurrency: int = Field(default=8, ge=1, le=32)

@@ -34,6 +34,16 @@ again. The last put is the last change's, so every posting ends as that change i
 
 DynamoDB transactions would make 4-6 atomic, but cost twice the write units and cap a change
 at 100 items; the version guards above give the same result at rest.
+
+Versions are ``S`` (``cdc_events.source_version``); DynamoDB compares two ``S`` values byte by
+byte, which is their order. Items of the previous release hold an ``N`` (a Kafka offset), and a
+comparison between an ``N`` attribute and an ``S`` value is simply false: a posting write is
+therefore ``attribute_not_exists(#v) OR attribute_type(#v, :n) OR #v < :v`` (``:n`` = ``"N"``),
+so every numeric posting is replaced once, and the product guards match the stored version with
+its own type (``#v = :b``, ``:b`` an ``N`` for an old item). Such an item reads as older than
+any change, and its next write states every one of its postings again
+(``StoredProduct.pending_to_settle``), so afterwards none of the product's items holds a number
+and a late write of the old release (``#v < :v`` with an ``N`` value over an ``S``) is refused.
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from consumer_runtime import BaseSink, Batch, Offsets, RetryableError
 from prometheus_client import CollectorRegistry
-from sink_kit.aws import aws_errors, ensure_table, error_code, put_if_newer
+from sink_kit.aws import aws_errors, ensure_table, error_code
 
 from search_indexer._items import (
     PENDING_ATTR,
@@ -71,7 +81,13 @@ from search_indexer._text import document_tokens
 from search_indexer.domain import Deletion, Folded, PostingPlan, ProductChange, fold, plan_postings
 from search_indexer.settings import Settings
 
-__all__ = ["IndexTable", "SearchIndexSink", "make_dynamodb_client", "prepare_table"]
+__all__ = [
+    "POSTING_CONDITION",
+    "IndexTable",
+    "SearchIndexSink",
+    "make_dynamodb_client",
+    "prepare_table",
+]
 
 _log = structlog.get_logger("search_indexer")
 
@@ -85,6 +101,10 @@ _UNPROCESSED_ATTEMPTS = 8
 _MAX_ATTEMPTS = 5
 # /readyz asks often; one DescribeTable per this many seconds is plenty.
 _HEALTH_CACHE_S = 5.0
+
+#: A posting write (live or removal marker) goes over an absent posting, a posting of the
+#: previous release (``N`` version: an ``S`` never compares with it) or an older one.
+POSTING_CONDITION = "attribute_not_exists(#v) OR attribute_type(#v, :n) OR #v < :v"
 
 _CLIENT_CONFIG = Config(
     # Every call here is a single-item write or a small read that DynamoDB answers in
@@ -238,16 +258,17 @@ class IndexTable:
     # -- conditional writes ------------------------------------------------------------------
 
     @staticmethod
-    def _guard(base_version: int | None, pending_rev: int) -> dict[str, Any]:
-        """The stored version is still ``base_version`` (``None`` or negative: no product yet)
-        and no pending posting was recorded since ``pending_rev`` was read."""
+    def _guard(base: Item | None, pending_rev: int) -> dict[str, Any]:
+        """The stored version is still ``base`` (typed as stored, ``StoredProduct.version_value``;
+        ``None``: no product yet) and no pending posting was recorded since ``pending_rev`` was
+        read."""
         names = {"#v": "version", "#r": PENDING_REV_ATTR}
         values: dict[str, Any] = {}
-        if base_version is None or base_version < 0:
+        if base is None:
             version = "attribute_not_exists(#v)"
         else:
             version = "#v = :b"
-            values[":b"] = {"N": str(base_version)}
+            values[":b"] = base
         if pending_rev == 0:
             rev = "attribute_not_exists(#r)"
         else:
@@ -265,13 +286,13 @@ class IndexTable:
         self,
         product_id: int,
         tokens: frozenset[str],
-        version: int,
-        base_version: int | None,
+        version: str,
+        base: Item | None,
         pending_rev: int,
     ) -> bool:
         """Record postings about to be written at ``version``, if the product item is still as
-        read (version and ``pending_rev``); on success ``pending_rev`` is one higher."""
-        guard = self._guard(base_version, pending_rev)
+        read (version ``base`` and ``pending_rev``); on success ``pending_rev`` is one higher."""
+        guard = self._guard(base, pending_rev)
         values = {
             **guard.get("ExpressionAttributeValues", {}),
             ":t": {"SS": pending_entries(dict.fromkeys(tokens, version))},
@@ -293,11 +314,11 @@ class IndexTable:
                 raise
         return True
 
-    def put_product(self, item: Item, base_version: int | None, pending_rev: int) -> bool:
+    def put_product(self, item: Item, base: Item | None, pending_rev: int) -> bool:
         """Put the product item (or marker) if the stored item is still as read (version
-        ``base_version``, ``None``: no item yet; ``pending_rev``). False when another writer
-        got there first."""
-        kwargs = self._guard(base_version, pending_rev)
+        ``base``, ``None``: no item yet; ``pending_rev``). False when another writer got there
+        first."""
+        kwargs = self._guard(base, pending_rev)
         with aws_errors(f"put {self.name}"):
             try:
                 self.client.put_item(TableName=self.name, Item=item, **kwargs)
@@ -307,14 +328,31 @@ class IndexTable:
                 raise
         return True
 
-    def put_posting(self, token: str, product_id: int, version: int) -> bool:
+    def put_posting(self, token: str, product_id: int, version: str) -> bool:
         """Add the posting unless a posting of this or a newer version is there."""
-        return put_if_newer(self.client, self.name, posting_item(token, product_id, version))
+        return self._put_posting(posting_item(token, product_id, version))
 
-    def remove_posting(self, token: str, product_id: int, version: int, expires_at: int) -> bool:
+    def remove_posting(self, token: str, product_id: int, version: str, expires_at: int) -> bool:
         """Mark the posting removed unless a posting of this or a newer version is there."""
-        marker = removed_posting_item(token, product_id, version, expires_at)
-        return put_if_newer(self.client, self.name, marker)
+        return self._put_posting(removed_posting_item(token, product_id, version, expires_at))
+
+    def _put_posting(self, item: Item) -> bool:
+        """``PutItem`` over an absent posting, one of the previous release (numeric version:
+        replaced once) or an older one; False when this or a newer version is there."""
+        with aws_errors(f"put {self.name}"):
+            try:
+                self.client.put_item(
+                    TableName=self.name,
+                    Item=item,
+                    ConditionExpression=POSTING_CONDITION,
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues={":v": item["version"], ":n": {"S": "N"}},
+                )
+            except ClientError as exc:
+                if _conditional_failed(exc):
+                    return False
+                raise
+        return True
 
 
 def prepare_table(client: Any, table_name: str) -> bool:
@@ -339,14 +377,12 @@ class SearchIndexSink(BaseSink[ProductChange]):
         self,
         table: IndexTable,
         *,
-        version_epoch: int = 0,
         write_concurrency: int = 8,
         deletion_marker_ttl_s: int = 7 * 24 * 3600,
         metrics: IndexMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table = table
-        self.version_epoch = version_epoch
         self.deletion_marker_ttl_s = deletion_marker_ttl_s
         self.metrics = metrics or IndexMetrics()
         # Served by the runtime on /metrics next to its own (consumer_runtime's Sink docs).
@@ -364,7 +400,6 @@ class SearchIndexSink(BaseSink[ProductChange]):
             prepare_table(client, settings.dynamodb_table)
         return cls(
             IndexTable(client, settings.dynamodb_table),
-            version_epoch=settings.version_epoch,
             write_concurrency=settings.write_concurrency,
             deletion_marker_ttl_s=settings.deletion_marker_ttl_s,
             metrics=IndexMetrics(registry),
@@ -373,7 +408,7 @@ class SearchIndexSink(BaseSink[ProductChange]):
     # -- Sink --------------------------------------------------------------------------------
 
     def write_batch(self, batch: Batch[ProductChange]) -> Offsets | None:
-        changes = fold(batch, self.version_epoch)
+        changes = fold(batch)
         if not changes:
             return None
         stored = self.table.read_products([c.product_id for c in changes])
@@ -413,7 +448,9 @@ class SearchIndexSink(BaseSink[ProductChange]):
     def _apply(self, change: Folded, stored: StoredProduct | None) -> str:
         pid, version = change.product_id, change.version
         for attempt in range(_MAX_ATTEMPTS):
-            if stored is not None and stored.version >= version:  # -1: only pending, no product
+            # A stub (pending postings only) or an item of the previous release has the
+            # version "", below every source version: written over.
+            if stored is not None and stored.version >= version:
                 outcome = "duplicate" if stored.version == version else "stale"
                 self.metrics.product(outcome)
                 return outcome
@@ -431,11 +468,11 @@ class SearchIndexSink(BaseSink[ProductChange]):
         the product item meanwhile (nothing this attempt wrote is then left unrecorded)."""
         pid, version = change.product_id, change.version
         item, new_tokens = self._target(change, stored)
-        base = None if stored is None else stored.version
+        base = None if stored is None else stored.version_value
         rev = 0 if stored is None else stored.pending_rev
         plan = plan_postings(
             stored.tokens if stored is not None else frozenset(),
-            stored.pending if stored is not None else {},
+            stored.pending_to_settle if stored is not None else {},
             new_tokens,
             version,
         )
@@ -446,7 +483,7 @@ class SearchIndexSink(BaseSink[ProductChange]):
         self._write_postings(pid, version, plan)
         return self.table.put_product(with_pending(item, plan.carry), base, rev)
 
-    def _write_postings(self, pid: int, version: int, plan: PostingPlan) -> None:
+    def _write_postings(self, pid: int, version: str, plan: PostingPlan) -> None:
         for token in sorted(plan.put):
             self.metrics.posting("put", self.table.put_posting(token, pid, version))
         expires = self._expires_at()

@@ -5,7 +5,9 @@ Registered under the ``cdc.verifiers`` entry point. The truth is the source ``pr
 every live product has exactly one item equal to its row, every token of every live product has
 a live posting, and no live posting points at a deleted product or a token the product no longer
 has. Removal markers and deletion markers are allowed (they expire by TTL) but must carry one.
-Needs the ``verify`` extra (the dev stack).
+Every item's ``version`` is a source version (``S``): a numeric one is either an item of the
+release that versioned by Kafka offset (replaced at the product's next change; none on a fresh
+stack) or a writer storing the wrong type. Needs the ``verify`` extra (the dev stack).
 """
 
 from __future__ import annotations
@@ -74,8 +76,14 @@ def compare(table: IndexTable, conn: psycopg2.extensions.connection) -> list[Che
     deleted: set[int] = set()
     postings: set[tuple[str, int]] = set()
     markers_without_ttl = 0
+    versioned = 0
+    numeric: list[str] = []
     for item in table.scan_all():
         pk = item["pk"]["S"]
+        if "version" in item:
+            versioned += 1
+            if "S" not in item["version"]:
+                numeric.append(f"{pk}/{item['sk']['S']}")
         if pk.startswith("PRODUCT#"):
             stored = parse_product(item)
             if stored.deleted:
@@ -113,6 +121,9 @@ def compare(table: IndexTable, conn: psycopg2.extensions.connection) -> list[Che
               len(expected_postings), len(postings), "; ".join(posting_problems)),
         Check(SERVICE, "removal markers carry a TTL", not markers_without_ttl, 0,
               markers_without_ttl),
+        Check(SERVICE, "versions are source versions (S)", not numeric, versioned,
+              versioned - len(numeric),
+              f"{len(numeric)} numeric (e.g. {numeric[:3]})" if numeric else ""),
     ]  # fmt: skip
 
 

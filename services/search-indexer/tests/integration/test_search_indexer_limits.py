@@ -60,7 +60,8 @@ def _index(table: IndexTable, values: list[tuple[int, bytes]]) -> None:
 def _creates() -> list[tuple[int, bytes]]:
     out = []
     for pid, name, desc, price, stock in ROWS:
-        value = make_change("c", after=_row(pid, name, desc, price, stock), with_schema=True).value
+        row = _row(pid, name, desc, price, stock)
+        value = make_change("c", after=row, lsn=1000 + pid, with_schema=True).value
         assert value is not None
         out.append((pid, value))
     return out
@@ -133,7 +134,8 @@ def test_updates_and_a_replay_of_oversized_products_are_stable(
     updates = []
     for pid, name, desc, _, stock in ROWS[:3]:
         row = _row(pid, name, "PLACEHOLDER" if pid == 3 else desc, "7.00", stock)
-        value = make_change("u", after=row, with_schema=True).value
+        lsn = 5000 + pid  # a later transaction: its commit key is above the creates'
+        value = make_change("u", after=row, lsn=lsn, sequence=(4000, lsn), with_schema=True).value
         assert value is not None
         updates.append((pid, value.replace(b'"PLACEHOLDER"', b'"__debezium_unavailable_value"')))
     _index(index_table, updates)
@@ -159,8 +161,11 @@ def test_the_largest_product_item_the_builders_can_make_is_accepted(
     others = [f"{i:03d}" + "b" * (TOKEN_MAX_BYTES - 3) for i in range(3 * MAX_TOKENS)]
     name = " ".join(["𠀀" * 100] * 200)
     product = Product(2**31 - 1, name, "", Decimal("99999999.99"), 2**31 - 1, None)
-    item = product_item(product, "😀" * 300_000, tokens, tokens, 10**18, partition=2, offset=10**15)
-    item = with_pending(item, dict.fromkeys(tokens + others, 10**18))
+    version = "m1" + "9" * 60  # the longest source version (MySQL's form)
+    item = product_item(
+        product, "😀" * 300_000, tokens, tokens, version, partition=2, offset=10**15
+    )
+    item = with_pending(item, dict.fromkeys(tokens + others, version))
     assert index_table.put_product(item, None, 0)
     stored = index_table.read_product(2**31 - 1)
     assert stored is not None and stored.name == indexed_text(name, "")[0]

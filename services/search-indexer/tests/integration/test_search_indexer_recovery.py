@@ -36,8 +36,10 @@ Rule = Callable[[str, dict[str, Any]], bool]
 
 
 def change(offset: int, description: str, name: str = "Teapot") -> ProductChange:
+    """The change read at ``offset``, with a source version in the same order."""
     product = Product(PID, name, description, Decimal("12.50"), 3, None)
-    return ProductChange(PID, product, TOPIC, 0, offset)
+    version = "p1" + str(offset).zfill(20) + str(offset).zfill(20)
+    return ProductChange(PID, product, version, TOPIC, 0, offset)
 
 
 def batch(*changes: ProductChange) -> Batch[ProductChange]:

@@ -57,32 +57,46 @@ class FakeDynamoDB:
         return key["pk"]["S"], key["sk"]["S"]
 
     def _check(self, current: dict[str, Any] | None, request: dict[str, Any]) -> None:
+        """Evaluate the condition as DynamoDB does: typed values, and a comparison between
+        values of different types (an ``N`` attribute, an ``S`` value) is false."""
         expr = request.get("ConditionExpression")
         if expr is None:
             return
         names = request.get("ExpressionAttributeNames", {})
         values = request.get("ExpressionAttributeValues", {})
 
-        def stored(name: str) -> int | None:
+        def stored(name: str) -> tuple[str, str] | None:
             attr = names[name]
             if current is None or attr not in current:
                 return None
-            return int(current[attr]["N"])
+            ((kind, value),) = current[attr].items()
+            return kind, value
 
         def clause(text: str) -> bool:
             if text.startswith("attribute_not_exists(") and text.endswith(")"):
                 return stored(text.removeprefix("attribute_not_exists(")[:-1]) is None
+            if text.startswith("attribute_type(") and text.endswith(")"):
+                name, kind = text.removeprefix("attribute_type(")[:-1].split(", ")
+                have = stored(name)
+                return have is not None and have[0] == values[kind]["S"]
             name, op, value = text.split(" ")
             have = stored(name)
-            want = int(values[value]["N"])
+            ((kind, raw),) = values[value].items()
+            if have is None or have[0] != kind:
+                return False
+            convert: Callable[[str], Any] = int if kind == "N" else str
+            left, right = convert(have[1]), convert(raw)
             if op == "=":
-                return have == want
+                return bool(left == right)
             if op == "<":
-                return have is not None and have < want
+                return bool(left < right)
             raise AssertionError(f"condition the fake does not know: {expr}")
 
-        if expr == "attribute_not_exists(#v) OR #v < :v":  # sink_kit's put_if_newer
-            ok = clause("attribute_not_exists(#v)") or clause("#v < :v")
+        if expr in (
+            "attribute_not_exists(#v) OR attribute_type(#v, :n) OR #v < :v",  # posting writes
+            "attribute_not_exists(#v) OR #v < :v",  # sink_kit's put_if_newer (the old release)
+        ):
+            ok = any(clause(p) for p in expr.split(" OR "))
         else:
             parts = expr.split(" AND ")
             if len(parts) != 2 or set(names.values()) != {"version", "pending_rev"}:

@@ -37,6 +37,8 @@ ITEM_MAX = 400 * 1024
 EMOJI = "😀"  # 4 UTF-8 bytes, not a letter (a separator for the tokeniser)
 CJK_B = "𠀀"  # U+20000, a letter of 4 UTF-8 bytes
 CJK = "東"  # a letter of 3 UTF-8 bytes
+#: The longest source version (``cdc_events.source_version``'s MySQL form, 62 characters).
+LONGEST_VERSION = "m1" + "9" * 60
 
 
 def nbytes(text: str) -> int:
@@ -132,7 +134,10 @@ def test_every_token_of_any_text_fits_the_posting_keys() -> None:
     assert "espresso" in tokens and len(tokens) == 5
     for token in tokens:
         assert nbytes(token) <= TOKEN_MAX_BYTES
-        for item in (posting_item(token, 2**31, 10**18), removed_posting_item(token, 1, 1, 1)):
+        for item in (
+            posting_item(token, 2**31, LONGEST_VERSION),
+            removed_posting_item(token, 1, LONGEST_VERSION, 1),
+        ):
             assert_keys_within_limits(item)
         assert "@" not in token  # the pending entries' separator
 
@@ -173,7 +178,7 @@ def _product(name: str, description: str = "") -> Product:
 )
 def test_product_item_keys_fit_and_the_name_is_kept_whole(name: str) -> None:
     tokens = document_tokens(name, "")
-    item = product_item(_product(name), "", *tokens, 10**18, partition=0, offset=1)
+    item = product_item(_product(name), "", *tokens, LONGEST_VERSION, partition=0, offset=1)
     assert_keys_within_limits(item)
     assert item["name"]["S"] == indexed_text(name, "")[0]
     if nbytes(name) <= NAME_MAX_BYTES:
@@ -187,15 +192,15 @@ def test_the_largest_product_item_stays_under_the_item_limit() -> None:
     """Every text attribute at its budget in 4-byte characters, both token lists full of tokens
     at the token budget, and pending entries for four times MAX_TOKENS tokens (a write records
     at most the stored and the new tokens, 2 x MAX_TOKENS, next to entries left by an
-    interrupted attempt) at 19-digit versions."""
+    interrupted attempt) at the longest source version (62 characters)."""
     tokens = [f"{i:03d}" + "a" * (TOKEN_MAX_BYTES - 3) for i in range(MAX_TOKENS)]
     other = [f"{i:03d}" + "b" * (TOKEN_MAX_BYTES - 3) for i in range(3 * MAX_TOKENS)]
     name = " ".join([CJK_B * 100] * 200)
     product = Product(2**63 - 1, name, "", Decimal("99999999.99"), 2**31 - 1, None)
     item = product_item(
-        product, EMOJI * 200_000, tokens, tokens, 10**19 - 1, partition=999, offset=10**18
+        product, EMOJI * 200_000, tokens, tokens, LONGEST_VERSION, partition=999, offset=10**18
     )
-    pending = dict.fromkeys(tokens + other, 10**19 - 1)
+    pending = dict.fromkeys(tokens + other, LONGEST_VERSION)
     item = with_pending(item, pending)
     item["pending_rev"] = {"N": str(2**63)}
     assert len(item["pending_tokens"]["SS"]) == 4 * MAX_TOKENS
@@ -204,7 +209,9 @@ def test_the_largest_product_item_stays_under_the_item_limit() -> None:
     assert_keys_within_limits(item)
     size = item_size(item)
     assert size < ITEM_MAX * 0.6, size  # 1 WCU per KB: a product write stays well under 400
-    assert all(nbytes(e) <= TOKEN_MAX_BYTES + 21 for e in pending_entries(pending))
+    assert all(
+        nbytes(e) <= TOKEN_MAX_BYTES + 1 + len(LONGEST_VERSION) for e in pending_entries(pending)
+    )
 
 
 # -- the query side --------------------------------------------------------------------------------

@@ -15,9 +15,15 @@ from search_indexer import (
     fold,
     price_bucket,
     price_buckets_between,
-    version_of,
 )
-from search_indexer.domain import VERSION_STRIDE, plan_postings, posting_diff, rank_key
+from search_indexer._items import (
+    parse_product,
+    pending_entries,
+    posting_item,
+    product_item,
+    with_pending,
+)
+from search_indexer.domain import LEGACY_VERSION, plan_postings, posting_diff, rank_key
 
 TOPIC = "dbserver1.public.products"
 
@@ -32,9 +38,16 @@ def _message(record, offset: int | None = None) -> InMemoryMessage:  # type: ign
     )
 
 
+def v(n: int) -> str:
+    """A PostgreSQL source version (``cdc_events.source_version``'s layout) ordered by ``n``."""
+    return "p1" + str(n).zfill(20) + str(n).zfill(20)
+
+
 @pytest.mark.parametrize("variant", ["pg-schema", "pg-noschema", "pg-connect"])
 def test_decodes_the_real_connector_records(variant: str) -> None:
-    read = decode(_message(golden(f"{variant}-products-r")))
+    record = golden(f"{variant}-products-r")
+    read = decode(_message(record))
+    assert read is not None and read.version.startswith("p0")  # a snapshot read
     assert read == ProductChange(
         1,
         Product(
@@ -45,18 +58,29 @@ def test_decodes_the_real_connector_records(variant: str) -> None:
             10,
             datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
         ),
+        read.version,
         TOPIC,
         0,
         0,
-        read.source_ts_ms if read else None,
+        read.source_ts_ms,
     )
     update = decode(_message(golden(f"{variant}-products-u")))
     assert update is not None and isinstance(update.state, Product)
     assert update.state.description is None  # TOAST: the description was not sent
     assert update.state.price == Decimal("13.99")
-    for name in ("d", "tombstone"):
-        change = decode(_message(golden(f"{variant}-products-{name}")))
-        assert change is not None and change.state == Deletion(1)
+    delete = decode(_message(golden(f"{variant}-products-d")))
+    assert delete is not None and delete.state == Deletion(1)
+    assert read.version < update.version < delete.version  # the capture's order
+    # A tombstone has no source position to order it by: consumed, not applied.
+    assert decode(_message(golden(f"{variant}-products-tombstone"))) is None
+
+
+def test_the_version_is_the_source_version_wherever_the_record_is_read() -> None:
+    """A redelivery, a dead-letter replay (new offset) and a re-created topic (offset 0 again)
+    give a change the version it had."""
+    record = golden("pg-schema-products-u")
+    versions = {decode(_message(record, offset)).version for offset in (5, 900, 0)}  # type: ignore[union-attr]
+    assert len(versions) == 1
 
 
 def test_side_records_are_skipped_and_garbage_dead_lettered() -> None:
@@ -75,20 +99,30 @@ def test_truncate_is_dead_lettered_for_an_operator() -> None:
     assert info.value.code == "unsupported_truncate"
 
 
-def _change(pid: int, offset: int, description: str | None = "d", name: str = "n") -> ProductChange:
-    return ProductChange(
-        pid, Product(pid, name, description, Decimal("1.00"), 1, None), TOPIC, 0, offset
-    )
+def _change(
+    pid: int, n: int, description: str | None = "d", name: str = "n", offset: int | None = None
+) -> ProductChange:
+    """A change at version ``v(n)``, read at offset ``n`` unless ``offset`` says otherwise."""
+    product = Product(pid, name, description, Decimal("1.00"), 1, None)
+    return ProductChange(pid, product, v(n), TOPIC, 0, n if offset is None else offset)
 
 
 def test_fold_keeps_the_last_change_per_product_with_its_version() -> None:
     folded = {
         f.product_id: f
-        for f in fold([_change(1, 5, name="a"), _change(2, 6), _change(1, 9, name="b")], epoch=2)
+        for f in fold([_change(1, 5, name="a"), _change(2, 6), _change(1, 9, name="b")])
     }
-    assert folded[1].version == 2 * VERSION_STRIDE + 9 == version_of(9, 2)
+    assert folded[1].version == v(9)
     assert isinstance(folded[1].state, Product) and folded[1].state.name == "b"
     assert folded[1].offset == 9
+
+
+def test_fold_keeps_the_highest_version_not_the_highest_offset() -> None:
+    """A dead letter replayed (the original bytes at a new offset) after a newer change."""
+    replayed = _change(1, 5, name="old", offset=12)
+    (f,) = fold([_change(1, 5, name="old"), _change(1, 9, name="new", offset=10), replayed])
+    assert isinstance(f.state, Product) and f.state.name == "new"
+    assert (f.version, f.offset) == (v(9), 10)
 
 
 def test_fold_fills_a_toast_description_from_an_earlier_change_of_the_batch() -> None:
@@ -96,16 +130,19 @@ def test_fold_fills_a_toast_description_from_an_earlier_change_of_the_batch() ->
     assert isinstance(f.state, Product) and f.state.description == "fresh text"
     deleted_between = [
         _change(1, 1, "old"),
-        ProductChange(1, Deletion(1), TOPIC, 0, 2),
+        ProductChange(1, Deletion(1), v(2), TOPIC, 0, 2),
         _change(1, 3, None),
     ]
     (g,) = fold(deleted_between)
     assert isinstance(g.state, Product) and g.state.description is None
 
 
-def test_fold_orders_by_offset_not_by_arrival() -> None:
-    (f,) = fold([ProductChange(1, Deletion(1), TOPIC, 0, 7), _change(1, 3)])
+def test_fold_orders_by_version_not_by_arrival() -> None:
+    (f,) = fold([ProductChange(1, Deletion(1), v(7), TOPIC, 0, 7), _change(1, 3)])
     assert f.state == Deletion(1) and f.offset == 7
+    # A TOAST change takes the description of the change before it in the source's order.
+    (g,) = fold([_change(1, 4, None, offset=20), _change(1, 2, "fresh", offset=21)])
+    assert isinstance(g.state, Product) and g.state.description == "fresh"
 
 
 def test_posting_diff_touches_only_changed_tokens() -> None:
@@ -114,7 +151,7 @@ def test_posting_diff_touches_only_changed_tokens() -> None:
 
 
 def test_plan_without_pending_is_the_diff_recorded_at_its_version() -> None:
-    plan = plan_postings(frozenset({"teapot", "blue"}), {}, frozenset({"teapot", "green"}), 9)
+    plan = plan_postings(frozenset({"teapot", "blue"}), {}, frozenset({"teapot", "green"}), v(9))
     assert (plan.put, plan.remove) == ({"green"}, {"blue"})
     assert plan.record == {"green", "blue"}
     assert (dict(plan.carry), plan.settled) == ({}, set())
@@ -123,8 +160,9 @@ def test_plan_without_pending_is_the_diff_recorded_at_its_version() -> None:
 def test_plan_settles_pending_entries_of_its_version_or_older() -> None:
     """An unfinished attempt may have left these postings in any state: state them again,
     live if the target has the token, removed otherwise, and record them at this version."""
-    pending = {"green": 5, "blue": 7, "teapot": 7}
-    plan = plan_postings(frozenset({"teapot", "blue"}), pending, frozenset({"teapot", "blue"}), 7)
+    pending = {"green": v(5), "blue": v(7), "teapot": v(7)}
+    target = frozenset({"teapot", "blue"})
+    plan = plan_postings(frozenset({"teapot", "blue"}), pending, target, v(7))
     assert (plan.put, plan.remove) == ({"teapot", "blue"}, {"green"})
     assert plan.record == {"green"}  # blue and teapot are covered by entries of version 7
     assert plan.settled == {"teapot", "blue", "green"}
@@ -134,14 +172,64 @@ def test_plan_settles_pending_entries_of_its_version_or_older() -> None:
 def test_plan_carries_pending_entries_of_newer_versions() -> None:
     """A newer attempt's posting beats this write's version: only a write of that version or
     a newer one can vouch for it, so the entry stays (the old protocol dropped it)."""
-    pending = {"green": 9, "blue": 3}
-    plan = plan_postings(frozenset({"teapot", "blue"}), pending, frozenset({"teapot", "red"}), 5)
+    pending = {"green": v(9), "blue": v(3)}
+    target = frozenset({"teapot", "red"})
+    plan = plan_postings(frozenset({"teapot", "blue"}), pending, target, v(5))
     assert (plan.put, plan.remove) == ({"red"}, {"blue"})
     assert plan.record == {"red", "blue"}
-    assert dict(plan.carry) == {"green": 9}
+    assert dict(plan.carry) == {"green": v(9)}
     # A diff token already covered by a newer entry needs no new record.
-    plan = plan_postings(frozenset({"teapot"}), {"red": 9}, frozenset({"teapot", "red"}), 5)
-    assert (plan.put, plan.record, dict(plan.carry)) == ({"red"}, set(), {"red": 9})
+    plan = plan_postings(frozenset({"teapot"}), {"red": v(9)}, frozenset({"teapot", "red"}), v(5))
+    assert (plan.put, plan.record, dict(plan.carry)) == ({"red"}, set(), {"red": v(9)})
+
+
+def test_plan_settles_entries_of_the_previous_release() -> None:
+    """An entry with a numeric version (Kafka offsets) or none is older than any source
+    version: the next write states its posting again and records it at its own version."""
+    pending = {"green": LEGACY_VERSION, "blue": LEGACY_VERSION}
+    plan = plan_postings(frozenset({"blue"}), pending, frozenset({"blue"}), v(1))
+    assert (plan.put, plan.remove, plan.record) == ({"blue"}, {"green"}, {"blue", "green"})
+    assert dict(plan.carry) == {}
+
+
+# -- versions in the items ------------------------------------------------------------------------
+
+
+def test_versions_are_stored_as_text_and_pending_entries_parse_back() -> None:
+    """Versions are S attributes; ``<token>@<version>`` splits at the last ``@`` (a hashed
+    token holds ``~`` and hex, never ``@``)."""
+    product = Product(1, "Teapot", "blue", Decimal("1.00"), 1, None)
+    item = product_item(product, "blue", ["teapot"], ["blue"], v(7), partition=0, offset=3)
+    assert item["version"] == {"S": v(7)} and posting_item("blue", 1, v(7))["version"] == {
+        "S": v(7)
+    }
+    hashed = "a" * 223 + "~" + "0" * 32
+    pending = {"green": v(9), hashed: v(8)}
+    item = with_pending(item, pending)
+    assert item["pending_tokens"]["SS"] == pending_entries(pending)
+    stored = parse_product(item)
+    assert (stored.version, dict(stored.pending), stored.legacy_version) == (v(7), pending, None)
+    assert stored.version_value == {"S": v(7)}
+
+
+def test_an_item_of_the_previous_release_reads_as_older_than_any_version() -> None:
+    """Version N (a Kafka offset), entries ``<token>@<number>`` or ``<token>``: the version is
+    ``LEGACY_VERSION`` (below every source version) and the guard matches the stored number."""
+    product = Product(1, "Teapot", "blue", Decimal("1.00"), 1, None)
+    item = product_item(product, "blue", ["teapot"], ["blue"], v(7), partition=0, offset=3)
+    item["version"] = {"N": "1000000000000041"}
+    item["pending_tokens"] = {"SS": ["green@1000000000000042", "red", f"blue@{v(2)}"]}
+    stored = parse_product(item)
+    assert stored.exists and not stored.deleted
+    snapshot_read = decode(_message(golden("pg-schema-products-r")))
+    assert snapshot_read is not None
+    assert stored.version == LEGACY_VERSION < snapshot_read.version
+    assert stored.legacy_version == 10**15 + 41
+    assert stored.version_value == {"N": "1000000000000041"}
+    assert dict(stored.pending) == {"green": LEGACY_VERSION, "red": LEGACY_VERSION, "blue": v(2)}
+    stub = parse_product({"pk": {"S": "PRODUCT#1"}, "sk": {"S": "PRODUCT"}, "pending_tokens": {
+        "SS": [f"blue@{v(2)}"]}})  # fmt: skip
+    assert not stub.exists and stub.version_value is None
 
 
 def test_price_buckets() -> None:

@@ -1,20 +1,36 @@
 from __future__ import annotations
 
+import itertools
 import threading
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
+from cdc_events import Parser, source_version
 from cdc_events.testing import make_change, make_tombstone
 from consumer_runtime import CommitStrategy, RetryableError, TopicPartition
 from consumer_runtime.testing import SinkHarness
 from search_indexer import IndexTable, SearchIndexSink, decode
-from search_indexer._items import parse_product
+from search_indexer._items import parse_product, posting_item, product_item
 from search_indexer.domain import Folded, Product
+from sink_kit.aws import put_if_newer
 
 TOPIC = "dbserver1.public.products"
 TP = TopicPartition(TOPIC, 0)
+# Each change built here is a newer one in the source: its own transaction, at a higher LSN.
+_LSNS = itertools.count(30_000_000, 1000)
+
+
+def v(n: int) -> str:
+    """A PostgreSQL source version (``cdc_events.source_version``'s layout) ordered by ``n``."""
+    return "p1" + str(n).zfill(20) + str(n).zfill(20)
+
+
+def _version(value: bytes | None) -> str:
+    assert value is not None
+    event = Parser().parse_record(TOPIC, 0, 0, b"{}", value)
+    return source_version(event)  # type: ignore[arg-type]
 
 
 def _row(
@@ -31,14 +47,22 @@ def _row(
 
 def _toast(pid: int, name: str, price: str = "10.00", stock: int = 5) -> bytes:
     """An update whose description Debezium did not see (TOAST placeholder)."""
-    record = make_change("u", after=_row(pid, name, "PLACEHOLDER", price, stock), with_schema=True)
+    lsn = next(_LSNS)
+    after = _row(pid, name, "PLACEHOLDER", price, stock)
+    record = make_change("u", after=after, lsn=lsn, sequence=(lsn - 1, lsn), with_schema=True)
     assert record.value is not None
     return record.value.replace(b'"PLACEHOLDER"', b'"__debezium_unavailable_value"')
 
 
 def _value(op: str, row: dict[str, Any]) -> bytes:
+    lsn = next(_LSNS)
     record = make_change(
-        op, after=row if op != "d" else None, before=row if op == "d" else None, with_schema=True
+        op,
+        after=row if op != "d" else None,
+        before=row if op == "d" else None,
+        lsn=lsn,
+        sequence=(lsn - 1, lsn),
+        with_schema=True,
     )
     assert record.value is not None
     return record.value
@@ -79,7 +103,8 @@ class Index:
 
 def test_create_update_delete_keep_items_and_postings_exact(fake_dynamodb: Any) -> None:
     index = Index(fake_dynamodb)
-    index.send(1, _value("c", _row(1, "Espresso Cup", "Small ceramic cup", "12.50")))
+    create = _value("c", _row(1, "Espresso Cup", "Small ceramic cup", "12.50"))
+    index.send(1, create)
     index.send(2, _value("c", _row(2, "Teapot", "Blue ceramic teapot")))
     index.run()
     assert index.postings() == {
@@ -95,20 +120,23 @@ def test_create_update_delete_keep_items_and_postings_exact(fake_dynamodb: Any) 
         "Espresso Cup",
         Decimal("12.50"),
         True,
-        0,
+        _version(create),
     )
     item = fake_dynamodb.products()[1]
+    assert item["version"] == {"S": _version(create)}  # compared as text in the conditions
     assert item["price"] == {"N": "12.50"} and item["price_bucket"] == {"S": "P2-1"}
     assert item["gsi_name_pk"] == {"S": "NAME#e"} and item["name_norm"] == {"S": "espresso cup"}
 
-    index.send(1, _value("u", _row(1, "Espresso Mug", "Small ceramic mug", "9.00", stock=0)))
-    index.send(2, _value("d", _row(2, "Teapot", "")))
-    index.send(2, _tombstone(2))
+    update = _value("u", _row(1, "Espresso Mug", "Small ceramic mug", "9.00", stock=0))
+    delete = _value("d", _row(2, "Teapot", ""))
+    index.send(1, update)
+    index.send(2, delete)
+    index.send(2, _tombstone(2))  # no source position: consumed, not applied (the delete is)
     index.run()
     assert index.postings() == {"espresso": {1}, "mug": {1}, "small": {1}, "ceramic": {1}}
-    assert index.product(1).in_stock is False and index.product(1).version == 2
+    assert index.product(1).in_stock is False and index.product(1).version == _version(update)
     marker = fake_dynamodb.products()[2]
-    assert marker["deleted"] == {"BOOL": True} and marker["version"] == {"N": "4"}
+    assert marker["deleted"] == {"BOOL": True} and marker["version"] == {"S": _version(delete)}
     assert marker["ttl"] == {"N": str(1_000_000 + 7 * 24 * 3600)}
     assert "gsi_name_pk" not in marker and "price_bucket" not in marker
     assert index.harness.committed == {TP: 5}
@@ -150,10 +178,13 @@ def test_a_late_older_update_never_resurrects_a_deleted_product(fake_dynamodb: A
     index.run()
     assert index.postings() == {}
     zombie = Index(fake_dynamodb)
-    zombie.send(7, create)  # offset 0 < the delete's offset 1
+    zombie.send(7, create)  # its version is below the delete's
     zombie.run()
     assert index.product(7).deleted and index.postings() == {}
-    # A re-create (newer offset) brings it back.
+    # A tombstone alone changes nothing (it has no version); a re-create (newer) brings it back.
+    index.send(7, _tombstone(7))
+    index.run()
+    assert index.product(7).deleted
     index.send(7, _value("c", _row(7, "Candle", "Red candle")))
     index.run()
     assert not index.product(7).deleted
@@ -182,10 +213,9 @@ def test_throttling_is_retried_and_nothing_is_lost(fake_dynamodb: Any, throttlin
     assert index.harness.committed == {TP: 1}
 
 
-def _folded(pid: int, version: int, name: str, description: str) -> Folded:
-    return Folded(
-        pid, Product(pid, name, description, Decimal("1.00"), 1, None), version, 0, version
-    )
+def _folded(pid: int, n: int, name: str, description: str) -> Folded:
+    """A folded change at version ``v(n)``, read at offset ``n``."""
+    return Folded(pid, Product(pid, name, description, Decimal("1.00"), 1, None), v(n), 0, n)
 
 
 def test_a_newer_writer_settles_the_postings_of_an_older_writer_that_loses(
@@ -215,7 +245,7 @@ def test_a_newer_writer_settles_the_postings_of_an_older_writer_that_loses(
     # The older change (version 4) turned "blue" into "green": it wrote those postings first.
     assert older._apply(_folded(1, 4, "Teapot", "green"), base) == "stale"
     assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}}
-    assert parse_product(fake_dynamodb.products()[1]).version == 5
+    assert parse_product(fake_dynamodb.products()[1]).version == v(5)
     assert "pending_tokens" not in fake_dynamodb.products()[1]
     assert newer.metrics.value("search_index_posting_repairs_total") == 2  # blue, green
     assert newer.metrics.value("search_index_conflicts_total") == 1
@@ -252,7 +282,7 @@ def test_a_late_stale_posting_write_cannot_resurrect_a_removed_posting(fake_dyna
     sink._apply(_folded(1, 3, "Teapot", "blue"), None)
     sink._apply(_folded(1, 5, "Teapot", "green"), table.read_product(1))
     assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}}
-    assert table.put_posting("blue", 1, 3) is False  # the late copy of the first write
+    assert table.put_posting("blue", 1, v(3)) is False  # the late copy of the first write
     assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}}
     sink.close()
 
@@ -303,9 +333,44 @@ def test_a_redelivery_folded_to_an_older_change_carries_the_newer_pending_postin
     fake_dynamodb.hooks.clear()
 
     assert sink._apply(_folded(1, 5, "Teapot", "blue red"), table.read_product(1)) == "written"
-    assert fake_dynamodb.products()[1]["pending_tokens"] == {"SS": ["blue@9", "green@9"]}
+    entries = [f"blue@{v(9)}", f"green@{v(9)}"]
+    assert fake_dynamodb.products()[1]["pending_tokens"] == {"SS": entries}
     assert fake_dynamodb.postings() == {"teapot": {1}, "green": {1}, "red": {1}}  # for now
     assert sink._apply(_folded(1, 11, "Teapot", "blue yellow"), table.read_product(1)) == "written"
     assert fake_dynamodb.postings() == {"teapot": {1}, "blue": {1}, "yellow": {1}}
     assert "pending_tokens" not in fake_dynamodb.products()[1]
     sink.close()
+
+
+def test_an_item_of_the_previous_release_is_replaced_once_and_its_late_writes_lose(
+    fake_dynamodb: Any,
+) -> None:
+    """Items of the release that versioned by Kafka offset hold ``version`` as an N. The first
+    change after the upgrade replaces the product item and states every one of its postings
+    again (an S never compares with an N: ``attribute_type`` lets it through); afterwards a
+    late write of the old release (``#v < :v`` or ``#v = :b`` with an N) is refused."""
+    legacy = 10**15 + 41
+    product = Product(1, "Teapot", "blue", Decimal("10.00"), 5, None)
+    item = product_item(product, "blue", ["teapot"], ["blue"], "", partition=0, offset=41)
+    item["version"] = {"N": str(legacy)}
+    item["pending_tokens"] = {"SS": [f"red@{legacy + 1}"]}  # a newer attempt died after it
+    old = [item] + [posting_item(t, 1, "") for t in ("teapot", "blue", "red")]
+    for seeded in old:
+        seeded["version"] = item["version"]
+        fake_dynamodb.items[seeded["pk"]["S"], seeded["sk"]["S"]] = seeded
+
+    index = Index(fake_dynamodb)
+    update = _value("u", _row(1, "Teapot", "green", "11.00"))
+    index.send(1, update)
+    index.run()
+    assert index.postings() == {"teapot": {1}, "green": {1}}
+    assert index.product(1).price == Decimal("11.00")
+    assert "pending_tokens" not in fake_dynamodb.products()[1]
+    assert all(i["version"] == {"S": _version(update)} for i in fake_dynamodb.items.values())
+
+    late = {**posting_item("blue", 1, ""), "version": {"N": str(legacy + 100)}}
+    assert put_if_newer(fake_dynamodb, "idx", late) is False  # the old release's posting put
+    table = IndexTable(fake_dynamodb, "idx")
+    assert table.put_product(item, {"N": str(legacy)}, 0) is False  # its product put
+    assert index.postings() == {"teapot": {1}, "green": {1}}
+    assert index.product(1).version == _version(update)
