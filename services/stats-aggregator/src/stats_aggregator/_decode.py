@@ -21,6 +21,7 @@ from cdc_events import (
     ParseError,
     Parser,
     parse_user_activity,
+    source_version,
 )
 from consumer_runtime import Message, PermanentError
 
@@ -98,6 +99,7 @@ def row_change(event: ChangeEvent) -> RowChange | None:
         key=key,
         op=event.op,
         values=values,
+        version=source_version(event),
         lsn=event.source.lsn,
         event_id=event.event_id,
         source_ts_ms=event.source.ts_ms,

@@ -71,13 +71,16 @@ class RowChange:
     ``values`` is the row after the change, in the image's column order (a column Debezium
     could not see holds ``cdc_events.UNCHANGED`` and ``partial`` is set); ``None`` for a delete,
     whose ``before`` holds only the key under the default replica identity and is not used.
-    ``lsn`` is the source position used to drop re-emits per key.
+    ``version`` (``cdc_events.source_version``) is the change's place in its row's history,
+    text compared byte-wise: re-emits and replays are dropped per key by it. ``lsn`` is the
+    source LSN (for the alerts' ``source.lsn`` and rows stored before versions).
     """
 
     table: str
     key: int
     op: str
     values: tuple[Any, ...] | None
+    version: str
     lsn: int | None
     event_id: str
     source_ts_ms: int | None
@@ -110,19 +113,27 @@ Record = RowChange | UserEvent
 
 @dataclass(frozen=True, slots=True)
 class Stored(Generic[I]):
-    """A key's state as last applied: its row image (``None`` once deleted) and position."""
+    """A key's state as last applied: its row image (``None`` once deleted) and position.
+
+    ``version`` is the source version of the change that produced it; ``None`` for a state
+    stored before versions (migration 0004) and not changed since, whose position is ``lsn``
+    alone (see ``domain.is_reemit``).
+    """
 
     image: I | None
+    version: str | None
     lsn: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class Transition(Generic[I]):
-    """What a batch did to one key: the image before it, the image after it, the position."""
+    """What a batch did to one key: the image before it, the image after it, the position
+    (version and LSN) of the last change applied."""
 
     key: int
     old: I | None
     new: I | None
+    version: str
     lsn: int | None
 
 
@@ -134,16 +145,23 @@ class LowStockAlert:
     stock: int
     threshold: int
     lsn: int | None
+    version: str
     event_id: str
     source_ts_ms: int | None
 
     def to_message(self) -> dict[str, Any]:
-        """The alert message's JSON value; ``event_id``/``lsn`` let a consumer drop repeats."""
+        """The alert message's JSON value; ``event_id`` lets a consumer drop repeats and
+        ``version`` order one product's alerts (``lsn`` alone cannot: see ``RowChange``)."""
         return {
             "product_id": self.product_id,
             "stock": self.stock,
             "threshold": self.threshold,
-            "source": {"lsn": self.lsn, "event_id": self.event_id, "ts_ms": self.source_ts_ms},
+            "source": {
+                "lsn": self.lsn,
+                "version": self.version,
+                "event_id": self.event_id,
+                "ts_ms": self.source_ts_ms,
+            },
         }
 
 

@@ -2,9 +2,9 @@
 stock projection.
 
 Both are driven from PostgreSQL rows written in the batch's transaction (the outbox table
-``low_stock_alerts``, the ``st_products.projected_lsn`` marker), so a crash between the commit
-and the publication loses nothing: the next batch (or the next start) publishes what is still
-pending. Failures here are logged and retried later; they never fail a committed batch.
+``low_stock_alerts``, the ``st_products.projected_version`` marker), so a crash between the
+commit and the publication loses nothing: the next batch (or the next start) publishes what is
+still pending. Failures here are logged and retried later; they never fail a committed batch.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any, Final, Protocol
 
 import orjson
 import sqlalchemy as sa
+from botocore.exceptions import ClientError
 from consumer_runtime import OutgoingRecord, Publisher
-from sink_kit.aws import put_if_newer
+from sink_kit.aws import aws_errors, error_code
 from sqlalchemy.engine import Connection
 
 # One page per batch keeps the after-commit work (and so the batch's latency) bounded; a
@@ -65,11 +66,28 @@ def publish_alerts(conn: Connection, publisher: AlertPublisher, topic: str) -> i
     return len(rows)
 
 
-class InventoryProjection:
-    """The ``inventory-realtime`` DynamoDB table: one item per product, version = source LSN.
+# Products whose state the projection has not written yet (the predicate of the partial index
+# ``st_products_unprojected``, migration 0004): by version, or by LSN for a state positioned by
+# LSN alone (also when a replica of the previous release changed a product this release had
+# projected: that replica's write cannot replace a versioned item).
+UNPROJECTED: Final = (
+    "pos_version > coalesce(projected_version, '') "
+    "OR (pos_version IS NULL AND pos_lsn IS NOT NULL "
+    "AND (pos_lsn > coalesce(projected_lsn, -1) OR projected_version IS NOT NULL))"
+)
 
-    Writes are conditional (``put_if_newer``), so an older state never overwrites a newer one,
-    whichever replica or retry writes last.
+
+class InventoryProjection:
+    """The ``inventory-realtime`` DynamoDB table: one item per product, with the position of the
+    state it holds: ``version`` (S, ``cdc_events.source_version``) and ``lsn`` (N).
+
+    Writes are conditional, so an older state never overwrites a newer one, whichever replica
+    or retry writes last. A state replaces an item whose ``version`` is lower as text. An item
+    whose ``version`` is a number was written by the previous release (the version was the LSN
+    then): a state replaces it if its LSN is higher, so each such item is replaced once, by the
+    product's next projected state. A state positioned by LSN alone (stored before versions,
+    see ``domain.is_reemit``) is written as the previous release wrote it (``version`` = its
+    LSN, a number) and replaces an item whose LSN is lower.
     """
 
     def __init__(self, client: Any, table: str, threshold: int) -> None:
@@ -78,35 +96,100 @@ class InventoryProjection:
         self.threshold = threshold
 
     def item(
-        self, product_id: int, stock: int | None, deleted: bool, version: int
+        self,
+        product_id: int,
+        stock: int | None,
+        deleted: bool,
+        version: str | None,
+        lsn: int | None,
     ) -> dict[str, Any]:
-        return {
+        item: dict[str, Any] = {
             "pk": {"S": str(product_id)},
             "product_id": {"N": str(product_id)},
             "stock": {"N": str(stock)} if stock is not None else {"NULL": True},
             "low_stock": {"BOOL": stock is not None and stock < self.threshold},
             "deleted": {"BOOL": deleted},
-            "version": {"N": str(version)},
         }
+        if version is not None:
+            item["version"] = {"S": version}
+            if lsn is not None:
+                item["lsn"] = {"N": str(lsn)}
+        elif lsn is not None:
+            item["version"] = item["lsn"] = {"N": str(lsn)}
+        return item
+
+    def put(self, item: dict[str, Any]) -> bool:
+        """Write ``item`` (from ``item()``) unless the stored one holds a newer state; False
+        when it does (counted, not an error)."""
+        names = {"#v": "version"}
+        values: dict[str, Any] = {":n": {"S": "N"}, ":s": {"S": "S"}}
+        lsn = item.get("lsn")
+        if "S" in item["version"]:
+            values[":v"] = item["version"]
+            condition = "attribute_not_exists(#v) OR (attribute_type(#v, :s) AND #v < :v)"
+            if lsn is not None:
+                values[":lsn"] = lsn
+                condition += " OR (attribute_type(#v, :n) AND #v < :lsn)"
+            else:
+                del values[":n"]  # DynamoDB refuses values the expression does not use
+        else:
+            names["#l"] = "lsn"
+            values[":lsn"] = lsn
+            condition = (
+                "attribute_not_exists(#v) OR (attribute_type(#v, :n) AND #v < :lsn) "
+                "OR (attribute_type(#v, :s) AND #l < :lsn)"
+            )
+        with aws_errors(f"put {self.table}"):
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
 
     def sync(self, conn: Connection) -> int:
         """Write one page of products changed since their last projection; returns the count."""
         rows = conn.execute(
             sa.text(
-                "SELECT id, stock, deleted, pos_lsn FROM st_products "
-                "WHERE pos_lsn > coalesce(projected_lsn, -1) ORDER BY id LIMIT :n"
+                "SELECT id, stock, deleted, pos_version, pos_lsn FROM st_products "  # noqa: S608
+                f"WHERE {UNPROJECTED} ORDER BY id LIMIT :n"
             ),
             {"n": PAGE},
         ).all()
-        for pid, stock, deleted, lsn in rows:
-            put_if_newer(self.client, self.table, self.item(pid, stock, deleted, lsn))
-        if rows:
+        for pid, stock, deleted, version, lsn in rows:
+            self.put(self.item(pid, stock, deleted, version, lsn))
+        versioned = [r for r in rows if r[3] is not None]
+        if versioned:
             conn.execute(
                 sa.text(
-                    "UPDATE st_products p SET projected_lsn = v.lsn "
-                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:lsns AS bigint[])) AS v(id, lsn) "
-                    "WHERE p.id = v.id AND coalesce(p.projected_lsn, -1) < v.lsn"
+                    "UPDATE st_products p SET projected_version = v.version, projected_lsn = v.lsn "
+                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS text[]), "
+                    "            CAST(:lsns AS bigint[])) AS v(id, version, lsn) "
+                    "WHERE p.id = v.id "
+                    "AND coalesce(p.projected_version, '') < v.version COLLATE \"C\""
                 ),
-                {"ids": [r[0] for r in rows], "lsns": [r[3] for r in rows]},
+                {
+                    "ids": [r[0] for r in versioned],
+                    "versions": [r[3] for r in versioned],
+                    "lsns": [r[4] for r in versioned],
+                },
+            )
+        by_lsn = [r for r in rows if r[3] is None]
+        if by_lsn:
+            conn.execute(
+                sa.text(
+                    "UPDATE st_products p SET projected_version = NULL, "
+                    "projected_lsn = GREATEST(p.projected_lsn, v.lsn) "
+                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:lsns AS bigint[])) AS v(id, lsn) "
+                    "WHERE p.id = v.id AND p.pos_version IS NULL"
+                ),
+                {"ids": [r[0] for r in by_lsn], "lsns": [r[4] for r in by_lsn]},
             )
         return len(rows)

@@ -64,13 +64,15 @@ def load_states(conn: Connection, table: str, keys: Collection[int]) -> dict[int
     cls = IMAGE_TYPES[table]
     cols = ", ".join(c for c, _ in columns)
     rows = conn.execute(
-        sa.text(f"SELECT id, {cols}, deleted, pos_lsn FROM {name} WHERE id = ANY(:ids)"),  # noqa: S608
+        sa.text(
+            f"SELECT id, {cols}, deleted, pos_version, pos_lsn FROM {name} WHERE id = ANY(:ids)"  # noqa: S608
+        ),
         {"ids": list(keys)},
     )
     out: dict[int, Stored[Any]] = {}
     for row in rows:
-        image = None if row[-2] else cls(*row[1:-2])
-        out[int(row[0])] = Stored(image, row[-1])
+        image = None if row[-3] else cls(*row[1:-3])
+        out[int(row[0])] = Stored(image, row[-2], row[-1])
     return out
 
 
@@ -89,16 +91,31 @@ def load_lines(conn: Connection, order_ids: Collection[int]) -> dict[int, Item]:
 
 
 def save_states(conn: Connection, table: str, transitions: Iterable[Transition[Any]]) -> None:
+    """Upsert each key's new state with its position: ``pos_version`` (compared) and ``pos_lsn``
+    (for the alerts and a downgrade; moving it without the version marks a write of the previous
+    release, see migration 0004)."""
     name, columns = STATE_TABLES[table]
     width = len(columns)
     rows = [
-        (t.key, *(t.new if t.new is not None else (None,) * width), t.new is None, t.lsn)
+        (
+            t.key,
+            *(t.new if t.new is not None else (None,) * width),
+            t.new is None,
+            t.version,
+            t.lsn,
+        )
         for t in transitions
     ]
     upsert_rows(
         conn,
         name,
-        [("id", "bigint"), *columns, ("deleted", "boolean"), ("pos_lsn", "bigint")],
+        [
+            ("id", "bigint"),
+            *columns,
+            ("deleted", "boolean"),
+            ("pos_version", "text"),
+            ("pos_lsn", "bigint"),
+        ],
         rows,
         ["id"],
     )
@@ -361,6 +378,7 @@ def insert_alerts(conn: Connection, alerts: Iterable[LowStockAlert]) -> None:
             ("stock", "integer"),
             ("threshold", "integer"),
             ("source_lsn", "bigint"),
+            ("source_version", "text"),
             ("source_ts_ms", "bigint"),
             ("message", "jsonb"),
         ],
@@ -371,6 +389,7 @@ def insert_alerts(conn: Connection, alerts: Iterable[LowStockAlert]) -> None:
                 a.stock,
                 a.threshold,
                 a.lsn,
+                a.version,
                 a.source_ts_ms,
                 orjson.dumps(a.to_message()).decode(),
             )

@@ -4,9 +4,10 @@ Every statistic is a function of the latest row image of each ``customers``, ``p
 ``orders`` and ``order_items`` key. A batch is applied in three steps (``apply_changes``;
 steps 2 and 3 live in ``_deltas``):
 
-1. ``fold`` each table's changes per key, in Kafka order, against the stored state: an event
-   whose source position is at or before the key's stored one is a re-emit and is skipped; the
-   result is one ``Transition`` (image before the batch -> image after it) per changed key.
+1. ``fold`` each table's changes per key, in Kafka order, against the stored state: a change
+   whose source version is at or before the key's stored one is a re-emit (or a replay) and is
+   skipped (``is_reemit``); the result is one ``Transition`` (image before the batch -> image
+   after it) per changed key.
 2. ``compute_deltas``: each statistic's change is its value over the new images minus its value
    over the old ones, per key. An order line contributes to its product only while its order
    exists and is not cancelled, so an order whose liveness flips also moves the contribution of
@@ -67,15 +68,28 @@ from stats_aggregator._model import (
 # -- 1. fold ----------------------------------------------------------------------------------
 
 
-def is_reemit(event_lsn: int | None, stored_lsn: int | None) -> bool:
-    """An event at or before the key's last applied source position was applied already.
+def is_reemit(
+    version: str,
+    stored_version: str | None,
+    lsn: int | None = None,
+    stored_lsn: int | None = None,
+) -> bool:
+    """A change at or before the key's last applied source version was applied already.
 
-    Per key, PostgreSQL positions grow in commit order: a second writer of a row waits on the
-    first one's row lock, so its change is logged after the first commits. (Across keys they
-    do not: overlapping transactions interleave in the WAL.) Without positions nothing is
-    skipped and the sink-managed offsets alone prevent double counting.
+    Versions (``cdc_events.source_version``) order one row's changes as text: snapshot reads
+    before streamed changes, then the commit key, then the change's LSN. They come from the
+    source, so a Debezium re-emit, a redelivery and a dead-letter replay (the same bytes at a
+    new offset) all carry the version they had. The change LSN alone is no order: a transaction
+    open across the snapshot's consistent point wrote its changes below the snapshot's LSN and
+    committed after it.
+
+    A state stored before versions (``stored_version`` None, migration 0004) is compared by the
+    rule that stored it, LSNs (right for every pair of changes but that one), until its next
+    applied change gives it a version. Without any stored position nothing is skipped.
     """
-    return event_lsn is not None and stored_lsn is not None and event_lsn <= stored_lsn
+    if stored_version is not None:
+        return version <= stored_version
+    return lsn is not None and stored_lsn is not None and lsn <= stored_lsn
 
 
 def make_image(change: RowChange, previous: Any | None) -> Any:
@@ -114,28 +128,31 @@ def fold(
     low-stock crossings are detected per change, so batch boundaries do not change them).
     """
     out = Folded()
-    current: dict[int, tuple[Any, int | None]] = {}
+    current: dict[int, tuple[Any, str, int | None]] = {}  # (image, version, lsn) so far
     first: dict[int, Any] = {}
+    version: str | None
     for change in changes:
         key = change.key
         if key in current:
-            image, lsn = current[key]
+            image, version, lsn = current[key]
         else:
             state = stored.get(key)
-            image, lsn = (None, None) if state is None else (state.image, state.lsn)
+            image, version, lsn = (
+                (None, None, None) if state is None else (state.image, state.version, state.lsn)
+            )
             first[key] = image
-        if is_reemit(change.lsn, lsn):
+        if is_reemit(change.version, version, change.lsn, lsn):
             out.skipped += 1
             continue
         new = None if change.values is None else make_image(change, image)
         if on_apply is not None:
             on_apply(change, image, new)
-        current[key] = (new, change.lsn if change.lsn is not None else lsn)
+        current[key] = (new, change.version, change.lsn if change.lsn is not None else lsn)
         out.applied += 1
-    for key, (image, lsn) in current.items():
-        if lsn is None and key not in stored and image is None:
-            continue  # a delete of a key never seen, with no position to remember
-        out.transitions[key] = Transition(key, first[key], image, lsn)
+    # A delete of a key never seen is remembered too (deleted, with its version): an older
+    # change replayed after it must not bring the row back.
+    for key, (image, applied, lsn) in current.items():
+        out.transitions[key] = Transition(key, first[key], image, applied, lsn)
     return out
 
 
@@ -153,6 +170,7 @@ def low_stock_detector(threshold: int, alerts: list[LowStockAlert]) -> OnApply:
                     stock=after.stock,
                     threshold=threshold,
                     lsn=change.lsn,
+                    version=change.version,
                     event_id=change.event_id,
                     source_ts_ms=change.source_ts_ms,
                 )

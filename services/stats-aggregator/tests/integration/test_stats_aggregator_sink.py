@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from cdc_events.testing import make_change, make_tombstone, make_user_activity
-from consumer_runtime import CommitStrategy, TopicPartition
+from consumer_runtime import CommitStrategy, Message, PermanentError, TopicPartition
 from consumer_runtime.testing import SinkHarness
 from devstack.pytest_plugin import SinkSchema
 from sink_kit.postgres import make_engine, upgrade_schema
@@ -28,8 +28,10 @@ def _sink(schema: SinkSchema, **kwargs: Any) -> StatsSink:
     return StatsSink(engine, group="g", **kwargs)
 
 
-def _harness(sink: StatsSink) -> SinkHarness[Any]:
-    return SinkHarness(sink, Decoder(), strategy=CommitStrategy.SINK_MANAGED, batch_size=50)
+def _harness(sink: StatsSink, decoder: Any = None) -> SinkHarness[Any]:
+    return SinkHarness(
+        sink, decoder or Decoder(), strategy=CommitStrategy.SINK_MANAGED, batch_size=50
+    )
 
 
 def _rows(sink: StatsSink, sql: str) -> list[tuple[Any, ...]]:
@@ -172,6 +174,137 @@ def test_sums_of_the_largest_totals_the_source_allows_are_held_exactly(
         (top * 200,)
     ]
     assert _rows(sink, "SELECT revenue FROM daily_sales") == [(top * 200,)]
+    h.shutdown()
+
+
+# -- versions come from the source ----------------------------------------------------------
+
+S = 30_000_000  # the LSN of the snapshot's consistent point
+ORDER = {"id": 1, "customer_id": 4, "status": "pending", "total": Decimal("30.00"),
+         "created_at": T0}  # fmt: skip
+PRODUCT = {"id": 9, "name": "Cup", "price": Decimal("10.00"), "stock": 50}
+
+
+def _read(table: str, row: dict[str, Any], snapshot: str = "true") -> bytes:
+    """A snapshot read: every read of one snapshot carries the consistent point's LSN."""
+    return _value(make_change("r", table=table, after=row, lsn=S, snapshot=snapshot))
+
+
+def _streamed(table: str, row: dict[str, Any], lsn: int, commit: int | None) -> bytes:
+    """A streamed change; ``commit`` is the commit LSN of the transaction emitted before its
+    own (Debezium's ``source.sequence[0]``), null for the first one after the snapshot."""
+    return _value(make_change("u", table=table, after=row, lsn=lsn, sequence=(commit, lsn)))
+
+
+def _state(sink: StatsSink) -> tuple[list[Any], list[Any], list[Any]]:
+    return (
+        _rows(sink, "SELECT product_id, stock, low_stock FROM product_stats"),
+        _rows(sink, "SELECT status, count FROM order_status_counts"),
+        _rows(sink, "SELECT orders_count, paid_or_shipped_count, total_spent FROM customer_stats"),
+    )
+
+
+def test_a_transaction_open_across_the_snapshot_point_is_applied_after_the_snapshot(
+    sink_schema: SinkSchema,
+) -> None:
+    # The snapshot reads every row at its consistent point S. A transaction open at that point
+    # wrote its changes *below* S (the snapshot did not see them: not committed) and committed
+    # after it, so it is the first transaction streamed, sequence [null, "<lsn>"]. Its changes
+    # are newer than the snapshot's reads of the same rows, although their LSNs are lower.
+    sink = _sink(sink_schema)
+    h = _harness(sink)
+    h.produce(PRODUCTS, [_read("products", PRODUCT)])
+    h.produce(ORDERS, [_read("orders", ORDER, snapshot="last")])
+    h.run_until_idle()
+    assert _state(sink) == (
+        [(9, 50, False)],
+        [("pending", 1)],
+        [(1, 0, Decimal("30.00"))],
+    )
+    # The open transaction: the order is paid and the cup's stock goes down to 5 (a batch of
+    # its own for the product, in one batch with the re-emitted snapshot read for the order).
+    h.produce(PRODUCTS, [_streamed("products", PRODUCT | {"stock": 5}, S - 100, None)])
+    h.run_until_idle()
+    h.produce(
+        ORDERS,
+        [
+            _read("orders", ORDER, snapshot="last"),  # re-emitted: skipped
+            _streamed("orders", ORDER | {"status": "paid"}, S - 90, None),
+        ],
+    )
+    h.run_until_idle()
+    assert _state(sink) == (
+        [(9, 5, True)],
+        [("paid", 1)],
+        [(1, 1, Decimal("30.00"))],
+    )
+    alerts = _rows(sink, "SELECT product_id, stock, source_lsn FROM low_stock_alerts")
+    assert alerts == [(9, 5, S - 100)]
+    # The next transaction (its commit key is the open one's commit LSN, above S) applies,
+    # and a re-emit of the open transaction's change after it does not.
+    h.produce(
+        PRODUCTS,
+        [
+            _streamed("products", PRODUCT | {"stock": 40}, S + 200, S + 150),
+            _streamed("products", PRODUCT | {"stock": 5}, S - 100, None),
+        ],
+    )
+    h.run_until_idle()
+    assert _state(sink)[0] == [(9, 40, False)]
+    assert sink.stats["reemits_skipped"] == 2
+    h.shutdown()
+
+
+class DecoderWithABug:
+    """The service's decoder with a bug that dead-letters snapshot reads until ``fixed``
+    (what an operator's ``cdc dlq replay`` follows: a fix deployed, the originals replayed)."""
+
+    def __init__(self) -> None:
+        self.decoder = Decoder()
+        self.fixed = False
+
+    def __call__(self, message: Message) -> Any:
+        if not self.fixed and b'"op":"r"' in (message.value() or b""):
+            raise PermanentError("snapshot reads cannot be decoded (a bug)", code="decode_bug")
+        return self.decoder(message)
+
+
+def test_a_dead_letter_replay_of_older_changes_after_newer_ones_changes_nothing(
+    sink_schema: SinkSchema,
+) -> None:
+    sink = _sink(sink_schema)
+    decoder = DecoderWithABug()
+    h = _harness(sink, decoder)
+    h.produce(
+        PRODUCTS,
+        [
+            _read("products", PRODUCT),  # dead-lettered
+            _streamed("products", PRODUCT | {"stock": 5}, S - 100, None),  # the open transaction
+        ],
+    )
+    h.produce(
+        ORDERS,
+        [
+            _read("orders", ORDER, snapshot="last"),  # dead-lettered
+            _streamed("orders", ORDER | {"status": "paid"}, S - 90, None),
+            _streamed("orders", ORDER | {"status": "shipped"}, S + 300, S + 150),
+        ],
+    )
+    h.run_until_idle()
+    newest = ([(9, 5, True)], [("shipped", 1)], [(1, 1, Decimal("30.00"))])
+    assert _state(sink) == newest
+    assert sorted(d.code for d in h.dead_letters) == ["decode_bug", "decode_bug"]
+    # The fix is deployed; the operator replays the dead letters: the same bytes, produced again
+    # at the end of their topics (new, higher offsets), after the newer changes of their rows.
+    # So is, by mistake, an older streamed change.
+    decoder.fixed = True
+    for dead in h.dead_letters:
+        h.produce(dead.topic, [dead.value], key=dead.key)
+    h.produce(ORDERS, [_streamed("orders", ORDER | {"status": "paid"}, S - 90, None)])
+    h.run_until_idle()
+    assert _state(sink) == newest
+    assert _rows(sink, "SELECT count(*) FROM low_stock_alerts") == [(1,)]
+    assert sink.stats["reemits_skipped"] == 3
     h.shutdown()
 
 

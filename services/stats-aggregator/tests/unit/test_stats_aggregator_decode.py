@@ -1,15 +1,17 @@
-"""The decoder on records captured from the real connector and on user-activity events."""
+"""The decoder on records captured from the real connector and on user-activity events, and
+what ships with the package (the table definition, the projection query of migration 0004)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
-from cdc_events import ParseError
+from cdc_events import ChangeEvent, ParseError, parse_record, source_version
 from cdc_events.testing import golden, make_change, make_user_activity
 from consumer_runtime import InMemoryMessage, PermanentError
 from stats_aggregator import Decoder, RowChange, UserEvent, inventory_table_definition
@@ -48,6 +50,22 @@ def test_order_totals_and_times_are_typed(with_schema: bool) -> None:
                                             with_schema=with_schema)))  # fmt: skip
     assert isinstance(change, RowChange) and change.values is not None
     assert change.values == (2, "paid", Decimal("12.50"), at)
+
+
+@pytest.mark.parametrize("form", ["pg-schema", "pg-noschema"])
+def test_captured_changes_carry_their_source_version_in_emitted_order(form: str) -> None:
+    # One capture of products: the snapshot read (``last``), then the streamed c/u/d.
+    decode = Decoder()
+    records = [golden(f"{form}-products-{op}") for op in "rcud"]
+    changes = [decode(_message(r)) for r in records]
+    assert all(isinstance(c, RowChange) for c in changes)
+    versions = [c.version for c in changes]  # type: ignore[union-attr]
+    assert versions == sorted(versions) and len(set(versions)) == 4
+    assert versions[0].startswith("p0") and all(v.startswith("p1") for v in versions[1:])
+    for record, version in zip(records, versions, strict=True):
+        event = parse_record(record.topic, record.partition, record.offset, record.key,
+                             record.value)  # fmt: skip
+        assert isinstance(event, ChangeEvent) and version == source_version(event)
 
 
 def test_deletes_tombstones_heartbeats_and_transactions() -> None:
@@ -94,3 +112,16 @@ def test_user_events_keep_the_front_end_duration() -> None:
 def test_the_packaged_inventory_table_definition_is_the_canonical_one() -> None:
     canonical = orjson.loads((REPO / "deploy/dynamodb/inventory-realtime.json").read_bytes())
     assert inventory_table_definition() == canonical
+
+
+def test_the_projection_query_is_the_predicate_of_the_partial_index() -> None:
+    # PostgreSQL uses st_products_unprojected only for a query that implies its predicate.
+    from stats_aggregator._outbox import UNPROJECTED
+    from stats_aggregator.sink import MIGRATIONS
+
+    path = MIGRATIONS / "versions" / "0004_source_versions.py"
+    spec = importlib.util.spec_from_file_location("stats_migration_0004", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration._UNPROJECTED == UNPROJECTED

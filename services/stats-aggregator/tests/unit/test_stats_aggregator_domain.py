@@ -2,9 +2,11 @@
 
 A random shop history (sign-ups, products created/restocked/re-priced/deleted/re-created,
 orders placed, paid, shipped, cancelled, removed, back-dated) is turned into per-table,
-per-partition change logs, re-emits are spliced in, and the logs are consumed with random batch
-cuts and random interleavings of the topics through ``domain.apply_changes`` over an in-memory
-store. Whatever the order, every statistic must equal the reference.
+per-partition change logs as Debezium emits them (a snapshot taken while a transaction is open,
+then the streamed transactions, each change with its source version), re-emits are spliced in,
+and the logs are consumed with random batch cuts and random interleavings of the topics through
+``domain.apply_changes`` over an in-memory store. Whatever the order, every statistic must equal
+the reference.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from cdc_events import UNCHANGED
+from cdc_events import UNCHANGED, ChangeView, Parser, source_version
+from cdc_events.testing import make_change
 from stats_aggregator._model import (
     IMAGE_TYPES,
     CustomerRow,
@@ -38,6 +41,7 @@ from stats_aggregator.domain import (
     first_occurrences,
     fold,
     fold_user_events,
+    is_reemit,
     low_stock_detector,
     scores,
 )
@@ -68,7 +72,7 @@ class MemoryStore:
 
     def save_states(self, table: str, transitions: Collection[Transition[Any]]) -> None:
         for t in transitions:
-            self.states[table][t.key] = Stored(t.new, t.lsn)
+            self.states[table][t.key] = Stored(t.new, t.version, t.lsn)
 
     def load_customer_rows(self, keys: Collection[int]) -> dict[int, CustomerRow]:
         return {k: self.customers[k] for k in keys if k in self.customers}
@@ -137,13 +141,49 @@ class Shop:
             t: {} for t in ("customers", "products", "orders", "order_items")
         }
         self.ids: dict[str, int] = defaultdict(int)
-        self.log: list[RowChange] = []  # commit order
+        self.log: list[RowChange] = []  # as Debezium emits it: snapshot, then commit order
+        # The commit LSN of the transaction emitted before the current one (Debezium's
+        # ``source.sequence[0]``); None for the first transaction after the snapshot.
+        self.commit_key: int | None = None
+
+    def transaction(self) -> None:
+        """One shop operation as one source transaction, then its commit record."""
+        self.step()
+        self.lsn += self.rng.randint(1, 50)
+        self.commit_key = self.lsn
+
+    def snapshot(self, open_steps: int) -> int:
+        """Debezium's initial snapshot, taken while a transaction is open (not yet emitted
+        changes are dropped: they happened before the connector). The open transaction's changes
+        have LSNs below the snapshot's consistent point, but the snapshot does not see them, and
+        they are streamed after its reads, first, with a null commit key. Returns how many of
+        them change a row the snapshot read."""
+        self.log.clear()
+        seen = {t: {k: dict(row) for k, row in rows.items()} for t, rows in self.tables.items()}
+        self.commit_key = None
+        for _ in range(open_steps):
+            self.step()
+        open_tx, self.log = self.log, []
+        point = self.lsn + self.rng.randint(1, 50)
+        snapshot_version = _version(point, snapshot=True)
+        for table, rows in seen.items():
+            for key, row in rows.items():
+                self.log.append(
+                    _change(table, key, "r", row, point, f"r:{table}:{key}", snapshot_version)
+                )
+        self.log.extend(open_tx)
+        self.lsn = point + self.rng.randint(1, 50)  # it commits after the consistent point
+        self.commit_key = self.lsn
+        return sum(1 for c in open_tx if c.key in seen[c.table])
 
     def _emit(self, table: str, key: int, op: str, row: dict[str, Any] | None) -> None:
         self.lsn += self.rng.randint(1, 50)
-        self.log.append(
-            _change(table, key, op, None if row is None else dict(row), self.lsn,
-                    f"{table}:{key}:{self.lsn}")
+        self.log.append(self._change(table, key, op, row))
+
+    def _change(self, table: str, key: int, op: str, row: dict[str, Any] | None) -> RowChange:
+        return _change(
+            table, key, op, None if row is None else dict(row), self.lsn,
+            f"{table}:{key}:{self.lsn}", _version(self.lsn, self.commit_key),
         )  # fmt: skip
 
     def insert(self, table: str, row: dict[str, Any], key: int | None = None) -> int:
@@ -189,7 +229,7 @@ class Shop:
             self.tables["products"][pid]["stock"] += 1
             row = dict(self.tables["products"][pid], name=UNCHANGED)
             self.lsn += 1
-            self.log.append(_change("products", pid, "u", row, self.lsn, f"t{self.lsn}"))
+            self.log.append(self._change("products", pid, "u", row))
         elif op == "delete_product":
             self.delete("products", rng.choice(list(t["products"])))
         elif op == "recreate":
@@ -337,8 +377,12 @@ def consume(
 def test_every_statistic_equals_the_reference_whatever_the_arrival_order(seed: int) -> None:
     rng = random.Random(seed)
     shop = Shop(rng)
-    for _ in range(400):
-        shop.step()
+    for _ in range(100):
+        shop.transaction()  # before the connector
+    # Changes the snapshot also read, with LSNs below its point: by LSN they look older.
+    assert shop.snapshot(open_steps=5) > 0
+    for _ in range(300):
+        shop.transaction()
     store = MemoryStore()
     skipped = consume(store, partition_logs(shop, rng, partitions=3), rng, threshold=10)
     assert skipped > 0  # re-emits were there and were absorbed
@@ -365,8 +409,8 @@ def test_an_order_cancelled_before_its_lines_arrive_never_counts_them() -> None:
     assert store.days[T0.date()].orders == 1
 
 
-def test_a_reemit_at_or_before_the_stored_position_is_skipped() -> None:
-    stored = {5: Stored(Product("a", Decimal("1.00"), 3), 100)}
+def test_a_reemit_at_or_before_the_stored_version_is_skipped() -> None:
+    stored = {5: Stored(Product("a", Decimal("1.00"), 3), _version(100), 100)}
     changes = [
         _rc("products", 5, "u", {"name": "old", "price": Decimal("1"), "stock": 1}, 90),
         _rc("products", 5, "u", {"name": "same", "price": Decimal("1"), "stock": 1}, 100),
@@ -377,11 +421,68 @@ def test_a_reemit_at_or_before_the_stored_position_is_skipped() -> None:
     t = folded.transitions[5]
     assert t.old == Product("a", Decimal("1.00"), 3)
     assert t.new == Product("new", Decimal("2"), 2)
-    assert t.lsn == 101
+    assert (t.version, t.lsn) == (_version(101), 101)
+
+
+def test_versions_order_a_row_where_lsns_do_not() -> None:
+    # The snapshot read at its consistent point S; a transaction open at S changed the row at
+    # S - 100 and committed after S (the first one streamed: no commit key); the next one's
+    # commit key is that transaction's commit LSN.
+    s = 50_000
+    read = _version(s, snapshot=True)
+    open_tx = _version(s - 100)
+    later = _version(s + 20, commit=s + 10)
+    assert read < open_tx < later
+    assert not is_reemit(open_tx, read, s - 100, s)  # by LSN alone it would be skipped
+    assert is_reemit(open_tx, later) and is_reemit(read, open_tx) and is_reemit(read, read)
+    # A state stored before versions is compared by its LSN until its next change.
+    assert is_reemit(later, None, s + 20, s + 20)
+    assert not is_reemit(later, None, s + 20, s + 19)
+    assert not is_reemit(later, None, s + 20, None)
+
+
+def test_a_change_of_the_transaction_open_across_the_snapshot_is_applied_after_its_read() -> None:
+    s = 50_000
+    cup = {"name": "cup", "price": Decimal("2.00")}
+    read = _change("products", 5, "r", cup | {"stock": 20}, s, "r", _version(s, snapshot=True))
+    sold = _change("products", 5, "u", cup | {"stock": 4}, s - 100, "u", _version(s - 100))
+    alerts: list[Any] = []
+    folded = fold([read, sold, read], {}, low_stock_detector(10, alerts))  # and a re-emit
+    assert (folded.applied, folded.skipped) == (2, 1)
+    assert folded.transitions[5].new == Product("cup", Decimal("2.00"), 4)
+    assert folded.transitions[5].version == _version(s - 100)
+    # Across batches: the stored read, then the streamed change.
+    first = fold([read], {}).transitions[5]
+    stored = {5: Stored(first.new, first.version, first.lsn)}
+    assert fold([sold], stored).transitions[5].new == Product("cup", Decimal("2.00"), 4)
+    assert [(a.stock, a.lsn, a.version) for a in alerts] == [(4, s - 100, _version(s - 100))]
+
+
+def test_a_state_stored_before_versions_is_compared_by_lsn_until_its_next_change() -> None:
+    stored = {5: Stored(Product("a", Decimal("1.00"), 3), None, 100)}
+    changes = [
+        _rc("products", 5, "u", {"name": "old", "price": Decimal("1"), "stock": 1}, 90),
+        _rc("products", 5, "u", {"name": "new", "price": Decimal("2"), "stock": 2}, 101),
+        _rc("products", 5, "u", {"name": "old", "price": Decimal("1"), "stock": 1}, 90),
+    ]
+    folded = fold(changes, stored)
+    assert (folded.applied, folded.skipped) == (1, 2)
+    assert folded.transitions[5].new == Product("new", Decimal("2"), 2)
+    assert folded.transitions[5].version == _version(101)
+
+
+def test_a_delete_of_a_key_never_seen_is_remembered() -> None:
+    # An older change replayed after the delete must not bring the row back.
+    folded = fold([_rc("products", 5, "d", None, 100)], {})
+    t = folded.transitions[5]
+    assert (t.old, t.new, t.version) == (None, None, _version(100))
+    stored = {5: Stored(None, t.version, t.lsn)}
+    replay = _rc("products", 5, "c", {"name": "x", "price": Decimal(1), "stock": 1}, 90)
+    assert fold([replay], stored).skipped == 1
 
 
 def test_an_unchanged_toast_column_keeps_the_previous_value() -> None:
-    stored = {5: Stored(Product("kept", Decimal("1.00"), 3), 100)}
+    stored = {5: Stored(Product("kept", Decimal("1.00"), 3), _version(100), 100)}
     change = _rc("products", 5, "u", {"name": UNCHANGED, "price": Decimal("1.00"), "stock": 9}, 101)
     assert fold([change], stored).transitions[5].new == Product("kept", Decimal("1.00"), 9)
 
@@ -397,7 +498,12 @@ def test_low_stock_alerts_fire_once_per_crossing_and_rearm() -> None:
     changes.append(_rc("products", 1, "c", {"name": "x", "price": Decimal(1), "stock": 2}, 60))
     fold(changes, {}, low_stock_detector(10, alerts))
     assert [(a.stock, a.lsn) for a in alerts] == [(9, 11), (8, 14), (2, 60)]
-    assert alerts[0].to_message()["source"]["lsn"] == 11
+    assert alerts[0].to_message()["source"] == {
+        "lsn": 11,
+        "version": _version(11),
+        "event_id": "products-1-11",
+        "ts_ms": 11,
+    }
 
 
 def test_user_events_are_folded_per_user_once_per_event_id() -> None:
@@ -448,16 +554,41 @@ def test_the_watermark_takes_no_event_time_past_the_clock_plus_the_skew() -> Non
     assert bounded_latest([], bound) is None
 
 
+_PARSER = Parser()
+
+
+def _version(lsn: int, commit: int | None = None, *, snapshot: bool = False) -> str:
+    """``cdc_events.source_version`` of a PostgreSQL change at ``lsn`` whose
+    ``source.sequence`` is ``[commit, lsn]`` (a snapshot read when ``snapshot``)."""
+    r = make_change(
+        "r" if snapshot else "u",
+        after={"id": 1},
+        lsn=lsn,
+        sequence=(commit, lsn),
+        snapshot="true" if snapshot else "false",
+    )
+    view = _PARSER.parse_view(r.topic, r.partition, r.offset, r.key, r.value)
+    assert isinstance(view, ChangeView)
+    return source_version(view)
+
+
 def _rc(table: str, key: int, op: str, values: dict[str, Any] | None, lsn: int) -> RowChange:
-    return _change(table, key, op, values, lsn, f"{table}-{key}-{lsn}")
+    """A streamed change at ``lsn``, the first of its transaction after the snapshot."""
+    return _change(table, key, op, values, lsn, f"{table}-{key}-{lsn}", _version(lsn))
 
 
 def _change(
-    table: str, key: int, op: str, values: dict[str, Any] | None, lsn: int, event_id: str
+    table: str,
+    key: int,
+    op: str,
+    values: dict[str, Any] | None,
+    lsn: int,
+    event_id: str,
+    version: str,
 ) -> RowChange:
     """A change as the decoder builds it (values in the image's column order)."""
     row = None
     if values is not None:
         row = tuple(values.get(f) for f in IMAGE_TYPES[table]._fields)
     partial = row is not None and any(v is UNCHANGED for v in row)
-    return RowChange(table, key, op, row, lsn, event_id, lsn, 0, 0, partial)
+    return RowChange(table, key, op, row, version, lsn, event_id, lsn, 0, 0, partial)
