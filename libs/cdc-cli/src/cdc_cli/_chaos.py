@@ -54,6 +54,13 @@ def dev_chaos(
             "zombie, AWS throttling answers, a re-snapshot) and records a store refuses"
         ),
     ] = True,
+    resnapshot: Annotated[
+        bool,
+        typer.Option(
+            help="also a relay that lost its offsets and runs the snapshot again (a known "
+            "limit: see the README)"
+        ),
+    ] = False,
     verify_timeout: Annotated[
         float, typer.Option(help="seconds the read models get to converge")
     ] = 240,
@@ -84,7 +91,7 @@ def dev_chaos(
     console.print(
         f"[bold]chaos seed {seed}[/]  (replay: cdc dev chaos --seed {seed} "
         f"--duration {duration:g} --rate {rate:g} --kills {kills}"
-        f"{'' if overlap else ' --no-overlap'})"
+        f"{'' if overlap else ' --no-overlap'}{' --resnapshot' if resnapshot else ''})"
     )
     options = ChaosOptions(
         duration_s=duration,
@@ -92,6 +99,7 @@ def dev_chaos(
         seed=seed,
         service_kills=kills,
         overlap=overlap,
+        resnapshot=resnapshot,
         verify_timeout_s=verify_timeout,
     )
     run_dir = _run_dir(work_dir, "chaos")

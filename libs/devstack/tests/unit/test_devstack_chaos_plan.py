@@ -76,6 +76,7 @@ def test_with_overlap_every_overlapping_fault_once_within_the_default_duration(s
     assert all(kinds[k] == 1 for k in OVERLAP_KINDS)
     assert all(f.target in SERVICES for f in plan if f.kind in ("zombie", "kill_in_retry"))
     # The stall outlasts the session timeout, so the group really replaces the member.
+    assert "relay_resnapshot" not in kinds  # only when asked for (ChaosOptions.resnapshot)
     zombie = next(f for f in plan if f.kind == "zombie")
     assert zombie.duration_s * 1000 > options.session_timeout_ms
     last = plan[-1]
@@ -127,3 +128,8 @@ def test_after_a_resnapshot_only_user_events_are_compared_op_by_op() -> None:
     assert not flow_ok(checks)
     assert flow_ok(checks, resnapshot=True)
     assert not flow_ok([*checks, FlowCheck("user-events", "event", 5, 4)], resnapshot=True)
+
+
+def test_a_resnapshot_only_when_asked_for() -> None:
+    plan = plan_faults(random.Random(3), SERVICES, ChaosOptions(resnapshot=True, duration_s=340))
+    assert [f.kind for f in plan].count("relay_resnapshot") == 1
