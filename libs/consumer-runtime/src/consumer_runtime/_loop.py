@@ -58,8 +58,9 @@ _PAUSE_POLL_S = 0.5
 # Lag is read from the client's cached watermarks; every few seconds is plenty for a gauge.
 _LAG_INTERVAL_S = 5.0
 # Looking up the sink's stored offsets happens inside the assignment callback, where the loop
-# cannot keep polling; a few quick attempts ride out a blip, a real outage restarts the pod.
-_STORED_OFFSETS_ATTEMPTS = 5
+# cannot keep polling; two quick attempts ride out a blip. In a longer outage the partitions
+# wait, paused, and the lookup is tried again between polls (``_claim_waiting``).
+_STORED_OFFSETS_ATTEMPTS = 2
 
 
 class StopRequested(Exception):
@@ -123,6 +124,12 @@ class ConsumerLoop(Generic[T]):
         self._failed = False
         self._offsets = OffsetTracker()
         self._pausing = Pausing(client)
+        # Partitions assigned while the sink could not say where they resume (its store was
+        # down): paused, nothing read from them, until ``stored_offsets`` answers.
+        self._waiting = Pausing(client)
+        self._unclaimed: set[TopicPartition] = set()
+        self._next_claim = 0.0
+        self._claim_delay = backoff.max_s / 16
         self._latency = DurableLatency(self.metrics.observe_latency)
         self._inflight: Batch[T] | None = None
         # Batches a sink reported refused outside ``write_batch`` (a revoke, a tick): isolated
@@ -185,6 +192,9 @@ class ConsumerLoop(Generic[T]):
         if now >= self._next_tick:
             self._next_tick = now + self._tick_interval_s
             self.tick()
+        if self._unclaimed:
+            self._note_unclaimed(messages)
+            self._claim_waiting()
         if self._refused:
             self._guarded(self._isolate_refused, None, messages)
         if not messages:
@@ -299,7 +309,17 @@ class ConsumerLoop(Generic[T]):
         self._sink.on_assign(partitions)
         stored: dict[TopicPartition, int] = {}
         if self._strategy is CommitStrategy.SINK_MANAGED:
-            stored = dict(self._stored_offsets(partitions))
+            try:
+                stored = dict(self._stored_offsets(partitions))
+            except RetryableError as exc:
+                self._log.warning(
+                    "the sink cannot say where these partitions resume; they wait, paused",
+                    partitions=[str(p) for p in partitions],
+                    error=str(exc),
+                )
+                self._unclaimed.update(partitions)
+                self._next_claim = 0.0
+                return {}
         # During a retry pause these are paused as soon as the client has them (the client
         # completes the assignment after this callback): see ``_sleep_polling``.
         self._offsets.assign(partitions, stored)
@@ -475,6 +495,8 @@ class ConsumerLoop(Generic[T]):
                 return
             messages = self._client.consume(self._batch_size, min(left, _PAUSE_POLL_S))
             self._pausing.note(messages)
+            if self._unclaimed:
+                self._note_unclaimed(messages)
             # A partition assigned inside that consume is paused now that the client has it.
             self._pausing.pause(self._offsets.assigned)
             self.health.tick()
@@ -485,6 +507,41 @@ class ConsumerLoop(Generic[T]):
         self._pausing.resume(self._offsets.assigned, self._offsets.position)
         self.health.retrying = False
         self._log.info("sink recovered; partitions resumed")
+
+    def _note_unclaimed(self, messages: Sequence[Message]) -> None:
+        """Pause waiting partitions (the client has them now) and remember the first record it
+        delivered of each, so nothing fetched before the pause is skipped later."""
+        mine = [
+            m
+            for m in messages
+            if TopicPartition(m.topic() or "", m.partition() or 0) in self._unclaimed
+        ]
+        self._waiting.note(mine)
+        self._waiting.pause(self._unclaimed)
+
+    def _claim_waiting(self) -> None:
+        """Ask the sink again where the waiting partitions resume; on an answer, take them on
+        from there (the stored offset, else the first record delivered while they waited)."""
+        now = time.monotonic()
+        if now < self._next_claim:
+            return
+        parts = sorted(self._unclaimed)
+        try:
+            stored = dict(self._sink.stored_offsets(parts))
+        except RetryableError as exc:
+            self._claim_delay = min(self._claim_delay * 2, self._backoff.max_s)
+            self._next_claim = now + self._claim_delay
+            self._log.warning("the sink still cannot say where partitions resume", error=str(exc))
+            return
+        self._unclaimed.clear()
+        self._claim_delay = self._backoff.max_s / 16
+        self._offsets.assign(parts, stored)
+        self._update_assigned()
+        self._waiting.resume(set(parts), stored.get)
+        self._log.info(
+            "partitions taken on after the sink answered",
+            offsets={str(tp): o for tp, o in stored.items()},
+        )
 
     def _flowing(self, tp: TopicPartition) -> bool:
         """Owned and not paused: what is fetched otherwise is read again later."""
@@ -554,6 +611,8 @@ class ConsumerLoop(Generic[T]):
     def _forget(self, partitions: Sequence[TopicPartition]) -> None:
         self._offsets.forget(partitions)
         self._pausing.forget(partitions)
+        self._waiting.forget(partitions)
+        self._unclaimed.difference_update(partitions)
         for tp in partitions:
             self._latency.forget(tp)
             self.metrics.drop_lag(tp.topic, tp.partition)

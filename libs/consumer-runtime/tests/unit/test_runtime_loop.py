@@ -630,3 +630,31 @@ def test_typed_parse_errors_and_a_good_record_reset_the_decoder_breaker() -> Non
     harness.run_until_idle()
     assert sink.ids == list(range(0, 100, 10))
     assert len(harness.dead_letters) == 90 + 30
+
+
+def test_partitions_assigned_while_the_sink_is_down_wait_for_it_instead_of_exiting() -> None:
+    # A rebalance while the store is down: the sink cannot say where the partitions resume.
+    # The member keeps them, reads nothing from them until it can, then resumes exactly there.
+    class DownAtFirst(ListSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = 8  # longer than any quick retry inside the callback
+
+        def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
+            if self.down:
+                self.down -= 1
+                raise RetryableError("database unavailable")
+            return super().stored_offsets(partitions)
+
+    sink = DownAtFirst()
+    sink.stored = {TP0: 2}  # what an earlier owner stored
+    harness = SinkHarness(sink, decode, strategy=CommitStrategy.SINK_MANAGED)
+    harness.produce("orders", values(5))
+    for _ in range(30):
+        harness.poll()
+        time.sleep(0.01)
+    harness.produce("orders", values(2, start=5))
+    harness.run_until_idle()
+    harness.shutdown()
+    assert sink.ids == [2, 3, 4, 5, 6]
+    assert harness.committed == {TP0: 7}

@@ -9,11 +9,12 @@ because retrying cannot fix a missing permission or a malformed request.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
+import structlog
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -25,15 +26,20 @@ from botocore.exceptions import (
 )
 from consumer_runtime import RejectedError, RetryableError
 
+T = TypeVar("T")
+_log = structlog.get_logger("sink_kit.aws")
+
 __all__ = [
     "REJECTED_ERROR_CODES",
     "RETRYABLE_ERROR_CODES",
+    "START_BUDGET_S",
     "aws_errors",
     "ensure_bucket",
     "ensure_table",
     "error_code",
     "make_client",
     "put_if_newer",
+    "retry_at_start",
 ]
 
 RETRYABLE_ERROR_CODES = frozenset(
@@ -63,6 +69,28 @@ _CLIENT_CONFIG = Config(
     read_timeout=10,
     max_pool_connections=32,
 )
+
+
+# Replicas starting while AWS is unreachable or throttling (a rebalance during an outage): keep
+# trying their start-up calls for this long before giving up (the orchestrator restarts them).
+START_BUDGET_S = 120.0
+
+
+def retry_at_start(fn: Callable[[], T], what: str, budget_s: float = START_BUDGET_S) -> T:
+    """``fn()`` retried on ``RetryableError`` with backoff (0.5 s doubling to 5 s) until
+    ``budget_s`` passed: a service that starts during an outage waits for it instead of
+    exiting at once."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.5
+    while True:
+        try:
+            return fn()
+        except RetryableError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            _log.warning(f"{what} failed at start; retrying", error=str(exc), delay_s=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def make_client(service: str, region: str | None = None, endpoint_url: str | None = None) -> Any:

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import structlog
 from consumer_runtime import BaseSink, Batch, Offsets, RetryableError, TopicPartition
-from sink_kit.aws import aws_errors, ensure_bucket, make_client
+from sink_kit.aws import aws_errors, ensure_bucket, make_client, retry_at_start
 
 from analytics_flusher._http import HttpPoster
 from analytics_flusher._metrics import LakeMetrics
@@ -169,7 +169,11 @@ class LakeSink(BaseSink[Change]):
     @classmethod
     def from_settings(cls, settings: FlusherSettings) -> LakeSink:
         client = make_client("s3", settings.aws_region, settings.aws_endpoint_url)
-        if ensure_bucket(client, settings.s3_bucket, settings.aws_region):
+        created = retry_at_start(
+            lambda: ensure_bucket(client, settings.s3_bucket, settings.aws_region),
+            f"checking bucket {settings.s3_bucket}",
+        )
+        if created:
             _log.info("created bucket", bucket=settings.s3_bucket)
         http = None
         if settings.http_sink_url is not None:

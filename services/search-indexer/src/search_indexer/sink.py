@@ -59,7 +59,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from consumer_runtime import BaseSink, Batch, Offsets, RetryableError
 from prometheus_client import CollectorRegistry
-from sink_kit.aws import aws_errors, ensure_table, error_code
+from sink_kit.aws import aws_errors, ensure_table, error_code, retry_at_start
 
 from search_indexer._items import (
     PENDING_ATTR,
@@ -397,7 +397,10 @@ class SearchIndexSink(BaseSink[ProductChange]):
     ) -> SearchIndexSink:
         client = make_dynamodb_client(settings.aws_region, settings.aws_endpoint_url)
         if settings.create_table:
-            prepare_table(client, settings.dynamodb_table)
+            retry_at_start(
+                lambda: prepare_table(client, settings.dynamodb_table),
+                f"preparing table {settings.dynamodb_table}",
+            )
         return cls(
             IndexTable(client, settings.dynamodb_table),
             write_concurrency=settings.write_concurrency,
