@@ -412,15 +412,14 @@ class ConsumerLoop(Generic[T]):
 
     def _isolate(self, batch: Batch[T], refusal: PermanentError) -> Offsets | None:
         """Write what the store accepts of ``batch``, dead-letter what it refuses."""
-        refused = isolate(
+        refused, carry = isolate(
             batch,
             refusal,
             lambda sub: self._retrying(self._write_durably, sub),
             lambda tp: tp in self._offsets.assigned,
+            lambda letters: self._retrying(self._send_dead_letters, letters),
         )
         letters = [dead for _, dead in refused]
-        if letters:
-            self._retrying(self._send_dead_letters, letters)
         for tp, i in sorted((entry for entry, _ in refused), key=lambda e: -e[1]):
             del batch.records[tp][i]
             del batch.sources[tp][i]
@@ -428,13 +427,13 @@ class ConsumerLoop(Generic[T]):
                 del batch.records[tp]
                 del batch.sources[tp]
         batch.dead_letters.extend(letters)
-        # The closing write: the batch's full position and every dead letter of it, so a
-        # sink-managed store resumes past them and may keep them in its own DLQ table.
+        # The closing write: the batch's full position and the dead letters no written part
+        # carried yet, so a sink-managed store resumes past them and may keep them in its table.
         closing: Batch[T] = Batch(
             next_offsets={
                 tp: o for tp, o in batch.next_offsets.items() if tp in self._offsets.assigned
             },
-            dead_letters=list(batch.dead_letters),
+            dead_letters=carry,
         )
         return self._retrying(self._write_durably, closing)
 

@@ -12,6 +12,7 @@ from consumer_runtime import (
     BaseSink,
     Batch,
     CommitStrategy,
+    DeadLetter,
     DecoderBrokenError,
     Offsets,
     PermanentError,
@@ -658,3 +659,32 @@ def test_partitions_assigned_while_the_sink_is_down_wait_for_it_instead_of_exiti
     harness.shutdown()
     assert sink.ids == [2, 3, 4, 5, 6]
     assert harness.committed == {TP0: 7}
+
+
+def test_a_refused_record_is_dead_lettered_before_any_write_stores_offsets_past_it() -> None:
+    # A crash between a later part's write and the dead letter would lose the refused record:
+    # the stored offsets already pass it, and nobody reads it again.
+    events: list[tuple[str, int]] = []
+
+    class Logged(RefusingSink):
+        def write_batch(self, batch: Batch[dict[str, object]]) -> Offsets | None:
+            out = super().write_batch(batch)
+            events.append(("stored", batch.next_offsets.get(TP0, -1)))
+            return out
+
+    sink = Logged({5})
+    harness = SinkHarness(sink, decode, batch_size=100, strategy=CommitStrategy.SINK_MANAGED)
+    original_send = harness.dlq.send
+
+    def send(topic: str, dead_letters: list[DeadLetter], service: str) -> None:
+        events.extend(("dead-lettered", d.offset) for d in dead_letters)
+        original_send(topic, dead_letters, service)
+
+    harness.dlq.send = send  # type: ignore[method-assign]
+    harness.produce("orders", values(12))
+    harness.run_until_idle()
+    dead_at = events.index(("dead-lettered", 5))
+    assert all(offset <= 5 for kind, offset in events[:dead_at] if kind == "stored")
+    # The sink gets the dead letter with the first write that passes it (a DLQ table).
+    passing = next(b for b in sink.batches if b.next_offsets.get(TP0, 0) > 5)
+    assert [d.offset for d in passing.dead_letters] == [5]
