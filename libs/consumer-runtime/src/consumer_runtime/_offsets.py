@@ -43,9 +43,6 @@ class OffsetTracker:
     def position(self, tp: TopicPartition) -> int | None:
         return self._positions.get(tp)
 
-    def durable(self, tp: TopicPartition) -> int | None:
-        return self._durable.get(tp)
-
     def lag_base(self, tp: TopicPartition) -> int | None:
         """Where lag is counted from: what is durable, not what was merely handed over, so a
         write still pending shows as lag (``cdc status`` and an autoscaler see the truth)."""
