@@ -1,11 +1,11 @@
-"""Fast COPY (text format) of many rows: the per-value escaping done with ``str.replace``.
+"""Fast COPY (text format) of many rows: the kit's one COPY encoder.
 
-``sink_kit.postgres.copy_rows`` escapes every value with ``str.translate``, which walks a
-mapping per character; on ~1 KB JSON documents that costs far more than the COPY itself. The
-functions here produce the same bytes (a test checks it against ``copy_rows``'s encoding) but
-only rewrite a value that holds a character COPY needs escaped, which JSON text rarely does
-outside string escapes. The whole buffer is handed to the server in one read, which matters when
-another thread of the process is busy (a pipelined writer next to the decoding loop).
+``sink_kit.postgres.copy_rows`` is ``copy_text_rows``. A value is rewritten only if it holds a
+character COPY needs escaped (backslash, tab, newline, carriage return), which JSON text rarely
+does outside string escapes; escaping every value with ``str.translate`` (a mapping walked per
+character) cost far more than the COPY itself on ~1 KB JSON documents. The whole buffer is
+handed to the server in one read, which matters when another thread of the process is busy (a
+pipelined writer next to the decoding loop).
 """
 
 from __future__ import annotations

@@ -10,11 +10,9 @@ bug and propagates.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import psycopg2
 import sqlalchemy as sa
@@ -28,6 +26,8 @@ from consumer_runtime import (
 from pydantic import Field, SecretStr
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
+
+from sink_kit.pgcopy import copy_text_rows
 
 __all__ = [
     "FencedError",
@@ -186,44 +186,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _text(value: Any) -> str:
-    """One value in COPY's text format: ``\\N`` for NULL, backslash escapes for the rest."""
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if isinstance(value, str):
-        return value.translate(_ESCAPES)
-    return str(value).translate(_ESCAPES)
-
-
-def copy_rows(
-    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> int:
-    """COPY rows into ``table`` (text format: ``None`` is NULL, ``""`` an empty string).
-
-    Values must already be in PostgreSQL's text form for their column: strings (JSON as text),
-    numbers, ``Decimal``, ISO-8601 timestamps, booleans, bytea as ``\\x``-hex strings.
-    Returns the number of rows copied.
-    """
-    lines = ["\t".join(map(_text, row)) for row in rows]
-    if not lines:
-        return 0
-    buf = io.StringIO("\n".join(lines) + "\n")
-    cols = ", ".join(f'"{c}"' for c in columns)
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cur: Any = raw.cursor()
-    try:
-        cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN", buf)
-    finally:
-        cur.close()
-    return len(lines)
+#: COPY rows into a table (text format); one encoder for the whole kit: ``sink_kit.pgcopy``.
+copy_rows = copy_text_rows
 
 
 class OffsetStore:
