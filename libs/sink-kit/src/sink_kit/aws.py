@@ -138,7 +138,9 @@ def put_if_newer(
 ) -> bool:
     """``PutItem`` only if the stored item is older (or absent): an older event never
     overwrites a newer one. ``item`` is in DynamoDB's typed form and carries ``version_attr``
-    as a number. Returns False when a newer (or equal) version is stored: counted, not an error.
+    (a number, or text of one fixed width such as ``cdc_events.source_version``; DynamoDB
+    compares either). Returns False when a newer (or equal) version is stored: counted, not an
+    error.
     """
     with aws_errors(f"put {table}"):
         try:
