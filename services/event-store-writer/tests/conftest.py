@@ -59,7 +59,7 @@ def writer_env(kafka_bootstrap: str, kafka_group: str, sink_schema: SinkSchema) 
         "HEALTH_PORT": "0",
         "LOG_FORMAT": "console",
         "BATCH_MAX_WAIT_MS": "200",
-        # The embedded broker's group joins wait out departed members' sessions (TOOLING.md).
+        # The embedded broker's group joins wait out departed members' sessions (devstack README).
         "KAFKA_CONSUMER_EXTRA": '{"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}',
         "RETRY_MAX_S": "2",
     }

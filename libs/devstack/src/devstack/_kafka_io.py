@@ -37,7 +37,7 @@ def produce(
     }
     if one_per_batch:
         # tansu reports the high watermark as the base offset of the partition's last batch + 1
-        # (see TOOLING.md); one record per batch keeps watermark-based lag exact in tests.
+        # (libs/devstack/README.md, "Facts"); one record per batch keeps lag exact in tests.
         config.update({"batch.num.messages": 1, "linger.ms": 0, "max.in.flight": 1})
     producer = Producer(config)
     errors: list[str] = []

@@ -1,6 +1,6 @@
 """The source database of the demo shop: schema and seed data.
 
-The schema is what DESIGN.md describes (``customers``, ``products``, ``orders``,
+The schema is the shop the project is built around (``customers``, ``products``, ``orders``,
 ``order_items``); the tables have primary keys, so Debezium keys every change by ``id``.
 """
 

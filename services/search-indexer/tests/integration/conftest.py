@@ -35,7 +35,7 @@ from search_indexer._text import indexed_text
 from sink_kit.aws import make_client
 
 PRODUCTS_TOPIC = "dbserver1.public.products"
-# Group joins on the embedded broker wait for departed members' session timeout (TOOLING.md).
+# Group joins on the embedded broker wait for departed members' session timeout (devstack README).
 CONSUMER_EXTRA = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 
 
