@@ -1,6 +1,7 @@
 # One IAM role per consumer, bound to its Kubernetes ServiceAccount through an EKS Pod
 # Identity association. Each role may touch only its own table, bucket, key and Kafka topics
-# and group (the Kafka statements apply when MSK with IAM auth is used; see modules/msk).
+# and group (the Kafka statements, in kafka.tf, apply when MSK with IAM auth is used; see
+# modules/msk).
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -40,42 +41,7 @@ data "aws_iam_policy_document" "assume" {
 
 # The event store writes to PostgreSQL only: without MSK it needs no AWS permission at all.
 data "aws_iam_policy_document" "event_store_writer" {
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaConnect"
-      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
-      resources = [var.msk.cluster_arn]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaRead"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
-      resources = [
-        for t in local.topics["event-store-writer"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaWrite"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
-      resources = [
-        for t in local.topics["event-store-writer"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaGroup"
-      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
-      resources = ["${local.msk_prefix}:group/${local.msk_path}/event-store-writer-group"]
-    }
-  }
+  source_policy_documents = var.msk == null ? [] : [data.aws_iam_policy_document.kafka["event-store-writer"].json]
 }
 
 resource "aws_iam_role" "event_store_writer" {
@@ -98,6 +64,8 @@ resource "aws_eks_pod_identity_association" "event_store_writer" {
 }
 
 data "aws_iam_policy_document" "stats_aggregator" {
+  source_policy_documents = var.msk == null ? [] : [data.aws_iam_policy_document.kafka["stats-aggregator"].json]
+
   statement {
     sid       = "InventoryTable"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
@@ -110,42 +78,6 @@ data "aws_iam_policy_document" "stats_aggregator" {
     resources = [var.kms_key_arn]
   }
 
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaConnect"
-      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
-      resources = [var.msk.cluster_arn]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaRead"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
-      resources = [
-        for t in local.topics["stats-aggregator"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaWrite"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
-      resources = [
-        for t in local.topics["stats-aggregator"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaGroup"
-      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
-      resources = ["${local.msk_prefix}:group/${local.msk_path}/stats-aggregator-group"]
-    }
-  }
 }
 
 resource "aws_iam_role" "stats_aggregator" {
@@ -167,6 +99,8 @@ resource "aws_eks_pod_identity_association" "stats_aggregator" {
 }
 
 data "aws_iam_policy_document" "search_indexer" {
+  source_policy_documents = var.msk == null ? [] : [data.aws_iam_policy_document.kafka["search-indexer"].json]
+
   statement {
     sid       = "SearchTable"
     actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:DescribeTable"]
@@ -179,42 +113,6 @@ data "aws_iam_policy_document" "search_indexer" {
     resources = [var.kms_key_arn]
   }
 
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaConnect"
-      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
-      resources = [var.msk.cluster_arn]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaRead"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
-      resources = [
-        for t in local.topics["search-indexer"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaWrite"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
-      resources = [
-        for t in local.topics["search-indexer"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaGroup"
-      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
-      resources = ["${local.msk_prefix}:group/${local.msk_path}/search-indexer-group"]
-    }
-  }
 }
 
 resource "aws_iam_role" "search_indexer" {
@@ -236,6 +134,8 @@ resource "aws_eks_pod_identity_association" "search_indexer" {
 }
 
 data "aws_iam_policy_document" "analytics_flusher" {
+  source_policy_documents = var.msk == null ? [] : [data.aws_iam_policy_document.kafka["analytics-flusher"].json]
+
   statement {
     sid       = "DataLakeObjects"
     actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
@@ -253,42 +153,6 @@ data "aws_iam_policy_document" "analytics_flusher" {
     resources = [var.kms_key_arn]
   }
 
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaConnect"
-      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
-      resources = [var.msk.cluster_arn]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaRead"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
-      resources = [
-        for t in local.topics["analytics-flusher"].read : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid     = "KafkaWrite"
-      actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
-      resources = [
-        for t in local.topics["analytics-flusher"].write : "${local.msk_prefix}:topic/${local.msk_path}/${t}"
-      ]
-    }
-  }
-  dynamic "statement" {
-    for_each = var.msk == null ? [] : [1]
-    content {
-      sid       = "KafkaGroup"
-      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
-      resources = ["${local.msk_prefix}:group/${local.msk_path}/analytics-flusher-group"]
-    }
-  }
 }
 
 resource "aws_iam_role" "analytics_flusher" {

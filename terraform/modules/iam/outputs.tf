@@ -1,8 +1,13 @@
 output "role_arns" {
   value = {
     "event-store-writer" = aws_iam_role.event_store_writer.arn
-    "stats-aggregator" = aws_iam_role.stats_aggregator.arn
-    "search-indexer" = aws_iam_role.search_indexer.arn
-    "analytics-flusher" = aws_iam_role.analytics_flusher.arn
+    "stats-aggregator"   = aws_iam_role.stats_aggregator.arn
+    "search-indexer"     = aws_iam_role.search_indexer.arn
+    "analytics-flusher"  = aws_iam_role.analytics_flusher.arn
   }
+}
+
+output "operator_role_arn" {
+  description = "The operator's role (reads consumer lag over MSK IAM); null without MSK."
+  value       = var.msk == null ? null : aws_iam_role.operator[0].arn
 }

@@ -38,3 +38,9 @@ variable "msk" {
   })
   default = null
 }
+
+variable "operator_namespace" {
+  description = "Kubernetes namespace of the operator's ServiceAccount (k8s/operator/deploy)."
+  type        = string
+  default     = "cdc-operator"
+}

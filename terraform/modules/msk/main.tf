@@ -1,6 +1,7 @@
 # Optional Amazon MSK cluster with IAM authentication (the default is the in-cluster Strimzi
-# Kafka of k8s/platform). Clients authenticate with SASL/OAUTHBEARER signed by their Pod
-# Identity role (KAFKA_SECURITY_PROTOCOL=SASL_SSL, KAFKA_SASL_MECHANISM=OAUTHBEARER) on :9098.
+# Kafka of k8s/platform). Clients authenticate on :9098 with an OAUTHBEARER token signed by
+# their Pod Identity role: KAFKA_SECURITY_PROTOCOL=SASL_SSL, KAFKA_SASL_MECHANISM=AWS_MSK_IAM
+# and AWS_REGION (libs/consumer-runtime/README.md, "MSK IAM"); modules/iam/kafka.tf grants it.
 
 resource "aws_security_group" "msk" {
   name        = "${var.name}-msk"

@@ -109,9 +109,10 @@ def test_one_pod_identity_role_per_service() -> None:
         body["service_account"]: body
         for _, _, body in _blocks("resource", "aws_eks_pod_identity_association")
     }
-    assert set(assocs) == set(SERVICES)
+    assert set(assocs) == {*SERVICES, "cdc-operator"}
     for sa, body in assocs.items():
-        assert body["namespace"] == "${var.namespace}", sa
+        namespace = "${var.operator_namespace}" if sa == "cdc-operator" else "${var.namespace}"
+        assert body["namespace"] == namespace, sa
     iam = _load(TF / "modules/iam/main.tf")
     text = (TF / "modules/iam/main.tf").read_text()
     assert "pods.eks.amazonaws.com" in text
@@ -192,3 +193,63 @@ def test_search_table_expires_markers_by_ttl() -> None:
     ttl = tables["product_search_index"]["ttl"]
     ttl = ttl[0] if isinstance(ttl, list) else ttl
     assert ttl["attribute_name"] == "ttl" and ttl["enabled"] is True
+
+
+# What each consumer does on Kafka, and so needs on MSK with IAM auth: connect, read its
+# topics, produce its dead letters (and alerts) idempotently, use its consumer group.
+KAFKA_ACTIONS = {
+    "KafkaConnect": {
+        "kafka-cluster:Connect",
+        "kafka-cluster:DescribeCluster",
+        "kafka-cluster:WriteDataIdempotently",
+    },
+    "KafkaRead": {"kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"},
+    "KafkaWrite": {"kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"},
+    "KafkaGroup": {"kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"},
+}
+# Topics each service produces to (its dead letters; the statistics' low-stock alerts).
+KAFKA_WRITES = {
+    "event-store-writer": ["event-store-writer.dlq"],
+    "stats-aggregator": ["stats-aggregator.dlq", "alerts.low-stock"],
+    "search-indexer": ["search-indexer.dlq"],
+    "analytics-flusher": ["analytics-flusher.dlq"],
+}
+
+
+def _msk_locals() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for block in _load(TF / "modules/iam/main.tf").get("locals", []):
+        merged.update(_unquote(block))
+    return merged
+
+
+def test_msk_iam_grants_each_consumer_what_it_does_on_kafka() -> None:
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    kafka = docs["kafka"]
+    statements = {st["sid"]: st for st in _statements(kafka)}
+    assert set(statements) == set(KAFKA_ACTIONS)
+    for sid, needed in KAFKA_ACTIONS.items():
+        assert set(_as_list(statements[sid]["actions"])) == needed, sid
+    assert statements["KafkaConnect"]["resources"] == ["${var.msk.cluster_arn}"]
+    assert statements["KafkaGroup"]["resources"] == ["${local.msk_group_arn}/${each.key}-group"]
+    topics = _msk_locals()["topics"]
+    assert set(topics) == set(SERVICES)
+    for service in SERVICES:
+        assert topics[service]["write"] == KAFKA_WRITES[service], service
+        assert topics[service]["read"], service
+        # Each role's policy takes its own entry of the Kafka document, and only with MSK.
+        source = docs[service.replace("-", "_")]["source_policy_documents"]
+        assert f'data.aws_iam_policy_document.kafka["{service}"].json' in str(source), service
+        assert "var.msk == null ? []" in str(source), service
+
+
+def test_the_operator_may_only_describe_the_consumers_groups_and_topics() -> None:
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    granted = {a for st in _statements(docs["operator_kafka"]) for a in _as_list(st["actions"])}
+    assert granted == {
+        "kafka-cluster:Connect",
+        "kafka-cluster:DescribeCluster",
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:DescribeGroup",
+    }
+    assert not any("ReadData" in a or "Write" in a or "Alter" in a for a in granted)

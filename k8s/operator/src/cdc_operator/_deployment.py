@@ -44,7 +44,7 @@ def container_env(spec: ConsumerSpec) -> list[dict[str, Any]]:
         "KAFKA_SASL_MECHANISM": spec.kafka.sasl_mechanism,
         "DYNAMODB_TABLE": spec.sink.table,
         "S3_BUCKET": spec.sink.bucket,
-        "AWS_REGION": spec.sink.region,
+        "AWS_REGION": spec.sink.region or spec.kafka.region,
         "AWS_ENDPOINT_URL": spec.sink.endpoint_url,
     }
     plain.update({k: v for k, v in optional.items() if v})

@@ -17,6 +17,7 @@ import kopf
 
 from cdc_operator._deployment import API_GROUP, API_VERSION
 from cdc_operator._errors import OperatorError, OwnershipError, SpecError
+from cdc_operator._kafka_auth import lag_reader_config
 from cdc_operator._kube import ClusterApi, KubernetesApi
 from cdc_operator._lag import KafkaLagReader
 from cdc_operator._reconcile import Event, LagReader, Outcome, autoscale, ensure_deployment
@@ -39,12 +40,7 @@ def _kopf_event(body: Mapping[str, Any], event: Event) -> None:
 
 
 def _kafka_lag_reader(spec: ConsumerSpec) -> LagReader:
-    config: dict[str, str] = {}
-    if spec.kafka.security_protocol:
-        config["security.protocol"] = spec.kafka.security_protocol
-    if spec.kafka.sasl_mechanism:
-        config["sasl.mechanism"] = spec.kafka.sasl_mechanism
-    return KafkaLagReader(spec.kafka.bootstrap_servers, config)
+    return KafkaLagReader(spec.kafka.bootstrap_servers, lag_reader_config(spec.kafka))
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -68,7 +69,7 @@ def resolve_topics(patterns: Sequence[str], existing: Sequence[str]) -> list[str
 class KafkaLagReader:
     """Reads a group's lag. ``config`` adds librdkafka settings (security, SASL)."""
 
-    def __init__(self, bootstrap_servers: str, config: Mapping[str, str] | None = None) -> None:
+    def __init__(self, bootstrap_servers: str, config: Mapping[str, Any] | None = None) -> None:
         self._bootstrap = bootstrap_servers
         self._config = dict(config or {})
 

@@ -18,12 +18,26 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
 
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
+
+
 class KafkaSpec(_Model):
     bootstrap_servers: str = Field(
         "cdc-platform-kafka-bootstrap.kafka.svc.cluster.local:9092", alias="bootstrapServers"
     )
     security_protocol: str | None = Field(None, alias="securityProtocol")
-    sasl_mechanism: str | None = Field(None, alias="saslMechanism")
+    # The services' KAFKA_SASL_MECHANISM values. AWS_MSK_IAM: OAUTHBEARER with a token signed
+    # by the pod's IAM role (EKS Pod Identity), for the consumers and the lag reader alike.
+    sasl_mechanism: SaslMechanism | None = Field(None, alias="saslMechanism")
+    # The AWS region of an MSK cluster (AWS_MSK_IAM signs for it); the consumers get it as
+    # AWS_REGION unless the sink names its own.
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _msk_iam_needs(self) -> KafkaSpec:
+        if self.sasl_mechanism == "AWS_MSK_IAM" and self.security_protocol != "SASL_SSL":
+            raise ValueError("saslMechanism AWS_MSK_IAM needs securityProtocol SASL_SSL")
+        return self
 
 
 class SecretRef(_Model):
