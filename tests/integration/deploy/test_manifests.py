@@ -246,3 +246,42 @@ def test_checkov_passes_on_the_rendered_manifests(
     assert report["passed"] > 0
     failed = sorted(f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["failed"])
     assert not failed, "\n".join(failed)
+
+
+def test_the_operator_is_confined_to_the_consumers_namespace() -> None:
+    """Its Role and RoleBinding are in cdc-consumers, it watches only that namespace, and its
+    only cluster-wide right is reading CRDs; the example CdcConsumer passes the admission
+    policy the Deployment configures, and another image or ServiceAccount does not."""
+    from cdc_operator import SpecError
+    from cdc_operator._admission import AdmissionPolicy
+
+    manifests = _render("operator/deploy")
+    cluster_rules = [
+        rule for m in manifests if m["kind"] == "ClusterRole" for rule in m.get("rules", [])
+    ]
+    assert cluster_rules == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        }
+    ]
+    [role] = [m for m in manifests if m["kind"] == "Role"]
+    [binding] = [m for m in manifests if m["kind"] == "RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "cdc-consumers"
+    assert {"deployments", "cdcconsumers"} <= {
+        r for rule in role["rules"] for r in rule["resources"]
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cdc-operator", "namespace": "cdc-operator"}
+    ]
+    [deployment] = [m for m in manifests if m["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["--namespace", "cdc-consumers"]
+    policy = AdmissionPolicy.from_env({e["name"]: e["value"] for e in container["env"]})
+    assert policy.require_digest
+    example = yaml.safe_load((K8S / "operator/examples/search-indexer.yaml").read_text())
+    policy.check("search-indexer", parse_spec(example["spec"]))
+    for change in ({"image": "docker.io/library/busybox:1"}, {"serviceAccountName": "other"}):
+        with pytest.raises(SpecError):
+            policy.check("search-indexer", parse_spec({**example["spec"], **change}))

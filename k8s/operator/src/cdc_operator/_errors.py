@@ -17,3 +17,12 @@ class SpecError(OperatorError):
 
 class OwnershipError(OperatorError):
     """A Deployment with the consumer's name exists and is not owned by the CdcConsumer."""
+
+
+class AdmissionError(SpecError):
+    """A valid spec the operator refuses to run: an image outside the platform's allowlist, or
+    another workload's ServiceAccount. ``reason`` is the status condition's reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

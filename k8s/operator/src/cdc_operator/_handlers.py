@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
 
+from cdc_operator._admission import AdmissionPolicy
 from cdc_operator._deployment import API_GROUP, API_VERSION
-from cdc_operator._errors import OperatorError, OwnershipError, SpecError
+from cdc_operator._errors import AdmissionError, OperatorError, OwnershipError, SpecError
 from cdc_operator._kafka_auth import lag_reader_config
 from cdc_operator._kube import ClusterApi, KubernetesApi
 from cdc_operator._lag import KafkaLagReader
@@ -49,6 +51,7 @@ class Runtime:
     lag_reader: LagReaderFactory = _kafka_lag_reader
     clock: Callable[[], float] = time.time
     events: EventSink = _kopf_event
+    policy: AdmissionPolicy = field(default_factory=AdmissionPolicy.from_env)
 
     def cluster(self) -> ClusterApi:
         if self.api is None:
@@ -65,8 +68,11 @@ def configure(
     lag_reader: LagReaderFactory | None = None,
     clock: Callable[[], float] | None = None,
     events: EventSink | None = None,
+    policy: AdmissionPolicy | None = None,
 ) -> None:
     """Replace collaborators (tests, or embedding the operator in another process)."""
+    if policy is not None:
+        RUNTIME.policy = policy
     if api is not None:
         RUNTIME.api = api
     if lag_reader is not None:
@@ -82,6 +88,17 @@ def _spec(spec: Mapping[str, Any]) -> ConsumerSpec:
         return parse_spec(spec)
     except SpecError as exc:
         raise kopf.PermanentError(str(exc)) from exc
+
+
+def _condition(status: str, reason: str, message: str) -> dict[str, str]:
+    """The ``Admitted`` condition, in the Kubernetes conditions convention."""
+    return {
+        "type": "Admitted",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": datetime.fromtimestamp(RUNTIME.clock(), UTC).isoformat(),
+    }
 
 
 def _publish(outcome: Outcome, body: Mapping[str, Any], patch: kopf.Patch) -> None:
@@ -113,6 +130,15 @@ def reconcile(
     **_: Any,
 ) -> None:
     consumer = _spec(spec)
+    try:
+        RUNTIME.policy.check(name, consumer)
+    except AdmissionError as exc:
+        patch.status["conditions"] = [_condition("False", exc.reason, str(exc))]
+        RUNTIME.events(body, Event("Warning", exc.reason, str(exc)))
+        raise kopf.PermanentError(str(exc)) from exc
+    patch.status["conditions"] = [
+        _condition("True", "Admitted", "image and ServiceAccount allowed")
+    ]
     try:
         outcome = ensure_deployment(RUNTIME.cluster(), name, namespace or "default", uid, consumer)
     except OwnershipError as exc:

@@ -8,8 +8,17 @@ from typing import Any
 import kopf
 import kubernetes_validate
 import pytest
-from cdc_operator import Event, GroupLag, LagReadError, PartitionLag, build_deployment, parse_spec
+from cdc_operator import (
+    Event,
+    GroupLag,
+    LagReadError,
+    PartitionLag,
+    SpecError,
+    build_deployment,
+    parse_spec,
+)
 from cdc_operator import _handlers as handlers
+from cdc_operator._admission import AdmissionPolicy
 
 SPEC: dict[str, Any] = {
     "image": "registry.example.com/cdc-platform/search-indexer:abc123",
@@ -84,6 +93,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         lag_reader=lambda _spec: state["reader"],
         clock=lambda: state["now"],
         events=lambda _body, event: events.append(event),
+        policy=AdmissionPolicy(("registry.example.com/cdc-platform",)),
     )
     return state
 
@@ -98,8 +108,8 @@ def _body(spec: Mapping[str, Any] = SPEC, status: Mapping[str, Any] | None = Non
     }
 
 
-def _reconcile(spec: Mapping[str, Any] = SPEC) -> FakePatch:
-    patch = FakePatch()
+def _reconcile(spec: Mapping[str, Any] = SPEC, patch: FakePatch | None = None) -> FakePatch:
+    patch = patch or FakePatch()
     body = _body(spec)
     handlers.reconcile(
         spec=body["spec"],
@@ -218,3 +228,80 @@ def test_lag_errors_never_scale_and_warn_once(env: dict[str, Any]) -> None:
     assert not [c for c in env["api"].calls if c[0] == "scale"]
     assert first.status["lastError"] == second.status["lastError"]
     assert [e.reason for e in env["events"]] == ["LagUnavailable"]
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"image": "docker.io/attacker/miner:latest"}, "ImageNotAllowed"),
+        ({"image": "registry.example.com/cdc-platform/not-a-consumer:1"}, "ImageNotAllowed"),
+        ({"image": "registry.example.com/other-team/search-indexer:1"}, "ImageNotAllowed"),
+        ({"image": "search-indexer:abc123"}, "ImageNotAllowed"),
+        ({"serviceAccountName": "analytics-flusher"}, "ServiceAccountNotAllowed"),
+    ],
+)
+def test_a_spec_outside_the_platform_is_refused_with_a_condition(
+    env: dict[str, Any], change: dict[str, str], reason: str
+) -> None:
+    patch = FakePatch()
+    with pytest.raises(kopf.PermanentError):
+        _reconcile({**SPEC, **change}, patch)
+    [condition] = patch.status["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "Admitted",
+        "False",
+        reason,
+    )
+    assert env["api"].deployments == {}  # nothing created
+    assert [(e.type, e.reason) for e in env["events"]] == [("Warning", reason)]
+
+
+def test_a_refused_update_leaves_the_running_deployment_alone(env: dict[str, Any]) -> None:
+    patch = _reconcile()
+    assert patch.status["conditions"][0]["status"] == "True"
+    before = env["api"].deployments[("cdc-consumers", "search-indexer")]
+    with pytest.raises(kopf.PermanentError):
+        _reconcile({**SPEC, "image": "docker.io/attacker/miner:latest"})
+    assert env["api"].deployments[("cdc-consumers", "search-indexer")] == before
+    image = before["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == SPEC["image"]
+
+
+def test_its_own_service_account_and_a_digest_are_admitted(env: dict[str, Any]) -> None:
+    handlers.configure(
+        policy=AdmissionPolicy(("registry.example.com/cdc-platform",), require_digest=True)
+    )
+    with pytest.raises(kopf.PermanentError, match="digest"):
+        _reconcile()  # a tag only
+    pinned = {
+        **SPEC,
+        "image": f"registry.example.com/cdc-platform/search-indexer@{DIGEST}",
+        "serviceAccountName": "search-indexer",
+    }
+    _reconcile(pinned)
+    dep = env["api"].deployments[("cdc-consumers", "search-indexer")]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(DIGEST)
+
+
+def test_the_policy_comes_from_the_operators_environment() -> None:
+    policy = AdmissionPolicy.from_env(
+        {
+            "CDC_OPERATOR_ALLOWED_REGISTRIES": " 1.dkr.ecr.eu-west-1.amazonaws.com/cdc-platform/ ,"
+            "registry.local:5000/cdc-platform",
+            "CDC_OPERATOR_REQUIRE_DIGEST": "true",
+        }
+    )
+    assert policy == AdmissionPolicy(
+        ("1.dkr.ecr.eu-west-1.amazonaws.com/cdc-platform", "registry.local:5000/cdc-platform"),
+        require_digest=True,
+    )
+    spec = parse_spec(
+        {**SPEC, "image": f"registry.local:5000/cdc-platform/stats-aggregator:v1@{DIGEST}"}
+    )
+    policy.check("stats-aggregator", spec)  # a port in the registry, a tag and a digest
+    nothing = AdmissionPolicy.from_env({})
+    with pytest.raises(SpecError, match="CDC_OPERATOR_ALLOWED_REGISTRIES"):
+        nothing.check("stats-aggregator", spec)
