@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv up test test-unit lint bench fmt clean deploy-dry-run test-deploy
+.PHONY: help venv up test test-unit lint bench fmt clean deploy deploy-dry-run test-deploy
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make TARGET [VAR=value]\n\nTargets:\n"} \
@@ -72,6 +72,9 @@ bench: $(STAMP) ## Run the benchmarks and print their figures
 
 test-deploy: $(STAMP) ## Validate manifests, Terraform, compose, Dockerfiles, deploy script, operator
 	$(VENV)/bin/pytest k8s/operator tests/integration/deploy $(PYTEST_ARGS)
+
+deploy: $(STAMP) ## Build, push and deploy the consumers to EKS (ENV=staging|prod; what CI/CD runs)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/deploy-consumers.sh --env $(or $(ENV),staging)
 
 deploy-dry-run: $(STAMP) ## Show what deploy-consumers.sh would do (ENV=staging|prod), change nothing
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/deploy-consumers.sh --env $(or $(ENV),staging) --dry-run

@@ -5,3 +5,4 @@ node_min_size      = 3
 node_max_size      = 9
 rds_instance_class = "db.m6g.large"
 rds_multi_az       = true
+github_environment = "production"

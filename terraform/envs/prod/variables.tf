@@ -57,3 +57,20 @@ variable "rds_multi_az" {
   type    = bool
   default = true
 }
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose deploy workflow may deploy here."
+  type        = string
+  default     = "cdc-platform/cdc-platform"
+}
+
+variable "github_environment" {
+  description = "GitHub environment a deploying job runs in (its protection rules approve prod)."
+  type        = string
+}
+
+variable "github_oidc_provider_arn" {
+  description = "GitHub's OIDC provider if this account already has one (another env made it)."
+  type        = string
+  default     = null
+}

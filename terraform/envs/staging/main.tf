@@ -124,3 +124,14 @@ module "iam" {
     cluster_uuid = module.msk[0].cluster_uuid
   } : null
 }
+
+# GitHub Actions deploys this environment through OIDC (.github/workflows/deploy.yml).
+module "github_deploy" {
+  source             = "../../modules/github-deploy"
+  name_prefix        = local.name
+  github_repository  = var.github_repository
+  github_environment = var.github_environment
+  oidc_provider_arn  = var.github_oidc_provider_arn
+  cluster_name       = module.eks.cluster_name
+  cluster_arn        = module.eks.cluster_arn
+}

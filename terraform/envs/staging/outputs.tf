@@ -30,3 +30,8 @@ output "consumer_role_arns" {
 output "msk_bootstrap_brokers" {
   value = var.use_msk ? module.msk[0].bootstrap_brokers_sasl_iam : null
 }
+
+output "github_deploy_role_arn" {
+  description = "The GitHub environment's variable AWS_DEPLOY_ROLE_ARN."
+  value       = module.github_deploy.role_arn
+}

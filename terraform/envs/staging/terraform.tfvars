@@ -5,3 +5,4 @@ node_min_size      = 2
 node_max_size      = 4
 rds_instance_class = "db.t4g.medium"
 rds_multi_az       = false
+github_environment = "staging"

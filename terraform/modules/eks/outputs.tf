@@ -10,3 +10,7 @@ output "cluster_security_group_id" {
 output "cluster_endpoint" {
   value = aws_eks_cluster.this.endpoint
 }
+
+output "cluster_arn" {
+  value = aws_eks_cluster.this.arn
+}

@@ -15,7 +15,17 @@ import pytest
 from .conftest import ROOT, SERVICES
 
 TF = ROOT / "terraform"
-MODULES = ("network", "eks", "msk", "rds-postgres", "dynamodb", "s3-data-lake", "ecr", "iam")
+MODULES = (
+    "network",
+    "eks",
+    "msk",
+    "rds-postgres",
+    "dynamodb",
+    "s3-data-lake",
+    "ecr",
+    "iam",
+    "github-deploy",
+)
 ENVS = ("staging", "prod")
 
 
@@ -87,6 +97,10 @@ def _statements(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _as_list(dyn.get("statement", {}).get("content", []))
 
 
+# Actions that take no resource ARN (the IAM service authorization reference): only "*".
+ACTIONS_WITHOUT_RESOURCES = {"ecr:GetAuthorizationToken"}
+
+
 def test_iam_policies_are_scoped() -> None:
     docs = list(_blocks("data", "aws_iam_policy_document"))
     assert len(docs) >= 8
@@ -100,7 +114,9 @@ def test_iam_policies_are_scoped() -> None:
             for action in _as_list(st.get("actions", [])):
                 if not key_policy:
                     assert action != "*" and not action.endswith(":*"), where
-            if not key_policy:
+            # AWS requires "*" for an action without resource-level permissions.
+            unscoped = set(_as_list(st.get("actions", []))) <= ACTIONS_WITHOUT_RESOURCES
+            if not key_policy and not unscoped:
                 assert "*" not in _as_list(st.get("resources", [])), where
 
 
@@ -253,3 +269,29 @@ def test_the_operator_may_only_describe_the_consumers_groups_and_topics() -> Non
         "kafka-cluster:DescribeGroup",
     }
     assert not any("ReadData" in a or "Write" in a or "Alter" in a for a in granted)
+
+
+def test_github_deploys_only_from_its_environment_and_only_the_consumers() -> None:
+    """The deploy role trusts GitHub's OIDC tokens of one repository's environment (whose
+    reviewers approve production), pushes only cdc-platform images and edits only the
+    consumers' namespace."""
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    [trust] = list(_statements(docs["trust"]))
+    assert trust["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+    conditions = {c["variable"]: c for c in _as_list(trust["condition"])}
+    sub = conditions["${local.oidc_host}:sub"]
+    assert sub["test"] == "StringEquals"  # not StringLike: no wildcard branch or environment
+    assert sub["values"] == ["repo:${var.github_repository}:environment:${var.github_environment}"]
+    assert conditions["${local.oidc_host}:aud"]["values"] == ["sts.amazonaws.com"]
+    deploy = {st["sid"]: st for st in _statements(docs["deploy"])}
+    assert deploy["EcrPush"]["resources"] == ["${local.ecr_prefix}/*"]
+    assert deploy["EksKubeconfig"]["resources"] == ["${var.cluster_arn}"]
+    assert not any(a.startswith(("iam:", "sts:")) for st in deploy.values() for a in st["actions"])
+    scope = {
+        name: body for _, name, body in _blocks("resource", "aws_eks_access_policy_association")
+    }["deploy"]["access_scope"]
+    scope = scope[0] if isinstance(scope, list) else scope
+    assert (scope["type"], scope["namespaces"]) == ("namespace", ["${var.namespace}"])
+    for env in ENVS:
+        tfvars = _unquote(_load(TF / f"envs/{env}/terraform.tfvars"))
+        assert tfvars["github_environment"] == ("production" if env == "prod" else "staging")
