@@ -7,6 +7,12 @@ occasional product deletes and re-creates. User-activity events go straight to t
 ``user-events`` topic. The simulator keeps a ledger of every row change it committed and a
 log of every activity event the broker acknowledged, so checks can compare sinks with truth.
 
+Clocks can be made to lie (``lying_clock``, set by the chaos run's ``clock_skew`` fault): while
+set, it is asked for the time of every user event, new order (``orders.created_at``) and product
+change (``products.updated_at``) and may answer one far from now; the real clock is used when it
+answers None. An event stamped so is logged with the simulator's own clock at the send
+(``devstack.truth.SENT_AT``): no consumer can have seen it earlier.
+
 Run standalone: ``python -m devstack.simulator --dsn ... --bootstrap ... --rate 100``.
 """
 
@@ -18,9 +24,11 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +40,13 @@ from confluent_kafka import Producer
 
 from devstack._broker import create_topics
 from devstack._shop import _insert_customer, price, product_description, product_name
+from devstack.truth import SENT_AT
 
 USER_EVENTS_TOPIC = "user-events"
+#: What a lying clock is asked for: ``(what) -> a time, or None for the real clock``, with
+#: ``what`` one of ``STAMPED``.
+LyingClock = Callable[[str], datetime | None]
+STAMPED = (USER_EVENTS_TOPIC, "orders.created_at", "products.updated_at")
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 _EVENT_WEIGHTS = (50, 30, 12, 8)
 
@@ -124,6 +137,12 @@ class ShopSimulator:
                 }
             )
         self._names, self._weights = zip(*_OPERATIONS, strict=True)
+        #: While set, asked for event and row times (chaos ``clock_skew``; see the docstring).
+        self.lying_clock: LyingClock | None = None
+
+    def _lie(self, what: str) -> datetime | None:
+        clock = self.lying_clock
+        return None if clock is None else clock(what)
 
     @property
     def conn(self) -> psycopg2.extensions.connection:
@@ -217,8 +236,9 @@ class ShopSimulator:
         if row is None:
             return []
         cur.execute(
-            "UPDATE products SET stock = stock + %s, updated_at = now() WHERE id = %s",
-            (self.rng.randint(10, 100), row[0]),
+            "UPDATE products SET stock = stock + %s, updated_at = COALESCE(%s, now()) "
+            "WHERE id = %s",
+            (self.rng.randint(10, 100), self._lie("products.updated_at"), row[0]),
         )
         return [("products", "u", 1)]
 
@@ -227,8 +247,8 @@ class ShopSimulator:
         if row is None:
             return []
         cur.execute(
-            "UPDATE products SET price = %s, updated_at = now() WHERE id = %s",
-            (price(self.rng), row[0]),
+            "UPDATE products SET price = %s, updated_at = COALESCE(%s, now()) WHERE id = %s",
+            (price(self.rng), self._lie("products.updated_at"), row[0]),
         )
         return [("products", "u", 1)]
 
@@ -238,13 +258,14 @@ class ShopSimulator:
             return []
         if self.rng.random() < 0.5:
             cur.execute(
-                "UPDATE products SET name = %s, updated_at = now() WHERE id = %s",
-                (product_name(self.rng), row[0]),
+                "UPDATE products SET name = %s, updated_at = COALESCE(%s, now()) WHERE id = %s",
+                (product_name(self.rng), self._lie("products.updated_at"), row[0]),
             )
         else:
             cur.execute(
-                "UPDATE products SET description = %s, updated_at = now() WHERE id = %s",
-                (product_description(self.rng), row[0]),
+                "UPDATE products SET description = %s, updated_at = COALESCE(%s, now()) "
+                "WHERE id = %s",
+                (product_description(self.rng), self._lie("products.updated_at"), row[0]),
             )
         return [("products", "u", 1)]
 
@@ -261,9 +282,9 @@ class ShopSimulator:
             return []
         total = sum((unit * qty for _, unit, qty in lines), Decimal("0.00"))
         cur.execute(
-            "INSERT INTO orders (customer_id, status, total) VALUES (%s, 'pending', %s) "
-            "RETURNING id",
-            (customer[0], total),
+            "INSERT INTO orders (customer_id, status, total, created_at) "
+            "VALUES (%s, 'pending', %s, COALESCE(%s, now())) RETURNING id",
+            (customer[0], total, self._lie("orders.created_at")),
         )
         order_row = cur.fetchone()
         assert order_row is not None
@@ -344,15 +365,18 @@ class ShopSimulator:
         if self._producer is None:
             return
         for _ in range(n):
-            event = self.activity_event()
+            lie = self._lie(USER_EVENTS_TOPIC)
+            event = self.activity_event(lie)
             value = orjson.dumps(event)
+            # Logged as sent, plus, for an event stamped by a lying clock, the real clock.
+            logged = value if lie is None else orjson.dumps({**event, SENT_AT: _now_iso()})
             while True:
                 try:
                     self._producer.produce(
                         self.user_events_topic,
                         key=str(event["user_id"]).encode(),
                         value=value,
-                        on_delivery=self._on_delivery,
+                        on_delivery=partial(self._on_delivery, logged),
                     )
                     break
                 except BufferError:
@@ -360,13 +384,14 @@ class ShopSimulator:
         self._producer.poll(0)
         self._write_acked()
 
-    def activity_event(self) -> dict[str, Any]:
+    def activity_event(self, timestamp: datetime | None = None) -> dict[str, Any]:
+        """One user event, stamped ``timestamp`` (default: now)."""
         event_type = self.rng.choices(EVENT_TYPES, _EVENT_WEIGHTS)[0]
         event: dict[str, Any] = {
             "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
             "user_id": f"user-{self.rng.randint(1, self.users)}",
             "event_type": event_type,
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "timestamp": (timestamp or datetime.now(UTC)).isoformat(timespec="milliseconds"),
         }
         if event_type == "purchase":
             event["amount"] = float(price(self.rng))
@@ -378,11 +403,11 @@ class ShopSimulator:
         }
         return event
 
-    def _on_delivery(self, err: Any, msg: Any) -> None:
+    def _on_delivery(self, logged: bytes, err: Any, _msg: Any) -> None:
         if err is not None:
             self._errors.append(str(err))
         else:
-            self._acked.append(msg.value())
+            self._acked.append(logged)
 
     def _write_acked(self) -> None:
         if not self._acked:
@@ -400,6 +425,10 @@ class ShopSimulator:
             self._write_acked()
             if self._errors:
                 raise RuntimeError(f"user-events delivery failed: {self._errors[:3]}")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 app = typer.Typer(add_completion=False, help="Shop workload simulator (source DB + user-events).")

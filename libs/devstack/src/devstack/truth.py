@@ -23,6 +23,9 @@ import psycopg2.extensions
 from devstack._shop import SHOP_TABLES
 
 ZERO = Decimal("0.00")
+#: Key the simulator adds to the logged copy of an event it stamped with a lying clock: its own
+#: clock at the send (ISO-8601), the earliest moment a consumer can have processed the event.
+SENT_AT = "_sent_at"
 
 
 @dataclass(frozen=True)
@@ -253,9 +256,14 @@ def activity_watermark(
 
     ``now`` stands for the time the events were processed; the reference takes the time of the
     check, which is the same for every event that was not ahead of the clock when processed
-    (all the simulator sends: it stamps events with the clock they are consumed by). For an
-    event that was, the consumer holds the bound of the moment it processed it, which only the
-    consumer knows (its integration tests check that case with an injected clock).
+    (all the simulator sends on its own clock: the clock they are consumed by). For an event
+    that was, the consumer holds the bound of the moment it processed it, which only the
+    consumer knows; an event the simulator stamped with a lying clock carries the time it was
+    sent (``SENT_AT``), the earliest the consumer can have processed it, so it counts as at
+    most ``sent + max_clock_skew``. That equals the consumer's as-of whenever on-time events
+    later than every such bound followed (then the latest of those is the as-of): the chaos
+    run's ``clock_skew`` fault lasts until they did. Otherwise the consumer's bound is later
+    than this one by the time it took to process the event.
     """
     bound = now + max_clock_skew
     latest: datetime | None = None
@@ -264,10 +272,15 @@ def activity_watermark(
         if event["event_id"] in seen:
             continue  # a resend counts as the first one, as in ``user_stats``
         seen.add(event["event_id"])
-        ts = datetime.fromisoformat(event["timestamp"])
-        if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=UTC)
+        ts = _aware(datetime.fromisoformat(event["timestamp"]))
+        sent = event.get(SENT_AT)
+        if isinstance(sent, str):
+            ts = min(ts, min(now, _aware(datetime.fromisoformat(sent))) + max_clock_skew)
         ts = min(ts, bound)
         if latest is None or ts > latest:
             latest = ts
     return latest
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)

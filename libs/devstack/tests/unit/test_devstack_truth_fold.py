@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from devstack.truth import activity_watermark, user_stats
+from devstack.truth import SENT_AT, activity_watermark, user_stats
 
 
 def test_user_stats_fold_dedupes_by_event_id_and_sums_exactly() -> None:
@@ -68,3 +68,26 @@ def test_activity_watermark_takes_no_event_time_past_now_plus_the_skew() -> None
     within = [*on_time, ev("2026-01-02T00:04:00+00:00")]  # 4 minutes ahead: believed
     assert activity_watermark(within, now, skew) == datetime(2026, 1, 2, 0, 4, tzinfo=UTC)
     assert activity_watermark([], now, skew) is None
+
+
+def test_an_event_stamped_by_a_lying_clock_counts_from_when_it_was_sent() -> None:
+    # The simulator logs when it really sent an event a lying clock stamped (SENT_AT): no
+    # consumer processed it earlier, so it bounds the as-of at sent + skew, not at the check's
+    # clock + skew; on-time events after that bound are the as-of, as in the aggregator.
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    skew = timedelta(seconds=20)
+
+    def ev(ts: str, sent: str | None = None) -> dict[str, str]:
+        event = {"event_id": ts, "user_id": "u", "event_type": "view", "timestamp": ts}
+        return event if sent is None else event | {SENT_AT: sent}
+
+    lied = ev("2099-06-15T12:00:00.000+00:00", sent="2026-01-01T23:00:00.000+00:00")
+    on_time = ev("2026-01-01T23:01:00.000+00:00")
+    assert activity_watermark([lied, on_time], now, skew) == datetime(2026, 1, 1, 23, 1, tzinfo=UTC)
+    assert activity_watermark([lied], now, skew) == datetime(2026, 1, 1, 23, 0, 20, tzinfo=UTC)
+    # Far past: its own time, which moves nothing.
+    past = ev("0001-01-01T12:00:00.000+00:00", sent="2026-01-01T23:00:00.000+00:00")
+    assert activity_watermark([past, on_time], now, skew) == datetime(2026, 1, 1, 23, 1, tzinfo=UTC)
+    # Not sent yet at the check's clock (a log read back later): the check's bound still holds.
+    early = ev("2099-06-15T12:00:00.000+00:00", sent="2026-01-03T00:00:00.000+00:00")
+    assert activity_watermark([early], now, skew) == now + skew
