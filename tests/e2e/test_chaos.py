@@ -3,10 +3,12 @@ simulator writes, services are SIGKILLed and restarted, the Debezium relay is ki
 restarted, the broker and the AWS emulator are paused, the sink PostgreSQL is stopped and a
 replica joins and leaves a consumer group; and faults overlap: a rebalance while a store is
 down, a kill while a batch waits out a failure, a zombie (SIGSTOP past the session timeout,
-then SIGCONT), AWS throttling answers, a relay that runs its snapshot again, and all along
-records that parse but every store refuses. Afterwards every committed change is in the
-broker, every read model equals the source database, every refused record is in each
-consumer's dead-letter topic, no service exited on its own and no process is left behind."""
+then SIGCONT), AWS throttling answers, clocks that lie (times in 2099, 1970 and year 1 on user
+events, source rows and the source's commit time), and all along records that parse but every
+store refuses. Afterwards every committed change is in the broker, every read model equals the
+source database, every refused record is in each consumer's dead-letter topic, neither the
+statistics' as-of nor the lake's lateness froze, no service exited on its own and no process is
+left behind."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from devstack.chaos import FAULT_KINDS, OVERLAP_KINDS
 # Fixed, so a failure replays: `cdc dev chaos --seed 11 --duration 240 --rate 40 --kills 2`.
 SEED = 11
 # A schedule that holds every fault (2 kills, a relay restart, a 10 s broker pause, a 15 s sink
-# PostgreSQL stop, a 15 s AWS pause, a replica added and removed) and the overlapping ones.
+# PostgreSQL stop, a 15 s AWS pause, a replica added and removed) and the overlapping ones (with
+# ~30 s of skewed clocks and the as-of coming back).
 DURATION_S = 240
 # The search indexer writes through the AWS emulator (~100 product changes/s on 2 cores): at
 # 40 transactions/s (~50 product changes/s) it catches up after each outage within the run.
@@ -73,6 +76,12 @@ def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
     # Records every store refuses kept coming; each consumer dead-lettered every one of them.
     assert outcome["refused"] > 0
     assert outcome["refused_missing"] == []
+    # Clocks lied (far ahead and far behind); the as-of came back onto the clock and the lake
+    # counted no on-time record late.
+    clocks = outcome["clocks"]
+    assert clocks["ok"], clocks["problems"]
+    assert clocks["observation"]["as_of_back_after_s"] is not None
+    assert clocks["observation"]["copies"] > 0
 
     # Every committed change reached the broker (a relay restart may re-emit, never lose).
     assert outcome["flow_ok"]

@@ -51,7 +51,8 @@ def dev_chaos(
         bool,
         typer.Option(
             help="also faults that overlap (a rebalance during an outage, a kill mid-retry, a "
-            "zombie, AWS throttling answers, a re-snapshot) and records a store refuses"
+            "zombie, AWS throttling answers, clocks far ahead and behind) and records a store "
+            "refuses"
         ),
     ] = True,
     resnapshot: Annotated[
@@ -75,10 +76,13 @@ def dev_chaos(
     broker and the AWS emulator paused, the sink PostgreSQL stopped, a replica added and
     removed. With --overlap (the default) also faults that overlap: a rebalance while a store is
     down, a kill while a batch waits out a failure, a zombie (SIGSTOP past the session timeout,
-    then SIGCONT), AWS throttling answers, a relay that runs its snapshot again; and all along,
-    records that parse but every store refuses (they must reach each consumer's dead-letter
-    topic). Exit 1 unless every read model equals the source database, every refused record is
-    dead-lettered and no service exited on its own.
+    then SIGCONT), AWS throttling answers, clocks that lie (user events, order and product
+    times and the source's commit time stamped 2099 or 1970 and year 1: the statistics' as-of
+    and the lake's lateness must not freeze); and all along, records that parse but every
+    store refuses (they must reach each consumer's dead-letter topic). With --resnapshot, a
+    relay that runs its snapshot again. Exit 1 unless every read model equals the source
+    database, every refused record is dead-lettered, no clock froze anything and no service
+    exited on its own.
     """
     import random
 
@@ -169,6 +173,11 @@ def dev_chaos(
         console.print(outcome_table(result))
         for missing in result.refused_missing:
             console.print(f"[red]not dead-lettered[/]: {missing}")
+        if result.clocks is not None:
+            for problem in result.clocks.problems:
+                console.print(f"[red]clocks[/]: {problem}")
+            for note in result.clocks.observation.notes:
+                console.print(f"[yellow]clocks[/]: {note}")
         for problem in result.problems:
             console.print(f"[yellow]{problem}[/]")
         console.print(
@@ -203,7 +212,8 @@ def faults_table(faults: Sequence[FaultRecord]) -> Table:
 
 
 def outcome_table(result: ChaosResult) -> Table:
-    """The run in one table: faults, changes, lost, doubled, dead-lettered, lag, convergence."""
+    """The run in one table: faults, changes, lost, doubled, dead-lettered, lag, convergence,
+    and whether a lying clock froze the statistics' as-of or the lake's lateness."""
     changes = sum(e.committed for e in result.events)
     differing = [c for c in (result.report.checks if result.report else []) if not c.ok]
     table = Table(title=f"outcome of seed {result.seed}")
@@ -216,6 +226,7 @@ def outcome_table(result: ChaosResult) -> Table:
         "dead-lettered",
         "max lag",
         "converged in",
+        "clocks",
     ):
         table.add_column(col, justify="right")
     table.add_row(
@@ -227,8 +238,17 @@ def outcome_table(result: ChaosResult) -> Table:
         ", ".join(f"{k.split('-')[0]} {v}" for k, v in sorted(result.dead_lettered.items())),
         ", ".join(f"{k.split('-')[0]} {v:,.0f}" for k, v in sorted(result.max_lag.items())),
         "-" if result.time_to_converge_s is None else f"{result.time_to_converge_s:.0f}s",
+        _clocks_cell(result),
     )
     return table
+
+
+def _clocks_cell(result: ChaosResult) -> str:
+    clocks = result.clocks
+    if clocks is None:
+        return "-"
+    verdict = "[green]ok[/]" if clocks.ok else "[red]FAIL[/]"
+    return f"{verdict} ({clocks.summary()})"
 
 
 def events_table(result: ChaosResult) -> Table:

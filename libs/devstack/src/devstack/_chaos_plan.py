@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+from devstack._chaos_clocks import ClockCheck
 from devstack._pipeline import CDC_TOPICS, DRAIN_TIMEOUT_S, FlowCheck
 from devstack.simulator import USER_EVENTS_TOPIC
 from devstack.verify import VerifyReport
@@ -30,6 +31,7 @@ OVERLAP_KINDS: Final = (
     "kill_in_retry",
     "zombie",
     "aws_throttle",
+    "clock_skew",
 )
 #: Only with ``ChaosOptions.resnapshot``.
 RESNAPSHOT_KIND: Final = "relay_resnapshot"
@@ -51,6 +53,9 @@ _ESTIMATE_S: Final[dict[str, float]] = {
     # A replica joins and takes partitions, the original stalls, wakes, the replica leaves.
     "zombie": 20.0,
     "aws_throttle": 0.5,
+    # Copies read and produced twice, then the as-of back on the clock (the aggregator's skew,
+    # 20 s in the devstack, and a batch).
+    "clock_skew": 25.0,
     # A JVM start and a snapshot of the whole source again.
     "relay_resnapshot": 25.0,
 }
@@ -88,6 +93,11 @@ class ChaosOptions:
     session_timeout_ms: int = 10_000
     zombie_stall_s: float = 14.0
     throttle_s: float = 12.0
+    # ``clock_skew``: how long records stamped far ahead and far behind flow, and how long after
+    # that the statistics' as-of may take to come back to the clock (the devstack aggregator's
+    # MAX_CLOCK_SKEW_SECONDS, 20 s, plus processing): longer, and it froze.
+    skew_window_s: float = 6.0
+    clock_heal_s: float = 45.0
     refused_every_s: float = 5.0
     lead_in_s: float = 3.0
     min_gap_s: float = 2.0
@@ -158,6 +168,8 @@ class ChaosResult:
     dead_lettered: dict[str, int] = field(default_factory=dict)
     #: The highest consumer lag each service reported during the run.
     max_lag: dict[str, float] = field(default_factory=dict)
+    #: After ``clock_skew``: did the statistics' as-of or the lake's lateness freeze?
+    clocks: ClockCheck | None = None
 
     @property
     def resnapshot(self) -> bool:
@@ -185,6 +197,7 @@ class ChaosResult:
             and self.faults_ok
             and not self.unexpected_exits
             and not self.refused_missing
+            and (self.clocks is None or self.clocks.ok)
         )
 
     @property
@@ -218,6 +231,7 @@ class ChaosResult:
             "refused_missing": self.refused_missing,
             "dead_lettered": self.dead_lettered,
             "max_lag": self.max_lag,
+            "clocks": None if self.clocks is None else self.clocks.to_dict(),
         }
 
 
@@ -243,6 +257,7 @@ def _fault_list(
             ("kill_in_retry", rng.choice(services), options.sink_stop_s),
             ("zombie", rng.choice(services), options.zombie_stall_s),
             ("aws_throttle", "aws", options.throttle_s),
+            ("clock_skew", "clocks", options.skew_window_s),
         ]
     if options.resnapshot:
         others.append(("relay_resnapshot", "relay", options.relay_down_s))

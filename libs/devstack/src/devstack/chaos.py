@@ -17,6 +17,10 @@ system must survive on its own:
 * ``replica_add`` / ``replica_remove``: a second process in a service's consumer group, removed
   later with SIGTERM (two rebalances); other faults happen while it runs.
 
+With ``overlap``, also the faults of ``_chaos_overlap`` and ``clock_skew`` (``_chaos_skew``:
+times far in the future and the past; after verification, ``ChaosResult.clocks`` says whether
+the statistics' as-of or the lake's lateness froze).
+
 Every fault is logged with its wall time, offset, kind, target and duration. Whatever happens to
 the driver (an exception, Ctrl-C), paused processes are resumed and the sink database started
 again (``try``/``finally``); the caller's ``Pipeline.close()`` then stops everything. A service
@@ -61,6 +65,7 @@ from devstack._chaos_plan import (
     plan_faults,
     topic_events,
 )
+from devstack._chaos_skew import ClockSkewFault
 from devstack._flow import FlowMonitor
 from devstack._kafka_io import read_topic
 from devstack._pipeline import FlowCheck, Pipeline, flow_checks
@@ -114,7 +119,7 @@ def assigned_partitions(svc: ServiceProcess) -> float | None:
     return total
 
 
-class ChaosDriver(OverlapFaults):
+class ChaosDriver(OverlapFaults, ClockSkewFault):
     """Injects a seeded fault schedule into a started pipeline, then drains and verifies."""
 
     def __init__(
@@ -199,6 +204,7 @@ class ChaosDriver(OverlapFaults):
         if self._lag is not None:
             self._lag.stop()
         dead_lettered, refused_missing = self._dead_letters()
+        clocks = self._clock_check()
         return ChaosResult(
             seed=self.seed,
             options=self.options,
@@ -216,6 +222,7 @@ class ChaosDriver(OverlapFaults):
             refused_missing=refused_missing,
             dead_lettered=dead_lettered,
             max_lag=dict(self._lag.max_lag) if self._lag is not None else {},
+            clocks=clocks,
         )
 
     def _injected(self) -> list[Any]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
-from devstack import FlowCheck
+from devstack import Check, FlowCheck
+from devstack._services import SERVICES as DEVSTACK_SERVICES
 from devstack.chaos import (
     FAULT_KINDS,
     OVERLAP_KINDS,
@@ -133,3 +136,61 @@ def test_after_a_resnapshot_only_user_events_are_compared_op_by_op() -> None:
 def test_a_resnapshot_only_when_asked_for() -> None:
     plan = plan_faults(random.Random(3), SERVICES, ChaosOptions(resnapshot=True, duration_s=340))
     assert [f.kind for f in plan].count("relay_resnapshot") == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_clock_skew_is_planned_once_with_overlap_for_its_window(seed: int) -> None:
+    options = ChaosOptions()
+    plan = plan_faults(random.Random(seed), SERVICES, options)
+    skews = [f for f in plan if f.kind == "clock_skew"]
+    assert len(skews) == 1
+    assert skews[0].target == "clocks"
+    assert skews[0].duration_s == options.skew_window_s
+    # Its planned time covers the window, the copies and the as-of coming back to the clock.
+    assert busy_time("clock_skew", options.skew_window_s) >= options.skew_window_s + 20
+    no_overlap = plan_faults(random.Random(seed), SERVICES, replace(options, overlap=False))
+    assert "clock_skew" not in {f.kind for f in no_overlap}
+
+
+def test_the_e2e_schedule_still_holds_every_fault() -> None:
+    # tests/e2e/test_chaos.py: --duration 240 --kills 2
+    options = ChaosOptions(duration_s=240, service_kills=2)
+    kinds = {f.kind for f in plan_faults(random.Random(11), SERVICES, options)}
+    assert kinds == set(FAULT_KINDS) | set(OVERLAP_KINDS)
+
+
+def test_the_heal_budget_fits_the_devstack_skew_bounds() -> None:
+    # The as-of may stay up to the aggregator's MAX_CLOCK_SKEW_SECONDS ahead: the budget must
+    # leave room for processing, and the lake's skew must not exceed its grace.
+    env = {s.name: s.env for s in DEVSTACK_SERVICES}
+    stats_skew = int(env["stats-aggregator"]["MAX_CLOCK_SKEW_SECONDS"])
+    assert stats_skew + 15 <= ChaosOptions().clock_heal_s
+    lake = env["analytics-flusher"]
+    assert int(lake["MAX_CLOCK_SKEW_SECONDS"]) <= int(lake["GRACE_SECONDS"])
+
+
+def test_a_frozen_clock_fails_the_run() -> None:
+    from devstack._chaos_clocks import ClockCheck, SkewObservation
+    from devstack.chaos import ChaosResult
+    from devstack.verify import VerifyReport
+
+    result = ChaosResult(
+        seed=1,
+        options=ChaosOptions(),
+        planned=[],
+        faults=[],
+        unexpected_exits=[],
+        events=[],
+        flow=[FlowCheck("user-events", "event", 3, 3)],
+        report=VerifyReport([], 1.0, 1),
+        simulated_s=1.0,
+        transactions=0,
+        activity_events=3,
+    )
+    assert result.report is not None
+    result.report.checks.append(Check("s", "c", True, 1, 1))
+    assert result.ok
+    obs = SkewObservation(started=datetime(2026, 1, 1, tzinfo=UTC))
+    result.clocks = ClockCheck(ok=False, observation=obs, problems=["froze"])
+    assert not result.ok
+    assert result.to_dict()["clocks"]["problems"] == ["froze"]
