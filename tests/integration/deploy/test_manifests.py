@@ -37,7 +37,9 @@ CUSTOM = {
         "KafkaConnect",
         "KafkaConnector",
         "KafkaTopic",
+        "KafkaUser",
     },
+    "external-secrets.io/v1": {"SecretStore", "ExternalSecret"},
     "cdc.example.com/v1alpha1": {"CdcConsumer"},
 }
 METRICS = {
@@ -128,8 +130,15 @@ def test_configmaps_use_the_services_settings_and_topics() -> None:
         assert data["KAFKA_GROUP_ID"] == f"{name}-group"
         assert data["DLQ_TOPIC"] == f"{name}.dlq"
         assert data["KAFKA_BOOTSTRAP_SERVERS"] == (
-            "cdc-platform-kafka-bootstrap.kafka.svc.cluster.local:9092"
+            "cdc-platform-kafka-bootstrap.kafka.svc.cluster.local:9093"
         )
+        # Its own KafkaUser over TLS, the password from its Secret, never in a ConfigMap.
+        assert (data["KAFKA_SECURITY_PROTOCOL"], data["KAFKA_SASL_MECHANISM"]) == (
+            "SASL_SSL",
+            "SCRAM-SHA-512",
+        )
+        assert data["KAFKA_SASL_USERNAME"] == name
+        assert "KAFKA_SASL_PASSWORD" not in data
     assert maps["analytics-flusher"]["data"]["S3_BUCKET"] == "cdc-platform-data-lake-staging"
     assert maps["search-indexer"]["data"]["DYNAMODB_TABLE"] == "product-search-index"
 
@@ -152,9 +161,22 @@ def test_strimzi_cluster_and_connector() -> None:
     manifests = _render("platform")
     kafka = _by(manifests, "Kafka")["cdc-platform"]
     assert kafka["metadata"]["namespace"] == "kafka"
-    assert {"name": "plain", "port": 9092, "type": "internal", "tls": False} in (
-        kafka["spec"]["kafka"]["listeners"]
+    # One listener, TLS and SCRAM, and ACLs enforced: no unauthenticated way in.
+    [listener] = kafka["spec"]["kafka"]["listeners"]
+    assert (listener["port"], listener["tls"], listener["authentication"]["type"]) == (
+        9093,
+        True,
+        "scram-sha-512",
     )
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    peers = listener["networkPolicyPeers"]
+    admitted = [p.get("namespaceSelector", {}).get("matchLabels", {}) for p in peers]
+    assert {"kubernetes.io/metadata.name": "cdc-consumers"} in admitted
+    assert any(p.get("podSelector", {}).get("matchLabels", {}).get("strimzi.io/kind")
+               == "KafkaConnect" for p in peers)  # fmt: skip
+    connect = _by(manifests, "KafkaConnect")["cdc-connect"]["spec"]
+    assert connect["authentication"]["username"] == "cdc-connect"
+    assert connect["bootstrapServers"].endswith(":9093")
     connector = _by(manifests, "KafkaConnector")["shop-postgres"]["spec"]
     assert connector["class"] == "io.debezium.connector.postgresql.PostgresConnector"
     config = connector["config"]
@@ -278,10 +300,69 @@ def test_the_operator_is_confined_to_the_consumers_namespace() -> None:
     [deployment] = [m for m in manifests if m["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["--namespace", "cdc-consumers"]
-    policy = AdmissionPolicy.from_env({e["name"]: e["value"] for e in container["env"]})
+    policy = AdmissionPolicy.from_env({e["name"]: e.get("value", "") for e in container["env"]})
     assert policy.require_digest
     example = yaml.safe_load((K8S / "operator/examples/search-indexer.yaml").read_text())
     policy.check("search-indexer", parse_spec(example["spec"]))
     for change in ({"image": "docker.io/library/busybox:1"}, {"serviceAccountName": "other"}):
         with pytest.raises(SpecError):
             policy.check("search-indexer", parse_spec({**example["spec"], **change}))
+
+
+# What each consumer's KafkaUser may do: its own topics (read), its dead letters and their
+# status topic (prefix), the statistics' alerts (write), its group, idempotent writes.
+def test_each_kafka_user_may_touch_only_its_own_topics_and_group() -> None:
+    platform = _render("platform")
+    users = _by(platform, "KafkaUser")
+    strimzi_topics = [t["spec"]["topicName"] for t in _by(platform, "KafkaTopic").values()]
+    maps = _by(_render("base"), "ConfigMap")
+    assert set(users) == {*SERVICES, "cdc-connect", "cdc-operator"}
+    for name in SERVICES:
+        acls = users[name]["spec"]["authorization"]["acls"]
+        read = {a["resource"]["name"] for a in acls if "Read" in a["operations"]
+                and a["resource"]["type"] == "topic"}  # fmt: skip
+        written = {a["resource"]["name"] for a in acls if "Write" in a["operations"]}
+        groups = {a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"}
+        assert groups == {f"{name}-group"}, name
+        expected_writes = {f"{name}.dlq"} | ({"alerts.low-stock"} if name == "stats-aggregator"
+                                            else set())  # fmt: skip
+        assert written == expected_writes, name
+        topics = maps[name]["data"]["KAFKA_TOPICS"].split(",")
+        for pattern in topics:  # a name, or a regular expression over the KafkaTopics
+            names = [t for t in strimzi_topics if re.fullmatch(pattern.lstrip("^"), t)]
+            assert names, (name, pattern)
+            for topic in names:
+                assert any(topic.startswith(r) for r in read), (name, topic)
+        # Nothing beyond what it reads, its dead letters and (prefix) their status topic.
+        assert read <= {*topics, "dbserver1.public.", f"{name}.dlq"}, name
+        cluster = [a for a in acls if a["resource"]["type"] == "cluster"]
+        assert cluster == [{"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"]}]
+        assert not any(op in a["operations"] for a in acls for op in ("Alter", "Delete", "All"))
+    operator = users["cdc-operator"]["spec"]["authorization"]["acls"]
+    assert {op for a in operator for op in a["operations"]} == {"Describe"}
+
+
+def test_consumer_egress_names_every_destination() -> None:
+    for overlay, cidr in (("overlays/staging", "10.40.0.0/16"), ("overlays/prod", "10.50.0.0/16")):
+        policy = _by(_render(overlay), "NetworkPolicy")["cdc-consumers"]["spec"]
+        assert all(rule.get("to") for rule in policy["egress"]), overlay
+        blocks = [p["ipBlock"]["cidr"] for r in policy["egress"] for p in r["to"] if "ipBlock" in p]
+        assert blocks == ["169.254.170.23/32", cidr], overlay
+        kafka = [r for r in policy["egress"] if {"protocol": "TCP", "port": 9093} in r["ports"]]
+        [peer] = kafka[0]["to"]
+        assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kafka"}
+
+
+def test_consumers_get_their_kafka_password_and_ca_from_their_own_secret() -> None:
+    manifests = _render("base")
+    externals = _by(manifests, "ExternalSecret")
+    deployments = _by(manifests, "Deployment")
+    for name in SERVICES:
+        secret = f"{name}-kafka"
+        remote = {d["secretKey"]: d["remoteRef"]["key"] for d in externals[secret]["spec"]["data"]}
+        assert remote == {"password": name, "ca.crt": "cdc-platform-cluster-ca-cert"}
+        pod = deployments[name]["spec"]["template"]["spec"]
+        [env] = [e for e in pod["containers"][0]["env"] if e["name"] == "KAFKA_SASL_PASSWORD"]
+        assert env["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}
+        [ca] = [v for v in pod["volumes"] if v["name"] == "kafka-ca"]
+        assert ca["secret"]["secretName"] == secret

@@ -18,6 +18,8 @@ API_VERSION = "v1alpha1"
 KIND = "CdcConsumer"
 MANAGED_BY = "cdc-operator"
 HEALTH_PORT = 8080
+#: Where a SCRAM consumer finds the Kafka cluster's CA (the base manifests mount it there too).
+KAFKA_CA_DIR = "/etc/kafka-ca"
 # The runtime's SHUTDOWN_GRACE_S (25 s) to finish, flush and commit, plus 10 s for close().
 TERMINATION_GRACE_S = 35
 _UID = 10001
@@ -31,7 +33,11 @@ def selector_labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name}
 
 
-def container_env(spec: ConsumerSpec) -> list[dict[str, Any]]:
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def container_env(spec: ConsumerSpec, name: str) -> list[dict[str, Any]]:
     """Environment variables with the services' settings names; ``spec.env`` wins."""
     plain: dict[str, str] = {
         "KAFKA_BOOTSTRAP_SERVERS": spec.kafka.bootstrap_servers,
@@ -48,16 +54,17 @@ def container_env(spec: ConsumerSpec) -> list[dict[str, Any]]:
         "AWS_ENDPOINT_URL": spec.sink.endpoint_url,
     }
     plain.update({k: v for k, v in optional.items() if v})
+    kafka_secret = spec.kafka.credentials_secret
+    if kafka_secret is not None:
+        plain["KAFKA_SASL_USERNAME"] = spec.kafka.username or name
+        plain["KAFKA_SSL_CA_LOCATION"] = f"{KAFKA_CA_DIR}/ca.crt"
     plain.update(spec.env)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(plain.items())]
+    if kafka_secret is not None and "KAFKA_SASL_PASSWORD" not in plain:
+        env.append(_secret_env("KAFKA_SASL_PASSWORD", kafka_secret, "password"))
     secret = spec.sink.database_url_secret
     if secret is not None and "DATABASE_URL" not in plain:
-        env.append(
-            {
-                "name": "DATABASE_URL",
-                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
-            }
-        )
+        env.append(_secret_env("DATABASE_URL", secret.name, secret.key))
     return env
 
 
@@ -83,7 +90,7 @@ def build_deployment(
         "image": spec.image,
         "imagePullPolicy": "Always",
         "ports": [{"name": "http", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
-        "env": container_env(spec),
+        "env": container_env(spec, name),
         "resources": spec.resources or _DEFAULT_RESOURCES,
         "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
         "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3},
@@ -103,6 +110,20 @@ def build_deployment(
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
     }
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    if spec.kafka.credentials_secret is not None:
+        container["volumeMounts"].append(
+            {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": "kafka-ca",
+                "secret": {
+                    "secretName": spec.kafka.credentials_secret,
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                },
+            }
+        )
     if spec.command:
         container["command"] = list(spec.command)
     pod_spec: dict[str, Any] = {
@@ -126,7 +147,7 @@ def build_deployment(
             for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
         ],
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "volumes": volumes,
     }
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
     if owner is not None:

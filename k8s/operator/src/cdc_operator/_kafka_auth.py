@@ -1,5 +1,10 @@
 """librdkafka settings for the lag reader from a CdcConsumer's ``spec.kafka``.
 
+SCRAM (the in-cluster Kafka): the lag reader authenticates as the operator's own KafkaUser
+``cdc-operator`` (describe-only ACLs: k8s/platform/users.yaml), whose password and the cluster
+CA reach the operator's pod as ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD`` and
+``KAFKA_SSL_CA_LOCATION``.
+
 The values are the services' (``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_MECHANISM``: see
 ``libs/consumer-runtime``, "Settings"), so one spec configures the consumers and the operator's
 reading of their lag the same way. ``AWS_MSK_IAM`` is not a librdkafka mechanism: it is
@@ -34,7 +39,24 @@ def lag_reader_config(kafka: KafkaSpec) -> dict[str, Any]:
         config["sasl.mechanism"] = "OAUTHBEARER"
         config["oauth_cb"] = msk_iam_oauth_cb(region)
     elif kafka.sasl_mechanism:
-        config["sasl.mechanism"] = kafka.sasl_mechanism
+        # SCRAM: the operator's own KafkaUser (describe only), not the consumer's, from its
+        # environment (k8s/operator/deploy/kafka-credentials.yaml).
+        env = os.environ
+        user, password = env.get("KAFKA_SASL_USERNAME"), env.get("KAFKA_SASL_PASSWORD")
+        if not user or not password:
+            raise SpecError(
+                f"spec.kafka.saslMechanism {kafka.sasl_mechanism}: the operator needs its own "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD to read the lag"
+            )
+        config.update(
+            {
+                "sasl.mechanism": kafka.sasl_mechanism,
+                "sasl.username": user,
+                "sasl.password": password,
+            }
+        )
+    if kafka.security_protocol in ("SSL", "SASL_SSL") and os.environ.get("KAFKA_SSL_CA_LOCATION"):
+        config["ssl.ca.location"] = os.environ["KAFKA_SSL_CA_LOCATION"]
     return config
 
 

@@ -23,7 +23,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"
 
 class KafkaSpec(_Model):
     bootstrap_servers: str = Field(
-        "cdc-platform-kafka-bootstrap.kafka.svc.cluster.local:9092", alias="bootstrapServers"
+        "cdc-platform-kafka-bootstrap.kafka.svc.cluster.local:9093", alias="bootstrapServers"
     )
     security_protocol: str | None = Field(None, alias="securityProtocol")
     # The services' KAFKA_SASL_MECHANISM values. AWS_MSK_IAM: OAUTHBEARER with a token signed
@@ -32,11 +32,18 @@ class KafkaSpec(_Model):
     # The AWS region of an MSK cluster (AWS_MSK_IAM signs for it); the consumers get it as
     # AWS_REGION unless the sink names its own.
     region: str | None = None
+    # SCRAM on the in-cluster Kafka: the Secret with the consumer's `password` and the cluster
+    # CA `ca.crt` (k8s/base/kafka-credentials.yaml); the user name defaults to the consumer's.
+    credentials_secret: str | None = Field(None, alias="credentialsSecret")
+    username: str | None = None
 
     @model_validator(mode="after")
     def _msk_iam_needs(self) -> KafkaSpec:
         if self.sasl_mechanism == "AWS_MSK_IAM" and self.security_protocol != "SASL_SSL":
             raise ValueError("saslMechanism AWS_MSK_IAM needs securityProtocol SASL_SSL")
+        scram = self.sasl_mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+        if scram and not self.credentials_secret:
+            raise ValueError(f"saslMechanism {self.sasl_mechanism} needs credentialsSecret")
         return self
 
 
