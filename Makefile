@@ -73,8 +73,9 @@ bench: $(STAMP) ## Run the benchmarks and print their figures
 test-deploy: $(STAMP) ## Validate manifests, Terraform, compose, Dockerfiles, deploy script, operator
 	$(VENV)/bin/pytest k8s/operator tests/integration/deploy $(PYTEST_ARGS)
 
-deploy: $(STAMP) ## Build, push and deploy the consumers to EKS (ENV=staging|prod; what CI/CD runs)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/deploy-consumers.sh --env $(or $(ENV),staging)
+deploy: $(STAMP) ## Build, push, pin by digest and deploy to EKS (ENV=staging|prod SIGN=1: SBOM + cosign)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/deploy-consumers.sh --env $(or $(ENV),staging) \
+	  $(if $(SIGN),--sign)
 
 deploy-dry-run: $(STAMP) ## Show what deploy-consumers.sh would do (ENV=staging|prod), change nothing
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/deploy-consumers.sh --env $(or $(ENV),staging) --dry-run

@@ -2,12 +2,14 @@
 # Build, push and deploy the CDC consumers to an EKS environment.
 #
 #   ./scripts/deploy-consumers.sh [--env staging|prod] [--services a,b] [--tag TAG]
-#                                 [--dry-run] [--skip-build] [--region REGION]
+#                                 [--dry-run] [--skip-build] [--sign] [--region REGION]
 #
 # Steps: check tools and AWS identity; create missing ECR repositories; build and push each
 # image tagged with the git SHA (skipped when the tag is already in ECR: tags are immutable);
-# render k8s/overlays/<env> with those images (`kubectl kustomize`); apply it with server-side
-# apply; wait for every rollout; print a summary.
+# resolve each tag to its digest in ECR; with --sign, write an SPDX SBOM (syft) and sign the
+# image and attest the SBOM by digest (cosign, keyless in CI); render k8s/overlays/<env> with
+# the images pinned by digest (`kubectl kustomize`); apply it with server-side apply; wait for
+# every rollout; print a summary.
 #
 # Replica counts are never touched: the manifests carry no `replicas`, and server-side apply
 # under the field manager "deploy-consumers" never owns the field, so counts set with
@@ -30,6 +32,8 @@ tag=""
 dry_run=0
 offline=0
 skip_build=0
+sign=0
+declare -A digests=()
 region="${AWS_REGION:-eu-west-1}"
 rollout_timeout="${ROLLOUT_TIMEOUT:-300s}"
 
@@ -76,6 +80,7 @@ parse_args() {
             --region=*) region="${1#*=}"; shift ;;
             --dry-run) dry_run=1; shift ;;
             --skip-build) skip_build=1; shift ;;
+            --sign) sign=1; shift ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown argument '$1' (see --help)" ;;
         esac
@@ -97,6 +102,7 @@ check_tools() {
     local tool missing=()
     local needed=(aws kubectl git)
     ((skip_build)) || needed+=(docker)
+    ((sign)) && needed+=(cosign syft)
     for tool in "${needed[@]}"; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
@@ -179,6 +185,34 @@ build_and_push() {
     run docker push "$image"
 }
 
+# The digest ECR holds for the image's tag: what the manifests pin, so a node always runs the
+# bytes that were built and scanned, whatever a tag may later point at.
+resolve_digest() {
+    local svc="$1" digest
+    digest="$(aws ecr describe-images --region "$region" --repository-name "cdc-platform/$svc" \
+        --image-ids "imageTag=$tag" --query 'imageDetails[0].imageDigest' --output text \
+        2>/dev/null)" || digest=""
+    if [[ "$digest" =~ ^sha256:[a-f0-9]{64}$ ]]; then
+        digests[$svc]="$digest"
+        echo "    $registry/cdc-platform/$svc:$tag -> $digest"
+    elif ((dry_run)); then
+        echo "    [dry-run] $registry/cdc-platform/$svc:$tag is not in ECR yet: its digest is pinned after the push"
+    else
+        die "no digest in ECR for cdc-platform/$svc:$tag (did the push fail?)"
+    fi
+}
+
+# An SPDX SBOM of the image, then cosign signs the image and attests the SBOM, both by digest.
+sign_image() {
+    local svc="$1" ref
+    [[ -n "${digests[$svc]:-}" ]] || return 0
+    ref="$registry/cdc-platform/$svc@${digests[$svc]}"
+    log "SBOM and signature of $ref"
+    run syft "$ref" --output "spdx-json=$ROOT/.deploy-sbom-$svc.spdx.json"
+    run cosign sign --yes "$ref"
+    run cosign attest --yes --type spdxjson --predicate "$ROOT/.deploy-sbom-$svc.spdx.json" "$ref"
+}
+
 docker_login() {
     ((skip_build)) && return
     if ((dry_run)); then
@@ -219,7 +253,11 @@ render() {
     spec.image instead, and drop $svc from k8s/base/kustomization.yaml for this cluster"
         fi
         if [[ " ${services[*]} " == *" $svc "* ]]; then
-            image="$registry/cdc-platform/$svc:$tag"
+            if [[ -n "${digests[$svc]:-}" ]]; then
+                image="$registry/cdc-platform/$svc@${digests[$svc]}"
+            else
+                image="$registry/cdc-platform/$svc:$tag"  # a dry run before the first push
+            fi
         else
             # Not being deployed: keep what runs now, so the apply leaves it alone.
             if ((offline)); then
@@ -230,8 +268,13 @@ render() {
             [[ -n "$image" ]] ||
                 die "$svc is not deployed in $NAMESPACE yet: add it to --services"
         fi
-        printf '  - name: cdc-platform/%s\n    newName: %s\n    newTag: %s\n' \
-            "$svc" "${image%:*}" "${image##*:}" >>"$kfile"
+        if [[ "$image" == *@sha256:* ]]; then
+            printf '  - name: cdc-platform/%s\n    newName: %s\n    digest: %s\n' \
+                "$svc" "${image%@*}" "${image##*@}" >>"$kfile"
+        else
+            printf '  - name: cdc-platform/%s\n    newName: %s\n    newTag: %s\n' \
+                "$svc" "${image%:*}" "${image##*:}" >>"$kfile"
+        fi
     done
     rendered="$workdir/rendered.yaml"
     kube kustomize "$workdir" >"$rendered" || die "kubectl kustomize failed for $env_name"
@@ -285,7 +328,8 @@ summary() {
             replicas="$(kube get deployment "$svc" --namespace "$NAMESPACE" \
                 --output 'jsonpath={.spec.replicas}')"
         fi
-        printf '    %-20s %-10s %s\n' "$svc" "$replicas" "$registry/cdc-platform/$svc:$tag"
+        printf '    %-20s %-10s %s\n' "$svc" "$replicas" \
+            "$registry/cdc-platform/$svc${digests[$svc]:+@${digests[$svc]}} ($tag)"
     done
     ((dry_run)) && echo "    dry run: nothing was changed"
     return 0
@@ -302,6 +346,11 @@ main() {
     for svc in "${services[@]}"; do ensure_repository "$svc"; done
     docker_login
     for svc in "${services[@]}"; do build_and_push "$svc"; done
+    log "image digests"
+    for svc in "${services[@]}"; do resolve_digest "$svc"; done
+    if ((sign)); then
+        for svc in "${services[@]}"; do sign_image "$svc"; done
+    fi
     log "rendering k8s/overlays/$env_name"
     render
     apply

@@ -33,6 +33,9 @@ if fail and fail in line:
     sys.exit(1)
 existing = set(filter(None, os.environ.get("STUB_EXISTING_REPOS", "").split(",")))
 images = set(filter(None, os.environ.get("STUB_EXISTING_IMAGES", "").split(",")))
+pushed = Path(os.environ["STUB_LOG"] + ".pushed")
+if pushed.exists():
+    images |= set(pushed.read_text().split())
 if "{name}" == "aws":
     if args[:2] == ["sts", "get-caller-identity"]:
         print("{account}")
@@ -41,12 +44,20 @@ if "{name}" == "aws":
         sys.exit(0 if repo in existing else 254)
     elif args[:2] == ["ecr", "describe-images"]:
         repo = args[args.index("--repository-name") + 1].split("/")[-1]
-        sys.exit(0 if repo in images else 254)
+        if repo not in images:
+            sys.exit(254)
+        if "--query" in args:  # the digest ECR computed for the pushed image
+            import hashlib
+            tag = args[args.index("--image-ids") + 1]
+            print("sha256:" + hashlib.sha256(f"{{repo}} {{tag}}".encode()).hexdigest())
     elif args[:2] == ["ecr", "get-login-password"]:
         print("secret-token")
 elif "{name}" == "docker":
     if args[:1] == ["login"]:
         sys.stdin.read()
+    elif args[:1] == ["push"]:
+        with pushed.open("a") as out:
+            out.write(args[1].split("/")[-1].split(":")[0] + "\n")
 elif "{name}" == "kubectl":
     if args[:2] == ["config", "current-context"]:
         print("arn:aws:eks:eu-west-1:{account}:cluster/cdc-platform-staging")
@@ -70,7 +81,7 @@ elif "{name}" == "kubectl":
 def stubs(tmp_path: Path) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("aws", "docker", "kubectl"):
+    for name in ("aws", "docker", "kubectl", "cosign", "syft"):
         path = bin_dir / name
         path.write_text(
             STUB.format(name=name, account=ACCOUNT, registry=REGISTRY).replace(
@@ -104,6 +115,12 @@ def _run(
     log = Path(env["STUB_LOG"])
     calls = log.read_text().splitlines() if log.exists() else []
     return proc, calls
+
+
+def _digest(repo: str, tag: str) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(f"{repo} imageTag={tag}".encode()).hexdigest()
 
 
 MUTATING = (
@@ -170,7 +187,11 @@ def test_real_run_calls_the_tools_in_order(stubs: dict[str, str]) -> None:
         for m in rendered
         if m["kind"] == "Deployment"
     }
-    assert images["search-indexer"] == image
+    # Pinned by the digest ECR holds for the pushed tag, not by the tag.
+    assert (
+        images["search-indexer"]
+        == f"{REGISTRY}/cdc-platform/search-indexer@{_digest('search-indexer', 'abc123')}"
+    )
     # Services not deployed now keep the image that runs.
     assert images["stats-aggregator"] == f"{REGISTRY}/cdc-platform/stats-aggregator:previous"
     assert all("replicas" not in m["spec"] for m in rendered if m["kind"] == "Deployment")
@@ -298,3 +319,57 @@ def test_real_run_without_credentials_fails_fast(stubs: dict[str, str]) -> None:
     assert proc.returncode != 0
     assert "no AWS identity" in proc.stderr
     assert not [c for c in calls if any(m in c for m in MUTATING)]
+
+
+def test_a_dry_run_shows_the_pinned_digests(stubs: dict[str, str]) -> None:
+    """An image already in ECR is resolved to its digest, rendered by digest and shown."""
+    proc, _calls = _run(
+        stubs,
+        "--services",
+        "search-indexer,stats-aggregator",
+        "--tag",
+        "abc123",
+        "--dry-run",
+        STUB_EXISTING_IMAGES="search-indexer",
+        STUB_EXISTING_REPOS="search-indexer,stats-aggregator",
+    )
+    assert proc.returncode == 0, proc.stderr
+    digest = _digest("search-indexer", "abc123")
+    assert f"cdc-platform/search-indexer:abc123 -> {digest}" in proc.stdout
+    assert "stats-aggregator:abc123 is not in ECR yet: its digest is pinned after the push" in (
+        proc.stdout
+    )
+    rendered = list(yaml.safe_load_all(Path(stubs["STUB_LOG"] + ".rendered").read_text()))
+    images = {
+        m["metadata"]["name"]: m["spec"]["template"]["spec"]["containers"][0]["image"]
+        for m in rendered
+        if m["kind"] == "Deployment"
+    }
+    assert images["search-indexer"] == f"{REGISTRY}/cdc-platform/search-indexer@{digest}"
+    assert f"search-indexer@{digest}" in proc.stdout.split("summary")[-1]
+
+
+def test_sign_writes_an_sbom_and_signs_by_digest(stubs: dict[str, str]) -> None:
+    proc, calls = _run(
+        stubs,
+        "--services",
+        "search-indexer",
+        "--tag",
+        "abc123",
+        "--sign",
+        STUB_EXISTING_REPOS="search-indexer",
+    )
+    assert proc.returncode == 0, proc.stderr
+    ref = f"{REGISTRY}/cdc-platform/search-indexer@{_digest('search-indexer', 'abc123')}"
+    order = [f"docker push {REGISTRY}", f"syft {ref}", f"cosign sign --yes {ref}",
+             "cosign attest --yes --type spdxjson", "kubectl apply"]  # fmt: skip
+    positions = [next(i for i, c in enumerate(calls) if c.startswith(p)) for p in order]
+    assert positions == sorted(positions), calls
+    assert not any(":abc123" in c for c in calls if c.startswith("cosign"))  # never by tag
+
+
+def test_sign_needs_cosign_and_syft(stubs: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "bin" / "cosign").unlink()
+    proc, _calls = _run(stubs, "--tag", "abc123", "--sign")
+    assert proc.returncode == 1
+    assert "missing tools: cosign" in proc.stderr

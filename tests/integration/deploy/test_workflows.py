@@ -81,7 +81,9 @@ def test_deploy_is_oidc_staging_then_approved_production() -> None:
     assert staging["environment"] == "staging" and production["environment"] == "production"
     assert production["needs"] == "staging"
     for job, env in ((staging, "staging"), (production, "prod")):
-        assert _runs(job)[-1] == f"make deploy ENV={env}"
+        assert _runs(job)[-1] == f"make deploy ENV={env} SIGN=1"
+        uses = [s.get("uses", "") for s in job["steps"]]
+        assert any(u.startswith("sigstore/cosign-installer") for u in uses)
         [creds] = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
         assert creds["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
         assert "aws-access-key-id" not in creds["with"]
