@@ -28,8 +28,10 @@ For ``ChaosOptions.skew_window_s``, alongside the simulator's normal traffic:
   lying time, or as late, and its image is the change's own). Copies carry the headers
   ``cdc.injected: clock_skew`` and ``cdc.injected.id``.
 
-The fault first waits (up to ``_CATCH_UP_S``) for the statistics and the lake to catch up, so
-what it measures is the skew, not a backlog under it; then, after the window, it watches the
+The fault first waits (up to ``_CATCH_UP_S``) for the statistics to catch up, so what it
+measures is the skew, not a backlog under it (the lake's reported lag counts what its open
+windows hold, a window and its grace of records whether it keeps up or not, so it cannot be
+waited for that way); then, after the window, it watches the
 as-of until on-time events have moved it on (budget ``ChaosOptions.clock_heal_s``), so the
 reference of the as-of (``truth.activity_watermark``) is exact when verification runs. What it
 saw is judged after verification (``_chaos_clocks.judge``).
@@ -78,7 +80,8 @@ COPIED_TOPICS: Final = (f"{TOPIC_PREFIX}.public.orders", f"{TOPIC_PREFIX}.public
 STATS: Final = "stats-aggregator"
 LAKE: Final = "analytics-flusher"
 SKEW_KIND: Final = "clock_skew"
-# Before lying, wait this long at most for the two to catch up (a previous outage's backlog).
+# Before lying, wait this long at most for the statistics to catch up (a previous outage's
+# backlog).
 _CATCH_UP_S: Final = 30.0
 _POLL_S: Final = 0.5
 # A copy is made from the last records of each partition (the newest change with a row).
@@ -258,12 +261,12 @@ class ClockSkewFault:
         return out
 
     def _wait_caught_up(self) -> float | None:
-        """Seconds until the statistics and the lake lag by at most a few seconds of traffic;
-        None if they did not within ``_CATCH_UP_S``."""
+        """Seconds until the statistics lag by at most a few seconds of traffic (their lag is
+        what they have not yet committed); None if they did not within ``_CATCH_UP_S``."""
         limit = max(200.0, 5 * self.options.rate)  # records: ~1-2 s of this run's traffic
         started = time.monotonic()
         while time.monotonic() - started < _CATCH_UP_S:
-            lags = [svc.status().lag for n in (STATS, LAKE) for svc in self._running(n)]
+            lags = [svc.status().lag for svc in self._running(STATS)]
             if all(lag <= limit for lag in lags):
                 return time.monotonic() - started
             self._sleep(1.0)
@@ -278,7 +281,7 @@ class ClockSkewFault:
         now = datetime.now(UTC)
         obs = SkewObservation(started=now)
         if waited is None:
-            obs.notes.append(f"the statistics or the lake still lagged after {_CATCH_UP_S:g}s")
+            obs.notes.append(f"the statistics still lagged after {_CATCH_UP_S:g}s")
         url = p.info().databases.get(STATS)
         watch = _AsOfWatch(libpq_dsn(url)) if url and self._running(STATS) else None
         counted = self._skewed_counts()
