@@ -419,6 +419,10 @@ class ConsumerLoop(Generic[T]):
             lambda tp: tp in self._offsets.assigned,
             lambda letters: self._retrying(self._send_dead_letters, letters),
         )
+        # A partition that left during the isolation (revoked or lost while a part's write
+        # waited out a failure) is already gone from the batch: its next owner reads it again
+        # and dead-letters its refused records again (same position: the same dead letter).
+        refused = [(entry, dead) for entry, dead in refused if entry[0] in batch.records]
         letters = [dead for _, dead in refused]
         for tp, i in sorted((entry for entry, _ in refused), key=lambda e: -e[1]):
             del batch.records[tp][i]
@@ -433,7 +437,9 @@ class ConsumerLoop(Generic[T]):
             next_offsets={
                 tp: o for tp, o in batch.next_offsets.items() if tp in self._offsets.assigned
             },
-            dead_letters=carry,
+            dead_letters=[
+                d for d in carry if TopicPartition(d.topic, d.partition) in self._offsets.assigned
+            ],
         )
         return self._retrying(self._write_durably, closing)
 

@@ -688,3 +688,40 @@ def test_a_refused_record_is_dead_lettered_before_any_write_stores_offsets_past_
     # The sink gets the dead letter with the first write that passes it (a DLQ table).
     passing = next(b for b in sink.batches if b.next_offsets.get(TP0, 0) > 5)
     assert [d.offset for d in passing.dead_letters] == [5]
+
+
+@pytest.mark.parametrize("leave", ["revoke", "lose"])
+def test_a_partition_that_leaves_while_a_refused_batch_is_isolated_loses_nothing(
+    leave: str,
+) -> None:
+    # Seen in a chaos run: the store refused a record, and while the runtime split the batch
+    # (its part writes waiting out an outage) the partition of the refused record was lost
+    # after a session timeout. The isolation then failed with a KeyError and the service
+    # exited. What leaves is its next owner's to read (and to dead-letter again); the rest is
+    # written and committed.
+    class OutageAfterRefusal(RefusingSink):
+        def write_batch(self, batch: Batch[dict[str, object]]) -> Offsets | None:
+            try:
+                return super().write_batch(batch)
+            except RejectedError:
+                if len(batch) == 1:
+                    self.fail_writes = 1  # the refusal is isolated; the next part meets an outage
+                raise
+
+    sink = OutageAfterRefusal({15})
+    harness = SinkHarness(sink, decode, batch_size=100, strategy=CommitStrategy.SINK_MANAGED)
+    harness.produce("orders", values(10), partition=0)
+    harness.produce("orders", values(10, start=10), partition=1)
+    original = harness.loop._sleep_polling
+
+    def partition_leaves(seconds: float) -> None:
+        if TP1 in harness.consumer.assignment:
+            getattr(harness.consumer, leave)([TP1])
+        original(seconds)
+
+    harness.loop._sleep_polling = partition_leaves  # type: ignore[method-assign]
+    harness.poll()
+    assert sorted(i for i in sink.ids if isinstance(i, int) and i < 10) == list(range(10))
+    assert harness.committed.get(TP0) == 10
+    assert TP1 not in harness.committed  # not past anything: its next owner reads it all
+    assert all(stored <= 10 for tp, stored in sink.stored.items() if tp == TP1)
