@@ -138,7 +138,7 @@ def apply() -> None:
 
     # Only transact_write_items and update_item use ``copy`` in that module; update_item copies
     # one item, which the shim still deep-copies.
-    models.copy = SimpleNamespace(  # type: ignore[assignment]
+    models.copy = SimpleNamespace(  # type: ignore[attr-defined,assignment]
         deepcopy=functools.partial(_deepcopy_except_tables, Table)
     )
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
