@@ -146,9 +146,9 @@ def test_changes_are_folded_per_product_within_a_batch(fake_dynamodb: Any) -> No
     index = Index(fake_dynamodb)
     sizes: list[int] = []
     fake_dynamodb.hooks.append(
-        lambda op, request: sizes.append(len(request["TransactItems"]))
-        if op == "transact_write_items"
-        else None
+        lambda op, request: (
+            sizes.append(len(request["TransactItems"])) if op == "transact_write_items" else None
+        )
     )
     for stock in range(10):
         index.send(1, _value("u", _row(1, "Teapot", "Blue teapot", stock=stock)))
