@@ -73,6 +73,11 @@ _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 1},
     # The write pool (WRITE_CONCURRENCY <= 32) shares this client's connections.
     max_pool_connections=32,
+    # No client-side walk of every request against the API model: the items are built by
+    # ``_items`` and DynamoDB validates every request anyway (a refusal is a
+    # ValidationException, which the sink maps to the record). The walk was ~40 % of the
+    # client's time per transaction item (about 1.8 ms per 100-item request).
+    parameter_validation=False,
 )
 
 

@@ -27,7 +27,7 @@ Two kinds of unit:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -198,27 +198,26 @@ def diff_unit(
     return Unit(change, tuple(entries), False, tuple(postings), settled, _size(entries))
 
 
-def pack(units: Sequence[Unit], *, alone: frozenset[int] = frozenset()) -> list[list[Unit]]:
+def pack(units: Iterable[Unit], *, alone: frozenset[int] = frozenset()) -> Iterator[list[Unit]]:
     """Units into transactions of at most ``MAX_ITEMS`` items and ``MAX_REQUEST_BYTES``, in
-    order (first fit). Units of the products in ``alone`` get a transaction each (a request
+    order (first fit), each yielded as soon as it is full, so the caller can send it while the
+    next is built. Units of the products in ``alone`` get a transaction each (a request
     refused as a whole is split so that the refusal names its record)."""
-    out: list[list[Unit]] = []
     current: list[Unit] = []
     count = size = 0
     for unit in units:
         if unit.change.product_id in alone:
-            out.append([unit])
+            yield [unit]
             continue
         n = len(unit.items)
         if current and (count + n > MAX_ITEMS or size + unit.size > MAX_REQUEST_BYTES):
-            out.append(current)
+            yield current
             current, count, size = [], 0, 0
         current.append(unit)
         count += n
         size += unit.size
     if current:
-        out.append(current)
-    return out
+        yield current
 
 
 def outcomes_of_cancellation(

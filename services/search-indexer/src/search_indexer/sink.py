@@ -17,8 +17,8 @@ One batch, in rounds:
    base (version and ``pending_rev``) and the posting diff (``domain.plan_postings``, pending
    entries of a large write included). A base already at this version or newer: skipped,
    counted ``duplicate`` or ``stale``.
-3. Pack the units into ``TransactWriteItems`` requests (100 items, 4 MB) and send them in
-   parallel (``WRITE_CONCURRENCY``). A cancelled request says per item why
+3. Pack the units into ``TransactWriteItems`` requests (100 items, 4 MB) and send each, as
+   soon as it is packed, on the write pool (``WRITE_CONCURRENCY``). A cancelled request says per item why
    (``_txn.outcomes_of_cancellation``): a product condition that failed returns the stored item,
    which becomes that change's base for the next round (superseded: dropped); a posting holding
    a newer version is left out; conflicts and throttling send the unit again; the units whose
@@ -33,8 +33,8 @@ One batch, in rounds:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,11 +189,19 @@ class SearchIndexSink(BaseSink[ProductChange]):
         large: list[tuple[Folded, StoredProduct | None]] = []
         alone: set[int] = set()
         for _ in range(_MAX_ROUNDS):
-            units = self._units(todo, outcomes, large)
-            if not units:
+            # Each transaction goes to the pool as soon as it is packed: the first requests are
+            # serialised and answered while the rest of the round's units are built.
+            batches: list[list[Unit]] = []
+            futures: list[Future[list[UnitResult | None]]] = []
+            try:
+                for txn in pack(self._units(todo, outcomes, large), alone=frozenset(alone)):
+                    batches.append(txn)
+                    futures.append(self._pool.submit(self._send, txn))
+            except BaseException:
+                wait(futures)  # no request of this batch outlives write_batch
+                raise
+            if not batches:
                 return large
-            batches = pack(units, alone=frozenset(alone))
-            futures = [self._pool.submit(self._send, txn) for txn in batches]
             for txn, results in zip(batches, _wait_all(futures), strict=True):
                 for unit, result in zip(txn, results, strict=True):
                     self._settle(unit, result, todo, outcomes, refused, alone)
@@ -206,14 +214,15 @@ class SearchIndexSink(BaseSink[ProductChange]):
         todo: dict[int, _Todo],
         outcomes: dict[str, int],
         large: list[tuple[Folded, StoredProduct | None]],
-    ) -> list[Unit]:
-        units: list[Unit] = []
+    ) -> Iterator[Unit]:
+        """The units of this round, built one by one (``todo`` and ``large`` are updated as
+        they are: a superseded change leaves ``todo``, a large one moves to ``large``)."""
         expires = self._expires_at()
         name = self.table.name
         for pid, t in list(todo.items()):
             change, stored = t.change, t.stored
             if not t.known:
-                units.append(fast_unit(change, name, target(change, None, expires)[0]))
+                yield fast_unit(change, name, target(change, None, expires)[0])
                 continue
             if stored is not None and stored.version >= change.version:
                 outcome = "duplicate" if stored.version == change.version else "stale"
@@ -227,8 +236,7 @@ class SearchIndexSink(BaseSink[ProductChange]):
                 continue
             base = None if stored is None else stored.version_value
             guard = product_guard(base, 0 if stored is None else stored.pending_rev)
-            units.append(diff_unit(change, name, item, guard, plan, expires, t.skip))
-        return units
+            yield diff_unit(change, name, item, guard, plan, expires, t.skip)
 
     def _send(self, txn: list[Unit]) -> list[UnitResult | None]:
         """One ``TransactWriteItems``; per unit ``None`` (written) or what the refusal says."""
