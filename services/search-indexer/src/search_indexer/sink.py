@@ -18,13 +18,14 @@ One batch, in rounds:
    entries of a large write included). A base already at this version or newer: skipped,
    counted ``duplicate`` or ``stale``.
 3. Pack the units into ``TransactWriteItems`` requests (100 items, 4 MB) and send each, as
-   soon as it is packed, on the write pool (``WRITE_CONCURRENCY``). A cancelled request says per item why
-   (``_txn.outcomes_of_cancellation``): a product condition that failed returns the stored item,
-   which becomes that change's base for the next round (superseded: dropped); a posting holding
-   a newer version is left out; conflicts and throttling send the unit again; the units whose
-   conditions held are sent again at once. A refused item (``ValidationError``) refuses its
-   record; a request refused as a whole (``ValidationException``) is split into one transaction
-   per product so that the refusal names its record.
+   soon as it is packed, on the write pool (``WRITE_CONCURRENCY``). A cancelled request says
+   per item why (``_txn.outcomes_of_cancellation``): a product condition that failed returns
+   the stored item, which becomes that change's base for the next round (superseded:
+   dropped); a posting holding a newer version is left out; conflicts and throttling send
+   the unit again; the units whose conditions held are sent again at once. A refused item
+   (``ValidationError``) refuses its record; a request refused as a whole
+   (``ValidationException``) is split into one transaction per product so that the refusal
+   names its record.
 4. When every unit is written or dropped, the large changes are written; then, if a record was
    refused, ``RejectedError`` names it and the runtime isolates and dead-letters it (the rest of
    the batch is written again, as duplicates).
