@@ -1,6 +1,7 @@
 """Products indexed per second next to the emulator's raw BatchWriteItem rate, measured in the
-same run against the same moto server. These are emulator figures: moto is single-process
-Python, far slower than DynamoDB; the ratio between the two lines is what carries over.
+same run against the same moto server, and the read side's latencies. These are emulator
+figures: moto is single-process Python, far slower than DynamoDB; the ratio between the write
+rates and the raw rate is what carries over.
 
     .venv/bin/pytest services/search-indexer/benchmarks -m benchmark -s -q
 """
@@ -18,12 +19,26 @@ from cdc_events.testing import make_change
 from consumer_runtime import CommitStrategy, InMemoryMessage
 from consumer_runtime.testing import SinkHarness
 from devstack import AwsEmulator
-from search_indexer import IndexTable, SearchIndexSink, decode, document_tokens, prepare_table
+from search_indexer import (
+    IndexTable,
+    ProductSearch,
+    SearchIndexSink,
+    decode,
+    document_tokens,
+    prepare_table,
+)
+from search_indexer._items import product_item
+from search_indexer.domain import Product
 from search_indexer.sink import make_dynamodb_client
+from sink_kit.aws import make_client
 
 TOPIC = "dbserver1.public.products"
-PRODUCTS = 300
-BATCH_PRODUCTS = 25
+PRODUCTS = 1000
+# Batches of 250 products: several transactions of up to 100 items per batch for the write pool
+# (8) to overlap, and enough batches (4 per phase) for a per-batch latency.
+BATCH_PRODUCTS = 250
+# Searches timed per kind (p50/p99 over these).
+SEARCHES = 20
 _WORDS = ("ceramic", "handmade", "blue", "stainless", "steel", "gift", "travel", "matte", "eco")
 _NOUNS = ("Espresso Cup", "Teapot", "Water Bottle", "Desk Lamp", "Candle", "Yoga Mat")
 
@@ -49,6 +64,28 @@ def _raw_batch_write_rate(client: Any, table: str, n: int) -> float:
         while request:
             request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
     return n / (time.perf_counter() - started)
+
+
+def _raw_product_item_rate(client: Any, table: str, rows: list[dict[str, Any]]) -> float:
+    """The same raw ``BatchWriteItem`` with the product items the indexer writes (18 attributes,
+    two token lists) instead of 4-attribute ones: what the emulator can take of these items at
+    all, with no condition and no transaction. Into a table of its own, so the read side's
+    queries do not see them."""
+    items = []
+    for r in rows:
+        name_tokens, desc_tokens = document_tokens(r["name"], r["description"])
+        product = Product(r["id"], r["name"], r["description"], r["price"], r["stock"], None)
+        items.append(
+            product_item(
+                product, r["description"], name_tokens, desc_tokens, "p0", partition=0, offset=0
+            )
+        )
+    started = time.perf_counter()
+    for start in range(0, len(items), 25):
+        request = {table: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
+        while request:
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+    return len(items) / (time.perf_counter() - started)
 
 
 def _parse_rate(values: list[tuple[int, bytes]], rounds: int = 20) -> float:
@@ -110,6 +147,8 @@ def test_products_per_second_next_to_raw_batch_writes(
         postings += len({*name_tokens, *desc_tokens})
 
     raw = _raw_batch_write_rate(client, table, 2000)
+    prepare_table(client, f"{table}-raw")
+    raw_products = _raw_product_item_rate(client, f"{table}-raw", rows)
     sink = SearchIndexSink(IndexTable(client, table), write_concurrency=8)
     # Each change at its own source position (versions come from it): the creates, then the
     # price changes in later transactions.
@@ -118,8 +157,6 @@ def test_products_per_second_next_to_raw_batch_writes(
         for r in rows
     ]
     parse_rate = _parse_rate(creates)
-    # Batches of 25 products: enough for the write pool (8) to stay busy, and enough batches
-    # (12 per phase) for the per-batch latency percentiles to mean something.
     harness = SinkHarness(
         sink, decode, strategy=CommitStrategy.COMMIT_AFTER_FLUSH, batch_size=BATCH_PRODUCTS
     )
@@ -150,8 +187,51 @@ def test_products_per_second_next_to_raw_batch_writes(
     print("search-indexer benchmark (moto server emulator figures, 2-core dev machine)")
     print(f"  parse + decode only (no sink)          {parse_rate:8.0f} products/s")
     print(f"  emulator raw BatchWriteItem            {raw:8.0f} items/s")
+    print(
+        f"    the same with the product items        {raw_products:8.0f} items/s"
+        f" = {raw_products / raw:.0%} (no condition, no transaction)"
+    )
     per = postings / PRODUCTS
+    items = create_rate * (1 + per)
     print(f"  index new products ({per:.1f} postings each)  {create_rate:8.1f} products/s")
-    print(f"    = {create_rate * (1 + per):.0f} conditional writes/s; {_pct(create_latencies)}")
+    print(f"    = {items:.0f} items/s written = {items / raw:.0%} of the raw item rate")
+    print(f"    {_pct(create_latencies)}")
+    print(f"    cost on AWS: {2 * (1 + per):.1f} write units per new product (2 per item)")
     print(f"  index price changes (no token change)  {update_rate:8.1f} products/s")
-    print(f"    {_pct(latencies)}")
+    print(f"    = {update_rate / raw:.0%} of the raw item rate; {_pct(latencies)}")
+    print("    cost on AWS: 2 write units per change (one transactional item, under 1 KB)")
+    # The emulator answers GSI and posting queries by walking the table: give reads the
+    # generic client's 10 s timeout instead of the writer's 2 s.
+    reads = _read_latencies(
+        IndexTable(make_client("dynamodb", "us-east-1", aws_emulator.endpoint_url), table), rng
+    )
+    for what, samples in reads.items():
+        print(f"  search: {what:<34} {_pct_ms(samples)}")
+
+
+def _pct_ms(samples: list[float]) -> str:
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return f"p50 {q[49] * 1000:6.1f} ms, p99 {q[98] * 1000:6.1f} ms ({len(samples)} queries)"
+
+
+def _read_latencies(table: IndexTable, rng: random.Random) -> dict[str, list[float]]:
+    """Time the read side over the indexed catalogue: a two-token full-text search, a
+    name-prefix search, a price-range listing (20-50), and a get by id."""
+    search = ProductSearch(table)
+    queries: dict[str, Any] = {
+        "two-token full text": lambda: search.search(
+            f"{rng.choice(_WORDS)} {rng.choice(_NOUNS).split()[0]}"
+        ),
+        "name prefix": lambda: search.by_name(rng.choice(("classic es", "nordic t", "smart d"))),
+        "price range 20-50": lambda: search.search("", min_price=20, max_price=50),
+        "by id": lambda: search.get(rng.randint(1, PRODUCTS)),
+    }
+    out: dict[str, list[float]] = {}
+    for what, run in queries.items():
+        samples = []
+        for _ in range(SEARCHES):
+            t0 = time.perf_counter()
+            run()
+            samples.append(time.perf_counter() - t0)
+        out[what] = samples
+    return out

@@ -4,6 +4,8 @@ moto's backends are not safe under concurrent requests: two conditional ``PutIte
 one item can both pass their condition, which real DynamoDB never allows. The services' version
 guards are exactly what the tests check, so the emulator must be atomic per request: the WSGI
 application runs under one lock (connections are still accepted concurrently and kept alive).
+``_moto_patches`` replaces moto's whole-table rollback copy in ``TransactWriteItems`` (seconds per
+transaction) by a copy of the items the transaction names.
 
 Run: ``python -m devstack.moto_server -H 127.0.0.1 -p PORT``.
 """
@@ -23,6 +25,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
+from devstack import _moto_patches
+
 
 class _Serialised:
     def __init__(self, app: Any) -> None:
@@ -41,6 +45,7 @@ def main() -> None:
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    _moto_patches.apply()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host, args.port, _Serialised(app), threaded=True, request_handler=MotoRequestHandler

@@ -19,6 +19,10 @@ parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``
   puts. ``pending_rev`` counts the recordings since the last put: a put is conditional on it,
   so an entry recorded after the writer read the item is never dropped unseen. Before a
   product's first put the item holds only these attributes (no version: read as "no product").
+- ``tokens_hash`` (S) on a product item: ``tokens_hash`` of its tokens (the set its postings
+  hold). A change whose tokens hash the same needs no posting write, so it is put conditional
+  on this hash and its version alone, without reading the item first (``_txn``). An item
+  carrying pending entries has none (they must be seen by the next write).
 - posting: pk ``TOKEN#<token>``, sk ``<id>``; id, token, version (S).
 - removed posting: the same key; removed=true, version (S), ``ttl``. A removal is a versioned
   marker, not a delete, so a stale write arriving late (a zombie, or a request applied after
@@ -39,6 +43,7 @@ most ``NAME_KEY_MAX_BYTES`` (1,024), ``NAME#<char>`` at most 9; the product item
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +61,7 @@ __all__ = [
     "PENDING_ATTR",
     "PENDING_REV_ATTR",
     "PRODUCT_SK",
+    "TOKENS_HASH_ATTR",
     "StoredProduct",
     "marker_item",
     "name_key",
@@ -67,6 +73,7 @@ __all__ = [
     "product_key",
     "removed_posting_item",
     "table_definition",
+    "tokens_hash",
     "with_pending",
 ]
 
@@ -84,6 +91,8 @@ NAME_KEY_MAX_BYTES = 1024
 #: recordings since its last put.
 PENDING_ATTR = "pending_tokens"
 PENDING_REV_ATTR = "pending_rev"
+#: The hash of the product's token set (``tokens_hash``): the fast path's condition.
+TOKENS_HASH_ATTR = "tokens_hash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,8 @@ class StoredProduct:
     pending_rev: int = 0
     #: the numeric ``version`` of an item written by the previous release (Kafka offsets)
     legacy_version: int | None = None
+    #: ``tokens_hash`` of the stored tokens, if the item carries one
+    tokens_hash: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -145,6 +156,13 @@ class StoredProduct:
         if self.deleted:
             return frozenset()
         return frozenset(self.name_tokens) | frozenset(self.desc_tokens)
+
+
+def tokens_hash(tokens: Iterable[str]) -> str:
+    """32 hex digits of SHA-256 over the sorted, distinct tokens (one per line: a token holds no
+    newline). Equal hashes mean equal posting sets (128 bits: no collision in practice)."""
+    text = "\n".join(sorted(set(tokens)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def product_key(product_id: int) -> Item:
@@ -196,6 +214,7 @@ def product_item(
         "version": {"S": version},
         "kafka_partition": _num(partition),
         "kafka_offset": _num(offset),
+        TOKENS_HASH_ATTR: {"S": tokens_hash([*name_tokens, *desc_tokens])},
     }
     name_norm = name_key(normalize_name(name))
     if name_norm:  # key attributes of a GSI cannot be empty: an unnamed product is not listed
@@ -273,10 +292,13 @@ def _version(attribute: Mapping[str, str]) -> tuple[str, int | None]:
 
 
 def with_pending(item: Item, pending: Mapping[str, str]) -> Item:
-    """``item`` carrying the pending entries ``pending`` (token -> version), if any."""
+    """``item`` carrying the pending entries ``pending`` (token -> version), if any; such an
+    item has no ``tokens_hash``, so no write puts over it unread."""
     if not pending:
         return item
-    return {**item, PENDING_ATTR: {"SS": pending_entries(pending)}}
+    out = {k: v for k, v in item.items() if k != TOKENS_HASH_ATTR}
+    out[PENDING_ATTR] = {"SS": pending_entries(pending)}
+    return out
 
 
 def parse_product(item: Item) -> StoredProduct:
@@ -306,6 +328,7 @@ def parse_product(item: Item) -> StoredProduct:
         pending=pending,
         pending_rev=rev,
         legacy_version=legacy,
+        tokens_hash=item.get(TOKENS_HASH_ATTR, {}).get("S"),
     )
 
 

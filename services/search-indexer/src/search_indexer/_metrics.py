@@ -35,6 +35,18 @@ class IndexMetrics:
             "older change, or a pending posting recorded after the read) and were re-read.",
             registry=r,
         )
+        self.fast_misses = Counter(
+            "search_index_fast_path_misses_total",
+            "Changes written unread on the assumption that their tokens did not change, whose "
+            "condition failed (tokens changed, a new or deleted product, pending entries, a "
+            "superseded change): planned again from the item the cancellation returned.",
+            registry=r,
+        )
+        self.txn_retries = Counter(
+            "search_index_transaction_retries_total",
+            "Product units sent again because their transaction met a conflict or throttling.",
+            registry=r,
+        )
         self.repairs = Counter(
             "search_index_posting_repairs_total",
             "Postings stated again only because a pending entry named them: an interrupted, "

@@ -108,6 +108,9 @@ class ProductChange:
     partition: int
     offset: int
     source_ts_ms: int | None = None
+    #: an insert or a snapshot read: the index most likely has no item yet (the sink writes it
+    #: as new, without reading first; a wrong guess costs one cancelled transaction)
+    created: bool = False
 
 
 # -- decoding --------------------------------------------------------------------------------
@@ -151,7 +154,8 @@ def decode(message: Message) -> ProductChange | None:
         pid = key_id if key_id is not None else _row_id(record.before)
         return ProductChange(pid, Deletion(pid), version, topic, partition, offset, ts_ms)
     product = _product(record.after)
-    return ProductChange(product.id, product, version, topic, partition, offset, ts_ms)
+    created = record.op in ("c", "r")
+    return ProductChange(product.id, product, version, topic, partition, offset, ts_ms, created)
 
 
 def _key_id(key: dict[str, Any] | None) -> int:
@@ -223,6 +227,9 @@ class Folded:
     version: str
     partition: int
     offset: int
+    #: the first change of the product in the batch was an insert or a snapshot read and no
+    #: deletion follows it: the product is most likely new to the index
+    created: bool = False
 
 
 def fold(changes: Iterable[ProductChange]) -> list[Folded]:
@@ -252,7 +259,8 @@ def fold(changes: Iterable[ProductChange]) -> list[Folded]:
             current = state
         assert current is not None
         last = group[-1]
-        out.append(Folded(pid, current, last.version, last.partition, last.offset))
+        created = group[0].created and not any(isinstance(c.state, Deletion) for c in group)
+        out.append(Folded(pid, current, last.version, last.partition, last.offset, created))
     return out
 
 

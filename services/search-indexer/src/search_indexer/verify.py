@@ -21,8 +21,8 @@ from devstack import truth
 from devstack.verify import Check, VerifyContext
 
 from search_indexer._items import parse_product
+from search_indexer._table import IndexTable
 from search_indexer._text import document_tokens, indexed_text
-from search_indexer.sink import IndexTable
 
 SERVICE = "search-indexer"
 DEFAULT_TABLE = "product-search-index"

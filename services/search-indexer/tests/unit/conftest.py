@@ -99,7 +99,8 @@ class FakeDynamoDB:
             ok = any(clause(p) for p in expr.split(" OR "))
         else:
             parts = expr.split(" AND ")
-            if len(parts) != 2 or set(names.values()) != {"version", "pending_rev"}:
+            known = ({"version", "pending_rev"}, {"tokens_hash", "version"})
+            if len(parts) != 2 or set(names.values()) not in known:
                 raise AssertionError(f"condition the fake does not know: {expr}")
             ok = all(clause(p) for p in parts)
         if not ok:
@@ -140,7 +141,8 @@ class FakeDynamoDB:
 
     def update_item(self, TableName: str, Key: dict[str, Any], **request: Any) -> Any:
         self._enter("update_item", {"Key": Key, **request})
-        assert request["UpdateExpression"] == "ADD pending_tokens :t, #r :one", request
+        update = "ADD pending_tokens :t, #r :one REMOVE tokens_hash"
+        assert request["UpdateExpression"] == update, request
         assert request["ExpressionAttributeNames"]["#r"] == "pending_rev", request
         values = request["ExpressionAttributeValues"]
         with self.lock:
@@ -150,9 +152,42 @@ class FakeDynamoDB:
             item = dict(current) if current is not None else dict(Key)
             have = set(item.get("pending_tokens", {}).get("SS", []))
             item["pending_tokens"] = {"SS": sorted(have | set(values[":t"]["SS"]))}
+            item.pop("tokens_hash", None)
             rev = int(item.get("pending_rev", {}).get("N", "0")) + int(values[":one"]["N"])
             item["pending_rev"] = {"N": str(rev)}
             self.items[key] = item
+        return {}
+
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> Any:
+        """Puts only (what the sink sends): every condition checked first, then all applied,
+        or none with ``CancellationReasons`` as DynamoDB gives them."""
+        self._enter("transact_write_items", {"TransactItems": TransactItems})
+        with self.lock:
+            reasons: list[dict[str, Any]] = []
+            for entry in TransactItems:
+                request = entry["Put"]
+                current = self.items.get(self._key(request["Item"]))
+                try:
+                    self._check(current, request)
+                    reasons.append({"Code": "None"})
+                except ClientError:
+                    reason: dict[str, Any] = {"Code": "ConditionalCheckFailed"}
+                    wants = request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+                    if wants and current is not None:
+                        reason["Item"] = dict(current)
+                    reasons.append(reason)
+            if any(r["Code"] != "None" for r in reasons):
+                raise ClientError(
+                    {
+                        "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                        "CancellationReasons": reasons,
+                        "ResponseMetadata": {"HTTPStatusCode": 400},
+                    },
+                    "TransactWriteItems",
+                )
+            for entry in TransactItems:
+                item = entry["Put"]["Item"]
+                self.items[self._key(item)] = dict(item)
         return {}
 
     def describe_table(self, TableName: str) -> Any:

@@ -63,10 +63,12 @@ def test_decodes_the_real_connector_records(variant: str) -> None:
         0,
         0,
         read.source_ts_ms,
+        created=True,  # a snapshot read: written as a new product, unread
     )
     update = decode(_message(golden(f"{variant}-products-u")))
     assert update is not None and isinstance(update.state, Product)
     assert update.state.description is None  # TOAST: the description was not sent
+    assert not update.created
     assert update.state.price == Decimal("13.99")
     delete = decode(_message(golden(f"{variant}-products-d")))
     assert delete is not None and delete.state == Deletion(1)

@@ -1,0 +1,183 @@
+"""Fixes applied to moto inside the emulator's server process (``devstack.moto_server``).
+
+``TransactWriteItems``: moto 5 keeps a rollback copy of a transaction's table by deep-copying
+the whole table once per item of the transaction, so a 100-item transaction on a table of a
+few thousand items takes seconds (DynamoDB answers in milliseconds): the services' writes time
+out and a transactional design could not be tested or measured. The patch keeps moto's own
+implementation (conditions, ``CancellationReasons``, ``ReturnValuesOnConditionCheckFailure``,
+validation) and changes only the rollback copy: before the transaction runs, the items it
+names are copied; if it fails (cancelled, or refused part-way) exactly those items are put
+back. A transaction cannot name one item twice, and moto serves one request at a time
+(``moto_server``), so restoring the named items restores the table.
+
+Condition expressions: moto parses every condition three times per item of a transaction (the
+request's validation, the transaction's check, the put's check), each time lexing the text with
+regular expressions compiled anew; that parsing was three quarters of a conditional write's
+time, so conditional writes ran at a third of the unconditional rate. The parse is a pure
+function of (expression, names, values): its results are memoised (bounded, least recently
+used), and the lexing of an expression text is memoised by the text. Errors are not memoised.
+
+Item construction: moto checks the 400 KB item limit on every attribute it sets while building
+an item, each time summing the size of every attribute already set, so building an item costs
+the square of its attribute count: an 18-attribute product item took ten times as long as a
+4-attribute one, and an unconditional ``BatchWriteItem`` of the search index's product items ran
+at 45 % of the rate of small items (DynamoDB charges by size, linearly). The patch builds the
+attributes and checks the total size once, against the same limit with the same error; later
+``__setitem__`` calls (``UpdateItem``) keep moto's check.
+
+The rollback copy of a ``Put``, ``Delete`` or ``ConditionCheck`` is the stored item object itself:
+moto's put replaces the item object and its delete removes it, neither changes the old object;
+only an ``Update`` changes an item in place, so its item is still deep-copied.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections import OrderedDict, deque
+from types import SimpleNamespace
+from typing import Any
+
+__all__ = ["apply"]
+
+_state = {"applied": False}
+
+
+def _deepcopy_except_tables(table_type: type, value: Any, *args: Any) -> Any:
+    # moto's transact_write_items deep-copies each Table it touches; hand back the table itself
+    # (its rollback then re-installs the same object) and restore the named items instead.
+    if isinstance(value, table_type):
+        return value
+    return copy.deepcopy(value, *args)
+
+
+def _named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """(table, hash key, range key, copy of the stored item or None) per named item."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved: list[tuple[Any, ...]] = []
+    for entry in transact_items:
+        try:
+            _, op = next(iter(entry.items()))
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            attrs = op["Item"] if "Item" in op else op["Key"]
+            hash_key = DynamoType(attrs[table.hash_key_attr])
+            range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+            current = table.get_item(hash_key, range_key)
+        except Exception:  # noqa: S112 - a malformed entry: moto's own code refuses it
+            continue
+        # Only an Update changes the stored object in place (see the module docstring).
+        kept = copy.deepcopy(current) if "Update" in entry else current
+        saved.append((table, hash_key, range_key, kept))
+    return saved
+
+
+def _restore(saved: list[tuple[Any, ...]]) -> None:
+    for table, hash_key, range_key, item in reversed(saved):
+        if range_key is None:
+            if item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+        elif item is None:
+            table.items[hash_key].pop(range_key, None)
+        else:
+            table.items[hash_key][range_key] = item
+
+
+# Distinct (expression, names, values) kept: a transaction holds at most 100 items, each parsed
+# three times in a row; a few thousand covers concurrent requests with room to spare.
+_PARSE_CACHE_SIZE = 4096
+
+
+def _memoise_parser() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser as Parser
+
+    parse, lex = Parser.parse, Parser._lex_condition_expression
+    parsed: OrderedDict[tuple[Any, ...], tuple[Any, list[str], list[str]]] = OrderedDict()
+    lexed: dict[str, tuple[Any, ...]] = {}
+
+    def cached_parse(self: Any) -> Any:
+        key = (
+            self.condition_expression,
+            json.dumps(self.expression_attribute_names, sort_keys=True),
+            json.dumps(self.expression_attribute_values, sort_keys=True),
+        )
+        hit = parsed.get(key)
+        if hit is None:
+            op = parse(self)
+            hit = (op, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+            parsed[key] = hit
+            if len(parsed) > _PARSE_CACHE_SIZE:
+                parsed.popitem(last=False)
+        else:
+            parsed.move_to_end(key)
+            self.expr_attr_names_found.extend(hit[1])
+            self.expr_attr_values_found.extend(hit[2])
+        return hit[0]
+
+    def cached_lex(self: Any) -> Any:
+        text = self.condition_expression
+        nodes = lexed.get(text)
+        if nodes is None:
+            nodes = tuple(lex(self))  # namedtuples: immutable, safe to share
+            if len(lexed) < _PARSE_CACHE_SIZE:
+                lexed[text] = nodes
+        return deque(nodes)
+
+    Parser.parse = cached_parse  # type: ignore[method-assign]
+    Parser._lex_condition_expression = cached_lex  # type: ignore[method-assign]
+
+
+# moto's item size limit (dynamo_type.LimitedSizeDict: "between 409 and 410KB" measured, 405,000
+# bytes enforced); repeated here because moto keeps it inline.
+_ITEM_SIZE_LIMIT = 405_000
+
+
+def _linear_item_init() -> None:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    def init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        converted = {key: DynamoType(value) for key, value in attrs.items()}
+        # The total moto's per-attribute checks end at (sizes only add up).
+        if sum(bytesize(k) + v.size() for k, v in converted.items()) > _ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = LimitedSizeDict(converted)  # its __init__ uses dict.update: no re-check
+
+    Item.__init__ = init  # type: ignore[method-assign]
+
+
+def apply() -> None:
+    """Install the patches (idempotent). Call before the server handles a request."""
+    if _state["applied"]:
+        return
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = _named_items(self, transact_items)
+        try:
+            original(self, transact_items)
+        except BaseException:
+            _restore(saved)
+            raise
+
+    # Only transact_write_items and update_item use ``copy`` in that module; update_item copies
+    # one item, which the shim still deep-copies.
+    models.copy = SimpleNamespace(  # type: ignore[attr-defined,assignment]
+        deepcopy=functools.partial(_deepcopy_except_tables, Table)
+    )
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _memoise_parser()
+    _linear_item_init()
+    _state["applied"] = True

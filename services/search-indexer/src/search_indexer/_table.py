@@ -1,0 +1,329 @@
+"""The index table over one boto3 client (``IndexTable``): reads, queries, the single-item
+conditional writes of the large-product protocol (``_large``), the client and the table's
+creation. The transactional writes are ``_txn``'s.
+
+Versions are ``S`` (``cdc_events.source_version``); DynamoDB compares two ``S`` values byte by
+byte, which is their order. Items of the release before source versions hold an ``N`` (a Kafka
+offset), and a comparison between an ``N`` attribute and an ``S`` value is simply false: a
+posting write is therefore ``attribute_not_exists(#v) OR attribute_type(#v, :n) OR #v < :v``
+(``:n`` = ``"N"``), so every numeric posting is replaced once, and the product guards match the
+stored version with its own type (``#v = :b``, ``:b`` an ``N`` for an old item).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+import structlog
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from consumer_runtime import RetryableError
+from sink_kit.aws import aws_errors, ensure_table, error_code
+
+from search_indexer._items import (
+    PENDING_ATTR,
+    PENDING_REV_ATTR,
+    TOKENS_HASH_ATTR,
+    Item,
+    StoredProduct,
+    parse_product,
+    pending_entries,
+    posting_item,
+    product_key,
+    removed_posting_item,
+    table_definition,
+)
+
+__all__ = [
+    "POSTING_CONDITION",
+    "IndexTable",
+    "make_dynamodb_client",
+    "prepare_table",
+    "product_guard",
+]
+
+_log = structlog.get_logger("search_indexer")
+
+# BatchGetItem takes at most 100 keys per request (a DynamoDB limit).
+_BATCH_GET_MAX = 100
+# UnprocessedKeys (throttling inside a batch read) are retried with this pause, this often,
+# before the batch gives up with a RetryableError and the runtime's backoff takes over.
+_UNPROCESSED_PAUSE_S = 0.05
+_UNPROCESSED_ATTEMPTS = 8
+
+#: A posting write (live or removal marker) goes over an absent posting, a posting of the
+#: previous release (``N`` version: an ``S`` never compares with it) or an older one.
+POSTING_CONDITION = "attribute_not_exists(#v) OR attribute_type(#v, :n) OR #v < :v"
+
+_CLIENT_CONFIG = Config(
+    # Every call here is a single-item write or a small read that DynamoDB answers in
+    # milliseconds; one that has not answered in 2 s is stuck behind an unreachable or
+    # overloaded endpoint. Failing it fast hands the batch to the runtime's backoff, which
+    # pauses the partitions and keeps the member in its group, instead of holding the batch
+    # for sink_kit's generic 10 s x 3 budget.
+    connect_timeout=2,
+    read_timeout=2,
+    # No retries inside botocore: a timed-out request may still be applied later, and every
+    # copy in flight is one more stale write racing the next attempt. The runtime retries the
+    # whole (idempotent) batch with backoff instead. (``total_max_attempts`` counts the first
+    # request; botocore's ``max_attempts`` counts retries, so 1 there would send two copies.)
+    retries={"mode": "standard", "total_max_attempts": 1},
+    # The write pool (WRITE_CONCURRENCY <= 32) shares this client's connections.
+    max_pool_connections=32,
+    # No client-side walk of every request against the API model: the items are built by
+    # ``_items`` and DynamoDB validates every request anyway (a refusal is a
+    # ValidationException, which the sink maps to the record). The walk was ~40 % of the
+    # client's time per transaction item (about 1.8 ms per 100-item request).
+    parameter_validation=False,
+)
+
+
+def make_dynamodb_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """A DynamoDB client (thread-safe) for AWS, LocalStack or the emulator."""
+    session = boto3.session.Session(region_name=region)
+    return session.client("dynamodb", endpoint_url=endpoint_url or None, config=_CLIENT_CONFIG)
+
+
+def product_guard(base: Item | None, pending_rev: int) -> dict[str, Any]:
+    """The stored version is still ``base`` (typed as stored, ``StoredProduct.version_value``;
+    ``None``: no product yet) and no pending posting was recorded since ``pending_rev`` was
+    read."""
+    names = {"#v": "version", "#r": PENDING_REV_ATTR}
+    values: dict[str, Any] = {}
+    if base is None:
+        version = "attribute_not_exists(#v)"
+    else:
+        version = "#v = :b"
+        values[":b"] = base
+    if pending_rev == 0:
+        rev = "attribute_not_exists(#r)"
+    else:
+        rev = "#r = :r"
+        values[":r"] = {"N": str(pending_rev)}
+    guard: dict[str, Any] = {
+        "ConditionExpression": f"{version} AND {rev}",
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        guard["ExpressionAttributeValues"] = values
+    return guard
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+class IndexTable:
+    """Typed access to the index table over one (thread-safe) boto3 DynamoDB client."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.name = table_name
+
+    @classmethod
+    def connect(
+        cls, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> IndexTable:
+        return cls(make_dynamodb_client(region, endpoint_url), table_name)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read_products(
+        self, ids: Sequence[int], *, consistent: bool = True
+    ) -> dict[int, StoredProduct]:
+        out: dict[int, StoredProduct] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _BATCH_GET_MAX):
+            for item in self._batch_get(
+                [product_key(i) for i in unique[start : start + _BATCH_GET_MAX]], consistent
+            ):
+                stored = parse_product(item)
+                out[stored.id] = stored
+        return out
+
+    def _batch_get(self, keys: list[Item], consistent: bool) -> list[Item]:
+        items: list[Item] = []
+        request: dict[str, Any] = {self.name: {"Keys": keys, "ConsistentRead": consistent}}
+        for _ in range(_UNPROCESSED_ATTEMPTS):
+            with aws_errors(f"batch get {self.name}"):
+                response = self.client.batch_get_item(RequestItems=request)
+            items.extend(response.get("Responses", {}).get(self.name, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+            time.sleep(_UNPROCESSED_PAUSE_S)
+        raise RetryableError(f"batch get {self.name}: keys still unprocessed (throttled)")
+
+    def read_product(self, product_id: int, *, consistent: bool = True) -> StoredProduct | None:
+        with aws_errors(f"get {self.name}"):
+            response = self.client.get_item(
+                TableName=self.name, Key=product_key(product_id), ConsistentRead=consistent
+            )
+        item = response.get("Item")
+        return None if item is None else parse_product(item)
+
+    def _query(self, **kwargs: Any) -> list[Item]:
+        items: list[Item] = []
+        limit = kwargs.get("Limit")
+        while True:
+            with aws_errors(f"query {self.name}"):
+                response = self.client.query(TableName=self.name, **kwargs)
+            items.extend(response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if not last or (limit is not None and len(items) >= limit):
+                return items
+            kwargs["ExclusiveStartKey"] = last
+
+    def posting_ids(self, token: str) -> set[int]:
+        """Products with a live posting of ``token`` (removal markers filtered out)."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="attribute_not_exists(removed)",
+            ExpressionAttributeValues={":pk": {"S": f"TOKEN#{token}"}},
+            ProjectionExpression="sk",
+        )
+        return {int(i["sk"]["S"]) for i in items}
+
+    def query_price(self, bucket: str, low: str | None, high: str | None) -> list[StoredProduct]:
+        values: dict[str, Any] = {":b": {"S": bucket}}
+        condition = "price_bucket = :b"
+        if low is not None and high is not None:
+            condition += " AND price BETWEEN :lo AND :hi"
+            values.update({":lo": {"N": low}, ":hi": {"N": high}})
+        elif low is not None:
+            condition += " AND price >= :lo"
+            values[":lo"] = {"N": low}
+        elif high is not None:
+            condition += " AND price <= :hi"
+            values[":hi"] = {"N": high}
+        items = self._query(
+            IndexName="by-price", KeyConditionExpression=condition, ExpressionAttributeValues=values
+        )
+        return [parse_product(i) for i in items]
+
+    def query_name(self, key: str, *, exact: bool, limit: int | None) -> list[StoredProduct]:
+        """Products whose ``by-name`` key equals or starts with ``key`` (a ``name_key``, within
+        the sort key limit), at most ``limit`` (``None``: all)."""
+        op = "name_norm = :n" if exact else "begins_with(name_norm, :n)"
+        page: dict[str, Any] = {} if limit is None else {"Limit": limit}
+        items = self._query(
+            IndexName="by-name",
+            KeyConditionExpression=f"gsi_name_pk = :p AND {op}",
+            ExpressionAttributeValues={":p": {"S": f"NAME#{key[0]}"}, ":n": {"S": key}},
+            **page,
+        )
+        return [parse_product(i) for i in items[:limit]]
+
+    def scan_all(self) -> list[Item]:
+        """Every item (tests and tools on small tables only)."""
+        items: list[Item] = []
+        kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
+        while True:
+            with aws_errors(f"scan {self.name}"):
+                response = self.client.scan(**kwargs)
+            items.extend(response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def reachable(self) -> bool:
+        try:
+            with aws_errors(f"describe {self.name}"):
+                self.client.describe_table(TableName=self.name)
+        except (RetryableError, ClientError):
+            return False
+        return True
+
+    # -- conditional writes ------------------------------------------------------------------
+
+    def add_pending(
+        self,
+        product_id: int,
+        tokens: frozenset[str],
+        version: str,
+        base: Item | None,
+        pending_rev: int,
+    ) -> bool:
+        """Record postings about to be written at ``version``, if the product item is still as
+        read (version ``base`` and ``pending_rev``); on success ``pending_rev`` is one higher."""
+        guard = product_guard(base, pending_rev)
+        values = {
+            **guard.get("ExpressionAttributeValues", {}),
+            ":t": {"SS": pending_entries(dict.fromkeys(tokens, version))},
+            ":one": {"N": "1"},
+        }
+        with aws_errors(f"update {self.name}"):
+            try:
+                self.client.update_item(
+                    TableName=self.name,
+                    Key=product_key(product_id),
+                    # Without its token hash the item never takes the fast path (``_txn``),
+                    # which would put over the pending entries without seeing them.
+                    UpdateExpression=f"ADD {PENDING_ATTR} :t, #r :one REMOVE {TOKENS_HASH_ATTR}",
+                    ConditionExpression=guard["ConditionExpression"],
+                    ExpressionAttributeNames=guard["ExpressionAttributeNames"],
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if _conditional_failed(exc):
+                    return False
+                raise
+        return True
+
+    def put_product(self, item: Item, base: Item | None, pending_rev: int) -> bool:
+        """Put the product item (or marker) if the stored item is still as read (version
+        ``base``, ``None``: no item yet; ``pending_rev``). False when another writer got there
+        first."""
+        kwargs = product_guard(base, pending_rev)
+        with aws_errors(f"put {self.name}"):
+            try:
+                self.client.put_item(TableName=self.name, Item=item, **kwargs)
+            except ClientError as exc:
+                if _conditional_failed(exc):
+                    return False
+                raise
+        return True
+
+    def put_posting(self, token: str, product_id: int, version: str) -> bool:
+        """Add the posting unless a posting of this or a newer version is there."""
+        return self._put_posting(posting_item(token, product_id, version))
+
+    def remove_posting(self, token: str, product_id: int, version: str, expires_at: int) -> bool:
+        """Mark the posting removed unless a posting of this or a newer version is there."""
+        return self._put_posting(removed_posting_item(token, product_id, version, expires_at))
+
+    def _put_posting(self, item: Item) -> bool:
+        """``PutItem`` over an absent posting, one of the previous release (numeric version:
+        replaced once) or an older one; False when this or a newer version is there."""
+        with aws_errors(f"put {self.name}"):
+            try:
+                self.client.put_item(
+                    TableName=self.name,
+                    Item=item,
+                    ConditionExpression=POSTING_CONDITION,
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues={":v": item["version"], ":n": {"S": "N"}},
+                )
+            except ClientError as exc:
+                if _conditional_failed(exc):
+                    return False
+                raise
+        return True
+
+
+def prepare_table(client: Any, table_name: str) -> bool:
+    """Create the table from the packaged definition if it is missing, with TTL on ``ttl``
+    (deletion markers expire). True if created. In production Terraform owns the table."""
+    definition = table_definition(table_name)
+    created = ensure_table(client, definition)
+    if created:
+        with aws_errors(f"enable TTL on {table_name}"):
+            client.update_time_to_live(
+                TableName=table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+            )
+        _log.info("created the index table", table=table_name)
+    return created
