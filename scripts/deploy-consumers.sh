@@ -8,8 +8,8 @@
 # image tagged with the git SHA (skipped when the tag is already in ECR: tags are immutable);
 # resolve each tag to its digest in ECR; with --sign, write an SPDX SBOM (syft) and sign the
 # image and attest the SBOM by digest (cosign, keyless in CI); render k8s/overlays/<env> with
-# the images pinned by digest (`kubectl kustomize`); apply it with server-side apply; wait for
-# every rollout; print a summary.
+# the images pinned by digest (`kubectl kustomize`); run the database provision Job and wait for
+# it; apply the rest with server-side apply; wait for every rollout; print a summary.
 #
 # Replica counts are never touched: the manifests carry no `replicas`, and server-side apply
 # under the field manager "deploy-consumers" never owns the field, so counts set with
@@ -284,6 +284,26 @@ render() {
     echo "    rendered $(grep -c '^kind:' "$rendered") objects"
 }
 
+# Each PostgreSQL service's login and database (k8s/base/db/provision-job.yaml) before the
+# consumers that use them: the previous run's Job is deleted (a Job's template is immutable),
+# this one applied alone and waited for; the full apply then finds it unchanged.
+provision_databases() {
+    local args=(apply --server-side --field-manager "$FIELD_MANAGER" --force-conflicts
+        --filename "$rendered" --selector app.kubernetes.io/component=provision)
+    grep -q '^  name: db-provision$' "$rendered" || return 0
+    if ((dry_run)); then
+        echo "    [dry-run] would delete job/db-provision, apply it alone and wait for it"
+        return
+    fi
+    log "provisioning the services' database logins (job/db-provision)"
+    kube delete job db-provision --namespace "$NAMESPACE" --ignore-not-found >/dev/null
+    kube "${args[@]}"
+    kube wait --for=condition=complete job/db-provision --namespace "$NAMESPACE" \
+        --timeout "$rollout_timeout" ||
+        die "job/db-provision did not complete within $rollout_timeout. Its log:
+    kubectl -n $NAMESPACE logs job/db-provision"
+}
+
 apply() {
     local args=(apply --server-side --field-manager "$FIELD_MANAGER" --force-conflicts
         --filename "$rendered")
@@ -353,6 +373,7 @@ main() {
     fi
     log "rendering k8s/overlays/$env_name"
     render
+    provision_databases
     apply
     wait_for_rollouts
     summary

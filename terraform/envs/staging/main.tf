@@ -135,3 +135,13 @@ module "github_deploy" {
   cluster_name       = module.eks.cluster_name
   cluster_arn        = module.eks.cluster_arn
 }
+
+# Each PostgreSQL service's login in Secrets Manager, read by External Secrets (k8s/base).
+module "service_databases" {
+  source            = "../../modules/service-databases"
+  name_prefix       = local.name
+  host              = module.postgres.address
+  master_secret_arn = module.postgres.master_user_secret_arn
+  kms_key_arn       = aws_kms_key.platform.arn
+  cluster_name      = module.eks.cluster_name
+}

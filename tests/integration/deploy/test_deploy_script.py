@@ -170,7 +170,10 @@ def test_real_run_calls_the_tools_in_order(stubs: dict[str, str]) -> None:
         f"docker build --file {ROOT}/services/search-indexer/Dockerfile --tag {image} {ROOT}",
         f"docker push {image}",
         "kubectl kustomize",
-        "kubectl apply --server-side --field-manager deploy-consumers --force-conflicts",
+        # The database logins first: the previous Job deleted, this one alone, waited for.
+        "kubectl delete job db-provision --namespace cdc-consumers --ignore-not-found",
+        "kubectl apply --server-side --field-manager deploy-consumers --force-conflicts --filename",
+        "kubectl wait --for=condition=complete job/db-provision --namespace cdc-consumers",
         "kubectl rollout status deployment/search-indexer --namespace cdc-consumers",
     ]
     positions = []
@@ -179,6 +182,9 @@ def test_real_run_calls_the_tools_in_order(stubs: dict[str, str]) -> None:
         assert matches, f"missing call {prefix!r} in {calls}"
         positions.append(matches[0])
     assert positions == sorted(positions), calls
+    applies = [c for c in calls if c.startswith("kubectl apply")]
+    assert len(applies) == 2 and "--selector app.kubernetes.io/component=provision" in applies[0]
+    assert "--selector" not in applies[1]
     assert any(c.startswith("aws ecr get-login-password") for c in calls)
     assert not [c for c in calls if "create-repository" in c]  # it exists already
     rendered = list(yaml.safe_load_all(Path(stubs["STUB_LOG"] + ".rendered").read_text()))
@@ -373,3 +379,20 @@ def test_sign_needs_cosign_and_syft(stubs: dict[str, str], tmp_path: Path) -> No
     proc, _calls = _run(stubs, "--tag", "abc123", "--sign")
     assert proc.returncode == 1
     assert "missing tools: cosign" in proc.stderr
+
+
+def test_a_provision_job_that_fails_stops_the_deploy_before_the_consumers(
+    stubs: dict[str, str],
+) -> None:
+    proc, calls = _run(
+        stubs,
+        "--services",
+        "stats-aggregator",
+        "--tag",
+        "abc123",
+        STUB_FAIL="wait --for=condition=complete job/db-provision",
+    )
+    assert proc.returncode == 1
+    assert "kubectl -n cdc-consumers logs job/db-provision" in proc.stderr
+    applies = [c for c in calls if c.startswith("kubectl apply")]
+    assert len(applies) == 1 and "component=provision" in applies[0]  # the consumers: never

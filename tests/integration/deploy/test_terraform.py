@@ -25,6 +25,7 @@ MODULES = (
     "ecr",
     "iam",
     "github-deploy",
+    "service-databases",
 )
 ENVS = ("staging", "prod")
 
@@ -125,10 +126,14 @@ def test_one_pod_identity_role_per_service() -> None:
         body["service_account"]: body
         for _, _, body in _blocks("resource", "aws_eks_pod_identity_association")
     }
-    assert set(assocs) == {*SERVICES, "cdc-operator"}
+    assert set(assocs) == {*SERVICES, "cdc-operator", "external-secrets"}
+    namespaces = {
+        "cdc-operator": "operator_namespace",
+        "external-secrets": "external_secrets_namespace",
+    }
     for sa, body in assocs.items():
-        namespace = "${var.operator_namespace}" if sa == "cdc-operator" else "${var.namespace}"
-        assert body["namespace"] == namespace, sa
+        variable = namespaces.get(sa, "namespace")
+        assert body["namespace"] == "${var." + variable + "}", sa
     iam = _load(TF / "modules/iam/main.tf")
     text = (TF / "modules/iam/main.tf").read_text()
     assert "pods.eks.amazonaws.com" in text
@@ -295,3 +300,35 @@ def test_github_deploys_only_from_its_environment_and_only_the_consumers() -> No
     for env in ENVS:
         tfvars = _unquote(_load(TF / f"envs/{env}/terraform.tfvars"))
         assert tfvars["github_environment"] == ("production" if env == "prod" else "staging")
+
+
+def test_service_database_logins_live_in_secrets_manager_and_only_external_secrets_reads_them() -> (
+    None
+):
+    main = _unquote(_load(TF / "modules/service-databases/main.tf"))
+    variables = {
+        name: body for block in _load(TF / "modules/service-databases/variables.tf")["variable"]
+        for name, body in _unquote(block).items()
+    }  # fmt: skip
+    assert variables["services"]["default"] == {
+        "event-store-writer": "event_store",
+        "stats-aggregator": "stats",
+    }
+    versions = {
+        name: body for _, name, body in _blocks("resource", "aws_secretsmanager_secret_version")
+    }["this"]
+    secret = str(versions["secret_string"])
+    assert "sslmode=require" in secret and "random_password.this" in secret
+    secrets = {name: body for _, name, body in _blocks("resource", "aws_secretsmanager_secret")}
+    assert secrets["this"]["kms_key_id"] == "${var.kms_key_arn}"
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    granted = {a for st in _statements(docs["external_secrets"]) for a in _as_list(st["actions"])}
+    assert granted == {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "kms:Decrypt",
+    }
+    for env in ENVS:
+        env_main = (TF / f"envs/{env}/main.tf").read_text()
+        assert 'source            = "../../modules/service-databases"' in env_main
+    assert main

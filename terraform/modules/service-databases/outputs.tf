@@ -1,0 +1,4 @@
+output "secret_names" {
+  description = "Per service, the Secrets Manager secret its ExternalSecret reads."
+  value       = { for svc, s in aws_secretsmanager_secret.this : svc => s.name }
+}
