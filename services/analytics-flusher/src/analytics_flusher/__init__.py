@@ -4,20 +4,19 @@
 ``queries`` holds the DuckDB queries that compute exact totals from the written objects.
 """
 
+from analytics_flusher._changes import Change, Decoder, ItemChange, OrderChange
 from analytics_flusher._parquet import SCHEMAS, encode_jsonl, encode_parquet
 from analytics_flusher._reports import REPORTS, ReportTable, build_reports, object_key
-from analytics_flusher.domain import (
-    Change,
-    Decoder,
-    ItemChange,
-    OrderChange,
-    Part,
-    PartitionWindows,
-    WindowConfig,
+from analytics_flusher._uploads import ObjectStore
+from analytics_flusher.domain import Part, PartitionWindows, WindowConfig
+from analytics_flusher.errors import (
+    AnalyticsFlusherError,
+    HttpSinkUnavailable,
+    UnencodableValueError,
+    UnwritablePartError,
 )
-from analytics_flusher.errors import AnalyticsFlusherError, HttpSinkUnavailable
 from analytics_flusher.settings import FlusherSettings
-from analytics_flusher.sink import LakeSink, ObjectStore, S3Store, build_sink
+from analytics_flusher.sink import LakeSink, S3Store, build_sink
 
 __all__ = [
     "REPORTS",
@@ -35,6 +34,8 @@ __all__ = [
     "PartitionWindows",
     "ReportTable",
     "S3Store",
+    "UnencodableValueError",
+    "UnwritablePartError",
     "WindowConfig",
     "build_reports",
     "build_sink",

@@ -6,7 +6,7 @@ import sys
 
 from consumer_runtime import CommitStrategy, run_service
 
-from analytics_flusher.domain import Decoder
+from analytics_flusher._changes import Decoder
 from analytics_flusher.settings import FlusherSettings
 from analytics_flusher.sink import build_sink
 

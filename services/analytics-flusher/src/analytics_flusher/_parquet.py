@@ -16,7 +16,12 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from analytics_flusher._reports import ReportTable
 
+#: Amounts of one row (the images): the shop's numeric(12,2) totals and numeric(10,2) prices.
 MONEY = pa.decimal128(18, 2)
+#: Sums of amounts (the summaries): one line of the largest quantity (2^31 - 1) at the largest
+#: price is 2.1e17, past decimal(18,2). 38 digits hold any sum a part can reach (below 10^35:
+#: ``domain.MAX_PART_EVENTS``).
+SUM_MONEY = pa.decimal128(38, 2)
 TS_MS = pa.timestamp("ms", tz="UTC")
 
 _IDENTITY = [
@@ -30,11 +35,11 @@ _IDENTITY = [
 
 _MEASURES = [
     pa.field("orders_placed", pa.int64()),
-    pa.field("revenue_placed", MONEY),
+    pa.field("revenue_placed", SUM_MONEY),
     pa.field("orders_cancelled", pa.int64()),
-    pa.field("revenue_cancelled", MONEY),
+    pa.field("revenue_cancelled", SUM_MONEY),
     pa.field("net_orders", pa.int64()),
-    pa.field("net_revenue", MONEY),
+    pa.field("net_revenue", SUM_MONEY),
 ]
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -80,7 +85,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             *_IDENTITY,
             pa.field("order_day", pa.date32()),
             *_MEASURES,
-            pa.field("avg_order_value", MONEY),
+            pa.field("avg_order_value", SUM_MONEY),
         ]
     ),
     "customer_metrics": pa.schema(
@@ -108,7 +113,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("rank", pa.int32()),
             pa.field("customer_id", pa.int64()),
             pa.field("net_orders", pa.int64()),
-            pa.field("net_revenue", MONEY),
+            pa.field("net_revenue", SUM_MONEY),
         ]
     ),
     "product_sales": pa.schema(
@@ -117,7 +122,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("product_id", pa.int64()),
             pa.field("lines", pa.int64()),
             pa.field("units", pa.int64()),
-            pa.field("revenue", MONEY),
+            pa.field("revenue", SUM_MONEY),
         ]
     ),
     "top_products": pa.schema(
@@ -126,7 +131,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("rank", pa.int32()),
             pa.field("product_id", pa.int64()),
             pa.field("units", pa.int64()),
-            pa.field("revenue", MONEY),
+            pa.field("revenue", SUM_MONEY),
         ]
     ),
     "late": pa.schema(
@@ -157,7 +162,7 @@ def encode_parquet(table: ReportTable) -> bytes:
         compression_level=3,
         use_dictionary=True,
         write_statistics=True,
-        # One row group per object (parts are bounded by MAX_OPEN_ROWS).
+        # One row group per object (parts are bounded by MAX_OPEN_ROWS and MAX_OPEN_BYTES).
         row_group_size=1 << 20,
         store_schema=True,
     )

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from analytics_flusher.domain import ZERO, ItemChange, OrderChange, Part
+from analytics_flusher._changes import ZERO, ItemChange, OrderChange
+from analytics_flusher.domain import Part
 
 #: Every report the flusher writes, in write order. The two image reports are the facts the
 #: exact totals are computed from; the others are per-window summaries for dashboards.

@@ -1,12 +1,14 @@
-"""The flusher's pure core: decode order / order-item changes and fold them into event-time
-windows per Kafka partition.
+"""The flusher's pure core: fold decoded order / order-item changes (``_changes``) into
+event-time windows per Kafka partition.
 
-This module sits between the runtime's decoder hook and the S3 sink: it imports no I/O library.
-A change is placed in the tumbling window of its source commit time (``source.ts_ms``). Each
-partition keeps its own open windows; a window's accumulated state is a *part* (one per window,
-partition and run of offsets), and a part is closed when the partition's watermark (max source
-time seen minus the grace) passes the window's end, when the partition has too many open
-windows or rows, or when the sink asks (idle time, revoke, shutdown).
+This module sits between the decoder and the S3 sink: it imports no I/O library. A change is
+placed in the tumbling window of its source commit time (``source.ts_ms``). Each partition keeps
+its own open windows; a window's accumulated state is a *part* (one per window, partition and
+run of offsets), and a part is closed when the partition's watermark (max source time seen
+minus the grace) passes the window's end, when the partition has too many open windows or
+rows, when a part reaches ``MAX_PART_EVENTS``, or when the sink asks (idle time, revoke,
+shutdown, the process's open windows past ``MAX_OPEN_BYTES``: each partition keeps the
+estimated bytes of its rows, and adds them to a ``Held`` total the sink's partitions share).
 
 Event times are not trusted past the processing clock: a change stamped more than
 ``max_clock_skew_ms`` ahead of it (a skewed source clock, a bogus ``ts_ms``) is still filed under
@@ -31,258 +33,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Protocol
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+from typing import Any
 
-from cdc_events import (
-    UNCHANGED,
-    ChangeView,
-    ColumnTypes,
-    DecimalColumn,
-    ParseError,
-    Parser,
-    source_version,
-)
+from analytics_flusher._changes import CANCELLED, ZERO, Change, ItemChange, OrderChange
 
 #: The earliest event time the parser accepts (0001-01-01T00:00:00Z).
 MIN_TS_MS = -62_135_596_800_000
-CENTS = Decimal("0.01")
-ZERO = Decimal("0.00")
 NEW = "(new)"
 UNKNOWN = "(unknown)"
 DELETED = "(deleted)"
-CANCELLED = "cancelled"
 
-#: Schemaless topics carry no logical types: declare the money and time columns.
-SHOP_COLUMN_TYPES = ColumnTypes(
-    {
-        "public.orders": {"total": DecimalColumn(scale=2), "created_at": "timestamp"},
-        "public.order_items": {"unit_price": DecimalColumn(scale=2)},
-    }
+#: A part holding this many changes is closed. Its report columns are sized for it: a row's
+#: ``changes`` count (int32) and every count (int64) fit, and with the amounts ``_encodable``
+#: lets in (within decimal(18,2)) and quantities (int32), a money sum stays below 10^35, inside
+#: the summaries' decimal(38,2). Billions of changes of one window and partition: never
+#: reached in practice, but no data can make a part unwritable.
+MAX_PART_EVENTS = 2**31 - 1
+
+#: Money is added in this decimal context (the sink enters it, ``decimal.localcontext``, around
+#: folding and report building): 40 digits, so every sum a part can reach (below 10^35, above)
+#: is exact, where the default context (28 digits) would round a sum past 10^26 silently.
+MONEY = Context(
+    prec=40, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
 )
-
-
-class MessageLike(Protocol):
-    """The accessors of a consumed Kafka record the decoder needs (the runtime's ``Message``)."""
-
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def key(self) -> bytes | None: ...
-    def value(self) -> bytes | None: ...
-    def headers(self) -> list[tuple[str, bytes | None]] | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class OrderChange:
-    """The image of an ``orders`` row after one change (a delete keeps only the id).
-
-    ``version`` (``cdc_events.source_version``) is the change's place in its row's history: of
-    a row's images, the one with the highest version is its current state. ``offset`` is only
-    where the record sits in Kafka (commits, object keys): a dead letter replayed at a new
-    offset is still the old change it was.
-    """
-
-    order_id: int
-    customer_id: int | None
-    status: str | None
-    total: Decimal | None
-    created_at: datetime | None
-    deleted: bool
-    op: str
-    source_ts_ms: int
-    offset: int
-    version: str
-    event_id: str
-    before_status: str | None = None
-
-    @property
-    def order_day(self) -> date | None:
-        return None if self.created_at is None else self.created_at.date()
-
-    @property
-    def live(self) -> bool:
-        """Counts in sales: present and not cancelled."""
-        return not self.deleted and self.status != CANCELLED and self.status is not None
-
-
-@dataclass(frozen=True, slots=True)
-class ItemChange:
-    """The image of an ``order_items`` row after one change (``version``: as ``OrderChange``)."""
-
-    item_id: int
-    order_id: int | None
-    product_id: int | None
-    quantity: int | None
-    unit_price: Decimal | None
-    deleted: bool
-    op: str
-    source_ts_ms: int
-    offset: int
-    version: str
-    event_id: str
-
-    @property
-    def revenue(self) -> Decimal:
-        if self.deleted or self.quantity is None or self.unit_price is None:
-            return Decimal("0.00")
-        return (self.unit_price * self.quantity).quantize(CENTS)
-
-
-Change = OrderChange | ItemChange
-
-
-# -- decoding -----------------------------------------------------------------------------------
-
-
-def _money(value: Any, column: str) -> Decimal | None:
-    if value is None or value is UNCHANGED:
-        return None
-    try:
-        if type(value) is Decimal:
-            return value.quantize(CENTS, rounding=ROUND_HALF_EVEN)
-        return Decimal(value).quantize(CENTS, rounding=ROUND_HALF_EVEN)
-    except (InvalidOperation, TypeError, ValueError) as exc:
-        raise ParseError("bad_decimal", f"{column}={value!r} is not an amount") from exc
-
-
-def _int(value: Any, column: str) -> int | None:
-    if value is None or value is UNCHANGED:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParseError("type_mismatch", f"{column}={value!r} is not an integer")
-    return value
-
-
-def _timestamp(value: Any, column: str) -> datetime | None:
-    if value is None or value is UNCHANGED:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ParseError("type_mismatch", f"{column}={value!r} is not a timestamp") from exc
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    raise ParseError("type_mismatch", f"{column}={value!r} is not a timestamp")
-
-
-def _id(event: ChangeView) -> int:
-    key = event.key
-    ident = key.get("id") if key is not None else None
-    if type(ident) is int:
-        return ident
-    row = event.row or {}
-    value = (key or {}).get("id", row.get("id"))
-    ident = _int(value, "id")
-    if ident is None:
-        raise ParseError("missing_field", f"{event.table} change without an id")
-    return ident
-
-
-class Decoder:
-    """``decode(message) -> OrderChange | ItemChange | None`` for the runtime.
-
-    Changes of ``orders`` and ``order_items`` are decoded; tombstones, heartbeats, transaction
-    boundaries, truncates and other tables return ``None`` (skipped). Malformed records raise
-    ``ParseError`` (dead-lettered). Records are read with ``Parser.parse_view``: the flat view
-    of a change, without the ``Source`` / ``TransactionInfo`` objects the flusher never reads
-    (the same checks and ids as ``parse_record``, in about half the time).
-    """
-
-    def __init__(
-        self,
-        parser: Parser | None = None,
-        *,
-        orders_table: str = "orders",
-        items_table: str = "order_items",
-    ) -> None:
-        self._parser = parser or Parser(column_types=SHOP_COLUMN_TYPES)
-        self._orders = orders_table
-        self._items = items_table
-
-    def __call__(self, message: MessageLike) -> Change | None:
-        record = self._parser.parse_view(
-            message.topic() or "",
-            message.partition() or 0,
-            message.offset() or 0,
-            message.key(),
-            message.value(),
-            message.headers(),
-        )
-        if type(record) is not ChangeView or record.op not in ("c", "u", "r", "d"):
-            return None
-        table = record.table
-        if table == self._orders:
-            return self.order_change(record)
-        if table == self._items:
-            return self.item_change(record)
-        return None
-
-    @staticmethod
-    def _event_time(event: ChangeView) -> int:
-        ts = event.source_ts_ms if event.source_ts_ms is not None else event.ts_ms
-        if ts is None:
-            raise ParseError("missing_field", "change without source.ts_ms or ts_ms")
-        return ts
-
-    def order_change(self, event: ChangeView) -> OrderChange:
-        deleted = event.op == "d"
-        row = {} if deleted else (event.after or {})
-        before = event.before if not event.before_is_key_only else None
-        before_status = None
-        if before is not None and isinstance(before.get("status"), str):
-            before_status = before["status"]
-        status = row.get("status")
-        if not deleted and not isinstance(status, str):
-            raise ParseError("missing_field", "orders change without a status")
-        # The common types are taken as they are; anything else goes through the checks.
-        customer = row.get("customer_id")
-        if type(customer) is not int:
-            customer = _int(customer, "customer_id")
-        created = row.get("created_at")
-        if type(created) is not datetime or created.tzinfo is None:
-            created = _timestamp(created, "created_at")
-        return OrderChange(
-            order_id=_id(event),
-            customer_id=customer,
-            status=None if deleted else status,
-            total=_money(row.get("total"), "total"),
-            created_at=created,
-            deleted=deleted,
-            op=event.op,
-            source_ts_ms=self._event_time(event),
-            offset=event.offset,
-            version=source_version(event),
-            event_id=event.event_id,
-            before_status=before_status,
-        )
-
-    def item_change(self, event: ChangeView) -> ItemChange:
-        deleted = event.op == "d"
-        row = {} if deleted else (event.after or {})
-        order, product, quantity = row.get("order_id"), row.get("product_id"), row.get("quantity")
-        if type(order) is not int:
-            order = _int(order, "order_id")
-        if type(product) is not int:
-            product = _int(product, "product_id")
-        if type(quantity) is not int:
-            quantity = _int(quantity, "quantity")
-        return ItemChange(
-            item_id=_id(event),
-            order_id=order,
-            product_id=product,
-            quantity=quantity,
-            unit_price=_money(row.get("unit_price"), "unit_price"),
-            deleted=deleted,
-            op=event.op,
-            source_ts_ms=self._event_time(event),
-            offset=event.offset,
-            version=source_version(event),
-            event_id=event.event_id,
-        )
 
 
 # -- windows ------------------------------------------------------------------------------------
@@ -305,6 +80,14 @@ class WindowConfig:
 
 
 @dataclass(slots=True)
+class Held:
+    """Estimated bytes held by the open windows of all the partitions sharing it (one per
+    sink): what ``MAX_OPEN_BYTES`` bounds."""
+
+    bytes: int = 0
+
+
+@dataclass(slots=True)
 class LateStats:
     """Late records of one event-time window, filed under a later part."""
 
@@ -320,7 +103,9 @@ class Part:
 
     ``images`` holds the newest image per row id by source version (with how many changes it
     folds and whether the change that gave it was late); the summary accumulators are signed
-    and incremental, so memory grows with distinct rows, not with events.
+    and incremental, so memory grows with distinct rows, not with events: ``held_bytes``
+    estimates it (the ``held_bytes`` of the images). Money is added in the caller's decimal
+    context: ``MONEY`` for exact sums.
     """
 
     topic: str
@@ -341,8 +126,10 @@ class Part:
     # items: product -> [lines, units, revenue]
     products: dict[int | None, list[Any]] = field(default_factory=dict)
     late: dict[int, LateStats] = field(default_factory=dict)
+    held_bytes: int = 0
 
-    def add(self, change: Change, late_from: int | None, watermark: int) -> None:
+    def add(self, change: Change, late_from: int | None, watermark: int) -> int:
+        """Fold one change; returns how many bytes the part's estimate grew by."""
         ident = change.order_id if isinstance(change, OrderChange) else change.item_id
         prev = self.images.get(ident)
         # The row's image is its newest change by source version, not the last to arrive: an
@@ -350,8 +137,11 @@ class Part:
         # read) is folded (counted, summarised) but leaves the image as it was. Equal versions
         # are the same change (a redelivery, a re-emit): the later record replaces the image.
         stale = prev is not None and change.version < prev.version
+        grown = 0
         if not stale:
             self.images[ident] = change
+            grown = change.held_bytes - (0 if prev is None else prev.held_bytes)
+            self.held_bytes += grown
         self.changes[ident] = self.changes.get(ident, 0) + 1
         self.last_offset = change.offset
         self.events += 1
@@ -369,7 +159,7 @@ class Part:
                 stats.min_ts = min(stats.min_ts, change.source_ts_ms)
                 stats.max_ts = max(stats.max_ts, change.source_ts_ms)
                 stats.max_lateness_ms = max(stats.max_lateness_ms, lateness)
-            return
+            return grown
         if stale:
             # Its previous state is not the newer image: it is summarised as the first change
             # of its row this part sees (its own ``before``, else the rule for an unknown one).
@@ -377,15 +167,16 @@ class Part:
                 self._add_order(change, None, prev if isinstance(prev, OrderChange) else None)
             else:
                 self._add_item(change, None)
-            return
+            return grown
         self.late_ids.discard(ident)
         if prev is not None and prev.event_id == change.event_id:
-            return  # a Debezium re-emit of a change already counted in this part
+            return grown  # a Debezium re-emit of a change already counted in this part
         if isinstance(change, OrderChange):
             prev_order = prev if isinstance(prev, OrderChange) else None
             self._add_order(change, prev_order, prev_order)
         else:
             self._add_item(change, prev if isinstance(prev, ItemChange) else None)
+        return grown
 
     def _add_order(
         self, change: OrderChange, prev: OrderChange | None, row: OrderChange | None
@@ -447,7 +238,11 @@ class Part:
 
 @dataclass(slots=True)
 class PartitionWindows:
-    """The open windows of one partition, its watermark and its durable position."""
+    """The open windows of one partition, its watermark and its durable position.
+
+    ``held_bytes`` estimates the memory of its open parts; ``held``, the total of every
+    partition sharing it (the sink's), moves with it.
+    """
 
     topic: str
     partition: int
@@ -456,6 +251,8 @@ class PartitionWindows:
     max_ts: int | None = None
     position: int | None = None
     rows: int = 0
+    held: Held = field(default_factory=Held)
+    held_bytes: int = 0
     _next_close: int | None = None
 
     @property
@@ -493,9 +290,14 @@ class PartitionWindows:
             if self._next_close is None or part.window_end < self._next_close:
                 self._next_close = part.window_end
         before = len(part.images)
-        part.add(change, late_from, watermark)
+        grown = part.add(change, late_from, watermark)
         self.rows += len(part.images) - before
+        if grown:
+            self.held_bytes += grown
+            self.held.bytes += grown
         self.position = change.offset + 1
+        if part.events >= MAX_PART_EVENTS:
+            self._close([start], closed)
         if len(self.open) > cfg.max_open_windows:
             # Windows beyond the horizon go first (nothing on time will reach them), then the
             # oldest.
@@ -522,11 +324,20 @@ class PartitionWindows:
         for start in sorted(starts):
             part = self.open.pop(start)
             self.rows -= len(part.images)
+            self.held_bytes -= part.held_bytes
+            self.held.bytes -= part.held_bytes
             closed.append(part)
         self._next_close = min((p.window_end for p in self.open.values()), default=None)
 
     def close_all(self, closed: list[Part]) -> None:
         self._close(list(self.open), closed)
+
+    def drop(self) -> None:
+        """Forget the open windows (the partition was lost: its next owner reads them again)."""
+        self.held.bytes -= self.held_bytes
+        self.held_bytes = self.rows = 0
+        self.open.clear()
+        self._next_close = None
 
     def advance(self, next_offset: int) -> None:
         """The runtime handed everything up to ``next_offset`` (skipped records included)."""

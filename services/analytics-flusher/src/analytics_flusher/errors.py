@@ -10,3 +10,18 @@ class AnalyticsFlusherError(Exception):
 
 class HttpSinkUnavailable(AnalyticsFlusherError):
     """The analytics API did not accept a summary after every attempt (5xx, 429, no route)."""
+
+
+class UnencodableValueError(AnalyticsFlusherError):
+    """A change holds a value no column of its report can take (``_encodable``). Raised as the
+    cause of the ``RejectedError`` that refuses its batch, so the dead letter names it."""
+
+
+class UnwritablePartError(AnalyticsFlusherError):
+    """A closed window part could not be written, and retrying cannot help: its Parquet could
+    not be encoded (a bug: every record was checked when it was received) or the store refused
+    the object for good (permissions, a missing bucket, a refusal).
+
+    Not retried, not dead-lettered, nothing dropped: the process stops (the runtime exits 1
+    without committing past the part), and its records are read again after the restart.
+    """

@@ -13,7 +13,9 @@ without one, the highest Kafka offset wins (the rule they were written under), a
 with a version wins over all of them (it was written later, from a suffix of the partition;
 see the README's "Parts written before ``source_version``" for what that leaves out). The
 totals then follow the source's own definitions (revenue over non-cancelled orders, days are
-the UTC date of ``orders.created_at``).
+the UTC date of ``orders.created_at``). A line's revenue is computed in DECIMAL(38,2): DuckDB
+types ``quantity * unit_price`` as DECIMAL(18,2), and one line of the largest quantity
+(2^31 - 1) at the largest price the shop's ``numeric(10,2)`` holds is 2.1e17, past it.
 
 ``root`` is where the report prefixes live: ``s3://bucket/reports`` with DuckDB's ``httpfs``
 (or the same SQL in Athena over the Hive-partitioned tables), or a local copy of the objects.
@@ -44,7 +46,7 @@ WITH order_parts AS (
     SELECT * FROM orders WHERE status <> 'cancelled'
 ), lines AS (
     SELECT o.order_day, o.customer_id, i.product_id, i.quantity,
-           i.quantity * i.unit_price AS revenue
+           i.quantity * CAST(i.unit_price AS DECIMAL(38, 2)) AS revenue
     FROM item_images i JOIN live_orders o ON o.order_id = i.order_id
     WHERE NOT i.deleted
 )
@@ -106,10 +108,12 @@ ORDER BY spend DESC, orders DESC, customer_id LIMIT {n}
 )
 
 #: Summing a per-window summary over its prefix (exact when no part was written twice over
-#: an overlapping range; see the README): net revenue per order day.
+#: an overlapping range; see the README): net revenue per order day. ``union_by_name``: the
+#: summaries' money was decimal(18,2) before it was widened to decimal(38,2); without it DuckDB
+#: reads every object as the first one it opens.
 SALES_SUMMARY_SUM = """
 SELECT order_day, sum(net_orders) AS orders, sum(net_revenue) AS revenue
-FROM read_parquet('{root}/sales/**/*.parquet', hive_partitioning = false)
+FROM read_parquet('{root}/sales/**/*.parquet', hive_partitioning = false, union_by_name = true)
 GROUP BY order_day HAVING sum(net_orders) <> 0 OR sum(net_revenue) <> 0 ORDER BY order_day
 """
 

@@ -14,11 +14,19 @@ from pydantic_settings import NoDecode
 
 from analytics_flusher.domain import WindowConfig
 
+#: What the open windows of one process may hold, estimated (``MAX_OPEN_BYTES``): 32 MiB, and
+#: as much again for closed parts still uploading. The pod's limit is 512 MiB (k8s/base). The
+#: runtime alone (Python, librdkafka and its fetch queue, the batch, pyarrow, boto3) peaked at
+#: ~205 MiB over a backlog of 100 KB rows, and a part being encoded is copied into Arrow and
+#: Parquet buffers. Measured peaks over that backlog (README, "Memory"): 400 MiB with 32 MiB,
+#: 483 MiB with 64 MiB (too close to the limit), 809 MiB unbounded.
+DEFAULT_MAX_OPEN_BYTES = 32 * 1024 * 1024
+
 
 class FlusherSettings(RuntimeSettings):
     """Environment: ``S3_BUCKET``, ``S3_PREFIX``, ``AWS_ENDPOINT_URL``, ``WINDOW_SECONDS``,
     ``GRACE_SECONDS``, ``IDLE_FLUSH_SECONDS``, ``MAX_OPEN_WINDOWS``, ``MAX_OPEN_ROWS``,
-    ``TOP_N``, ``UPLOAD_CONCURRENCY``, ``UPLOAD_MAX_INFLIGHT``, ``JSONL_COPY``,
+    ``MAX_OPEN_BYTES``, ``TOP_N``, ``UPLOAD_CONCURRENCY``, ``UPLOAD_MAX_INFLIGHT``, ``JSONL_COPY``,
     ``ORDERS_TABLE``, ``ITEMS_TABLE``, ``HTTP_SINK_URL``, ``HTTP_SINK_TIMEOUT_S``,
     ``HTTP_SINK_MAX_ATTEMPTS``, ``MAX_CLOCK_SKEW_SECONDS``, plus the runtime's variables."""
 
@@ -46,6 +54,10 @@ class FlusherSettings(RuntimeSettings):
     # held; reaching either forces a flush.
     max_open_windows: int = Field(default=12, ge=1, le=10_000)
     max_open_rows: int = Field(default=200_000, ge=1)
+    # And for the whole process, in estimated bytes of the rows the open windows hold: past it
+    # the partition holding the most is flushed; parts still uploading are held to as much
+    # (the consumer waits). See DEFAULT_MAX_OPEN_BYTES for the default.
+    max_open_bytes: int = Field(default=DEFAULT_MAX_OPEN_BYTES, ge=1)
     top_n: int = Field(default=100, ge=1, le=100_000)
     # Objects are uploaded this many at a time: a PUT costs tens of milliseconds of latency on
     # S3, so a window close of dozens of objects would otherwise stall the batch.

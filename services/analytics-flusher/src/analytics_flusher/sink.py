@@ -3,14 +3,15 @@
 The only module that talks to storage (boto3 through ``sink_kit.aws``) and to the optional
 analytics API. ``write_batch`` folds records into ``domain.PartitionWindows``; parts the
 watermark or the memory caps close are turned into report tables (``_reports``) and handed to
-a pool of upload threads (Parquet encoding + ``PutObject``), and the batch returns without
-waiting for them: the next records are folded while the objects are written. Every call
-reports "durable up to" offsets: per partition, the first offset of its oldest part not yet
-written in full (or everything handed over when none is open or pending). The runtime commits
-only that (``commit-after-flush``). A part is retired (summary POSTed, logged) once all its
-objects are written, in partition order; a failed upload is raised on the next call as the
+the background uploads (``_uploads``: one thread encodes Parquet, a pool PUTs), and the batch
+returns without waiting for them: the next records are folded while the objects are written.
+Every call reports "durable up to" offsets: per partition, the first offset of its oldest part
+not yet written in full (or everything handed over when none is open or pending). The runtime
+commits only that (``commit-after-flush``). A part is retired (summary POSTed, logged) once all
+its objects are written, in partition order; a failed upload is raised on the next call as the
 ``RetryableError`` it was, and its object is sent again then. At most ``max_inflight`` objects
-are queued: a faster consumer than the store waits there (backpressure, bounded memory).
+are queued, and parts still uploading hold at most about ``max_open_bytes``: a faster consumer
+than the store waits there (backpressure, bounded memory).
 Revoke and shutdown wait for everything. On the runtime's wall-clock turn
 (``tick``, about once a second, records or not) the windows of partitions quiet for
 ``IDLE_FLUSH_SECONDS`` are written and their offsets reported, so a stream that stops is
@@ -21,6 +22,18 @@ Event times are bounded by the processing clock (``wall_clock``, read once per b
 more than ``max_clock_skew_ms`` ahead of it moves its partition's watermark no further than
 now + the skew (``domain.PartitionWindows.add``) and is counted in
 ``lake_clock_skewed_records_total``.
+
+Memory: besides the per-partition caps of ``WindowConfig``, the estimated bytes of every open
+window of the process are bounded by ``max_open_bytes``; past it, the windows of the partition
+holding the most are closed (a forced flush, like the caps'), checked after each record. Parts
+closed and still uploading are held to as much again (``_uploads.Uploads.throttle``).
+
+Refusals: ``write_batch`` first checks every change against the lake's column types
+(``_encodable``) and refuses the batch (``RejectedError``) if one does not fit, before folding
+any of it; the runtime isolates that record and dead-letters it, so an object that cannot be
+encoded is never built from data. An upload that fails for good anyway (a bug, or the store
+refusing the object) is not retried: it raises ``UnwritablePartError`` and the process stops
+without committing past the part.
 """
 
 from __future__ import annotations
@@ -28,35 +41,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
-from typing import Any, Protocol
+from decimal import localcontext
+from typing import Any
 
 import structlog
 from consumer_runtime import BaseSink, Batch, Offsets, RetryableError, TopicPartition
 from sink_kit.aws import aws_errors, ensure_bucket, make_client, retry_at_start
 
+from analytics_flusher._changes import Change
+from analytics_flusher._encodable import refuse_unencodable
 from analytics_flusher._http import HttpPoster
 from analytics_flusher._metrics import LakeMetrics
-from analytics_flusher._parquet import encode_jsonl, encode_parquet
-from analytics_flusher._reports import ReportTable, build_reports, window_summary
-from analytics_flusher.domain import Change, Part, PartitionWindows, WindowConfig
+from analytics_flusher._reports import ReportTable, window_summary
+from analytics_flusher._uploads import ObjectStore, Uploads, unwritable
+from analytics_flusher.domain import MONEY, Held, Part, PartitionWindows, WindowConfig
 from analytics_flusher.errors import HttpSinkUnavailable
-from analytics_flusher.settings import FlusherSettings
+from analytics_flusher.settings import DEFAULT_MAX_OPEN_BYTES, FlusherSettings
 
 _log = structlog.get_logger("analytics_flusher")
 
 # How often the background thread looks for quiet partitions: a tenth of a typical idle
 # timeout, cheap (a dictionary scan under the lock).
 _IDLE_CHECK_S = 1.0
-
-
-class ObjectStore(Protocol):
-    """Where objects go: S3 in production, a dictionary in unit tests."""
-
-    def put(self, key: str, body: bytes, content_type: str) -> None: ...
-
-    def healthy(self) -> bool: ...
 
 
 class S3Store:
@@ -86,28 +94,6 @@ class S3Store:
         return self._ok
 
 
-class _Job:
-    """The uploads of one closed part: its report tables and one future per object."""
-
-    __slots__ = ("futures", "tables")
-
-    def __init__(self, tables: list[ReportTable]) -> None:
-        self.tables = tables
-        self.futures: dict[str, Future[None]] = {}
-
-    def written(self) -> bool:
-        return all(
-            (f := self.futures.get(t.key)) is not None and f.done() and f.exception() is None
-            for t in self.tables
-        )
-
-    def failure(self) -> BaseException | None:
-        for f in self.futures.values():
-            if f.done() and (exc := f.exception()) is not None:
-                return exc
-        return None
-
-
 class LakeSink(BaseSink[Change]):
     """Windows per partition, written to the lake when they close."""
 
@@ -124,6 +110,7 @@ class LakeSink(BaseSink[Change]):
         idle_thread: bool = False,
         upload_concurrency: int = 8,
         max_inflight: int | None = None,
+        max_open_bytes: int = DEFAULT_MAX_OPEN_BYTES,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         metrics: LakeMetrics | None = None,
@@ -143,8 +130,8 @@ class LakeSink(BaseSink[Change]):
         self._lock = threading.RLock()
         self._windows: dict[TopicPartition, PartitionWindows] = {}
         self._pending: dict[TopicPartition, list[Part]] = {}
-        self._jobs: dict[int, _Job] = {}  # id(part) -> its uploads, for every pending part
-        self._max_inflight = max_inflight or 8 * upload_concurrency
+        self.max_open_bytes = max_open_bytes
+        self._held = Held()  # the estimated bytes of every partition's open windows
         self._last_seen: dict[TopicPartition, float] = {}
         self.stats = {
             "parts": 0,
@@ -153,12 +140,17 @@ class LakeSink(BaseSink[Change]):
             "idle_flushes": 0,
             "late_events": 0,
             "clock_skewed": 0,
+            "byte_flushes": 0,
         }
-        self._stats_lock = threading.Lock()
-        self._pool = (
-            ThreadPoolExecutor(upload_concurrency, thread_name_prefix="s3-put")
-            if upload_concurrency > 1
-            else None
+        self._uploads = Uploads(
+            store,
+            prefix=self.prefix,
+            top_n=top_n,
+            jsonl_copy=jsonl_copy,
+            concurrency=upload_concurrency,
+            max_inflight=max_inflight or 8 * upload_concurrency,
+            max_bytes=max_open_bytes,
+            stats=self.stats,
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -192,14 +184,17 @@ class LakeSink(BaseSink[Change]):
             idle_flush_s=settings.idle_flush_seconds,
             upload_concurrency=settings.upload_concurrency,
             max_inflight=settings.upload_max_inflight,
+            max_open_bytes=settings.max_open_bytes,
         )
 
     # -- the runtime's hooks --------------------------------------------------------------------
 
     def write_batch(self, batch: Batch[Change]) -> Offsets | None:
-        with self._lock:
+        refuse_unencodable(batch)  # before anything is folded: the batch is taken whole or not
+        with self._lock, localcontext(MONEY):
             now = self._clock()
             now_ms = int(self._wall_clock() * 1000)
+            held, bound = self._held, self.max_open_bytes
             for tp, records in batch.records.items():
                 state = self._state(tp)
                 closed = self._pending.setdefault(tp, [])
@@ -207,6 +202,8 @@ class LakeSink(BaseSink[Change]):
                 for record in records:
                     if state.add(record, closed, now_ms):
                         skewed += 1
+                    if held.bytes > bound:
+                        self._shed()
                 self._last_seen[tp] = now
                 if skewed:
                     self._count_skewed(tp, skewed, now_ms)
@@ -246,17 +243,21 @@ class LakeSink(BaseSink[Change]):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._uploads.close()
 
     def healthy(self) -> bool:
         return self.store.healthy()
+
+    def open_bytes(self) -> int:
+        """The estimated bytes held by the open windows of every partition (``max_open_bytes``
+        bounds it)."""
+        return self._held.bytes
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait until no upload is queued or running (finished or failed); the parts are
         retired on the next call (``tick``, a batch). For tests and tools; True if settled."""
         with self._lock:
-            running = [f for job in self._jobs.values() for f in job.futures.values()]
+            running = self._uploads.running()
         return not wait_for(running, timeout=timeout).not_done
 
     # -- idle flush -----------------------------------------------------------------------------
@@ -309,17 +310,34 @@ class LakeSink(BaseSink[Change]):
     def _state(self, tp: TopicPartition) -> PartitionWindows:
         state = self._windows.get(tp)
         if state is None:
-            state = self._windows[tp] = PartitionWindows(tp.topic, tp.partition, self.config)
+            state = self._windows[tp] = PartitionWindows(
+                tp.topic, tp.partition, self.config, held=self._held
+            )
         return state
+
+    def _shed(self) -> None:
+        """The open windows of the process hold more than ``max_open_bytes``: close those of
+        the partition holding the most, as the row and window caps do within a partition."""
+        tp, state = max(self._windows.items(), key=lambda item: item[1].held_bytes)
+        if state.held_bytes:
+            _log.info(
+                "open windows past MAX_OPEN_BYTES; writing those of the partition holding most",
+                topic=tp.topic,
+                partition=tp.partition,
+                partition_bytes=state.held_bytes,
+                open_bytes=self._held.bytes,
+            )
+            state.close_all(self._pending.setdefault(tp, []))
+            self.stats["byte_flushes"] += 1
 
     def _drop(self, partitions: Sequence[TopicPartition]) -> None:
         for tp in partitions:
-            self._windows.pop(tp, None)
+            state = self._windows.pop(tp, None)
+            if state is not None:
+                state.drop()
             self._last_seen.pop(tp, None)
             for part in self._pending.pop(tp, []):
-                # Uploads still running finish in the background; their keys and bytes are
-                # what the partition's next owner writes too.
-                self._jobs.pop(id(part), None)
+                self._uploads.forget(part)
 
     def _durable(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
@@ -344,74 +362,44 @@ class LakeSink(BaseSink[Change]):
         otherwise only for uploads sent again after a failure (a store that is down keeps the
         runtime retrying this batch instead of reading on) and while more than
         ``max_inflight`` objects are queued. The first failure is raised after the retiring,
-        so parts completed meanwhile are accounted first.
+        so parts completed meanwhile are accounted first: a transient one as it is (the next
+        call sends the object again), any other as ``UnwritablePartError`` (never sent again).
         """
         retried: list[Future[None]] = []
         for tp in partitions:
             for part in self._pending.get(tp, ()):
-                job = self._jobs.get(id(part))
-                if job is None:
-                    job = self._jobs[id(part)] = _Job(build_reports(part, self.prefix, self.top_n))
-                for table in job.tables:
-                    future = job.futures.get(table.key)
-                    if future is None:
-                        job.futures[table.key] = self._submit(table)
-                    elif future.done() and future.exception() is not None:
-                        job.futures[table.key] = again = self._submit(table)
-                        retried.append(again)
+                retried += self._uploads.send(part)
         if wait:
             for tp in partitions:
                 for part in self._pending.get(tp, ()):
-                    wait_for(self._jobs[id(part)].futures.values())
+                    self._uploads.wait(part)
         else:
             wait_for(retried)
-            self._throttle()
-        failure: BaseException | None = None
+            self._uploads.throttle()
+        failure: tuple[Part, str, BaseException] | None = None
         for tp in partitions:
             pending = self._pending.get(tp)
             while pending:
-                job = self._jobs[id(pending[0])]
-                if not job.written():
-                    failure = failure or job.failure()
+                part = pending[0]
+                if not self._uploads.written(part):
+                    found = self._uploads.failure(part)
+                    if found is not None and (
+                        failure is None
+                        or (
+                            isinstance(failure[2], RetryableError)
+                            and not isinstance(found[1], RetryableError)
+                        )
+                    ):
+                        failure = (part, *found)  # a final failure before a transient one
                     break
-                self._retire(pending[0], job.tables)
-                del self._jobs[id(pending.pop(0))]
-        if failure is not None:
-            raise failure
-
-    def _submit(self, table: ReportTable) -> Future[None]:
-        if self._pool is not None:
-            return self._pool.submit(self._upload, table)
-        future: Future[None] = Future()
-        try:
-            self._upload(table)
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(None)
-        return future
-
-    def _throttle(self) -> None:
-        """Wait while more than ``max_inflight`` uploads are queued or running."""
-        while True:
-            running = [
-                f for job in self._jobs.values() for f in job.futures.values() if not f.done()
-            ]
-            if len(running) <= self._max_inflight:
-                return
-            wait_for(running, return_when=FIRST_COMPLETED)
-
-    def _upload(self, table: ReportTable) -> None:
-        body = encode_parquet(table)
-        self.store.put(f"{table.key}.parquet", body, "application/vnd.apache.parquet")
-        size = len(body)
-        if self.jsonl_copy:
-            lines = encode_jsonl(table)
-            self.store.put(f"{table.key}.jsonl", lines, "application/x-ndjson")
-            size += len(lines)
-        with self._stats_lock:
-            self.stats["objects"] += 2 if self.jsonl_copy else 1
-            self.stats["bytes"] += size
+                self._retire(part, self._uploads.tables(part))
+                self._uploads.forget(pending.pop(0))
+        if failure is None:
+            return
+        part, key, exc = failure
+        if isinstance(exc, RetryableError):
+            raise exc
+        raise unwritable(part, key, exc) from exc
 
     def _retire(self, part: Part, tables: list[ReportTable]) -> None:
         if self.http is not None and tables:

@@ -19,6 +19,15 @@ pytestmark = pytest.mark.timeout(240)
 RUN_S = 8.0
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        # About 80 of the shop's rows: the open windows are forced out by bytes again and again.
+        {"MAX_OPEN_BYTES": "65536"},
+    ],
+    ids=["defaults", "tiny-max-open-bytes"],
+)
 def test_totals_match_the_source(
     flushers: Any,
     lake: Any,
@@ -26,12 +35,15 @@ def test_totals_match_the_source(
     shop_simulator: ShopSimulator,
     source_postgres: Any,
     kafka_group: str,
+    env: dict[str, str],
 ) -> None:
-    proc = flushers.start("flusher", kafka_group)
+    proc = flushers.start("flusher", kafka_group, **env)
     shop_simulator.run(duration=RUN_S)
     totals = kit.converge(lake, source_postgres)
     assert sum(d.orders for d in totals["daily_sales"].values()) > 0
     assert proc.stop(timeout=30) == 0
+    forced = proc.log_path.read_text(errors="replace").count("past MAX_OPEN_BYTES")
+    assert (forced > 0) == bool(env), forced
     keys = lake.versions()
     reports = {k.split("/")[1] for k in keys}
     assert {"orders", "order_items", "sales", "customer_metrics", "product_sales"} <= reports

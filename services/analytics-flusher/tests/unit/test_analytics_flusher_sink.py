@@ -94,7 +94,9 @@ def test_totals_from_objects_and_commits(cdc: SimpleNamespace, store: Any, tmp_p
 def test_s3_outage_is_retried_without_double_counting(
     cdc: SimpleNamespace, store: Any, tmp_path: Path
 ) -> None:
-    sink = make_sink(store)
+    # Uploads inline: the failures are seen by the batch that closed the parts (in the
+    # background they are seen by whichever call comes after them).
+    sink = make_sink(store, upload_concurrency=1)
     h = harness(sink, batch_size=3)
     orders, _ = workload(cdc)
     h.produce(cdc.ORDERS, orders)
