@@ -29,7 +29,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv>=0.9,<0.14"
 
-$(STAMP): $(UV) pyproject.toml uv.lock $(wildcard libs/*/pyproject.toml services/*/pyproject.toml k8s/operator/pyproject.toml)
+$(STAMP): $(UV) pyproject.toml uv.lock $(wildcard libs/*/pyproject.toml services/*/pyproject.toml examples/*/pyproject.toml k8s/operator/pyproject.toml)
 	$(UV) sync --frozen --all-packages --python $(PYTHON) $$(command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || echo "--extra jdk")
 	@touch $(STAMP)
 

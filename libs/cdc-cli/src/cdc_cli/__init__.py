@@ -1,5 +1,5 @@
 """The operator CLI, ``cdc``: run the pipeline locally and (in later commands) inspect it."""
 
-from cdc_cli._app import COMMANDS_GROUP, app, load_plugins, main
+from cdc_cli._app import app, load_plugins, main
 
-__all__ = ["COMMANDS_GROUP", "app", "load_plugins", "main"]
+__all__ = ["app", "load_plugins", "main"]

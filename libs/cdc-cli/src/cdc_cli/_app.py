@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -51,22 +50,22 @@ def dev_up(
     raise typer.Exit(run(run_dir.resolve(), rate, duration, seed, verify_timeout_s=verify_timeout))
 
 
-COMMANDS_GROUP = "cdc.commands"
-
-
 def load_plugins(target: typer.Typer) -> list[str]:
-    """Add the commands services register under the ``cdc.commands`` entry-point group.
+    """Add the commands of every installed service; returns the services that added some.
 
-    Each entry point names a ``register(app: typer.Typer) -> None`` function of a service
-    package (e.g. the event store's ``history`` and ``state``). The CLI never imports a service
-    by name, so the rule "libraries never import services" holds and a deployment that installs
-    only some services gets only their commands.
+    A service's descriptor (``cdc.services`` entry point) names a ``register(app: typer.Typer)
+    -> None`` function as its ``commands`` (e.g. the event store's ``history`` and ``state``).
+    The CLI never imports a service by name, so the rule "libraries never import services"
+    holds and a deployment that installs only some services gets only their commands.
     """
+    from cdc_cli._catalogue import catalogue
+
     loaded = []
-    for entry_point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
-        register = entry_point.load()
-        register(target)
-        loaded.append(entry_point.name)
+    for name, descriptor in catalogue().items():
+        register = descriptor.load_commands()
+        if register is not None:
+            register(target)
+            loaded.append(name)
     return loaded
 
 

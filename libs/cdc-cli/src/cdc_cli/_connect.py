@@ -101,13 +101,13 @@ class Connection:
 
     def service_of(self, group: str) -> str | None:
         """The service a group belongs to, by the stack's groups or the ``<service>-group`` rule."""
-        from cdc_cli._catalogue import SERVICES
+        from cdc_cli._catalogue import catalogue
 
         if self.stack is not None:
             for service, g in self.stack.groups.items():
                 if g == group:
                     return service
-        for name in SERVICES:
+        for name in catalogue():
             if group == f"{name}-group":
                 return name
         return None

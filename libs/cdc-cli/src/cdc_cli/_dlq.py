@@ -6,9 +6,9 @@ service on that topic (``_dlq_topic``), with the operator's decisions kept in a 
 topic beside it (``<S>.dlq.status``, see ``_dlq_status``). Ids are ``<dlq partition>:<dlq
 offset>``.
 
-A service that keeps its dead letters in a store of its own registers its own ``dlq`` commands
-under the ``cdc.dlq`` entry-point group (name: the service; value: a function returning a
-``typer.Typer`` with ``list``, ``show``, ``replay`` and ``discard``); ``cdc dlq <command>
+A service that keeps its dead letters in a store of its own names its own ``dlq`` commands in
+its descriptor (``dlq_commands``: a function returning a ``typer.Typer`` with ``list``,
+``show``, ``replay`` and ``discard``); ``cdc dlq <command>
 --service S`` then runs S's command instead, ``--service`` taken out of its arguments. The event
 store does so (its ``dead_letter_queue`` table, numeric ids), and it is the default service, so
 ``cdc dlq list`` is the event store's table as before. The CLI never imports a service.
@@ -21,7 +21,6 @@ import getpass
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from cdc_cli._dlq_status import Selection
     from cdc_cli._dlq_topic import TopicDlq
 
-STORES_GROUP = "cdc.dlq"
 DEFAULT_SERVICE = "event-store-writer"
 # Publisher client id prefix (``<name>-publisher``) as seen by the broker.
 PUBLISHER_NAME = "cdc-dlq"
@@ -67,12 +65,15 @@ def take_service(args: list[str]) -> tuple[str | None, list[str]]:
 
 @functools.cache
 def store_commands(service: str) -> TyperGroup | None:
-    """The ``dlq`` commands a service registered for its own store (``cdc.dlq``), if any."""
-    for entry_point in entry_points(group=STORES_GROUP):
-        if entry_point.name == service:
-            command = typer.main.get_command(entry_point.load()())
-            return command if isinstance(command, TyperGroup) else None
-    return None
+    """The ``dlq`` commands a service's descriptor names for its own store, if any."""
+    from cdc_cli._catalogue import catalogue
+
+    descriptor = catalogue().get(service)
+    factory = None if descriptor is None else descriptor.load_dlq_commands()
+    if factory is None:
+        return None
+    command = typer.main.get_command(factory())
+    return command if isinstance(command, TyperGroup) else None
 
 
 class ServiceRoutedGroup(TyperGroup):
@@ -181,14 +182,15 @@ def open_dlq(
         KafkaUnreachableError,
     )
 
-    from cdc_cli._catalogue import SERVICES
+    from cdc_cli._catalogue import catalogue
     from cdc_cli._connect import EXIT_USAGE, START_HINT, CliError, connect, fail
     from cdc_cli._dlq_topic import TopicDlq
 
     try:
-        if service not in SERVICES and dlq_topic is None:
+        known = catalogue()
+        if service not in known and dlq_topic is None:
             raise CliError(
-                f"unknown service {service!r} (known: {', '.join(SERVICES)}); for another "
+                f"unknown service {service!r} (known: {', '.join(known)}); for another "
                 "one, pass its DLQ topic with --dlq-topic",
                 EXIT_USAGE,
             )

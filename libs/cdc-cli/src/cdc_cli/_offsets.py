@@ -209,14 +209,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from rich.markup import escape
 
-        from cdc_cli._catalogue import SERVICES
+        from cdc_cli._catalogue import catalogue
         from cdc_cli._connect import CliError, connect, fail, stdout
         from cdc_cli._plan import TargetKind
 
         try:
-            if service not in SERVICES:
-                raise CliError(f"unknown service {service!r}: one of {', '.join(SERVICES)}", code=2)
-            info = SERVICES[service]
+            known = catalogue()
+            if service not in known:
+                raise CliError(f"unknown service {service!r}: one of {', '.join(known)}", code=2)
+            info = known[service]
             target = _target(from_, "--from")
             if target.kind is not TargetKind.TIME:
                 raise CliError(
@@ -227,8 +228,9 @@ def register(app: typer.Typer) -> None:
             conn = connect(bootstrap, stack, timeout)
             the_group = group or conn.group_of(service)
             if not as_json:
+                sink = escape(info.sink_description)
                 stdout().print(
-                    f"replay [bold]{escape(service)}[/] ({info.strategy}: {escape(info.sink)}) "
+                    f"replay [bold]{escape(service)}[/] ({info.strategy}: {sink}) "
                     f"group [bold]{escape(the_group)}[/] from {target.describe()}\n"
                     f"[dim]safe to replay: {escape(info.replay_safety)}.[/]"
                 )
@@ -261,9 +263,9 @@ def _target(text: str, option: str) -> ResetTarget:
 
 
 def _service_info(service: str | None) -> ServiceInfo | None:
-    from cdc_cli._catalogue import SERVICES
+    from cdc_cli._catalogue import catalogue
 
-    return SERVICES.get(service) if service else None
+    return catalogue().get(service) if service else None
 
 
 def _reset(

@@ -119,19 +119,20 @@ def collect(
     databases: dict[str, str],
 ) -> list[GroupStatus]:
     """Everything ``status`` and ``offsets show`` print, for the given groups."""
-    from cdc_cli._catalogue import SERVICES
+    from cdc_cli._catalogue import catalogue
     from cdc_cli._connect import CliError, redact, warn
     from cdc_cli._sinkdb import SinkOffsets
 
     descriptions = admin.describe_groups(groups)
     statuses: list[GroupStatus] = []
     offsets: list[tuple[GroupStatus, dict[TopicPartition, int], dict[TopicPartition, int]]] = []
+    known = catalogue()
     for group in groups:
         service = conn.service_of(group)
         status = GroupStatus(
             descriptions[group],
             service=service,
-            strategy=str(SERVICES[service].strategy) if service in SERVICES else None,
+            strategy=str(known[service].strategy) if service in known else None,
         )
         committed = admin.committed_offsets(group)
         stored: dict[TopicPartition, int] = {}

@@ -3,14 +3,13 @@ description, option parsing, rendering, and the service catalogue against the se
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 from cdc_cli import app
-from cdc_cli._catalogue import SERVICES
+from cdc_cli._catalogue import catalogue, service
 from cdc_cli._connect import CliError, connect, load_stack, parse_group_urls, redact
 from cdc_cli._plan import PlanRow, ResetTarget, TargetKind, build_plan, to_millis
 from cdc_cli._status import GroupStatus, PartitionStatus, render
@@ -260,26 +259,23 @@ def test_status_shows_members_their_partitions_offsets_and_lag(
     }
 
 
-# -- the catalogue agrees with the services --------------------------------------------------
+# -- the catalogue is the installed services' descriptors ------------------------------------
 
 
-def test_catalogue_matches_the_services_code() -> None:
-    from analytics_flusher.settings import FlusherSettings
-    from event_store_writer.settings import DEFAULT_TOPICS as EVENT_STORE_TOPICS
-    from search_indexer.settings import Settings as SearchSettings
-    from stats_aggregator.settings import DEFAULT_TOPICS as STATS_TOPICS
+def test_catalogue_is_the_installed_services_descriptors() -> None:
+    from consumer_runtime import services
 
-    topics = {
-        "event-store-writer": tuple(EVENT_STORE_TOPICS),
-        "stats-aggregator": tuple(STATS_TOPICS),
-        "search-indexer": tuple(SearchSettings.model_fields["kafka_topics"].default),
-        "analytics-flusher": tuple(FlusherSettings.model_fields["kafka_topics"].default),
-    }
-    assert {name: s.topics for name, s in SERVICES.items()} == topics
-    for name, info in SERVICES.items():
-        spec = importlib.util.find_spec(f"{name.replace('-', '_')}.__main__")
-        assert spec is not None and spec.origin is not None
-        source = Path(spec.origin).read_text()
-        assert f"strategy=CommitStrategy.{info.strategy.name}" in source, name
-    assert SERVICES["event-store-writer"].subscribes_to("dbserver1.public.anything")
-    assert not SERVICES["search-indexer"].subscribes_to("dbserver1.public.orders")
+    known = catalogue()
+    assert known == services()
+    assert {
+        "event-store-writer",
+        "stats-aggregator",
+        "search-indexer",
+        "analytics-flusher",
+    } <= set(known)
+    assert known["event-store-writer"].sink_managed
+    assert known["search-indexer"].strategy is CommitStrategy.COMMIT_AFTER_FLUSH
+    assert known["event-store-writer"].subscribes_to("dbserver1.public.anything")
+    assert not known["search-indexer"].subscribes_to("dbserver1.public.orders")
+    with pytest.raises(KeyError, match="unknown service 'nope'"):
+        service("nope")

@@ -2,8 +2,9 @@
 
 A service provides a decoder (``Message -> record``) and a ``Sink``; the runtime polls batches,
 dead-letters what cannot be decoded, hands the rest to the sink, commits offsets according to
-the ``CommitStrategy``, handles rebalances, retries, shutdown, health and metrics. Services call
-``run_service`` from ``__main__``; their tests use ``consumer_runtime.testing``. Operators'
+the ``CommitStrategy``, handles rebalances, retries, shutdown, health and metrics. Each service
+publishes a ``ServiceDescriptor`` (``cdc.services`` entry point, found with ``services()``)
+whose ``run()`` its ``__main__`` calls; their tests use ``consumer_runtime.testing``. Operators'
 tools use ``KafkaAdmin`` (consumer groups, committed offsets, watermarks).
 """
 
@@ -17,6 +18,7 @@ from consumer_runtime._admin import (
     KafkaUnreachableError,
     Watermarks,
 )
+from consumer_runtime._descriptor import SERVICES_GROUP, ServiceDescriptor, services
 from consumer_runtime._dlq import (
     HEADER_CLASS,
     HEADER_CODE,
@@ -77,6 +79,7 @@ __all__ = [
     "HEADER_SERVICE",
     "HEADER_TOPIC",
     "HEADER_TRUNCATED",
+    "SERVICES_GROUP",
     "THROUGHPUT_DEFAULTS",
     "BaseSink",
     "Batch",
@@ -110,6 +113,7 @@ __all__ = [
     "RetryableError",
     "Runtime",
     "RuntimeSettings",
+    "ServiceDescriptor",
     "SettingsError",
     "Sink",
     "TopicPartition",
@@ -119,5 +123,6 @@ __all__ = [
     "dlq_headers",
     "dlq_record",
     "run_service",
+    "services",
     "source_timestamp_ms",
 ]

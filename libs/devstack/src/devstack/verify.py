@@ -1,9 +1,9 @@
 """Verification against ground truth: every read model compared with the source database.
 
 ``cdc dev verify`` and the end of a bounded ``make up`` call :func:`verify`. It does not know how
-any service stores its read model: each service registers a *verifier* under the
-``cdc.verifiers`` entry-point group (``name = "package.module:function"``), a function
-``(VerifyContext) -> list[Check]`` that reads its own sink and compares it with
+any service stores its read model: each service's descriptor (``cdc.services`` entry point,
+``consumer_runtime.services()``) names its *verifier* (``verifier = "package.module:function"``),
+a function ``(VerifyContext) -> list[Check]`` that reads its own sink and compares it with
 :mod:`devstack.truth`. So the rule "libraries never import services" holds, and a checkout with
 only some services installed verifies only those.
 
@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from rich.table import Table
 
 from devstack import truth
 
-VERIFIERS_GROUP = "cdc.verifiers"
 STACK_FILE = "stack.json"
 # The built-in check that every consumer group has caught up (listed first in the table).
 LAG = "consumer groups"
@@ -177,8 +175,11 @@ def lag_checks(ctx: VerifyContext) -> list[Check]:
 
 
 def load_verifiers() -> dict[str, Verifier]:
-    """The installed services' verifiers, by service name."""
-    return {ep.name: ep.load() for ep in entry_points(group=VERIFIERS_GROUP)}
+    """The installed services' verifiers, by service name (those whose descriptor names one)."""
+    from consumer_runtime import services
+
+    found = {name: d.load_verifier() for name, d in services().items()}
+    return {name: verifier for name, verifier in found.items() if verifier is not None}
 
 
 def diff_maps(

@@ -1,7 +1,7 @@
 """Verification of the data lake against ground truth (``cdc dev verify``).
 
-Registered under the ``cdc.verifiers`` entry point. The lake's objects are mirrored locally
-(only new or changed objects are fetched) and the documented DuckDB queries of
+Named by the service's descriptor (``service.SERVICE.verifier``). The lake's objects are
+mirrored locally (only new or changed objects are fetched) and the documented DuckDB queries of
 :mod:`analytics_flusher.queries` (a row's current state: its image with the highest
 ``source_version``) turn them into totals, which must equal the source database's
 (:mod:`devstack.truth`) per order-creation day, (day, product), (day, customer) and status. When

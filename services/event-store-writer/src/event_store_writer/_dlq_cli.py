@@ -1,7 +1,7 @@
 """``cdc dlq list|show|replay|discard``: the event store's dead-letter table for operators.
 
 ``cdc dlq`` runs these for ``--service event-store-writer``, the default (the CLI finds them
-through the ``cdc.dlq`` entry point, ``cli.dlq_commands``; ``cli.register`` adds them to an
+through the service's descriptor, ``cli.dlq_commands``; ``cli.register`` adds them to an
 application of its own); other services' dead letters are read from their DLQ topics by the CLI
 itself. The store is found at ``--database-url`` / ``DATABASE_URL``, else in the dev stack's
 ``.devstack/latest/stack.json`` (when there is one in the working directory); ``replay

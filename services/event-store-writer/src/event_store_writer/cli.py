@@ -1,13 +1,13 @@
 """The event store's commands of the operator CLI: ``cdc history``, ``cdc state``, ``cdc dlq``.
 
-Registered through entry points, so the CLI never imports the service by name: ``history`` and
-``state`` through ``cdc.commands`` (``register_commands``); the ``dlq`` commands (``_dlq_cli``:
-list, show, replay and discard the rows of ``dead_letter_queue``) through ``cdc.dlq``
-(``dlq_commands``), the group under which a service gives ``cdc dlq --service <it>`` its own
-store: the CLI owns ``cdc dlq`` (every other service's dead letters are in its DLQ topic) and
-runs these when the service is the event store (the default). ``history`` and ``state`` read the
-store at ``--database-url`` (default: ``DATABASE_URL``). ``register`` adds all three to an
-application of its own (tests, ``python -c``).
+Named by the service's descriptor (``service.SERVICE``), so the CLI never imports the service
+by name: ``history`` and ``state`` as its ``commands`` (``register_commands``); the ``dlq``
+commands (``_dlq_cli``: list, show, replay and discard the rows of ``dead_letter_queue``) as its
+``dlq_commands``, by which a service gives ``cdc dlq --service <it>`` its own store: the CLI
+owns ``cdc dlq`` (every other service's dead letters are in its DLQ topic) and runs these when
+the service is the event store (the default). ``history`` and ``state`` read the store at
+``--database-url`` (default: ``DATABASE_URL``). ``register`` adds all three to an application
+of its own (tests, ``python -c``).
 """
 
 from __future__ import annotations
@@ -140,14 +140,14 @@ def state(
 
 
 def register_commands(app: typer.Typer) -> None:
-    """Add ``history`` and ``state`` to the ``cdc`` application (``cdc.commands``)."""
+    """Add ``history`` and ``state`` to the ``cdc`` application (the descriptor's ``commands``)."""
     app.command("history")(history)
     app.command("state")(state)
 
 
 def dlq_commands() -> typer.Typer:
     """The ``dlq`` commands on ``dead_letter_queue``, for ``cdc dlq --service
-    event-store-writer`` (``cdc.dlq``)."""
+    event-store-writer`` (the descriptor's ``dlq_commands``)."""
     from event_store_writer._dlq_cli import dlq_app
 
     return dlq_app

@@ -1,6 +1,7 @@
 """Verification of the event store against ground truth (``cdc dev verify``).
 
-Registered under the ``cdc.verifiers`` entry point. Three sources of truth, three kinds of check:
+Named by the service's descriptor (``service.SERVICE.verifier``). Three sources of truth, three
+kinds of check:
 
 - **the broker**: every change and tombstone record in the CDC topics (decoded with the
   writer's own decoder, so a Debezium re-emit counts once) is stored exactly once, and every

@@ -1,5 +1,5 @@
-"""``cdc search``: the search indexer's operator command, registered through the
-``cdc.commands`` entry point (the CLI never imports a service by name).
+"""``cdc search``: the search indexer's operator command, named by the service's
+descriptor (``service.SERVICE.commands``; the CLI never imports a service by name).
 
     cdc search "espresso cup" --max-price 30
     cdc search --id 42

@@ -29,13 +29,13 @@ from consumer_runtime import RuntimeSettings
 from pydantic import Field
 from pydantic_settings import NoDecode
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULT_TOPICS", "Settings"]
+
+DEFAULT_TOPICS = ("dbserver1.public.products",)
 
 
 class Settings(RuntimeSettings):
-    kafka_topics: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("dbserver1.public.products",), min_length=1
-    )
+    kafka_topics: Annotated[tuple[str, ...], NoDecode] = Field(default=DEFAULT_TOPICS, min_length=1)
     dynamodb_table: str = Field(default="product-search-index", min_length=3, max_length=255)
     aws_endpoint_url: str | None = None
     create_table: bool = True

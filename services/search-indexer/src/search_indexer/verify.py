@@ -1,6 +1,7 @@
 """Verification of the search index against ground truth (``cdc dev verify``).
 
-Registered under the ``cdc.verifiers`` entry point. The truth is the source ``products`` table
+Named by the service's descriptor (``service.SERVICE.verifier``). The truth is the source
+``products`` table
 (:func:`devstack.truth.search_documents`) run through the same tokeniser the index uses: at rest,
 every live product has exactly one item equal to its row, every token of every live product has
 a live posting, and no live posting points at a deleted product or a token the product no longer

@@ -1,6 +1,6 @@
 """``cdc stats customer ID | product ID | user ID``: one entity's statistics from the read model.
 
-Registered with the operator CLI through the ``cdc.commands`` entry point (the CLI never imports
+Named by the service's descriptor (``service.SERVICE.commands``) (the CLI never imports
 a service by name). The database comes from ``--database-url`` or ``DATABASE_URL``; ``--json``
 prints the row as JSON for scripts.
 """

@@ -1,10 +1,11 @@
 """Verification of the statistics against ground truth (``cdc dev verify``).
 
-Registered under the ``cdc.verifiers`` entry point: the CLI calls :func:`checks` with the running
-stack's description; :func:`read_model` and :func:`expected` are also what the integration tests
-compare. The truth is :mod:`devstack.truth` (plain SQL over the source database and the
-simulator's log of acknowledged user events); the engagement and churn scores are the
-documented formula of :func:`stats_aggregator.domain.scores` applied to those true aggregates,
+Named by the service's descriptor (``service.SERVICE.verifier``): the CLI calls :func:`checks`
+with the running stack's description; :func:`read_model` and :func:`expected` are also what the
+integration tests compare. The truth is :mod:`devstack.truth` (plain SQL over the source
+database and the simulator's log of acknowledged user events); the engagement and churn scores
+are the documented formula of :func:`stats_aggregator.domain.scores` applied to those true
+aggregates,
 as of the activity watermark under the clock-skew rule (:func:`devstack.truth.activity_watermark`:
 the latest event time, none counted past the check's clock + ``MAX_CLOCK_SKEW_SECONDS``).
 Needs the ``verify`` extra (the dev stack).
