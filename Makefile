@@ -51,18 +51,22 @@ chaos: $(STAMP) ## Faults (overlapping too) on a seeded schedule while the pipel
 	  --rate $(if $(filter file,$(origin RATE)),50,$(RATE)) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(KILLS),--kills $(KILLS))
 
-test: $(STAMP) ## Run the test suite (unit, integration, e2e) against the embedded stack
-	$(VENV)/bin/pytest -m "not benchmark" $(PYTEST_ARGS)
+# `make test` runs the unit tier under coverage (pytest-cov), failing below COVERAGE_FLOOR
+# percent of the project's packages' lines, then the integration and end-to-end tiers. Only the
+# unit tier is traced: the tracer doubles the test process's CPU time (unit tier 57 s -> 98 s
+# here), and on the server-bound tiers that would push CI past its time budget; those tiers
+# exercise the I/O edges the unit tier leaves out. With PYTEST_ARGS (a subset) there is no floor,
+# and a tier with no selected test (pytest's exit 5) is not a failure.
+COVERAGE_FLOOR ?= 60
+test: $(STAMP) ## Run the test suite (unit under coverage, integration, e2e) against the embedded stack
+	$(VENV)/bin/pytest -m unit --cov --cov-report=term \
+	  $(if $(PYTEST_ARGS),,--cov-fail-under=$(COVERAGE_FLOOR)) $(PYTEST_ARGS) || [ $$? -eq 5 -a -n "$(PYTEST_ARGS)" ]
+	$(VENV)/bin/pytest -m "not unit and not benchmark" $(PYTEST_ARGS) || [ $$? -eq 5 -a -n "$(PYTEST_ARGS)" ]
 
 test-unit: $(STAMP) ## Run only the unit tests (no servers, seconds)
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
 
-# Line coverage of the unit tier (pure logic), with a floor CI enforces. The whole suite is not
-# traced: the tracer doubles the test process's CPU time (unit tier 57 s -> 98 s here), which
-# would push `make test` past CI's time budget; the integration and end-to-end tiers exercise
-# the I/O edges the unit tier leaves out.
-COVERAGE_FLOOR ?= 60
-coverage: $(STAMP) ## Unit tests under coverage; fails below COVERAGE_FLOOR percent (CI runs it)
+coverage: $(STAMP) ## Only the unit tier under coverage, with the floor (what `make test` starts with)
 	$(VENV)/bin/pytest -m unit -q --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy --strict and the import-linter contracts
