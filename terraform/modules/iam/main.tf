@@ -68,7 +68,8 @@ data "aws_iam_policy_document" "stats_aggregator" {
 
   statement {
     sid       = "InventoryTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
+    # The stock projection's conditional PutItem; DescribeTable at start (the table exists).
+    actions   = ["dynamodb:PutItem", "dynamodb:DescribeTable"]
     resources = [var.inventory_table_arn]
   }
 
@@ -103,7 +104,9 @@ data "aws_iam_policy_document" "search_indexer" {
 
   statement {
     sid       = "SearchTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:DescribeTable"]
+    # TransactWriteItems of Puts (authorised as PutItem), the large-product protocol's PutItem and
+    # UpdateItem, BatchGetItem/GetItem reads, Query (search), DescribeTable at start.
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"]
     resources = [var.search_table_arn, "${var.search_table_arn}/index/*"]
   }
 
@@ -138,7 +141,8 @@ data "aws_iam_policy_document" "analytics_flusher" {
 
   statement {
     sid       = "DataLakeObjects"
-    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    # Single-request PutObject of each part; nothing is read back by the service.
+    actions   = ["s3:PutObject"]
     resources = ["${var.data_lake_bucket_arn}/*"]
   }
   statement {

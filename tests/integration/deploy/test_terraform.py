@@ -190,23 +190,59 @@ def test_checkov_passes(checkov: Callable[..., dict[str, Any]]) -> None:
 
 
 # The DynamoDB calls each service makes (read from their sink modules); the role must allow them.
-SERVICE_DYNAMODB_ACTIONS = {
-    "search_indexer": {
-        "dynamodb:BatchGetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "dynamodb:DescribeTable",
-        "dynamodb:GetItem",
-    },
-    "stats_aggregator": {"dynamodb:PutItem", "dynamodb:DescribeTable"},
+# The AWS calls a service makes, read from its code (verify.py and cli.py are the operator's
+# and the dev stack's tools, run with other credentials), mapped to the IAM actions they need.
+_IAM_FOR_CALL = {
+    "put_item": {"dynamodb:PutItem"},
+    "get_item": {"dynamodb:GetItem"},
+    "batch_get_item": {"dynamodb:BatchGetItem"},
+    "update_item": {"dynamodb:UpdateItem"},
+    "delete_item": {"dynamodb:DeleteItem"},
+    "batch_write_item": {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "query": {"dynamodb:Query"},
+    "describe_table": {"dynamodb:DescribeTable"},
+    # TransactWriteItems is authorised per item; the indexer's transactions hold Puts only.
+    "transact_write_items": {"dynamodb:PutItem"},
+    "ensure_table": {"dynamodb:DescribeTable"},  # the table exists: Terraform made it
+    "put_object": {"s3:PutObject"},
+    "get_object": {"s3:GetObject"},
+    "ensure_bucket": {"s3:ListBucket"},  # HeadBucket; the bucket exists
 }
+_TOOLS = {"verify.py", "cli.py"}
 
 
-def test_service_roles_allow_the_dynamodb_calls_the_services_make() -> None:
+def _needed_actions(service: str) -> set[str]:
+    import re
+
+    needed: set[str] = set()
+    package = ROOT / "services" / service / "src" / service.replace("-", "_")
+    for path in package.glob("*.py"):
+        if path.name in _TOOLS:
+            continue
+        for call in re.findall(r"\b([a-z_]+)\(", path.read_text()):
+            needed |= _IAM_FOR_CALL.get(call, set())
+    return needed
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "event-store-writer"])
+def test_each_role_grants_exactly_the_aws_calls_its_service_makes(service: str) -> None:
+    """Least privilege, per service: every DynamoDB and S3 action its code needs, and no other."""
     docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
-    for service, needed in SERVICE_DYNAMODB_ACTIONS.items():
-        granted = {a for st in _statements(docs[service]) for a in _as_list(st.get("actions", []))}
-        assert needed <= granted, f"{service} role lacks {sorted(needed - granted)}"
+    granted = {
+        a
+        for st in _statements(docs[service.replace("-", "_")])
+        for a in _as_list(st.get("actions", []))
+        if a.startswith(("dynamodb:", "s3:"))
+    }
+    assert granted == _needed_actions(service), service
+
+
+def test_the_event_store_needs_no_aws_permission_without_msk() -> None:
+    assert _needed_actions("event-store-writer") == set()
+    doc = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}[
+        "event_store_writer"
+    ]
+    assert list(_statements(doc)) == []  # only the Kafka statements, merged in with MSK
 
 
 def test_search_table_expires_markers_by_ttl() -> None:
