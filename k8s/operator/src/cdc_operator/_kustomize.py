@@ -248,6 +248,9 @@ def _apply_strategic_patch(
     selected = [m for m in manifests if _matches(m, target)]
     if not selected:
         raise KustomizeError(f"{origin}: patch target {dict(target)} matches nothing")
+    if patch.get("$patch") == "delete":  # the whole object goes, as kustomize does
+        manifests[:] = [m for m in manifests if not any(m is s for s in selected)]
+        return
     body = {k: v for k, v in patch.items() if k not in {"apiVersion", "kind", "metadata"}}
     patch_meta = {
         k: v for k, v in patch.get("metadata", {}).items() if k in {"labels", "annotations"}

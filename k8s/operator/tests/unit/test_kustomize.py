@@ -142,3 +142,29 @@ def test_hashed_generators_are_refused(tree: Path) -> None:
     _write(tree / "base/kustomization.yaml", k)
     with pytest.raises(KustomizeError, match="disableNameSuffixHash"):
         render_kustomization(tree / "base")
+
+
+def test_a_delete_patch_removes_the_object(tree: Path) -> None:
+    """`$patch: delete` at the top of a strategic merge patch drops the object (the local
+    overlay drops the database credentials it has no Secrets Manager for)."""
+    overlay = tree / "drop"
+    _write(
+        overlay / "kustomization.yaml",
+        {
+            "resources": ["../base"],
+            "patches": [
+                {
+                    "patch": yaml.safe_dump(
+                        {
+                            "$patch": "delete",
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "metadata": {"name": "app", "namespace": "ns"},
+                        }
+                    )
+                }
+            ],
+        },
+    )
+    kinds = [m["kind"] for m in render_kustomization(overlay)]
+    assert kinds == ["ConfigMap"]
