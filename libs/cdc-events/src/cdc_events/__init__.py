@@ -4,7 +4,9 @@
 ``Tombstone``, ``Heartbeat``, ``TransactionBoundary`` or ``SchemaChange``;
 ``parse_user_activity`` turns one front-end event into a validated ``UserActivity``. Malformed
 input raises ``ParseError`` with a stable ``code``. ``source_version`` gives a change's place in
-its row's history as text that sorts byte-wise, for version-guarded sinks.
+its row's history as text that sorts byte-wise, for version-guarded sinks. ``integer_id`` reads
+a changed row's integer id (key, else row); ``SHOP_COLUMN_TYPES`` declares the shop's decimal
+and timestamp columns for schemaless topics.
 ``cdc_events.testing`` holds golden records captured from the real connector and builders for
 hand-made events.
 """
@@ -26,6 +28,7 @@ from cdc_events._model import (
     normalise,
 )
 from cdc_events._parser import DEFAULT_MAX_BYTES, Parser, parse_record
+from cdc_events._payload import SHOP_COLUMN_TYPES, integer_id
 from cdc_events._user_activity import EVENT_TYPES, UserActivity, parse_user_activity
 from cdc_events._version import source_version
 from cdc_events._view import ChangeView
@@ -35,6 +38,7 @@ __all__ = [
     "ERROR_CODES",
     "EVENT_TYPES",
     "NORMALISED_KEYS",
+    "SHOP_COLUMN_TYPES",
     "UNCHANGED",
     "BinlogPosition",
     "CdcEventsError",
@@ -52,6 +56,7 @@ __all__ = [
     "TransactionBoundary",
     "TransactionInfo",
     "UserActivity",
+    "integer_id",
     "normalise",
     "parse_record",
     "parse_user_activity",

@@ -2,16 +2,18 @@
 
 Every malformed input raises ``ParseError`` with a stable, machine-readable ``code`` (used in
 DLQ headers, metrics and dashboards) and a message a person can act on. Nothing else escapes
-``parse_record``, ``Parser.parse_view`` or ``parse_user_activity``: the consumer runtime routes
-``ParseError`` to the dead-letter queue. Each of them is also wrapped in a last line of defence
-that turns any other exception raised while parsing one record into
+``parse_record``, ``Parser.parse_view`` or ``parse_user_activity``. ``ParseError`` is a permanent
+record error of the consumer runtime's kind (its ``RecordError`` protocol: the class attribute
+``permanent_record_error``, ``code``, ``message``, ``catch_all``) without this library importing
+the runtime: the runtime dead-letters it with its code. Each of them is also wrapped in a last
+line of defence that turns any other exception raised while parsing one record into
 ``ParseError("invalid_value")`` chained to it; that code means the parser lacks a precise check
 for the record (a gap to report and close), never a normal outcome.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar, Final
 
 ERROR_CODES: Final = frozenset(
     {
@@ -28,6 +30,9 @@ ERROR_CODES: Final = frozenset(
     }
 )
 
+#: The catch-all code: an exception the parser had no precise check for.
+UNEXPECTED_CODE: Final = "invalid_value"
+
 
 class CdcEventsError(Exception):
     """Root of every error raised by ``cdc_events``."""
@@ -36,12 +41,20 @@ class CdcEventsError(Exception):
 class ParseError(CdcEventsError):
     """A record that cannot be parsed. ``code`` is one of ``ERROR_CODES``."""
 
+    #: The consumer runtime's ``RecordError`` marker: dead-letter the record with ``code``.
+    permanent_record_error: ClassVar[bool] = True
+
     def __init__(self, code: str, message: str) -> None:
         if code not in ERROR_CODES:
             raise ValueError(f"unknown ParseError code {code!r}")
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
+
+    @property
+    def catch_all(self) -> bool:
+        """The catch-all (``invalid_value``): a gap in the parser, not a known kind of bad input."""
+        return self.code == UNEXPECTED_CODE
 
     def __reduce__(self) -> tuple[type[ParseError], tuple[str, str]]:
         return (type(self), (self.code, self.message))
@@ -53,7 +66,7 @@ class ParseError(CdcEventsError):
         if len(detail) > 200:
             detail = detail[:197] + "..."
         return cls(
-            "invalid_value",
+            UNEXPECTED_CODE,
             f"{what}: unexpected {type(exc).__name__} ({detail}); the parser has no precise "
             "check for this input yet",
         )

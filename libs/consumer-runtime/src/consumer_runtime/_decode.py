@@ -1,15 +1,17 @@
 """The decode step: one poll's messages to a ``Batch``, dead-lettering what cannot be decoded.
 
-**No record stops a partition**: whatever a decoder raises for one record (``ParseError``,
-``PermanentError``, or any other ``Exception``: an ``OverflowError`` from a silly timestamp, a
-bug hit by one odd value) dead-letters that record with its reason, and the partition flows on.
-``ParseError``/``PermanentError`` keep their code; anything else is ``decode_failed`` with the
+**No record stops a partition**: whatever a decoder raises for one record (a ``RecordError``
+such as ``cdc_events.ParseError``, a ``PermanentError``, or any other ``Exception``: an
+``OverflowError`` from a silly timestamp, a bug hit by one odd value) dead-letters that record
+with its reason, and the partition flows on.
+``RecordError``/``PermanentError`` keep their code; anything else is ``decode_failed`` with the
 exception's class and message.
 
-A decoder that fails *unexpectedly* (not a typed error, or the parser's own catch-all
-``invalid_value``) on ``limit`` records in a row is broken, not fed bad records: dead-lettering
-the whole stream would hide a bad deploy. ``DecodeBreaker`` then raises ``DecoderBrokenError``
-before anything of the batch is sent or written, and the loop stops without committing.
+A decoder that fails *unexpectedly* (not a typed error, or one whose ``catch_all`` is true: the
+parser's own ``invalid_value``) on ``limit`` records in a row is broken, not fed bad records:
+dead-lettering the whole stream would hide a bad deploy. ``DecodeBreaker`` then raises
+``DecoderBrokenError`` before anything of the batch is sent or written, and the loop stops
+without committing.
 
 Messages arrive in runs per partition, so per-partition state is looked up once per run, and
 the next offset is stored once per run: this is the runtime's hot path.
@@ -21,10 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import structlog
-from cdc_events import ParseError
 
 from consumer_runtime._dlq import dead_letter
-from consumer_runtime._errors import DecoderBrokenError, PermanentError
+from consumer_runtime._errors import DecoderBrokenError, is_typed_failure
 from consumer_runtime._message import Message, TopicPartition
 from consumer_runtime._sink import Batch, Decoder
 
@@ -32,9 +33,6 @@ T = TypeVar("T")
 
 #: The DLQ code of a record whose decoder raised something other than a typed error.
 DECODE_FAILED = "decode_failed"
-
-#: The parser's own catch-all code: an exception it had no precise check for.
-_PARSER_CATCH_ALL = "invalid_value"
 
 _log = structlog.get_logger("consumer_runtime")
 
@@ -47,10 +45,7 @@ class DecodeBreaker:
         self.in_a_row = 0
 
     def failed(self, exc: Exception) -> None:
-        typed = isinstance(exc, PermanentError) or (
-            isinstance(exc, ParseError) and exc.code != _PARSER_CATCH_ALL
-        )
-        if typed:
+        if is_typed_failure(exc):
             return
         self.in_a_row += 1
         if self.limit and self.in_a_row >= self.limit:

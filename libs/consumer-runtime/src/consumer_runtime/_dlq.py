@@ -54,9 +54,10 @@ def dead_letter(
 ) -> DeadLetter:
     """Describe ``message`` and why it failed.
 
-    A ``ParseError``/``PermanentError`` gives its ``code`` and ``message``; any other exception
-    gives ``default_code`` and ``"<Class>: <text>"``. A store's refusal (``RejectedError``)
-    names the store's own exception (its ``__cause__``) as the class.
+    A ``PermanentError`` or a ``RecordError`` (``cdc_events.ParseError``) gives its ``code`` and
+    ``message``; any other exception gives ``default_code`` and ``"<Class>: <text>"``. A store's
+    refusal (``RejectedError``) names the store's own exception (its ``__cause__``) as the
+    class.
     """
     code = getattr(exc, "code", None)
     reason = getattr(exc, "message", None)

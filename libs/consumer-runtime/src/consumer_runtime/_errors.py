@@ -2,12 +2,15 @@
 
 Retry behaviour lives in the exception type, not in the handler: a sink or decoder says what a
 failure means by what it raises. ``RetryableError`` pauses the partitions and retries the batch
-with backoff; ``PermanentError`` (like ``cdc_events.ParseError``) sends one record to the
-dead-letter topic; anything else is a bug or an unknown state and stops the process so the
-orchestrator restarts it, with nothing committed past the failure.
+with backoff; ``PermanentError`` sends one record to the dead-letter topic, and so does any
+``RecordError`` (an error of a library the runtime does not import, such as
+``cdc_events.ParseError``); anything else is a bug or an unknown state and stops the process so
+the orchestrator restarts it, with nothing committed past the failure.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Protocol, runtime_checkable
 
 
 class ConsumerRuntimeError(Exception):
@@ -46,6 +49,40 @@ class PermanentError(ConsumerRuntimeError):
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
+
+
+@runtime_checkable
+class RecordError(Protocol):
+    """A permanent, typed error about one record, raised by a decoder's own library.
+
+    The runtime imports no parser: a library makes its errors permanent record errors of the
+    runtime's kind by giving their class ``permanent_record_error = True`` and each instance a
+    stable ``code`` (the DLQ header ``__cdc.errors.code``) and a ``message``; ``catch_all`` is
+    true for the library's catch-all (an exception it had no precise check for), which the
+    decode breaker counts like an untyped failure. ``cdc_events.ParseError`` is one.
+    """
+
+    permanent_record_error: ClassVar[bool]
+    code: str
+    message: str
+
+    @property
+    def catch_all(self) -> bool: ...
+
+
+def is_record_error(exc: BaseException) -> bool:
+    """``exc`` is a ``PermanentError`` or a ``RecordError``: the record goes to the DLQ with its
+    code, and it counts as a typed failure unless it is a library's ``catch_all``."""
+    if isinstance(exc, PermanentError):
+        return True
+    return getattr(type(exc), "permanent_record_error", False) is True and isinstance(
+        getattr(exc, "code", None), str
+    )
+
+
+def is_typed_failure(exc: BaseException) -> bool:
+    """A decoder failure that says what is wrong with the record (not a bug or a gap)."""
+    return is_record_error(exc) and getattr(exc, "catch_all", False) is not True
 
 
 class RejectedError(PermanentError):

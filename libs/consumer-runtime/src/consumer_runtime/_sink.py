@@ -19,7 +19,8 @@ T = TypeVar("T")
 Offsets = Mapping[TopicPartition, int]
 
 #: ``decode(message) -> record``; ``None`` means "nothing to do for this record" (skipped);
-#: ``cdc_events.ParseError`` or ``PermanentError`` sends the record to the DLQ.
+#: a ``PermanentError`` or a ``RecordError`` (``cdc_events.ParseError``) sends the record to the
+#: DLQ.
 Decoder = Callable[[Message], T | None]
 
 

@@ -22,11 +22,14 @@ from consumer_runtime import (
     HealthState,
     InMemoryMessage,
     Offsets,
+    PermanentError,
+    RecordError,
     RuntimeSettings,
     SettingsError,
     TopicPartition,
     dlq_headers,
 )
+from consumer_runtime._decode import DecodeBreaker
 from consumer_runtime._dlq import dead_letter
 from consumer_runtime.testing import ForwardingSink
 from pydantic import SecretStr
@@ -59,6 +62,28 @@ def test_dlq_headers_follow_the_connect_convention() -> None:
     assert HEADER_CODE == "__cdc.errors.code"
     assert dead.key == b"k"
     assert dead.value == b"\xff"
+
+
+def test_the_parsers_error_is_a_record_error_without_the_runtime_importing_it() -> None:
+    typed = ParseError("bad_utf8", "invalid start byte")
+    catch_all = ParseError.unexpected(OverflowError("year 10000"), "orders.created_at")
+    assert isinstance(typed, RecordError)
+    assert not typed.catch_all
+    assert catch_all.catch_all
+    breaker = DecodeBreaker(limit=2)
+    for _ in range(5):
+        breaker.failed(typed)
+        breaker.failed(PermanentError("no id", code="missing_field"))
+    assert breaker.in_a_row == 0
+    breaker.failed(catch_all)
+    assert breaker.in_a_row == 1
+
+    class Lookalike(Exception):
+        code = "bad_utf8"  # a code alone, without the marker, is not a record error
+
+    breaker.in_a_row = 0
+    breaker.failed(Lookalike())
+    assert breaker.in_a_row == 1
 
 
 def test_long_error_messages_are_truncated_on_a_character_boundary() -> None:

@@ -93,9 +93,27 @@ def retry_at_start(fn: Callable[[], T], what: str, budget_s: float = START_BUDGE
             delay = min(delay * 2, 5.0)
 
 
-def make_client(service: str, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """A boto3 client; ``endpoint_url`` points at LocalStack or the emulator when set."""
-    session = boto3.session.Session(region_name=region)
+def make_client(
+    service: str,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """A boto3 client; ``endpoint_url`` points at LocalStack or the emulator when set.
+
+    ``env``: the ``AWS_REGION`` / ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` of another
+    process's environment (a dev stack's, read by its verifiers) instead of this one's; its
+    region applies when ``region`` is not given (us-east-1 when neither is).
+    """
+    if env is not None:
+        session = boto3.session.Session(
+            region_name=region or env.get("AWS_REGION", "us-east-1"),
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        )
+    else:
+        session = boto3.session.Session(region_name=region)
     return session.client(service, endpoint_url=endpoint_url or None, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
 
 

@@ -13,17 +13,18 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from cdc_events import (
+    SHOP_COLUMN_TYPES,
     UNCHANGED,
     ChangeView,
-    ColumnTypes,
-    DecimalColumn,
     ParseError,
     Parser,
+    integer_id,
     source_version,
 )
+from consumer_runtime import Message
 
 CENTS = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -36,25 +37,6 @@ CANCELLED = "cancelled"
 # statuses), rounded up.
 ORDER_ROW_BYTES = 800
 ITEM_ROW_BYTES = 700
-
-#: Schemaless topics carry no logical types: declare the money and time columns.
-SHOP_COLUMN_TYPES = ColumnTypes(
-    {
-        "public.orders": {"total": DecimalColumn(scale=2), "created_at": "timestamp"},
-        "public.order_items": {"unit_price": DecimalColumn(scale=2)},
-    }
-)
-
-
-class MessageLike(Protocol):
-    """The accessors of a consumed Kafka record the decoder needs (the runtime's ``Message``)."""
-
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def key(self) -> bytes | None: ...
-    def value(self) -> bytes | None: ...
-    def headers(self) -> list[tuple[str, bytes | None]] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,19 +147,6 @@ def _timestamp(value: Any, column: str) -> datetime | None:
     raise ParseError("type_mismatch", f"{column}={value!r} is not a timestamp")
 
 
-def _id(event: ChangeView) -> int:
-    key = event.key
-    ident = key.get("id") if key is not None else None
-    if type(ident) is int:
-        return ident
-    row = event.row or {}
-    value = (key or {}).get("id", row.get("id"))
-    ident = _int(value, "id")
-    if ident is None:
-        raise ParseError("missing_field", f"{event.table} change without an id")
-    return ident
-
-
 class Decoder:
     """``decode(message) -> OrderChange | ItemChange | None`` for the runtime.
 
@@ -199,7 +168,7 @@ class Decoder:
         self._orders = orders_table
         self._items = items_table
 
-    def __call__(self, message: MessageLike) -> Change | None:
+    def __call__(self, message: Message) -> Change | None:
         record = self._parser.parse_view(
             message.topic() or "",
             message.partition() or 0,
@@ -242,7 +211,7 @@ class Decoder:
         if type(created) is not datetime or created.tzinfo is None:
             created = _timestamp(created, "created_at")
         return OrderChange(
-            order_id=_id(event),
+            order_id=integer_id(self._orders, event.key, event.row),
             customer_id=customer,
             status=None if deleted else status,
             total=_money(row.get("total"), "total"),
@@ -267,7 +236,7 @@ class Decoder:
         if type(quantity) is not int:
             quantity = _int(quantity, "quantity")
         return ItemChange(
-            item_id=_id(event),
+            item_id=integer_id(self._items, event.key, event.row),
             order_id=order,
             product_id=product,
             quantity=quantity,

@@ -17,11 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 import psycopg2.extensions
 from devstack import truth
 from devstack.verify import Check, VerifyContext, diff_maps
+from sink_kit.aws import make_client
 
 from analytics_flusher.queries import (
     CUSTOMER_SPEND_BY_DAY,
@@ -134,14 +134,7 @@ def compare(lake: Lake, source: psycopg2.extensions.connection) -> list[Check]:
 
 
 def checks(ctx: VerifyContext) -> list[Check]:
-    env = ctx.info.aws_env
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=ctx.info.aws_endpoint_url,
-        region_name=env.get("AWS_REGION", "us-east-1"),
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-    )
+    s3 = make_client("s3", endpoint_url=ctx.info.aws_endpoint_url, env=ctx.info.aws_env)
     service_env = ctx.info.env_of(SERVICE)
     bucket = service_env["S3_BUCKET"]
     prefix = service_env.get("S3_PREFIX", "reports")

@@ -4,7 +4,8 @@
 through the service's descriptor, ``cli.dlq_commands``; ``cli.register`` adds them to an
 application of its own); other services' dead letters are read from their DLQ topics by the CLI
 itself. The store is found at ``--database-url`` / ``DATABASE_URL``, else in the dev stack's
-``.devstack/latest/stack.json`` (when there is one in the working directory); ``replay
+``.devstack/latest/stack.json`` (when there is one in the working directory; read by the CLI's
+own ``cdc_cli.load_stack``, which is why this module is only imported by the CLI); ``replay
 --execute`` produces through the consumer runtime's publisher to ``--bootstrap`` /
 ``KAFKA_BOOTSTRAP_SERVERS`` (same fallback; SASL/SSL from the runtime's ``KAFKA_*`` variables).
 ``replay`` and ``discard`` change nothing without ``--execute``. Exit 1: a row not found or a
@@ -18,11 +19,11 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
 import typer
+from cdc_cli import DEFAULT_STACK, CliError, StackFile, load_stack
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from event_store_writer._dlq import DeadLetterRow, Outcome, Selection
     from event_store_writer._reader import StoreReader
 
-STACK_FILE = Path(".devstack") / "latest" / "stack.json"
+STACK_FILE = DEFAULT_STACK
 STACK_SERVICE = "event-store-writer"
 # Publisher client id prefix (``<service>-publisher``) as seen by the broker.
 PUBLISHER_NAME = "cdc-dlq"
@@ -78,27 +79,21 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _stack_value(section: str | None, name: str) -> tuple[str | None, str]:
-    """A value of the dev stack's file, and why there is none ('' if there is one)."""
-    if not STACK_FILE.is_file():
-        return None, f"there is no {STACK_FILE} here"
+def _stack() -> StackFile | None:
+    """The dev stack's description here, if there is one (read by the CLI's own loader)."""
     try:
-        data = orjson.loads(STACK_FILE.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        return None, f"{STACK_FILE} is unreadable ({exc})"
-    node = data.get(section) if section and isinstance(data, dict) else data
-    value = node.get(name) if isinstance(node, dict) else None
-    if not isinstance(value, str) or not value:
-        where = f'"{section}": {{"{name}": ...}}' if section else f'"{name}"'
-        return None, f"{STACK_FILE} has no {where}"
-    return value, ""
+        return load_stack(None)[0]
+    except CliError as exc:
+        _fail(exc.message)
 
 
 def _database_url(given: str | None) -> str:
     if given:
         return given
-    url, why_not = _stack_value("databases", STACK_SERVICE)
-    if url is None:
+    stack = _stack()
+    url = stack.databases.get(STACK_SERVICE) if stack is not None else None
+    if not url:
+        why_not = f"there is no {STACK_FILE} here" if stack is None else f"{STACK_FILE} has none"
         _fail(
             "no event store given: pass --database-url or set DATABASE_URL "
             f"(or run `cdc dev up` here, which writes {STACK_FILE}; {why_not})"
@@ -110,14 +105,14 @@ def _database_url(given: str | None) -> str:
 def _bootstrap(given: str | None) -> str:
     if given:
         return given
-    servers, why_not = _stack_value(None, "bootstrap")
-    if servers is None:
+    stack = _stack()
+    if stack is None:
         _fail(
             "no Kafka broker given for --execute: pass --bootstrap or set "
-            f"KAFKA_BOOTSTRAP_SERVERS (or run `cdc dev up` here; {why_not})"
+            f"KAFKA_BOOTSTRAP_SERVERS (or run `cdc dev up` here; there is no {STACK_FILE} here)"
         )
-    typer.echo(f"using the dev stack's broker {servers} ({STACK_FILE})", err=True)
-    return servers
+    typer.echo(f"using the dev stack's broker {stack.bootstrap} ({STACK_FILE})", err=True)
+    return stack.bootstrap
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import typer
 from event_store_writer import _dlq_cli
 from event_store_writer._dlq import (
     REPLAYED_FROM_HEADER,
@@ -139,15 +140,22 @@ def test_show_prints_text_hex_and_base64_and_cuts_huge_values() -> None:
     assert "x" * 100_000 in _screen(_row(value=b"x" * 100_000), None)
 
 
-def test_the_stack_file_is_optional(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stack_file_is_optional(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
-    value, why = _dlq_cli._stack_value("databases", "event-store-writer")
-    assert value is None and "there is no" in why
+    with pytest.raises(typer.Exit):
+        _dlq_cli._database_url(None)
+    assert "there is no" in capsys.readouterr().err
+    assert _dlq_cli._database_url("postgresql://given") == "postgresql://given"
     stack = tmp_path / _dlq_cli.STACK_FILE
     stack.parent.mkdir(parents=True)
     stack.write_text("{not json")
-    assert "unreadable" in _dlq_cli._stack_value(None, "bootstrap")[1]
+    with pytest.raises(typer.Exit):
+        _dlq_cli._bootstrap(None)
+    assert "not a valid stack description" in capsys.readouterr().err
     stack.write_text('{"bootstrap": "localhost:9092", "databases": {}}')
-    assert _dlq_cli._stack_value(None, "bootstrap") == ("localhost:9092", "")
-    value, why = _dlq_cli._stack_value("databases", "event-store-writer")
-    assert value is None and '"databases": {"event-store-writer": ...}' in why
+    assert _dlq_cli._bootstrap(None) == "localhost:9092"
+    with pytest.raises(typer.Exit):
+        _dlq_cli._database_url(None)
+    assert "has none" in capsys.readouterr().err

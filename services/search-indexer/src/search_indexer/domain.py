@@ -35,11 +35,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from cdc_events import (
+    SHOP_COLUMN_TYPES,
     UNCHANGED,
     ChangeEvent,
-    ColumnTypes,
-    DecimalColumn,
     Parser,
+    integer_id,
     source_version,
 )
 from consumer_runtime import Message, PermanentError
@@ -117,11 +117,7 @@ class ProductChange:
 
 # Schemaless records carry the price as Debezium's encoding of the column and the timestamp
 # as ISO text; with schemas the field's own logical type wins over this registry.
-_PARSER = Parser(
-    column_types=ColumnTypes(
-        {"public.products": {"price": DecimalColumn(scale=2), "updated_at": "timestamp"}}
-    )
-)
+_PARSER = Parser(column_types=SHOP_COLUMN_TYPES)
 
 
 def decode(message: Message) -> ProductChange | None:
@@ -147,27 +143,14 @@ def decode(message: Message) -> ProductChange | None:
             "fresh snapshot",
             code="unsupported_truncate",
         )
-    key_id = _key_id(record.key) if record.key is not None else None
     version = source_version(record)
     ts_ms = record.source.ts_ms
     if record.op == "d":
-        pid = key_id if key_id is not None else _row_id(record.before)
+        pid = integer_id("products", record.key, record.before)
         return ProductChange(pid, Deletion(pid), version, topic, partition, offset, ts_ms)
     product = _product(record.after)
     created = record.op in ("c", "r")
     return ProductChange(product.id, product, version, topic, partition, offset, ts_ms, created)
-
-
-def _key_id(key: dict[str, Any] | None) -> int:
-    if not key or "id" not in key:
-        raise PermanentError("product record without an id in its key", code="missing_field")
-    return _as_int(key["id"], "id")
-
-
-def _row_id(row: dict[str, Any] | None) -> int:
-    if not row or "id" not in row:
-        raise PermanentError("product delete without an id", code="missing_field")
-    return _as_int(row["id"], "id")
 
 
 def _as_int(value: Any, column: str) -> int:

@@ -13,13 +13,14 @@ stack) or a writer storing the wrong type. Needs the ``verify`` extra (the dev s
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import boto3
 import psycopg2.extensions
 from devstack import truth
 from devstack.verify import Check, VerifyContext
+from sink_kit.aws import make_client
 
 from search_indexer._items import parse_product
 from search_indexer._table import IndexTable
@@ -70,58 +71,97 @@ def _have(got: Any) -> tuple[Any, ...]:
     )
 
 
-def compare(table: IndexTable, conn: psycopg2.extensions.connection) -> list[Check]:
-    """Products, postings and markers of the index against the source table."""
+@dataclass
+class IndexDiff:
+    """The index's items held against the source table (what ``compare`` and the tests read)."""
+
+    docs: dict[int, dict[str, Any]]
+    expected_postings: set[tuple[str, int]]
+    products: dict[int, Any] = field(default_factory=dict)
+    deleted: set[int] = field(default_factory=set)
+    postings: set[tuple[str, int]] = field(default_factory=set)
+    markers_without_ttl: list[str] = field(default_factory=list)
+    versioned: int = 0
+    numeric: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[int]:
+        return sorted(set(self.docs) - set(self.products))
+
+    @property
+    def extra(self) -> list[int]:
+        return sorted(set(self.products) - set(self.docs))
+
+    @property
+    def differ(self) -> list[int]:
+        both = set(self.docs) & set(self.products)
+        return sorted(p for p in both if self.want(p) != self.have(p))
+
+    @property
+    def orphans(self) -> list[tuple[str, int]]:
+        return sorted(self.postings - self.expected_postings)
+
+    @property
+    def absent(self) -> list[tuple[str, int]]:
+        return sorted(self.expected_postings - self.postings)
+
+    def want(self, pid: int) -> tuple[Any, ...]:
+        return _want(self.docs[pid])
+
+    def have(self, pid: int) -> tuple[Any, ...]:
+        return _have(self.products[pid])
+
+
+def diff_index(table: IndexTable, conn: psycopg2.extensions.connection) -> IndexDiff:
+    """Scan the index and set it against the source table."""
     docs, expected_postings = expected_index(conn)
-    products: dict[int, Any] = {}
-    deleted: set[int] = set()
-    postings: set[tuple[str, int]] = set()
-    markers_without_ttl = 0
-    versioned = 0
-    numeric: list[str] = []
+    diff = IndexDiff(docs, expected_postings)
     for item in table.scan_all():
         pk = item["pk"]["S"]
         if "version" in item:
-            versioned += 1
+            diff.versioned += 1
             if "S" not in item["version"]:
-                numeric.append(f"{pk}/{item['sk']['S']}")
+                diff.numeric.append(f"{pk}/{item['sk']['S']}")
         if pk.startswith("PRODUCT#"):
             stored = parse_product(item)
             if stored.deleted:
-                deleted.add(stored.id)
+                diff.deleted.add(stored.id)
             else:
-                products[stored.id] = stored
+                diff.products[stored.id] = stored
         elif pk.startswith("TOKEN#"):
             if not item.get("removed", {}).get("BOOL"):
-                postings.add((pk.removeprefix("TOKEN#"), int(item["sk"]["S"])))
+                diff.postings.add((pk.removeprefix("TOKEN#"), int(item["sk"]["S"])))
             elif "ttl" not in item:
-                markers_without_ttl += 1
-    missing = sorted(set(docs) - set(products))
-    extra = sorted(set(products) - set(docs))
-    differ = sorted(p for p in set(docs) & set(products) if _want(docs[p]) != _have(products[p]))
+                diff.markers_without_ttl.append(f"{pk}/{item['sk']['S']}")
+    return diff
+
+
+def compare(table: IndexTable, conn: psycopg2.extensions.connection) -> list[Check]:
+    """Products, postings and markers of the index against the source table."""
+    diff = diff_index(table, conn)
+    missing, extra, differ = diff.missing, diff.extra, diff.differ
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing (e.g. {missing[:3]})")
     if extra:
         problems.append(f"{len(extra)} indexed but not in the source (e.g. {extra[:3]})")
     for pid in differ[:2]:
-        problems.append(f"product {pid}: index {_have(products[pid])} != {_want(docs[pid])}")
+        problems.append(f"product {pid}: index {diff.have(pid)} != {diff.want(pid)}")
     if differ:
         problems.append(f"{len(differ)} differ")
-    orphans = sorted(postings - expected_postings)
-    absent = sorted(expected_postings - postings)
+    orphans, absent = diff.orphans, diff.absent
     posting_problems = []
     if orphans:
         posting_problems.append(f"{len(orphans)} extra (e.g. {orphans[:3]})")
     if absent:
         posting_problems.append(f"{len(absent)} missing (e.g. {absent[:3]})")
+    markers, numeric, versioned = len(diff.markers_without_ttl), diff.numeric, diff.versioned
     return [
-        Check(SERVICE, "products = source table", not problems, len(docs), len(products),
-              "; ".join(problems)),
+        Check(SERVICE, "products = source table", not problems, len(diff.docs),
+              len(diff.products), "; ".join(problems)),
         Check(SERVICE, "postings = tokens of live products", not posting_problems,
-              len(expected_postings), len(postings), "; ".join(posting_problems)),
-        Check(SERVICE, "removal markers carry a TTL", not markers_without_ttl, 0,
-              markers_without_ttl),
+              len(diff.expected_postings), len(diff.postings), "; ".join(posting_problems)),
+        Check(SERVICE, "removal markers carry a TTL", not markers, 0, markers),
         Check(SERVICE, "versions are source versions (S)", not numeric, versioned,
               versioned - len(numeric),
               f"{len(numeric)} numeric (e.g. {numeric[:3]})" if numeric else ""),
@@ -129,14 +169,7 @@ def compare(table: IndexTable, conn: psycopg2.extensions.connection) -> list[Che
 
 
 def checks(ctx: VerifyContext) -> list[Check]:
-    env = ctx.info.aws_env
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=ctx.info.aws_endpoint_url,
-        region_name=env.get("AWS_REGION", "us-east-1"),
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-    )
+    client = make_client("dynamodb", endpoint_url=ctx.info.aws_endpoint_url, env=ctx.info.aws_env)
     name = ctx.info.env_of(SERVICE).get("DYNAMODB_TABLE", DEFAULT_TABLE)
     with ctx.source() as conn:
         return compare(IndexTable(client, name), conn)

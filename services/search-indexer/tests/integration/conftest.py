@@ -11,7 +11,6 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,18 +19,16 @@ from typing import Any
 import orjson
 import pytest
 from consumer_runtime import CommitStrategy, Runtime
-from devstack import AwsEmulator, Broker, ManagedProcess, PostgresServer, free_port, truth
+from devstack import AwsEmulator, Broker, ManagedProcess, PostgresServer, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from search_indexer import (
     IndexTable,
     SearchIndexSink,
     Settings,
     decode,
-    document_tokens,
     prepare_table,
 )
-from search_indexer._items import parse_product
-from search_indexer._text import indexed_text
+from search_indexer.verify import diff_index, expected_index
 from sink_kit.aws import make_client
 
 PRODUCTS_TOPIC = "dbserver1.public.products"
@@ -192,68 +189,20 @@ class InProcessIndexer:
 # -- ground truth --------------------------------------------------------------------------------
 
 
-def expected_index(conn: Any) -> tuple[dict[int, dict[str, Any]], set[tuple[str, int]]]:
-    """What the index must hold: the products of the source table and their postings."""
-    docs = truth.search_documents(conn)
-    postings: set[tuple[str, int]] = set()
-    for pid, doc in docs.items():
-        # The index holds the text cut to its budgets (tokens come from that text too).
-        doc["name"], doc["description"] = indexed_text(doc["name"], doc["description"])
-        name_tokens, desc_tokens = document_tokens(doc["name"], doc["description"])
-        doc["name_tokens"], doc["desc_tokens"] = name_tokens, desc_tokens
-        postings.update((t, pid) for t in {*name_tokens, *desc_tokens})
-    return docs, postings
-
-
 def index_diff(table: IndexTable, conn: Any) -> list[str]:
-    """Differences between the index and the source table (empty when equal)."""
-    docs, expected_postings = expected_index(conn)
-    products: dict[int, Any] = {}
-    deleted: set[int] = set()
-    postings: set[tuple[str, int]] = set()
-    for item in table.scan_all():
-        pk = item["pk"]["S"]
-        if pk.startswith("PRODUCT#"):
-            stored = parse_product(item)
-            (deleted.add(stored.id) if stored.deleted else products.__setitem__(stored.id, stored))
-        elif pk.startswith("TOKEN#") and not item.get("removed", {}).get("BOOL"):
-            postings.add((pk.removeprefix("TOKEN#"), int(item["sk"]["S"])))
-        elif pk.startswith("TOKEN#") and "ttl" not in item:
-            raise AssertionError(f"removal marker without ttl: {item}")
-    out: list[str] = []
-    for pid in sorted(set(docs) - set(products)):
-        out.append(f"product {pid} missing from the index")
-    for pid in sorted(set(products) - set(docs)):
-        out.append(f"product {pid} indexed but not in the source table")
-    for pid in sorted(set(docs) & set(products)):
-        doc, got = docs[pid], products[pid]
-        want = (
-            doc["name"],
-            doc["description"],
-            doc["price"],
-            doc["stock"],
-            doc["in_stock"],
-            doc["updated_at"],
-            doc["name_tokens"],
-            doc["desc_tokens"],
-        )
-        have = (
-            got.name,
-            got.description,
-            got.price,
-            got.stock,
-            got.in_stock,
-            datetime.fromisoformat(got.updated_at) if got.updated_at else None,
-            list(got.name_tokens),
-            list(got.desc_tokens),
-        )
-        if want != have:
-            out.append(f"product {pid}: index {have} != source {want}")
-    for token, pid in sorted(postings - expected_postings):
-        why = "deleted product" if pid in deleted or pid not in docs else "token not in product"
+    """Differences between the index and the source table (empty when equal): the verifier's
+    comparison (``search_indexer.verify.diff_index``), spelled out item by item."""
+    diff = diff_index(table, conn)
+    if diff.markers_without_ttl:
+        raise AssertionError(f"removal markers without ttl: {diff.markers_without_ttl[:5]}")
+    out = [f"product {pid} missing from the index" for pid in diff.missing]
+    out += [f"product {pid} indexed but not in the source table" for pid in diff.extra]
+    out += [f"product {p}: index {diff.have(p)} != source {diff.want(p)}" for p in diff.differ]
+    for token, pid in diff.orphans:
+        gone = pid in diff.deleted or pid not in diff.docs
+        why = "deleted product" if gone else "token not in product"
         out.append(f"extra posting {token!r} -> {pid} ({why})")
-    for token, pid in sorted(expected_postings - postings):
-        out.append(f"missing posting {token!r} -> {pid}")
+    out += [f"missing posting {token!r} -> {pid}" for token, pid in diff.absent]
     return out
 
 

@@ -14,28 +14,18 @@ from typing import Any, Final
 
 import orjson
 from cdc_events import (
+    SHOP_COLUMN_TYPES,
     UNCHANGED,
     ChangeEvent,
-    ColumnTypes,
-    DecimalColumn,
     ParseError,
     Parser,
+    integer_id,
     parse_user_activity,
     source_version,
 )
 from consumer_runtime import Message, PermanentError
 
 from stats_aggregator._model import IMAGE_TYPES, Record, RowChange, UserEvent
-
-# Schemaless (``schemas.enable=false``) records carry no logical types: declare the columns the
-# statistics read, so decimals and timestamps decode the same with or without schemas.
-COLUMN_TYPES: Final = ColumnTypes(
-    {
-        "public.products": {"price": DecimalColumn(scale=2)},
-        "public.orders": {"total": DecimalColumn(scale=2), "created_at": "timestamp"},
-        "public.order_items": {"unit_price": DecimalColumn(scale=2)},
-    }
-)
 
 #: Columns that must be present (not null) in an image for the statistics to use it.
 REQUIRED: Final[dict[str, tuple[str, ...]]] = {
@@ -51,7 +41,7 @@ class Decoder:
 
     def __init__(self, user_events_topics: Collection[str] = ("user-events",)) -> None:
         self.user_events_topics = frozenset(user_events_topics)
-        self.parser = Parser(column_types=COLUMN_TYPES)
+        self.parser = Parser(column_types=SHOP_COLUMN_TYPES)
 
     def __call__(self, message: Message) -> Record | None:
         topic = message.topic() or ""
@@ -78,11 +68,7 @@ def row_change(event: ChangeEvent) -> RowChange | None:
             "(a truncate needs a rebuild of the read model)",
             code="unsupported_op",
         )
-    key = None if event.key is None else event.key.get("id")
-    if key is None and event.row is not None:
-        key = event.row.get("id")
-    if not isinstance(key, int):
-        raise PermanentError(f"{table} change without an integer id key", code="missing_field")
+    key = integer_id(table, event.key, event.row)
     values: tuple[Any, ...] | None = None
     partial = False
     if event.op != "d":
