@@ -181,7 +181,8 @@ build_and_push() {
         die "--skip-build, but $image is not in ECR: build it first"
     fi
     log "building $image"
-    run docker build --file "$ROOT/services/$svc/Dockerfile" --tag "$image" "$ROOT"
+    run docker build --file "$ROOT/docker/service/Dockerfile" --build-arg "SERVICE=$svc" \
+        --build-arg "PACKAGE=${svc//-/_}" --tag "$image" "$ROOT"
     run docker push "$image"
 }
 

@@ -77,7 +77,9 @@ def test_consumers_use_only_documented_settings(compose: dict[str, Any]) -> None
         unknown = env - ALLOWED_SETTINGS[name] - AWS_SDK_ENV
         assert not unknown, f"{name}: unknown settings {sorted(unknown)}"
         assert svc["environment"]["KAFKA_GROUP_ID"] == f"{name}-group"
-        assert svc["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+        assert svc["build"]["dockerfile"] == "docker/service/Dockerfile"
+        package = name.replace("-", "_")
+        assert svc["build"]["args"] == {"SERVICE": name, "PACKAGE": package}
         assert svc["healthcheck"]["test"][-1].count("/readyz") == 1
         assert svc["read_only"] is True
 

@@ -167,7 +167,8 @@ def test_real_run_calls_the_tools_in_order(stubs: dict[str, str]) -> None:
         # (aws ecr get-login-password runs in the same pipeline, so at the same time)
         f"docker login --username AWS --password-stdin {REGISTRY}",
         "aws ecr describe-images",
-        f"docker build --file {ROOT}/services/search-indexer/Dockerfile --tag {image} {ROOT}",
+        f"docker build --file {ROOT}/docker/service/Dockerfile --build-arg SERVICE=search-indexer "
+        f"--build-arg PACKAGE=search_indexer --tag {image} {ROOT}",
         f"docker push {image}",
         "kubectl kustomize",
         # The database logins first: the previous Job deleted, this one alone, waited for.

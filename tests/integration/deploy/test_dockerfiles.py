@@ -13,7 +13,10 @@ import pytest
 
 from .conftest import ROOT, SERVICES
 
-DOCKERFILES = [ROOT / "services" / s / "Dockerfile" for s in SERVICES] + [
+#: One image recipe for every consumer service (build arguments SERVICE and PACKAGE).
+SERVICE_DOCKERFILE = ROOT / "docker/service/Dockerfile"
+DOCKERFILES = [
+    SERVICE_DOCKERFILE,
     ROOT / "k8s/operator/Dockerfile",
     ROOT / "docker/simulator/Dockerfile",
 ]
@@ -63,18 +66,28 @@ def test_platform_rules(path: Path) -> None:
             assert "rm -rf /var/lib/apt/lists" in rest, "apt lists must be cleaned"
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_service_images_layer_dependencies_first(service: str) -> None:
-    ins = _instructions(ROOT / "services" / service / "Dockerfile")
+def test_service_image_layers_dependencies_first() -> None:
+    ins = _instructions(SERVICE_DOCKERFILE)
     runs = [rest for word, rest in ins if word == "RUN" and "uv sync" in rest]
-    assert f"--no-install-workspace --package {service}" in runs[0]
+    assert "--no-install-workspace --package ${SERVICE}" in runs[0]
     first_sync = next(i for i, (w, r) in enumerate(ins) if w == "RUN" and "uv sync" in r)
     copies_before = [r for w, r in ins[:first_sync] if w == "COPY" and "--from" not in r]
     assert all("pyproject.toml" in c or "uv.lock" in c for c in copies_before), copies_before
-    entry = next(r for w, r in ins if w == "ENTRYPOINT")
-    assert entry == f'["python", "-m", "{service.replace("-", "_")}"]'
-    ignore = (ROOT / "services" / service / "Dockerfile.dockerignore").read_text()
-    assert f"!services/{service}/" in ignore
+    final = ins[max(i for i, (w, _) in enumerate(ins) if w == "FROM") :]
+    assert ("ARG", "PACKAGE") in final
+    assert any(w == "ENV" and "SERVICE_MODULE=${PACKAGE}" in r for w, r in final)
+    entry = next(r for w, r in final if w == "ENTRYPOINT")
+    assert entry.startswith('["python", "-c", ') and "os.environ['SERVICE_MODULE']" in entry
+    ignore = SERVICE_DOCKERFILE.with_name("Dockerfile.dockerignore").read_text()
+    assert "!services/" in ignore
+    assert not list(ROOT.glob("services/*/Dockerfile")), "services build from docker/service"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_module_is_the_package_name(service: str) -> None:
+    """The build argument PACKAGE (``-`` -> ``_``) is the module ``python -m`` runs."""
+    package = service.replace("-", "_")
+    assert (ROOT / "services" / service / "src" / package / "__main__.py").is_file()
 
 
 def _workspace_deps(project: Path, seen: set[str] | None = None) -> set[str]:
@@ -94,6 +107,6 @@ def _workspace_deps(project: Path, seen: set[str] | None = None) -> set[str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_service_image_copies_every_workspace_library_it_depends_on(service: str) -> None:
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
+    text = SERVICE_DOCKERFILE.read_text()
     for lib in sorted(_workspace_deps(ROOT / "services" / service)):
         assert f"COPY libs/{lib}/ libs/{lib}/" in text, f"{service} image misses libs/{lib}"
