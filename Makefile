@@ -45,7 +45,7 @@ up: $(STAMP) ## Run the pipeline on the embedded stack (DURATION=60 RATE=200 for
 .PHONY: chaos
 # Defaults for chaos when DURATION/RATE are not given: a 300 s schedule (room for every fault,
 # the overlapping ones too) at 50 changes/s (the search indexer on the AWS emulator keeps up
-# with ~100 product changes/s, i.e. ~80 changes/s).
+# with about 300 transactions/s; 50/s leaves room for the faults' outages and catch-up).
 chaos: $(STAMP) ## Faults (overlapping too) on a seeded schedule while the pipeline runs, then verify (DURATION=300 RATE=50 SEED=n KILLS=3)
 	$(VENV)/bin/cdc dev chaos --duration $(if $(filter file,$(origin DURATION)),300,$(DURATION)) \
 	  --rate $(if $(filter file,$(origin RATE)),50,$(RATE)) $(if $(SEED),--seed $(SEED)) \
