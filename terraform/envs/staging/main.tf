@@ -118,6 +118,9 @@ module "iam" {
   inventory_table_arn  = module.dynamodb.inventory_realtime_arn
   data_lake_bucket_arn = module.data_lake.bucket_arn
   kms_key_arn          = aws_kms_key.platform.arn
+  external_secrets_readable_arns = concat(
+    module.service_databases.secret_arns, [module.postgres.master_user_secret_arn]
+  )
   msk = var.use_msk ? {
     cluster_arn  = module.msk[0].cluster_arn
     cluster_name = module.msk[0].cluster_name
@@ -138,10 +141,8 @@ module "github_deploy" {
 
 # Each PostgreSQL service's login in Secrets Manager, read by External Secrets (k8s/base).
 module "service_databases" {
-  source            = "../../modules/service-databases"
-  name_prefix       = local.name
-  host              = module.postgres.address
-  master_secret_arn = module.postgres.master_user_secret_arn
-  kms_key_arn       = aws_kms_key.platform.arn
-  cluster_name      = module.eks.cluster_name
+  source      = "../../modules/service-databases"
+  name_prefix = local.name
+  host        = module.postgres.address
+  kms_key_arn = aws_kms_key.platform.arn
 }

@@ -67,7 +67,7 @@ data "aws_iam_policy_document" "stats_aggregator" {
   source_policy_documents = var.msk == null ? [] : [data.aws_iam_policy_document.kafka["stats-aggregator"].json]
 
   statement {
-    sid       = "InventoryTable"
+    sid = "InventoryTable"
     # The stock projection's conditional PutItem; DescribeTable at start (the table exists).
     actions   = ["dynamodb:PutItem", "dynamodb:DescribeTable"]
     resources = [var.inventory_table_arn]
@@ -103,7 +103,7 @@ data "aws_iam_policy_document" "search_indexer" {
   source_policy_documents = var.msk == null ? [] : [data.aws_iam_policy_document.kafka["search-indexer"].json]
 
   statement {
-    sid       = "SearchTable"
+    sid = "SearchTable"
     # TransactWriteItems of Puts (authorised as PutItem), the large-product protocol's PutItem and
     # UpdateItem, BatchGetItem/GetItem reads, Query (search), DescribeTable at start.
     actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"]
@@ -140,7 +140,7 @@ data "aws_iam_policy_document" "analytics_flusher" {
   source_policy_documents = var.msk == null ? [] : [data.aws_iam_policy_document.kafka["analytics-flusher"].json]
 
   statement {
-    sid       = "DataLakeObjects"
+    sid = "DataLakeObjects"
     # Single-request PutObject of each part; nothing is read back by the service.
     actions   = ["s3:PutObject"]
     resources = ["${var.data_lake_bucket_arn}/*"]
@@ -175,4 +175,38 @@ resource "aws_eks_pod_identity_association" "analytics_flusher" {
   namespace       = var.namespace
   service_account = "analytics-flusher"
   role_arn        = aws_iam_role.analytics_flusher.arn
+}
+
+# External Secrets Operator's controller (ServiceAccount external-secrets in its namespace): it
+# reads the services' database secrets (modules/service-databases) and the RDS master secret
+# into the cluster (k8s/base/db/credentials.yaml), nothing else.
+data "aws_iam_policy_document" "external_secrets" {
+  statement {
+    sid       = "ReadDatabaseSecrets"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = var.external_secrets_readable_arns
+  }
+  statement {
+    sid       = "DecryptThem"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role" "external_secrets" {
+  name               = "${var.name_prefix}-external-secrets"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "external_secrets" {
+  name   = "read-database-secrets"
+  role   = aws_iam_role.external_secrets.id
+  policy = data.aws_iam_policy_document.external_secrets.json
+}
+
+resource "aws_eks_pod_identity_association" "external_secrets" {
+  cluster_name    = var.cluster_name
+  namespace       = var.external_secrets_namespace
+  service_account = "external-secrets"
+  role_arn        = aws_iam_role.external_secrets.arn
 }

@@ -44,3 +44,13 @@ variable "operator_namespace" {
   type        = string
   default     = "cdc-operator"
 }
+
+variable "external_secrets_readable_arns" {
+  description = "Secrets External Secrets Operator may read: the services' database logins and the RDS master secret."
+  type        = list(string)
+}
+
+variable "external_secrets_namespace" {
+  type    = string
+  default = "external-secrets"
+}

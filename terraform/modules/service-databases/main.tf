@@ -1,8 +1,8 @@
-# Each PostgreSQL service's own database credentials, in AWS Secrets Manager, and the role that
-# External Secrets Operator uses to read them into the cluster. The Job `db-provision`
+# Each PostgreSQL service's own database credentials, in AWS Secrets Manager. The Job `db-provision`
 # (k8s/provision: `python -m sink_kit.provision`) creates each service's login and database
 # from these, with the RDS-managed master secret, before every deploy; the consumers read their
-# URL through an ExternalSecret (k8s/base/db-credentials.yaml). No credential is typed by hand.
+# URL through an ExternalSecret (k8s/base/db/credentials.yaml). No credential is typed by hand.
+# External Secrets' own role, which may read these, is in modules/iam with the other roles.
 #
 # Rotation: taint a password (`terraform apply -replace='module.service_databases.random_password.this["stats-aggregator"]'`),
 # then deploy: the Job sets the new password and External Secrets refreshes the Secret (hourly,
@@ -38,47 +38,4 @@ resource "aws_secretsmanager_secret_version" "this" {
     dbname   = each.value
     url      = "postgresql+psycopg2://${local.users[each.key]}:${random_password.this[each.key].result}@${var.host}:${var.port}/${each.value}?sslmode=require"
   })
-}
-
-# External Secrets Operator's controller (ServiceAccount external-secrets in its namespace):
-# read these secrets and the RDS master secret, nothing else.
-data "aws_iam_policy_document" "external_secrets" {
-  statement {
-    sid       = "ReadDatabaseSecrets"
-    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = concat([for s in aws_secretsmanager_secret.this : s.arn], [var.master_secret_arn])
-  }
-  statement {
-    sid       = "DecryptThem"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-  }
-}
-
-data "aws_iam_policy_document" "pod_identity" {
-  statement {
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "external_secrets" {
-  name               = "${var.name_prefix}-external-secrets"
-  assume_role_policy = data.aws_iam_policy_document.pod_identity.json
-}
-
-resource "aws_iam_role_policy" "external_secrets" {
-  name   = "read-database-secrets"
-  role   = aws_iam_role.external_secrets.id
-  policy = data.aws_iam_policy_document.external_secrets.json
-}
-
-resource "aws_eks_pod_identity_association" "external_secrets" {
-  cluster_name    = var.cluster_name
-  namespace       = var.external_secrets_namespace
-  service_account = "external-secrets"
-  role_arn        = aws_iam_role.external_secrets.arn
 }

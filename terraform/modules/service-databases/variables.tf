@@ -1,5 +1,5 @@
 variable "name_prefix" {
-  description = "Prefix of the secret names and the role, e.g. cdc-platform-prod."
+  description = "Prefix of the secret names, e.g. cdc-platform-prod."
   type        = string
 }
 
@@ -22,20 +22,7 @@ variable "port" {
   default = 5432
 }
 
-variable "master_secret_arn" {
-  description = "The RDS-managed master user secret (the provision Job's credentials)."
-  type        = string
-}
-
 variable "kms_key_arn" {
   type = string
 }
 
-variable "cluster_name" {
-  type = string
-}
-
-variable "external_secrets_namespace" {
-  type    = string
-  default = "external-secrets"
-}

@@ -366,5 +366,6 @@ def test_service_database_logins_live_in_secrets_manager_and_only_external_secre
     }
     for env in ENVS:
         env_main = (TF / f"envs/{env}/main.tf").read_text()
-        assert 'source            = "../../modules/service-databases"' in env_main
+        assert '"../../modules/service-databases"' in env_main
+        assert "module.service_databases.secret_arns" in env_main  # what the ESO role may read
     assert main
