@@ -341,7 +341,6 @@ def test_github_deploys_only_from_its_environment_and_only_the_consumers() -> No
 def test_service_database_logins_live_in_secrets_manager_and_only_external_secrets_reads_them() -> (
     None
 ):
-    main = _unquote(_load(TF / "modules/service-databases/main.tf"))
     variables = {
         name: body for block in _load(TF / "modules/service-databases/variables.tf")["variable"]
         for name, body in _unquote(block).items()
@@ -368,4 +367,6 @@ def test_service_database_logins_live_in_secrets_manager_and_only_external_secre
         env_main = (TF / f"envs/{env}/main.tf").read_text()
         assert '"../../modules/service-databases"' in env_main
         assert "module.service_databases.secret_arns" in env_main  # what the ESO role may read
-    assert main
+    # Generated, long, and safe inside the URL the consumers get (no characters to escape).
+    password = {name: body for _, name, body in _blocks("resource", "random_password")}["this"]
+    assert password["length"] >= 32 and password["special"] is False
