@@ -167,14 +167,10 @@ def judge(
         frozen = [w for w in on_time if w.max_lateness_s > late_slack_s]
         if frozen:
             windows = ", ".join(w.window_start.strftime("%H:%M:%S") for w in frozen[:5])
-            # A known limit, reported, not failed (issue 18, open): the lake bounds its
-            # watermark by its own clock, so a far-future record that arrives while the lake
-            # works off a backlog closes the windows of the backlogged records, which then
-            # count as late. The statistics' checks above still fail a frozen as-of.
-            obs.notes.append(
-                f"known limit: the lake counted {sum(w.late_events for w in frozen)} on-time "
-                f"records late by up to {check.lake_max_lateness_s:.0f}s (windows {windows}): "
-                "its watermark ran ahead of a backlog"
+            problems.append(
+                f"the lake counted {sum(w.late_events for w in frozen)} on-time records late "
+                f"by up to {check.lake_max_lateness_s:.0f}s (windows {windows}): a watermark "
+                "ran ahead of the data"
             )
     check.ok = not problems
     return check

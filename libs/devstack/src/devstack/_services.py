@@ -44,8 +44,8 @@ class ServiceSpec:
 
 
 # Times scaled down for runs of minutes. The clock-skew bounds (MAX_CLOCK_SKEW_SECONDS) with
-# them: the lake's no more than its grace (its README's rule: otherwise a record dated 2099 closes
-# windows before their end and makes on-time records late); the statistics' short enough that
+# them: the lake's equal to its grace (a change further ahead of the clock moves no watermark);
+# the statistics' short enough that
 # the activity as-of a far-future event pushed ahead comes back to the clock within a chaos
 # fault (the chaos ``clock_skew`` fault waits for that; its budget is ChaosOptions.clock_heal_s).
 STATS_MAX_CLOCK_SKEW_S = 20

@@ -17,8 +17,8 @@ class LakeMetrics:
         self.clock_skewed = Counter(
             "lake_clock_skewed_records_total",
             "Changes whose event time (source.ts_ms) was more than MAX_CLOCK_SKEW_SECONDS ahead "
-            "of the processing clock: filed under their own window, but the partition's "
-            "watermark went no further than now + MAX_CLOCK_SKEW_SECONDS. By topic.",
+            "of the processing clock: filed under their own window; they do not move the "
+            "partition's watermark. By topic.",
             ["service", "topic"],
             registry=self.registry,
         )

@@ -12,11 +12,11 @@ estimated bytes of its rows, and adds them to a ``Held`` total the sink's partit
 
 Event times are not trusted past the processing clock: a change stamped more than
 ``max_clock_skew_ms`` ahead of it (a skewed source clock, a bogus ``ts_ms``) is still filed under
-its own window, but moves the watermark only to now + the skew - the grace (with the skew at
-most the grace, never past now: no window closes before its end on the processing clock, and
-the changes after it are not late); and its part, which no watermark can reach soon, is closed
-with the partition's next closing one instead of holding its commits back. A change from long
-ago is simply late.
+its own window, but does not move the watermark, which only the event times of changes within
+the clock's reach advance (so neither a window on the processing clock nor the windows of a
+backlog the lake is working off close early, and the changes after it are not late); and its
+part, which no watermark can reach soon, is closed with the partition's next closing one
+instead of holding its commits back. A change from long ago is simply late.
 
 A row's image in a part is its newest change by ``cdc_events.source_version`` (the source's
 position: snapshot reads, then commit order, then the change's LSN), not the last record read:
@@ -262,9 +262,9 @@ class PartitionWindows:
     def add(self, change: Change, closed: list[Part], now_ms: int) -> bool:
         """Fold one change; parts it closes (watermark, caps) are appended to ``closed``.
 
-        ``now_ms`` is the processing clock (epoch ms). The change's event time advances the
-        watermark only up to ``now_ms + max_clock_skew_ms``; True if it was further ahead (it
-        is still filed under its own window).
+        ``now_ms`` is the processing clock (epoch ms). A change whose event time is more than
+        ``max_clock_skew_ms`` ahead of it does not advance the watermark at all; True for such
+        a change (it is still filed under its own window).
         """
         if self.position is not None and change.offset < self.position:
             return False  # already folded: the runtime retries a batch after a failed write
@@ -272,17 +272,19 @@ class PartitionWindows:
         ts = change.source_ts_ms
         horizon = now_ms + cfg.max_clock_skew_ms
         skewed = ts > horizon
-        bounded = horizon if skewed else ts
-        if self.max_ts is None or bounded > self.max_ts:
-            self.max_ts = bounded
-            if self._next_close is not None and bounded - cfg.grace_ms >= self._next_close:
+        if not skewed and (self.max_ts is None or ts > self.max_ts):
+            # Only a change within the clock's reach moves the watermark. One ahead of it moves
+            # nothing: bounding it to the clock instead would, while the lake works off a
+            # backlog, put the watermark past every backlogged change after it (all late).
+            self.max_ts = ts
+            if self._next_close is not None and ts - cfg.grace_ms >= self._next_close:
                 self._close_due(closed, horizon)
         start = cfg.window_of(ts)
         late_from: int | None = None
-        watermark = self.max_ts - cfg.grace_ms
+        watermark = ts if self.max_ts is None else self.max_ts - cfg.grace_ms
         if start + cfg.window_ms <= watermark:
             late_from = start
-            start = cfg.window_of(self.max_ts)
+            start = cfg.window_of(watermark + cfg.grace_ms)
         part = self.open.get(start)
         if part is None:
             part = Part(self.topic, self.partition, start, start + cfg.window_ms, change.offset)

@@ -44,8 +44,7 @@ class FlusherSettings(RuntimeSettings):
     grace_seconds: int = Field(default=60, ge=0, le=86_400)
     # Event times are the source database's commit times, from an NTP-synchronised server:
     # real skew is far below a second, so a minute ahead of our clock is already bogus. A
-    # bogus time moves the watermark to at most now + this - GRACE_SECONDS; kept <= the grace
-    # (the defaults), that is never past now: no window closes before its end on our clock.
+    # change further ahead does not move the watermark (README, "Clocks lie").
     max_clock_skew_seconds: int = Field(default=60, ge=0, le=86_400)
     # A quiet partition's open windows are written after this much wall-clock time without a
     # record, so a stream that stops still reaches the lake within a minute.

@@ -19,9 +19,8 @@ written out and committed without waiting for another record. (A background thre
 same for the sink used outside the runtime: ``idle_thread=True``.)
 
 Event times are bounded by the processing clock (``wall_clock``, read once per batch): a change
-more than ``max_clock_skew_ms`` ahead of it moves its partition's watermark no further than
-now + the skew (``domain.PartitionWindows.add``) and is counted in
-``lake_clock_skewed_records_total``.
+more than ``max_clock_skew_ms`` ahead of it does not move its partition's watermark
+(``domain.PartitionWindows.add``) and is counted in ``lake_clock_skewed_records_total``.
 
 Memory: besides the per-partition caps of ``WindowConfig``, the estimated bytes of every open
 window of the process are bounded by ``max_open_bytes``; past it, the windows of the partition
@@ -300,7 +299,7 @@ class LakeSink(BaseSink[Change]):
         self.metrics.count_skewed(tp.topic, n)
         self.stats["clock_skewed"] += n
         _log.warning(
-            "changes ahead of the clock; the watermark stops at the bound",
+            "changes ahead of the clock; they do not move the watermark",
             topic=tp.topic,
             partition=tp.partition,
             count=n,

@@ -194,8 +194,8 @@ def test_a_far_future_change_neither_closes_windows_nor_makes_later_changes_late
     assert not state.add(change(3, now - MIN // 2, 2), closed, now)
     assert [p.window_start for p in closed] == [current - 5 * MIN]  # the watermark's due close
     assert state.add(change(4, FAR, 3), closed, now)  # ahead of the clock by 73 years
-    # The watermark went to now + skew - grace at most, not to 2099 - grace.
-    assert state.watermark == now
+    # The watermark did not move: only changes within the clock's reach move it.
+    assert state.watermark == now - MIN // 2 - MIN
     assert [p.window_start for p in closed] == [current - 5 * MIN]
     assert sorted(state.open) == [current, cfg.window_of(FAR)]
     far = state.open[cfg.window_of(FAR)]  # counted in its own window, not as late
@@ -217,6 +217,43 @@ def test_a_far_future_change_neither_closes_windows_nor_makes_later_changes_late
     assert [p.window_start for p in closed[1:]] == [current, cfg.window_of(FAR)]
     assert [p.events for p in closed[1:]] == [5, 1]
     assert state.durable() == 7 and sorted(state.open) == [current + 5 * MIN]
+
+
+def test_a_far_future_change_during_a_backlog_makes_no_backlogged_change_late() -> None:
+    # The lake works off a backlog: its records were committed 20 minutes before the processing
+    # clock. A 2099 change in it must not move the watermark to the clock (now + skew): the
+    # backlogged changes after it would all be late. It moves nothing; the backlog's own event
+    # times close its windows.
+    cfg = WindowConfig(window_ms=5 * MIN, grace_ms=MIN, max_clock_skew_ms=MIN)
+    state = PartitionWindows("t", 0, cfg)
+    closed: list[Part] = []
+    now = NOW + 30 * MIN
+    behind = NOW + 10 * MIN  # the start of the window the backlog is in
+    assert not state.add(change(1, behind, 0), closed, now)
+    assert state.add(change(2, FAR, 1), closed, now)
+    assert state.watermark == behind - MIN, "the far-future change moved the watermark"
+    for i in range(3, 13):  # 30 s apart: 4.5 minutes of backlog, all in window `behind`
+        assert not state.add(change(i, behind + (i - 3) * 30_000, i - 1), closed, now)
+    assert closed == []
+    part = state.open[behind]
+    assert (part.events, part.late, part.late_ids) == (11, {}, set())
+    # The backlog's own time closes its window, and the 2099 part with it.
+    assert not state.add(change(13, behind + 6 * MIN + 1, 12), closed, now)
+    assert [p.window_start for p in closed] == [behind, cfg.window_of(FAR)]
+    assert [(p.events, p.late) for p in closed] == [(11, {}), (1, {})]
+
+
+def test_a_partition_that_starts_with_a_far_future_change_has_no_watermark_until_one_on_time(
+) -> None:
+    cfg = WindowConfig(window_ms=5 * MIN, grace_ms=MIN, max_clock_skew_ms=MIN)
+    state = PartitionWindows("t", 0, cfg)
+    closed: list[Part] = []
+    now = NOW + 30 * MIN
+    assert state.add(change(1, FAR, 0), closed, now)
+    assert state.watermark is None
+    assert not state.add(change(2, NOW, 1), closed, now)  # 30 minutes behind: not late
+    assert state.open[NOW].late == {} and closed == []
+    assert state.watermark == NOW - MIN
 
 
 def test_bogus_event_times_keep_windows_and_memory_bounded() -> None:
