@@ -21,8 +21,9 @@ from cdc_events import (
     ChangeView,
     ParseError,
     Parser,
+    Versions,
     integer_id,
-    source_version,
+    sweep_version,
 )
 from consumer_runtime import Message
 
@@ -61,6 +62,8 @@ class OrderChange:
     version: str
     event_id: str
     before_status: str | None = None
+    #: ``cdc_events.sweep_version`` on a snapshot's last read of the table, else None.
+    sweep: str | None = None
 
     @property
     def order_day(self) -> date | None:
@@ -94,6 +97,8 @@ class ItemChange:
     offset: int
     version: str
     event_id: str
+    #: As ``OrderChange.sweep``.
+    sweep: str | None = None
 
     @property
     def revenue(self) -> Decimal:
@@ -167,6 +172,7 @@ class Decoder:
         self._parser = parser or Parser(column_types=SHOP_COLUMN_TYPES)
         self._orders = orders_table
         self._items = items_table
+        self._versions = Versions()
 
     def __call__(self, message: Message) -> Change | None:
         record = self._parser.parse_view(
@@ -220,7 +226,8 @@ class Decoder:
             op=event.op,
             source_ts_ms=self._event_time(event),
             offset=event.offset,
-            version=source_version(event),
+            version=self._versions.of(event),
+            sweep=sweep_version(event),
             event_id=event.event_id,
             before_status=before_status,
         )
@@ -245,6 +252,7 @@ class Decoder:
             op=event.op,
             source_ts_ms=self._event_time(event),
             offset=event.offset,
-            version=source_version(event),
+            version=self._versions.of(event),
+            sweep=sweep_version(event),
             event_id=event.event_id,
         )

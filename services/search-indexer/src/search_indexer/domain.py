@@ -28,7 +28,8 @@ any change replace such an item once (``LEGACY_VERSION``, ``sink.IndexTable``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,8 +40,10 @@ from cdc_events import (
     UNCHANGED,
     ChangeEvent,
     Parser,
+    Versions,
     integer_id,
     source_version,
+    sweep_version,
 )
 from consumer_runtime import Message, PermanentError
 
@@ -111,6 +114,9 @@ class ProductChange:
     #: an insert or a snapshot read: the index most likely has no item yet (the sink writes it
     #: as new, without reading first; a wrong guess costs one cancelled transaction)
     created: bool = False
+    #: ``cdc_events.sweep_version`` on a snapshot's last read of ``products``: products whose
+    #: version is below it were neither read by that snapshot nor changed after it (gone)
+    sweep: str | None = None
 
 
 # -- decoding --------------------------------------------------------------------------------
@@ -120,9 +126,11 @@ class ProductChange:
 _PARSER = Parser(column_types=SHOP_COLUMN_TYPES)
 
 
-def decode(message: Message) -> ProductChange | None:
+def decode(message: Message, versions: Versions | None = None) -> ProductChange | None:
     """Message -> ``ProductChange``; ``None`` for tombstones (see the module docstring),
-    heartbeats, transaction markers and the like.
+    heartbeats, transaction markers and the like. ``versions``: the process's
+    ``cdc_events.Versions`` (``make_decoder``); without it a version lacks what the first
+    transaction after a snapshot needs.
 
     Malformed records raise ``ParseError`` / ``PermanentError`` (dead-lettered). A truncate
     cannot be applied per product: it is dead-lettered so an operator sees it (re-index).
@@ -143,14 +151,29 @@ def decode(message: Message) -> ProductChange | None:
             "fresh snapshot",
             code="unsupported_truncate",
         )
-    version = source_version(record)
+    version = source_version(record) if versions is None else versions.of(record)
     ts_ms = record.source.ts_ms
     if record.op == "d":
         pid = integer_id("products", record.key, record.before)
         return ProductChange(pid, Deletion(pid), version, topic, partition, offset, ts_ms)
     product = _product(record.after)
     created = record.op in ("c", "r")
-    return ProductChange(product.id, product, version, topic, partition, offset, ts_ms, created)
+    return ProductChange(
+        product.id,
+        product,
+        version,
+        topic,
+        partition,
+        offset,
+        ts_ms,
+        created,
+        sweep_version(record) if record.op == "r" else None,
+    )
+
+
+def make_decoder() -> Callable[[Message], ProductChange | None]:
+    """The runtime's decoder: ``decode`` with one ``Versions`` for the process."""
+    return functools.partial(decode, versions=Versions())
 
 
 def _as_int(value: Any, column: str) -> int:

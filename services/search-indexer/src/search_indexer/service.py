@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from consumer_runtime import CommitStrategy, Decoder, ServiceDescriptor
 
-from search_indexer.domain import ProductChange, decode
+from search_indexer.domain import ProductChange, make_decoder
 from search_indexer.settings import DEFAULT_TOPICS, Settings
 from search_indexer.sink import SearchIndexSink
 
 
 def _decoder(settings: Settings) -> Decoder[ProductChange]:
-    return decode
+    return make_decoder()
 
 
 SERVICE = ServiceDescriptor(

@@ -19,9 +19,11 @@ from cdc_events import (
     ChangeEvent,
     ParseError,
     Parser,
+    Versions,
     integer_id,
     parse_user_activity,
     source_version,
+    sweep_version,
 )
 from consumer_runtime import Message, PermanentError
 
@@ -42,6 +44,7 @@ class Decoder:
     def __init__(self, user_events_topics: Collection[str] = ("user-events",)) -> None:
         self.user_events_topics = frozenset(user_events_topics)
         self.parser = Parser(column_types=SHOP_COLUMN_TYPES)
+        self.versions = Versions()
 
     def __call__(self, message: Message) -> Record | None:
         topic = message.topic() or ""
@@ -55,10 +58,10 @@ class Decoder:
         )
         if not isinstance(record, ChangeEvent):
             return None  # tombstone, heartbeat, transaction boundary, schema change
-        return row_change(record)
+        return row_change(record, self.versions)
 
 
-def row_change(event: ChangeEvent) -> RowChange | None:
+def row_change(event: ChangeEvent, versions: Versions | None = None) -> RowChange | None:
     table = event.source.table
     if table not in IMAGE_TYPES:
         return None  # a table the statistics do not read
@@ -85,7 +88,8 @@ def row_change(event: ChangeEvent) -> RowChange | None:
         key=key,
         op=event.op,
         values=values,
-        version=source_version(event),
+        version=source_version(event) if versions is None else versions.of(event),
+        sweep=sweep_version(event),
         lsn=event.source.lsn,
         event_id=event.event_id,
         source_ts_ms=event.source.ts_ms,

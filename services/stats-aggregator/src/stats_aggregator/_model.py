@@ -73,7 +73,9 @@ class RowChange:
     whose ``before`` holds only the key under the default replica identity and is not used.
     ``version`` (``cdc_events.source_version``) is the change's place in its row's history,
     text compared byte-wise: re-emits and replays are dropped per key by it. ``lsn`` is the
-    source LSN (for the alerts' ``source.lsn`` and rows stored before versions).
+    source LSN (for the alerts' ``source.lsn`` and rows stored before versions). ``sweep``
+    (``cdc_events.sweep_version``) is set on a snapshot's last read of its table: the table's
+    rows whose version is below it were not read by that snapshot nor changed after it.
     """
 
     table: str
@@ -87,6 +89,7 @@ class RowChange:
     partition: int
     offset: int
     partial: bool = False
+    sweep: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
