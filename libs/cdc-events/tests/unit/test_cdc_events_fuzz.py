@@ -21,6 +21,7 @@ from cdc_events import (
     Parser,
     parse_user_activity,
     source_version,
+    sweep_version,
 )
 from cdc_events.testing import golden_records, make_user_activity
 from hypothesis import HealthCheck, given, settings
@@ -122,7 +123,12 @@ def parse_only_parse_error(
             # Every change that parses has a version, the same from both entry points.
             version = source_version(result)
             assert source_version(view) == version
-            assert len(version) == {"p": 42, "m": 62, "t": 61}[version[0]], version
+            assert len(version) == {"q": 62, "n": 62, "t": 61}[version[0]], version
+            # A table's last snapshot read also gives its sweep: same form, just below it.
+            sweep = sweep_version(result)
+            assert sweep == sweep_version(view)
+            if sweep is not None:
+                assert len(sweep) == 62 and sweep[0] == version[0] and sweep < version
 
 
 def _mutate(doc: Any, rnd: random.Random, value: Any) -> Any:
