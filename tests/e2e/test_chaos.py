@@ -22,12 +22,13 @@ import psutil
 import pytest
 from devstack.chaos import FAULT_KINDS, OVERLAP_KINDS
 
-# Fixed, so a failure replays: `cdc dev chaos --seed 11 --duration 240 --rate 40 --kills 2`.
+# Fixed, so a failure replays: `cdc dev chaos --seed 11 --duration 270 --rate 40 --kills 2`.
 SEED = 11
 # A schedule that holds every fault (2 kills, a relay restart, a 10 s broker pause, a 15 s sink
 # PostgreSQL stop, a 15 s AWS pause, a replica added and removed) and the overlapping ones (with
-# ~30 s of skewed clocks and the as-of coming back).
-DURATION_S = 240
+# ~30 s of skewed clocks and the as-of coming back, and a relay that loses its offsets and
+# snapshots again).
+DURATION_S = 270
 # The search indexer writes through the AWS emulator (~100 product changes/s on 2 cores): at
 # 40 transactions/s (~50 product changes/s) it catches up after each outage within the run.
 RATE = 40

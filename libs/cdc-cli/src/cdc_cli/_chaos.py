@@ -58,10 +58,10 @@ def dev_chaos(
     resnapshot: Annotated[
         bool,
         typer.Option(
-            help="also a relay that lost its offsets and runs the snapshot again (a known "
-            "limit: see the README)"
+            help="with --overlap, a relay that lost its offsets and runs the snapshot again "
+            "while changes go on"
         ),
-    ] = False,
+    ] = True,
     verify_timeout: Annotated[
         float, typer.Option(help="seconds the read models get to converge")
     ] = 240,
@@ -79,10 +79,10 @@ def dev_chaos(
     then SIGCONT), AWS throttling answers, clocks that lie (user events, order and product
     times and the source's commit time stamped 2099 or 1970 and year 1: the statistics' as-of
     and the lake's lateness must not freeze); and all along, records that parse but every
-    store refuses (they must reach each consumer's dead-letter topic). With --resnapshot, a
-    relay that runs its snapshot again. Exit 1 unless every read model equals the source
-    database, every refused record is dead-lettered, no clock froze anything and no service
-    exited on its own.
+    store refuses (they must reach each consumer's dead-letter topic), and a relay that lost its
+    offsets and runs its snapshot again (--no-resnapshot leaves it out). Exit 1 unless every
+    read model equals the source database, every refused record is dead-lettered, no clock
+    froze anything and no service exited on its own.
     """
     import random
 
@@ -95,7 +95,7 @@ def dev_chaos(
     console.print(
         f"[bold]chaos seed {seed}[/]  (replay: cdc dev chaos --seed {seed} "
         f"--duration {duration:g} --rate {rate:g} --kills {kills}"
-        f"{'' if overlap else ' --no-overlap'}{' --resnapshot' if resnapshot else ''})"
+        f"{'' if overlap else ' --no-overlap'}{'' if resnapshot else ' --no-resnapshot'})"
     )
     options = ChaosOptions(
         duration_s=duration,

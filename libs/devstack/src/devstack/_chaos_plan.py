@@ -32,8 +32,9 @@ OVERLAP_KINDS: Final = (
     "zombie",
     "aws_throttle",
     "clock_skew",
+    "relay_resnapshot",
 )
-#: Only with ``ChaosOptions.resnapshot``.
+#: Left out with ``ChaosOptions(resnapshot=False)`` (``--no-resnapshot``).
 RESNAPSHOT_KIND: Final = "relay_resnapshot"
 
 # Planning estimates of how long the faults without a fixed duration take here (a relay start
@@ -82,12 +83,11 @@ class ChaosOptions:
     # throttling answers, a relay that re-runs its snapshot; and, all along, records a store
     # refuses (``refused_every_s``).
     overlap: bool = True
-    # A relay that lost its offsets and runs the snapshot again. Off by default: the changes
-    # committed while it was down then arrive only as snapshot reads, and the source-version
-    # rule ranks every snapshot read below streamed changes (so a transaction open across a
-    # snapshot's consistent point is never skipped); the statistics, the search index and the
-    # lake then keep the older state of those rows until rebuilt. See the README's limits.
-    resnapshot: bool = False
+    # With ``overlap``: a relay that lost its offsets runs the snapshot again while changes
+    # go on (rows changed, deleted and inserted while it is down reach Kafka only as the new
+    # snapshot's reads, or not at all): the read models must follow the new snapshot's
+    # generation and sweep the rows it did not read (cdc_events.sweep_version).
+    resnapshot: bool = True
     # A stall longer than the services' session timeout (chaos runs them with
     # ``session_timeout_ms``), so the group replaces the stalled member.
     session_timeout_ms: int = 10_000
@@ -259,8 +259,8 @@ def _fault_list(
             ("aws_throttle", "aws", options.throttle_s),
             ("clock_skew", "clocks", options.skew_window_s),
         ]
-    if options.resnapshot:
-        others.append(("relay_resnapshot", "relay", options.relay_down_s))
+    if options.overlap and options.resnapshot:
+        others.append((RESNAPSHOT_KIND, "relay", options.relay_down_s))
     rng.shuffle(others)
     if not options.replicas:
         return others

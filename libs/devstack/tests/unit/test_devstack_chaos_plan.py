@@ -79,7 +79,6 @@ def test_with_overlap_every_overlapping_fault_once_within_the_default_duration(s
     assert all(kinds[k] == 1 for k in OVERLAP_KINDS)
     assert all(f.target in SERVICES for f in plan if f.kind in ("zombie", "kill_in_retry"))
     # The stall outlasts the session timeout, so the group really replaces the member.
-    assert "relay_resnapshot" not in kinds  # only when asked for (ChaosOptions.resnapshot)
     zombie = next(f for f in plan if f.kind == "zombie")
     assert zombie.duration_s * 1000 > options.session_timeout_ms
     last = plan[-1]
@@ -133,9 +132,13 @@ def test_after_a_resnapshot_only_user_events_are_compared_op_by_op() -> None:
     assert not flow_ok([*checks, FlowCheck("user-events", "event", 5, 4)], resnapshot=True)
 
 
-def test_a_resnapshot_only_when_asked_for() -> None:
-    plan = plan_faults(random.Random(3), SERVICES, ChaosOptions(resnapshot=True, duration_s=340))
+def test_a_resnapshot_unless_left_out() -> None:
+    plan = plan_faults(random.Random(3), SERVICES, ChaosOptions())
     assert [f.kind for f in plan].count("relay_resnapshot") == 1
+    plan = plan_faults(random.Random(3), SERVICES, ChaosOptions(resnapshot=False))
+    assert "relay_resnapshot" not in [f.kind for f in plan]
+    plan = plan_faults(random.Random(3), SERVICES, ChaosOptions(overlap=False))
+    assert "relay_resnapshot" not in [f.kind for f in plan]
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -153,8 +156,8 @@ def test_clock_skew_is_planned_once_with_overlap_for_its_window(seed: int) -> No
 
 
 def test_the_e2e_schedule_still_holds_every_fault() -> None:
-    # tests/e2e/test_chaos.py: --duration 240 --kills 2
-    options = ChaosOptions(duration_s=240, service_kills=2)
+    # tests/e2e/test_chaos.py: --duration 270 --kills 2
+    options = ChaosOptions(duration_s=270, service_kills=2)
     kinds = {f.kind for f in plan_faults(random.Random(11), SERVICES, options)}
     assert kinds == set(FAULT_KINDS) | set(OVERLAP_KINDS)
 
