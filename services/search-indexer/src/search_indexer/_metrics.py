@@ -54,6 +54,14 @@ class IndexMetrics:
             registry=r,
         )
 
+        self.swept = Counter(
+            "search_index_swept_products_total",
+            "Products deleted by a sweep: live products stored at a version below a snapshot's "
+            "sweep version (neither read by that snapshot nor changed after it: gone from the "
+            "source). Also counted in search_index_products_total{outcome=deleted}.",
+            registry=r,
+        )
+
     def product(self, outcome: str) -> None:
         self.products.labels(outcome).inc()
 

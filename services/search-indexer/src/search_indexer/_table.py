@@ -1,6 +1,6 @@
-"""The index table over one boto3 client (``IndexTable``): reads, queries, the single-item
-conditional writes of the large-product protocol (``_large``), the client and the table's
-creation. The transactional writes are ``_txn``'s.
+"""The index table over one boto3 client (``IndexTable``): reads, queries, the scan of a
+sweep, the single-item conditional writes of the large-product protocol (``_large``), the
+client and the table's creation. The transactional writes are ``_txn``'s.
 
 Versions are ``S`` (``cdc_events.source_version``); DynamoDB compares two ``S`` values byte by
 byte, which is their order. Items of the release before source versions hold an ``N`` (a Kafka
@@ -26,6 +26,7 @@ from sink_kit.aws import aws_errors, ensure_table, error_code
 from search_indexer._items import (
     PENDING_ATTR,
     PENDING_REV_ATTR,
+    PRODUCT_SK,
     TOKENS_HASH_ATTR,
     Item,
     StoredProduct,
@@ -228,6 +229,42 @@ class IndexTable:
             if not response.get("LastEvaluatedKey"):
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def scan_products_below(
+        self, version: str, *, segment: int = 0, segments: int = 1
+    ) -> list[StoredProduct]:
+        """Live product items stored at a version below ``version`` as text, or at a numeric
+        one (the release before source versions): one ``segment`` of a parallel scan in
+        ``segments``, every page, consistent (an item written just before is seen). A scan
+        reads every item of its segment, postings included: the filter cuts what is returned,
+        not what is read (or paid). The caller checks the form of each version
+        (``domain.below_sweep``)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "ConsistentRead": True,
+            # ``attribute_type`` first: an ``N`` version is never compared with an ``S`` (the
+            # emulator answers that comparison with a 500, DynamoDB with false).
+            "FilterExpression": (
+                "#sk = :sk AND attribute_not_exists(#d) AND (attribute_type(#v, :n) OR #v < :s)"
+            ),
+            "ExpressionAttributeNames": {"#sk": "sk", "#d": "deleted", "#v": "version"},
+            "ExpressionAttributeValues": {
+                ":sk": {"S": PRODUCT_SK},
+                ":n": {"S": "N"},
+                ":s": {"S": version},
+            },
+        }
+        if segments > 1:
+            kwargs.update(Segment=segment, TotalSegments=segments)
+        found: list[StoredProduct] = []
+        while True:
+            with aws_errors(f"scan {self.name}"):
+                response = self.client.scan(**kwargs)
+            found.extend(parse_product(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return found
+            kwargs["ExclusiveStartKey"] = last
 
     def reachable(self) -> bool:
         try:

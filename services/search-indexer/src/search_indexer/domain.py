@@ -7,13 +7,22 @@ history as ``cdc_events.source_version`` gives it: fixed-width text whose byte o
 order of one row's changes, stored as a DynamoDB ``S`` and compared with ``<`` in condition
 expressions. It comes from the source, never from Kafka, so a redelivery, a dead letter
 re-produced at a new offset (``cdc dlq replay``), a Debezium re-emit and a re-created topic all
-give a change the version it had. PostgreSQL's: snapshot reads before streamed changes, then
-the commit key (``source.sequence[0]``, the commit LSN of the transaction Debezium processed
-before this one), then the change's LSN. The LSN alone is no order (and was rejected here
-before): overlapping transactions interleave in the WAL, so a later commit can carry a smaller
-LSN, every snapshot read shares the snapshot's LSN, and a transaction open across the
-snapshot's consistent point changed its rows *below* that LSN although it committed after it.
-Ordering by the class, then by the commit key, puts each of these where its commit is.
+give a change the version it had. PostgreSQL's (``q``): the snapshot generation first (a
+snapshot's point, or the commit key of a streamed change: a new snapshot's reads outrank
+everything streamed before them), then the class (``1`` a snapshot read, ``2`` streamed), the
+commit key (``source.sequence[0]``, the commit LSN of the transaction Debezium processed before
+this one) and the change's LSN. The LSN alone is no order (and was rejected here before):
+overlapping transactions interleave in the WAL, so a later commit can carry a smaller LSN, every
+snapshot read shares the snapshot's LSN, and a transaction open across the snapshot's consistent
+point changed its rows *below* that LSN although it committed after it (``cdc_events.Versions``,
+held by the decoder of ``make_decoder``, gives it its snapshot's point).
+
+Sweeps. A snapshot emits no deletes: a product deleted while Debezium had lost its offsets is
+never streamed. The last read of ``products`` in a snapshot carries ``sweep``
+(``cdc_events.sweep_version``, ``S``): above every version of earlier generations, below every
+read of that snapshot and everything streamed after it. A product stored at a version below
+``S`` (``below_sweep``) was neither read by that snapshot nor changed after it, so it is gone
+from the source: the sink deletes it at ``S`` after applying the batch (``sink``).
 
 Tombstones carry no source position (only a key and a Kafka position), so they cannot be
 ordered against versions and are not applied: Debezium writes each one right after its delete
@@ -57,6 +66,7 @@ __all__ = [
     "PostingPlan",
     "Product",
     "ProductChange",
+    "below_sweep",
     "decode",
     "fold",
     "plan_postings",
@@ -70,6 +80,11 @@ __all__ = [
 #: entry written by the previous release, or no version at all. Below every source version
 #: (``""`` sorts first), so the next write of the product replaces or settles it.
 LEGACY_VERSION: Final = ""
+
+#: The first letter of the versions a sweep may delete, by the sweep's own first letter: its
+#: form, and that form before generations (``p``/``m``, class first: below every ``q``/``n``).
+#: Forms of another connector (``n`` against ``q``) or the ``t`` form never compare with it.
+_SWEPT_FORMS: Final = {"q": frozenset("qp"), "n": frozenset("nm")}
 
 #: Integer digits of the largest price bucketed one by one (``numeric(10,2)`` holds 8);
 #: prices from 10^MAX_PRICE_DIGITS up share one overflow bucket.
@@ -117,6 +132,18 @@ class ProductChange:
     #: ``cdc_events.sweep_version`` on a snapshot's last read of ``products``: products whose
     #: version is below it were neither read by that snapshot nor changed after it (gone)
     sweep: str | None = None
+
+
+def below_sweep(version: str, sweep: str) -> bool:
+    """A product stored at ``version`` is gone from the source after the snapshot whose last
+    read of ``products`` carries ``sweep``: ``version`` is of a form that compares with it
+    (its own, or the same connector's before generations) and below it as text.
+    ``LEGACY_VERSION`` (an item of the release that versioned by Kafka offset) is below every
+    source version, here too."""
+    if version == LEGACY_VERSION:
+        return True
+    forms = _SWEPT_FORMS.get(sweep[:1], frozenset(sweep[:1]))
+    return version[:1] in forms and version < sweep
 
 
 # -- decoding --------------------------------------------------------------------------------

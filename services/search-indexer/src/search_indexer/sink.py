@@ -29,12 +29,27 @@ One batch, in rounds:
 4. When every unit is written or dropped, the large changes are written; then, if a record was
    refused, ``RejectedError`` names it and the runtime isolates and dead-letters it (the rest of
    the batch is written again, as duplicates).
+5. The sweeps: for each sweep version ``S`` the batch carries (``ProductChange.sweep``, on a
+   snapshot's last read of ``products``), lowest first, every live product stored at a version
+   below ``S`` (``domain.below_sweep``: neither read by that snapshot nor changed after it, so
+   gone from the source) is found by a scan of the table (``IndexTable.scan_products_below``,
+   parallel segments, every page) and deleted at ``S`` by steps 2-4, as any deletion: the
+   deletion marker under the version read and the removal of its postings, in one
+   transaction. A product written at ``S`` or later meanwhile fails that condition and is
+   dropped as superseded (the newer write wins; not an error). A product whose read is in
+   another partition not consumed yet is swept too and re-created by that read (its version is
+   above ``S``). One log line and ``search_index_swept_products_total`` per sweep.
+
+The sweep is part of ``write_batch``: it is durable before the batch's offsets are reported
+durable (``write_batch`` returns), so a marker whose sweep failed (a ``RetryableError``: the
+batch is retried) or did not finish (a crash) is delivered again and sweeps again. A sweep run
+again deletes nothing (what it deleted holds ``S``): a redelivered marker writes nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +81,7 @@ from search_indexer._txn import (
     pack,
     target,
 )
-from search_indexer.domain import Deletion, Folded, ProductChange, fold
+from search_indexer.domain import Deletion, Folded, ProductChange, below_sweep, fold
 from search_indexer.settings import Settings
 
 __all__ = [
@@ -83,6 +98,8 @@ _log = structlog.get_logger("search_indexer")
 # product need two writers on one partition, so a handful of rounds settles them. Past this,
 # the batch is retried by the runtime (with backoff).
 _MAX_ROUNDS = 8
+# Products deleted per round of transactions in a sweep (bounds what one round holds).
+_SWEEP_CHUNK = 1000
 # /readyz asks often; one DescribeTable per this many seconds is plenty.
 _HEALTH_CACHE_S = 5.0
 
@@ -107,6 +124,7 @@ class SearchIndexSink(BaseSink[ProductChange]):
         metrics: IndexMetrics | None = None,
         clock: Callable[[], float] = time.time,
         max_transaction_postings: int = MAX_ITEMS - 1,
+        sweep_segments: int | None = None,
     ) -> None:
         self.table = table
         self.deletion_marker_ttl_s = deletion_marker_ttl_s
@@ -116,6 +134,8 @@ class SearchIndexSink(BaseSink[ProductChange]):
         #: postings one transaction carries with its product item; more: the large protocol
         #: (tests lower it to drive that protocol with small products)
         self.max_transaction_postings = max_transaction_postings
+        #: parallel scan segments of a sweep (default: ``write_concurrency``)
+        self.sweep_segments = sweep_segments or write_concurrency
         self._clock = clock
         self._pool = ThreadPoolExecutor(write_concurrency, thread_name_prefix="index-write")
         self._large = LargeProductWriter(table, self.metrics, self._expires_at)
@@ -144,22 +164,13 @@ class SearchIndexSink(BaseSink[ProductChange]):
         changes = fold(batch)
         if not changes:
             return None
-        outcomes: dict[str, int] = {}
-        refused: dict[int, str] = {}
-        large = self._write_transactions(changes, outcomes, refused)
-        futures = [self._pool.submit(self._large.apply, c, s) for c, s in large]
-        for outcome in _wait_all(futures):
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        outcomes = self._write(changes)
         if outcomes.get("stale") or outcomes.get("duplicate"):
             _log.info("superseded changes skipped", **outcomes)
-        if refused:
-            where = {c.product_id: c for c in changes}
-            names = "; ".join(
-                f"product {pid} (partition {where[pid].partition}, offset {where[pid].offset}): "
-                f"{message}"
-                for pid, message in sorted(refused.items())
-            )
-            raise RejectedError(f"DynamoDB refused {names}")
+        # After the batch's writes, before its offsets are reported durable (by returning):
+        # a marker whose sweep failed or did not finish is delivered again, and sweeps again.
+        for sweep, marker in _sweeps(batch):
+            self._sweep(sweep, marker)
         return None
 
     def healthy(self) -> bool:
@@ -174,13 +185,85 @@ class SearchIndexSink(BaseSink[ProductChange]):
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
+    # -- writes ------------------------------------------------------------------------------
+
+    def _write(
+        self, changes: Sequence[Folded], read: Mapping[int, StoredProduct] | None = None
+    ) -> dict[str, int]:
+        """Write folded changes (one per product): transactions, then the large ones. Returns
+        the count of each outcome; raises ``RejectedError`` naming the records DynamoDB
+        refused, after everything else is written. ``read``: the stored items, if the caller
+        has them (else those the changes need are read)."""
+        outcomes: dict[str, int] = {}
+        refused: dict[int, str] = {}
+        large = self._write_transactions(changes, outcomes, refused, read)
+        futures = [self._pool.submit(self._large.apply, c, s) for c, s in large]
+        for outcome in _wait_all(futures):
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if refused:
+            where = {c.product_id: c for c in changes}
+            names = "; ".join(
+                f"product {pid} (partition {where[pid].partition}, offset {where[pid].offset}): "
+                f"{message}"
+                for pid, message in sorted(refused.items())
+            )
+            raise RejectedError(f"DynamoDB refused {names}")
+        return outcomes
+
+    # -- the sweep -------------------------------------------------------------------------------
+
+    def _sweep(self, sweep: str, marker: ProductChange) -> None:
+        """Delete every live product stored at a version below ``sweep`` (see the module
+        docstring), at ``sweep``, through the deletion path of any change."""
+        started = time.monotonic()
+        segments = self.sweep_segments
+        scans = [
+            self._pool.submit(self.table.scan_products_below, sweep, segment=i, segments=segments)
+            for i in range(segments)
+        ]
+        gone = {
+            stored.id: stored
+            for found in _wait_all(scans)
+            for stored in found
+            if stored.exists and not stored.deleted and below_sweep(stored.version, sweep)
+        }
+        ids = sorted(gone)
+        deleted = newer = 0
+        for start in range(0, len(ids), _SWEEP_CHUNK):
+            chunk = ids[start : start + _SWEEP_CHUNK]
+            deletions = [
+                Folded(pid, Deletion(pid), sweep, marker.partition, marker.offset) for pid in chunk
+            ]
+            outcomes = self._write(deletions, {pid: gone[pid] for pid in chunk})
+            # A product changed at ``sweep`` or later since the scan: its condition failed and
+            # the item returned holds the newer version (not an error).
+            newer += outcomes.get("stale", 0) + outcomes.get("duplicate", 0)
+            deleted += outcomes.get("deleted", 0)
+            self.metrics.swept.inc(outcomes.get("deleted", 0))
+        _log.info(
+            "swept products the snapshot did not read",
+            table="products",
+            sweep_version=sweep,
+            deleted=deleted,
+            already_newer=newer,
+            topic=marker.topic,
+            partition=marker.partition,
+            offset=marker.offset,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
     # -- transactions --------------------------------------------------------------------------
 
     def _write_transactions(
-        self, changes: Sequence[Folded], outcomes: dict[str, int], refused: dict[int, str]
+        self,
+        changes: Sequence[Folded],
+        outcomes: dict[str, int],
+        refused: dict[int, str],
+        read: Mapping[int, StoredProduct] | None = None,
     ) -> list[tuple[Folded, StoredProduct | None]]:
         """Write every change that fits in a transaction; return those that do not."""
-        read = self.table.read_products([c.product_id for c in changes if needs_stored(c)])
+        if read is None:
+            read = self.table.read_products([c.product_id for c in changes if needs_stored(c)])
         todo: dict[int, _Todo] = {}
         for c in changes:
             if needs_stored(c):
@@ -307,6 +390,16 @@ class SearchIndexSink(BaseSink[ProductChange]):
 
     def _expires_at(self) -> int:
         return int(self._clock()) + self.deletion_marker_ttl_s
+
+
+def _sweeps(batch: Batch[ProductChange]) -> list[tuple[str, ProductChange]]:
+    """The sweep versions the batch's changes carry, lowest first, each with the first change
+    carrying it (where its deletion markers say they were read)."""
+    found: dict[str, ProductChange] = {}
+    for change in batch:
+        if change.sweep is not None:
+            found.setdefault(change.sweep, change)
+    return sorted(found.items())
 
 
 def _wait_all(futures: Sequence[Future[Any]]) -> list[Any]:

@@ -38,7 +38,8 @@ Rule = Callable[[str, dict[str, Any]], bool]
 def change(offset: int, description: str, name: str = "Teapot") -> ProductChange:
     """The change read at ``offset``, with a source version in the same order."""
     product = Product(PID, name, description, Decimal("12.50"), 3, None)
-    version = "p1" + str(offset).zfill(20) + str(offset).zfill(20)
+    text = str(offset).zfill(20)
+    version = "q" + text + "2" + text + text
     return ProductChange(PID, product, version, TOPIC, 0, offset)
 
 

@@ -34,7 +34,8 @@ class _Died(RetryableError):
 
 
 def v(n: int) -> str:
-    return "p1" + str(n).zfill(20) + str(n).zfill(20)
+    text = str(n).zfill(20)
+    return "q" + text + "2" + text + text
 
 
 def change(

@@ -19,8 +19,9 @@ import pytest
 from cdc_events import Parser, source_version
 from cdc_events.testing import make_change
 from consumer_runtime.testing import SinkHarness
-from search_indexer import IndexTable, SearchIndexSink, decode, document_tokens, verify
+from search_indexer import IndexTable, SearchIndexSink, document_tokens, verify
 from search_indexer._items import parse_product, product_key
+from search_indexer.domain import make_decoder
 
 TOPIC = "dbserver1.public.products"
 
@@ -58,13 +59,17 @@ def _value(
     return record.value
 
 
-def _version_of(value: bytes) -> str:
+def _version_of(value: bytes, snapshot_point: int | None = None) -> str:
+    """The change's version; ``snapshot_point``: the point of the snapshot whose reads its
+    partition carried before it (what the service's decoder keeps, ``cdc_events.Versions``)."""
     event = Parser().parse_record(TOPIC, 0, 0, b"{}", value)
-    return source_version(event)  # type: ignore[arg-type]
+    return source_version(event, snapshot_point)  # type: ignore[arg-type]
 
 
 def _harness(table: IndexTable) -> SinkHarness[Any]:
-    return SinkHarness(SearchIndexSink(table), decode)
+    """The sink in the real consumer loop, with the service's decoder (``make_decoder``: one
+    ``cdc_events.Versions`` for the harness, as for the process)."""
+    return SinkHarness(SearchIndexSink(table), make_decoder())
 
 
 def _send(harness: SinkHarness[Any], pid: int, *values: bytes) -> None:
@@ -161,10 +166,12 @@ def test_a_change_open_across_the_snapshot_point_wins_over_the_snapshot_read(
 ) -> None:
     """The snapshot reads a product at the snapshot's LSN; a transaction open across that
     point changed it with a lower LSN and commits after it: Debezium streams it first after
-    the snapshot, with sequence ``[null, "<its lsn>"]``. By LSN the read looks newer; by its
-    class (every streamed change after every snapshot read) the change is. The read's bytes
-    re-produced later (a replay) must not bring the read's state back either. Product 1: the
-    replay in a batch of its own; product 2: everything in one batch."""
+    the snapshot, with sequence ``[null, "<its lsn>"]``. By LSN the read looks newer; the
+    change is: the decoder gives it the point of the snapshot its partition just carried as
+    generation (``cdc_events.Versions``), and its class (streamed) follows every read of that
+    snapshot. The read's bytes re-produced later (a replay) must not bring the read's state
+    back either. Product 1: the replay in a batch of its own; product 2: everything in one
+    batch."""
     snapshot_lsn, open_lsn = 50_000, 48_000
     read = {
         pid: _value("r", _row(pid, "Lamp", "brass desk"), snapshot_lsn, snapshot="first")
@@ -172,7 +179,7 @@ def test_a_change_open_across_the_snapshot_point_wins_over_the_snapshot_read(
     }
     new = {pid: _row(pid, "Lamp", "matte steel desk", "49.90") for pid in (1, 2)}
     streamed = {pid: _value("u", new[pid], open_lsn + pid) for pid in (1, 2)}
-    assert _version_of(streamed[1]) > _version_of(read[1])
+    assert _version_of(streamed[1], snapshot_lsn) > _version_of(read[1])
 
     harness = _harness(index_table)
     _send(harness, 1, read[1], streamed[1])
@@ -183,8 +190,8 @@ def test_a_change_open_across_the_snapshot_point_wins_over_the_snapshot_read(
     harness.run_until_idle()
     harness.shutdown()
 
-    assert_indexed(index_table, new[1], _version_of(streamed[1]))
-    assert_indexed(index_table, new[2], _version_of(streamed[2]))
+    assert_indexed(index_table, new[1], _version_of(streamed[1], snapshot_lsn))
+    assert_indexed(index_table, new[2], _version_of(streamed[2], snapshot_lsn))
 
 
 # -- items of the release that stored the Kafka offset (version N) ------------------------------

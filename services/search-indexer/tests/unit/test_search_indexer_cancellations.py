@@ -17,7 +17,11 @@ from search_indexer.domain import Folded, Product
 
 def _unit(pid: int) -> Any:
     change = Folded(
-        pid, Product(pid, "Teapot", "blue", Decimal("1.00"), 1, None), "p1" + "0" * 40, 0, pid
+        pid,
+        Product(pid, "Teapot", "blue", Decimal("1.00"), 1, None),
+        "q" + "0" * 20 + "2" + "0" * 40,
+        0,
+        pid,
     )
     return fast_unit(change, "idx", target(change, None, 0)[0])
 
@@ -51,7 +55,11 @@ def _cancel(reasons: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_each_reason_maps_to_what_the_sink_does_with_that_product() -> None:
-    stored = {"pk": {"S": "PRODUCT#2"}, "sk": {"S": "PRODUCT"}, "version": {"S": "p1" + "9" * 40}}
+    stored = {
+        "pk": {"S": "PRODUCT#2"},
+        "sk": {"S": "PRODUCT"},
+        "version": {"S": "q" + "9" * 20 + "2" + "9" * 40},
+    }
     response = _cancel(
         [
             {"Code": "None"},

@@ -23,7 +23,13 @@ from search_indexer._items import (
     product_item,
     with_pending,
 )
-from search_indexer.domain import LEGACY_VERSION, plan_postings, posting_diff, rank_key
+from search_indexer.domain import (
+    LEGACY_VERSION,
+    below_sweep,
+    plan_postings,
+    posting_diff,
+    rank_key,
+)
 
 TOPIC = "dbserver1.public.products"
 
@@ -40,14 +46,20 @@ def _message(record, offset: int | None = None) -> InMemoryMessage:  # type: ign
 
 def v(n: int) -> str:
     """A PostgreSQL source version (``cdc_events.source_version``'s layout) ordered by ``n``."""
-    return "p1" + str(n).zfill(20) + str(n).zfill(20)
+    text = str(n).zfill(20)
+    return "q" + text + "2" + text + text
 
 
 @pytest.mark.parametrize("variant", ["pg-schema", "pg-noschema", "pg-connect"])
 def test_decodes_the_real_connector_records(variant: str) -> None:
     record = golden(f"{variant}-products-r")
     read = decode(_message(record))
-    assert read is not None and read.version.startswith("p0")  # a snapshot read
+    assert read is not None and read.version.startswith("q")  # PostgreSQL, with generations
+    point = read.version[1:21]  # a snapshot read: its generation is the snapshot's point ...
+    assert read.version[21] == "1"  # ... and its class a read's
+    # The golden read is the snapshot's last: it carries the snapshot's sweep version, below
+    # the read itself.
+    assert read.sweep == "q" + point + "0" + "0" * 40 and read.sweep < read.version
     assert read == ProductChange(
         1,
         Product(
@@ -64,6 +76,7 @@ def test_decodes_the_real_connector_records(variant: str) -> None:
         0,
         read.source_ts_ms,
         created=True,  # a snapshot read: written as a new product, unread
+        sweep=read.sweep,
     )
     update = decode(_message(golden(f"{variant}-products-u")))
     assert update is not None and isinstance(update.state, Product)
@@ -73,8 +86,36 @@ def test_decodes_the_real_connector_records(variant: str) -> None:
     delete = decode(_message(golden(f"{variant}-products-d")))
     assert delete is not None and delete.state == Deletion(1)
     assert read.version < update.version < delete.version  # the capture's order
+    assert update.sweep is None and delete.sweep is None  # only a snapshot's last read
     # A tombstone has no source position to order it by: consumed, not applied.
     assert decode(_message(golden(f"{variant}-products-tombstone"))) is None
+
+
+def test_below_sweep_takes_older_versions_of_comparable_forms_only() -> None:
+    """A sweep ``S`` deletes a product stored below it in its own form or in the same
+    connector's form before generations, or at a numeric version (``LEGACY_VERSION``); never
+    one of this snapshot (its reads, the changes after it), nor of another form."""
+    point = 5_000
+    sweep = "q" + str(point).zfill(20) + "0" + "0" * 40
+    read = decode(_message(make_change("r", after=_ROW, lsn=point, snapshot="last")))
+    assert read is not None and read.sweep == sweep
+    earlier = str(1_000).zfill(20)
+    earlier_read = "q" + earlier + "1" + earlier + earlier  # a read of an earlier snapshot
+    assert below_sweep(v(4_999), sweep) and below_sweep(earlier_read, sweep)
+    assert below_sweep(v(point - 1), sweep)
+    assert below_sweep("p1" + "9" * 40, sweep)  # the form before generations
+    assert below_sweep(LEGACY_VERSION, sweep)  # an item of the release before source versions
+    assert not below_sweep(read.version, sweep)  # the snapshot's own read
+    assert not below_sweep(v(point), sweep) and not below_sweep(v(9_000), sweep)
+    assert not below_sweep(sweep, sweep)  # deleted by this sweep already
+    mysql = "n" + "0" * 20 + "0" * 20 + "2" + "0" * 20  # another connector: never compared
+    assert not below_sweep(mysql, sweep) and not below_sweep("t" + "0" * 60, sweep)
+    mysql_sweep = "n" + "3".zfill(20) + "900".zfill(20) + "0" + "0" * 20
+    assert below_sweep("m1" + "0" * 60, mysql_sweep) and below_sweep(mysql, mysql_sweep)
+    assert not below_sweep(v(1), mysql_sweep)
+
+
+_ROW = {"id": 1, "name": "Teapot", "description": "blue", "price": Decimal("1.00"), "stock": 1}
 
 
 def test_the_version_is_the_source_version_wherever_the_record_is_read() -> None:

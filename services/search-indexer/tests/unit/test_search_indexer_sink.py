@@ -24,7 +24,8 @@ _LSNS = itertools.count(30_000_000, 1000)
 
 def v(n: int) -> str:
     """A PostgreSQL source version (``cdc_events.source_version``'s layout) ordered by ``n``."""
-    return "p1" + str(n).zfill(20) + str(n).zfill(20)
+    text = str(n).zfill(20)
+    return "q" + text + "2" + text + text
 
 
 def _version(value: bytes | None) -> str:
