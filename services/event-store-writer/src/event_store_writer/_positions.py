@@ -20,12 +20,13 @@ def _binlog_position(file: str, pos: int, row: int) -> int:
 
 
 def source_position(event: ChangeView) -> int | None:
-    """Where the change sits in the source's log, as a number that orders one row's changes.
+    """Where the change sits in the source's log, as a number (``cdc_events.position``).
 
-    PostgreSQL: the LSN. Changes of one row are serialised by row locks, so within a key the
-    LSN follows the commit order (across keys it does not: overlapping transactions interleave
-    in the WAL). A snapshot read has the snapshot's LSN, below every change streamed after it.
-    MySQL: binlog file, position and row. Otherwise the source commit time.
+    PostgreSQL: the LSN. MySQL: binlog file, position and row. Otherwise the source commit
+    time. Kept for reference and for the rows stored before versions: it does not order one
+    row's changes across snapshots (the first transaction streamed after a snapshot may hold
+    LSNs below the snapshot's read of the row; a new snapshot's reads outrank what was streamed
+    before it), the change's version (``cdc_events.version``) does.
     """
     if event.lsn is not None:
         return event.lsn

@@ -6,7 +6,7 @@ the previous batch is being written, so the writer thread only waits on the data
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from consumer_runtime import Batch, DeadLetter, TopicPartition
@@ -29,6 +29,20 @@ class _Split:
     transactions: list[TransactionRow]
 
 
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """A ``cdc_sweeps`` row: the sweep of a table carried by a snapshot's last read of it."""
+
+    table_name: str
+    sweep_version: str
+    event_id: str
+    topic: str
+    kafka_partition: int
+    kafka_offset: int
+    event_time: str
+    """ISO, the read's ``event_time`` (its source time)."""
+
+
 @dataclass(slots=True)
 class Prepared:
     """Batches ready for the database: rows deduplicated and encoded as COPY lines.
@@ -47,6 +61,7 @@ class Prepared:
     next_offsets: dict[TopicPartition, int]
     duplicates: int
     user_duplicates: int
+    sweeps: list[Sweep] = field(default_factory=list)
 
 
 #: Column order of a COPY line of ``cdc_events`` (``change_line``): the columns that say where a
@@ -65,10 +80,10 @@ def change_line(v: tuple[Any, ...]) -> str:
     """A ``cdc_events`` row (``CHANGE_COLUMNS`` order) as a COPY text line in ``LINE_COLUMNS``
     order: ``encode_row`` of the reordered values, unrolled (a unit test checks both agree).
 
-    Ids, times, kinds, ops, offsets and numbers never need escaping; the JSON columns are
-    orjson's output, which escapes every control character, so only their backslashes need
-    doubling; the free-text columns go through ``encode_value``, the six that name the row's
-    origin once per table (a cached suffix).
+    Ids, times, kinds, ops, offsets, numbers and versions (ASCII letters and digits) never
+    need escaping; the JSON columns are orjson's output, which escapes every control character,
+    so only their backslashes need doubling; the free-text columns go through
+    ``encode_value``, the six that name the row's origin once per table (a cached suffix).
     """
     origin = (v[2], v[3], v[6], v[7], v[8], v[9])
     suffix = _origins.get(origin)
@@ -84,7 +99,8 @@ def change_line(v: tuple[Any, ...]) -> str:
         f"{n if v[15] is None else v[15]}\t{n if v[16] is None else v[16]}\t"
         f"{n if v[17] is None else v[17]}\t"
         f"{n if v[18] is None else v[18]}\t{encode_value(v[19])}\t{j(v[20])}\t{j(v[21])}\t"
-        f"{'t' if v[22] else 'f'}\t{n if v[23] is None else v[23]}\t{suffix}"
+        f"{'t' if v[22] else 'f'}\t{n if v[23] is None else v[23]}\t"
+        f"{n if v[24] is None else v[24]}\t{suffix}"
     )
 
 
@@ -128,6 +144,7 @@ def concat_prepared(preps: Sequence[Prepared]) -> Prepared:
         out.next_offsets.update(p.next_offsets)
         out.duplicates += p.duplicates
         out.user_duplicates += p.user_duplicates
+        out.sweeps.extend(p.sweeps)
     users, dups = unique_user_events(out.users)
     out.users = users
     out.user_duplicates += dups
@@ -145,6 +162,15 @@ def split_batches(batches: Sequence[Batch[StoreRecord]]) -> _Split:
             elif type(record) is TransactionRow:
                 out.transactions.append(record)
     return out
+
+
+def sweeps_of(rows: Sequence[ChangeRow]) -> list[Sweep]:
+    """The sweeps carried by ``rows`` (a snapshot's last read of a table carries one)."""
+    return [
+        Sweep(r.values[9], r.sweep, r.event_id, r.values[3], r.values[4], r.values[5], r.values[1])
+        for r in rows
+        if r.sweep is not None and r.values[9] is not None
+    ]
 
 
 def unique_changes(rows: list[ChangeRow]) -> tuple[list[ChangeRow], int]:

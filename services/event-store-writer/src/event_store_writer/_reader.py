@@ -1,7 +1,8 @@
 """The store as the operator CLI sees it: ``cdc history`` / ``cdc state`` and ``cdc dlq``.
 
-Queries: a row's history in source order, what the store knows of a table's key, and the rows
-of ``dead_letter_queue``. The folding into a state is pure (``_state.rebuild_state``). The only
+Queries: a row's history in source order (``_state.HISTORY_ORDER``: by version), its table's
+sweep at a time, what the store knows of a table's key, and the rows of ``dead_letter_queue``.
+The folding into a state is pure (``_state.rebuild_state``). The only
 writes are the DLQ's status changes (``replay_dead_letters``, ``discard_dead_letters``): rows
 are locked with ``FOR UPDATE SKIP LOCKED``, so two operators never act on the same row, and a
 row is marked replayed in the transaction that holds its lock, after the broker acknowledged
@@ -32,26 +33,37 @@ from event_store_writer._dlq import (
     decode_headers,
     replay_record,
 )
-from event_store_writer._state import StoredEvent, rebuild_state
+from event_store_writer._state import HISTORY_ORDER, StoredEvent, rebuild_state
 from event_store_writer.domain import key_hash, key_json
 from event_store_writer.errors import StoreQueryError
 
-# History in source order. A tombstone shares its delete's position and sorts after it; a
+# History in source order. A tombstone shares its delete's version and sorts after it; a
 # truncate of the table (op t, no key) ends every row's life, so it is part of each history.
 _COLUMNS = """event_id, kind, op, key, before, after, unchanged_columns, source_ts, event_time,
-       position, lsn, tx_id, snapshot, topic, kafka_partition, kafka_offset"""
+       position, lsn, tx_id, snapshot, topic, kafka_partition, kafka_offset, version"""
 _HISTORY = f"""
-SELECT {_COLUMNS} FROM cdc_events
-WHERE key_hash = :key_hash AND table_name = :table AND key = CAST(:key AS jsonb)
-  AND (CAST(:schema AS text) IS NULL OR schema_name = :schema OR kind = 'tombstone')
-  AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
-UNION ALL
-SELECT {_COLUMNS} FROM cdc_events
-WHERE :with_truncates AND table_name = :table AND op = 't'
-  AND (CAST(:schema AS text) IS NULL OR schema_name = :schema)
-  AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
-ORDER BY position NULLS LAST, kind, kafka_offset
+SELECT {_COLUMNS} FROM (
+  SELECT {_COLUMNS} FROM cdc_events
+  WHERE key_hash = :key_hash AND table_name = :table AND key = CAST(:key AS jsonb)
+    AND (CAST(:schema AS text) IS NULL OR schema_name = :schema OR kind = 'tombstone')
+    AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
+  UNION ALL
+  SELECT {_COLUMNS} FROM cdc_events
+  WHERE :with_truncates AND table_name = :table AND op = 't'
+    AND (CAST(:schema AS text) IS NULL OR schema_name = :schema)
+    AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
+) AS history
+ORDER BY {HISTORY_ORDER}
 """  # noqa: S608 - only constant column names are interpolated
+
+# The sweep a row's state at a time applies: the table's highest one whose snapshot read (the
+# last of the table) happened by then, by its source time like the events themselves. The
+# table's name decides, as it does for a history without a schema (the key hash has no schema).
+_SWEEP = """
+SELECT max(sweep_version) FROM cdc_sweeps
+WHERE table_name = :table
+  AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
+"""
 
 
 # -- dead_letter_queue -------------------------------------------------------------------------
@@ -159,9 +171,16 @@ class StoreReader:
     def state(
         self, table: str, key: dict[str, Any], at: datetime
     ) -> tuple[dict[str, Any] | None, int]:
-        """The row at ``at`` (``None``: absent or deleted) and how many events made it."""
-        events = self.history(table, key, at=at, truncates=True)
-        return rebuild_state(events), len(events)
+        """The row at ``at`` (``None``: absent, deleted or swept) and how many events made it.
+
+        The sweeps applied are those of the table whose marking read (a snapshot's last read
+        of the table) has a source time at or before ``at``.
+        """
+        schema, name = split_table(table)
+        with _errors(self._hint), self._engine.connect() as conn:
+            events = _history(conn, name, schema, key, at, True)
+            sweep = conn.execute(sa.text(_SWEEP), {"table": name, "at": at}).scalar()
+        return rebuild_state(events, sweep), len(events)
 
     # -- dead_letter_queue (cdc dlq) ------------------------------------------------------------
 
@@ -340,6 +359,7 @@ def _history(
             topic=r[13],
             kafka_partition=r[14],
             kafka_offset=r[15],
+            version=r[16],
         )
         for r in rows
     ]

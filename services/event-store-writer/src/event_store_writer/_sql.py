@@ -75,10 +75,20 @@ INSERT_DEAD_LETTER = """
     """
 
 FIND_DELETE = """
-    SELECT event_id, (extract(epoch FROM event_time) * 1000)::bigint, position
+    SELECT event_id, (extract(epoch FROM event_time) * 1000)::bigint, position, version
     FROM cdc_events
     WHERE key_hash = :key_hash AND table_name = :table AND key = CAST(:key AS jsonb)
       AND kind = 'change' AND op = 'd'
       AND topic = :topic AND kafka_partition = :partition AND kafka_offset < :offset
     ORDER BY kafka_offset DESC LIMIT 1
+    """
+
+# A table's sweep, carried by a snapshot's last read of it; a redelivery of the read (or the
+# same snapshot's read of another schema's table of that name) finds it stored.
+INSERT_SWEEP = """
+    INSERT INTO cdc_sweeps (table_name, sweep_version, event_id, topic, kafka_partition,
+                            kafka_offset, event_time)
+    VALUES (:table_name, :sweep_version, :event_id, :topic, :kafka_partition, :kafka_offset,
+            CAST(:event_time AS timestamptz))
+    ON CONFLICT (table_name, sweep_version) DO NOTHING
     """

@@ -1,9 +1,19 @@
 """Rebuilding a row from its history (pure): the "event sourcing" read side of the store.
 
-The CLI's ``cdc state`` and the tests fold a row's stored changes, in source order, into its
-state at a time. Values are compared in the store's normalised JSON form (decimals as exact
-strings, timestamps ISO-8601 UTC), so ``normalise_row`` turns a row read from the source
-database into that same form.
+The CLI's ``cdc state`` and the verifier fold a row's stored changes, in source order
+(``HISTORY_ORDER``), into its state at a time, and apply its table's sweep. Values are compared
+in the store's normalised JSON form (decimals as exact strings, timestamps ISO-8601 UTC), so
+``normalise_row`` turns a row read from the source database into that same form.
+
+**Order.** A row's events are ordered by their ``cdc_events`` version (``cdc_events.version``,
+``Versions.of``), which orders one row's changes across snapshots where the LSN does not (the
+first transaction after a snapshot may hold LSNs below the snapshot's read of the row; a new
+snapshot outranks what was streamed before it). Rows stored before versions (migration 0004)
+have none: they come first, ordered by position (the LSN) as they were then, since a row's
+events stored before the migration were consumed before those stored after it. Within equal
+versions ``kind`` puts a tombstone after its delete (it carries the delete's version and
+position), then the Kafka offset. A tombstone whose delete the store never had has neither
+version nor position and comes last (it changes nothing).
 """
 
 from __future__ import annotations
@@ -11,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from cdc_events import normalise
@@ -37,6 +47,8 @@ class StoredEvent:
     topic: str
     kafka_partition: int
     kafka_offset: int
+    version: str | None = None
+    """``cdc_events`` version; None for an event stored before versions (migration 0004)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,20 +68,38 @@ class StoredEvent:
             "topic": self.topic,
             "kafka_partition": self.kafka_partition,
             "kafka_offset": self.kafka_offset,
+            "version": self.version,
         }
 
 
-def rebuild_state(events: Iterable[StoredEvent]) -> dict[str, Any] | None:
+#: A row's events in source order (see the module docstring), as an SQL ``ORDER BY`` list on
+#: ``cdc_events`` columns: the rows without a version but with a position (stored before
+#: migration 0004) first, then those with a version, then those with neither (a tombstone whose
+#: delete was never stored).
+HISTORY_ORDER: Final = (
+    "CASE WHEN version IS NOT NULL THEN 1 WHEN position IS NOT NULL THEN 0 ELSE 2 END, "
+    "version, position, kind, kafka_offset"
+)
+
+
+def rebuild_state(events: Iterable[StoredEvent], sweep: str | None = None) -> dict[str, Any] | None:
     """The row after applying ``events`` (in source order); ``None`` if absent or deleted.
 
     A create or snapshot read sets the row; an update replaces it, keeping the previous value
     of every column listed as unchanged (TOAST); a delete or a truncate removes it; tombstones
     and logical messages change nothing.
+
+    ``sweep``: the highest sweep of the row's table (``cdc_sweeps``). A row whose newest change
+    has a version below it was neither read by that snapshot nor changed after it: it is gone
+    (deleted while Debezium had no offsets, and a snapshot emits no delete). A change stored
+    before versions (none) counts as below every sweep: the sweeps are all recorded after it.
     """
     state: dict[str, Any] | None = None
+    newest: str | None = None
     for event in events:
         if event.kind != "change":
             continue
+        newest = event.version
         if event.op in ("c", "r", "u"):
             new = dict(event.after or {})
             if state is not None:
@@ -79,6 +109,8 @@ def rebuild_state(events: Iterable[StoredEvent]) -> dict[str, Any] | None:
             state = new
         elif event.op in ("d", "t"):
             state = None
+    if state is not None and sweep is not None and (newest is None or newest < sweep):
+        return None
     return state
 
 

@@ -2,7 +2,8 @@
 
 COPY the decoded rows into temporary tables, then ``INSERT ... SELECT`` them into the store,
 absorbing ids already stored (``ON CONFLICT DO NOTHING`` on ``cdc_event_ids`` /
-``user_events``), and upsert the batches' next offsets into ``consumer_offsets``, all in one
+``user_events``), record the sweeps the batch carries (``cdc_sweeps``, a redelivered one is a
+no-op), and upsert the batches' next offsets into ``consumer_offsets``, all in one
 transaction: a crash before the commit leaves neither rows nor offsets. Database outages surface
 as ``RetryableError``.
 
@@ -14,6 +15,7 @@ coming months, on demand for older ones, e.g. a snapshot of old rows).
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +40,7 @@ from event_store_writer._prepared import (
     concat_prepared,
     months_of,
     split_batches,
+    sweeps_of,
     unique_changes,
     unique_user_events,
 )
@@ -56,6 +59,7 @@ from event_store_writer.domain import (
 _log = structlog.get_logger("event_store_writer")
 _INSERT_DEAD_LETTER = sa.text(sql.INSERT_DEAD_LETTER)
 _FIND_DELETE = sa.text(sql.FIND_DELETE)
+_INSERT_SWEEP = sa.text(sql.INSERT_SWEEP)
 _TRANSACTION_COLUMNS = (
     "topic",
     "tx_id",
@@ -113,6 +117,7 @@ class BatchWriter:
             next_offsets=next_offsets,
             duplicates=change_dups,
             user_duplicates=user_dups,
+            sweeps=sweeps_of(changes),
         )
 
     def write_prepared(self, preps: Sequence[Prepared]) -> None:
@@ -128,6 +133,7 @@ class BatchWriter:
             if prep.users or prep.transactions:
                 conn.exec_driver_sql(sql.TEMP_TABLES)
             appended = self._append_changes(conn, prep)
+            self._record_sweeps(conn, prep)
             user_appended = self._append_user_events(conn, prep.users)
             self._merge_transactions(conn, prep.transactions)
             self._store_dead_letters(conn, prep.dead)
@@ -219,6 +225,12 @@ class BatchWriter:
         copy_text(conn, "cdc_event_ids", ("event_id", "event_time"), id_text)
         copy_text(conn, "cdc_events", LINE_COLUMNS, "".join(lines))
 
+    @staticmethod
+    def _record_sweeps(conn: Connection, prep: Prepared) -> None:
+        """Each sweep once per table (rare: one per table and snapshot)."""
+        if prep.sweeps:
+            conn.execute(_INSERT_SWEEP, [dataclasses.asdict(s) for s in prep.sweeps])
+
     def _append_user_events(self, conn: Connection, rows: Sequence[UserEventRow]) -> int:
         if not rows:
             return 0
@@ -286,7 +298,9 @@ class BatchWriter:
                             "offset": v[5],
                         },
                     ).first()
-                    found = None if hit is None else (str(hit[0]), int(hit[1]), _int(hit[2]))
+                    found = (
+                        None if hit is None else (str(hit[0]), int(hit[1]), _int(hit[2]), hit[3])
+                    )
                 if found is None:
                     out.append(with_resolved_delete(row, None, None, None))
                 else:
@@ -310,11 +324,13 @@ def _concurrent_duplicates() -> Iterator[None]:
         ) from exc
 
 
-def _delete_in(rows: Sequence[ChangeRow], v: tuple[Any, ...]) -> tuple[str, int, int | None] | None:
+def _delete_in(
+    rows: Sequence[ChangeRow], v: tuple[Any, ...]
+) -> tuple[str, int, int | None, str | None] | None:
     for r in reversed(rows):
         rv = r.values
         if rv[10] == "d" and rv[3] == v[3] and rv[4] == v[4] and rv[11] == v[11] and rv[5] < v[5]:
-            return r.event_id, r.event_time_ms, rv[17]
+            return r.event_id, r.event_time_ms, rv[17], rv[24]
     return None
 
 

@@ -11,6 +11,11 @@ Tombstones carry no id of their own in ``cdc_events``: the decoder remembers the
 key and partition and derives the tombstone's id from the delete's, so a Debezium re-emit of a
 delete and its tombstone is absorbed as a whole. When the delete is not known (the writer
 restarted between the two), the sink looks it up in the store (``ChangeRow.needs_delete``).
+
+Each change carries its ``cdc_events`` version (``Versions.of``: one ``Versions`` per decoder,
+so per process), the order of a row's changes across snapshots; a tombstone carries its
+delete's. A snapshot's last read of a table also carries the table's sweep
+(``cdc_events.sweep_version``), which the sink records in ``cdc_sweeps``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from cdc_events import (
     Tombstone,
     TransactionBoundary,
     UserActivity,
+    Versions,
     parse_user_activity,
+    source_version,
+    sweep_version,
 )
 
 from event_store_writer._months import (
@@ -105,6 +113,7 @@ CHANGE_COLUMNS: Final = (
     "transaction",
     "snapshot",
     "key_hash",
+    "version",
 )
 
 #: Column order of ``UserEventRow.values``.
@@ -142,6 +151,8 @@ class ChangeRow:
     needs_delete: bool = False
     """A tombstone whose delete was not seen by this process: the sink resolves its id."""
     source_ts_ms: int | None = None
+    sweep: str | None = None
+    """``cdc_events.sweep_version`` of a snapshot's last read of its table (else None)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +186,13 @@ class TransactionRow:
 StoreRecord = ChangeRow | UserEventRow | TransactionRow
 
 
-def change_row(event: ChangeView) -> ChangeRow:
-    """The ``cdc_events`` row of a change, in ``CHANGE_COLUMNS`` order."""
+def change_row(event: ChangeView, version: str | None = None) -> ChangeRow:
+    """The ``cdc_events`` row of a change, in ``CHANGE_COLUMNS`` order.
+
+    ``version``: the change's ``Versions.of`` (the decoder's); None computes it without a
+    snapshot's point (``source_version``: right unless the change belongs to a transaction open
+    across a snapshot's point).
+    """
     fast = None
     if not event.unchanged_columns and not event.before_is_key_only:
         try:
@@ -212,8 +228,9 @@ def change_row(event: ChangeView) -> ChangeRow:
         None if event.transaction is None else _json(event.transaction.to_dict()),
         event.is_snapshot,
         key_hash(event.table, key),
+        source_version(event) if version is None else version,
     )
-    return ChangeRow(event.event_id, ts, values, source_ts_ms=source_ts)
+    return ChangeRow(event.event_id, ts, values, source_ts_ms=source_ts, sweep=sweep_version(event))
 
 
 def _library_form(event: ChangeView) -> tuple[str | None, str | None, str | None]:
@@ -231,7 +248,8 @@ def tombstone_row(
     delete: ChangeRow | None = None,
     needs_delete: bool = False,
 ) -> ChangeRow:
-    """The ``cdc_events`` row of a tombstone (source fields copied from its delete if known)."""
+    """The ``cdc_events`` row of a tombstone (source fields, position and version copied from
+    its delete if known)."""
     dv = delete.values if delete is not None else None
     table = dv[9] if dv else tomb.table
     key = key_json(tomb.to_dict()["key"])
@@ -260,21 +278,27 @@ def tombstone_row(
         None,
         False,
         key_hash(table, key),
+        dv[24] if dv else None,
     )
     return ChangeRow(event_id, event_time_ms, values, needs_delete)
 
 
 def with_resolved_delete(
-    row: ChangeRow, delete_event_id: str | None, event_time_ms: int | None, position: int | None
+    row: ChangeRow,
+    delete_event_id: str | None,
+    event_time_ms: int | None,
+    position: int | None,
+    version: str | None = None,
 ) -> ChangeRow:
-    """A tombstone row whose delete the sink found in the store (or did not: orphan id)."""
+    """A tombstone row whose delete the sink found in the store (or did not: orphan id), with
+    the delete's time, position and version (None for a delete stored before versions)."""
     v = row.values
     if delete_event_id is None:
         event_id = orphan_tombstone_id(v[3], v[4], v[5])
     else:
         event_id = tombstone_id_after(delete_event_id)
     ts = row.event_time_ms if event_time_ms is None else event_time_ms
-    values = (event_id, iso_ms(ts), *v[2:17], position, *v[18:])
+    values = (event_id, iso_ms(ts), *v[2:17], position, *v[18:24], version)
     return ChangeRow(event_id, ts, values)
 
 
@@ -306,7 +330,8 @@ def transaction_row(tb: TransactionBoundary) -> TransactionRow:
 class EventDecoder:
     """The runtime's decoder: ``Message -> StoreRecord | None``; raises ``ParseError``.
 
-    Stateful only for tombstones (the last delete per key and partition); one per process.
+    Stateful for tombstones (the last delete per key and partition) and versions (the point
+    of the latest snapshot per partition, ``cdc_events.Versions``); one per process.
     """
 
     def __init__(
@@ -320,6 +345,7 @@ class EventDecoder:
         self._user_topics = frozenset(user_events_topics)
         self._store_transactions = store_transactions
         self._deletes: dict[tuple[str, int, bytes | None], ChangeRow] = {}
+        self._versions = Versions()
 
     def __call__(self, message: Message) -> StoreRecord | None:
         topic = message.topic() or ""
@@ -333,7 +359,7 @@ class EventDecoder:
             topic, partition, offset, key, message.value(), message.headers()
         )
         if type(record) is ChangeView:
-            row = change_row(record)
+            row = change_row(record, self._versions.of(record))
             if record.op == "d":
                 self._remember_delete((topic, partition, key), row)
             return row

@@ -26,7 +26,7 @@ from devstack import SHOP_TABLES, USER_EVENTS_TOPIC, read_topic
 from devstack.verify import Check, VerifyContext, diff_maps
 from sink_kit.postgres import make_engine
 
-from event_store_writer._state import StoredEvent, normalise_row, rebuild_state
+from event_store_writer._state import HISTORY_ORDER, StoredEvent, normalise_row, rebuild_state
 from event_store_writer.domain import ChangeRow, EventDecoder
 
 SERVICE = "event-store-writer"
@@ -35,20 +35,32 @@ Key = tuple[str, str]  # (table, canonical key JSON)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # rebuilding a row reads neither time
 
 
+_HISTORIES = f"""
+SELECT table_name, key, kind, op, after, unchanged_columns, version FROM cdc_events
+WHERE table_name = ANY(:tables) AND key IS NOT NULL
+ORDER BY table_name, key, {HISTORY_ORDER}
+"""  # noqa: S608 - only the constant order is interpolated
+
+
 def _key(table: str, key: Any) -> Key:
     return table, orjson.dumps(key, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def store_state(engine: sa.Engine) -> dict[Key, dict[str, Any]]:
-    """Every shop row rebuilt from the store (rows whose last event is a delete are absent)."""
-    sql = sa.text(
-        "SELECT table_name, key, kind, op, after, unchanged_columns FROM cdc_events "
-        "WHERE table_name = ANY(:tables) AND key IS NOT NULL "
-        "ORDER BY table_name, key, position NULLS LAST, kind, kafka_offset"
+    """Every shop row rebuilt from the store, as ``cdc state`` rebuilds it now: its events in
+    version order, its table's highest sweep applied (rows whose last event is a delete, and
+    rows swept, are absent)."""
+    sql = sa.text(_HISTORIES)
+    sweeps_sql = sa.text(
+        "SELECT table_name, max(sweep_version) FROM cdc_sweeps "
+        "WHERE table_name = ANY(:tables) GROUP BY table_name"
     )
     histories: dict[Key, list[StoredEvent]] = {}
     with engine.connect() as conn:
-        for table, key, kind, op, after, unchanged in conn.execute(
+        sweeps = {
+            str(t): str(v) for t, v in conn.execute(sweeps_sql, {"tables": list(SHOP_TABLES)})
+        }
+        for table, key, kind, op, after, unchanged, version in conn.execute(
             sql, {"tables": list(SHOP_TABLES)}
         ):
             histories.setdefault(_key(table, key), []).append(
@@ -69,11 +81,12 @@ def store_state(engine: sa.Engine) -> dict[Key, dict[str, Any]]:
                     topic="",
                     kafka_partition=0,
                     kafka_offset=0,
+                    version=version,
                 )
             )
     out = {}
     for key, events in histories.items():
-        row = rebuild_state(events)
+        row = rebuild_state(events, sweeps.get(key[0]))
         if row is not None:
             out[key] = row
     return out

@@ -6,7 +6,7 @@ from decimal import Decimal
 import orjson
 import pytest
 from cdc_events import ParseError
-from cdc_events.testing import golden, make_change, make_tombstone, make_transaction
+from cdc_events.testing import KafkaRecord, golden, make_change, make_tombstone, make_transaction
 from consumer_runtime import InMemoryMessage
 from event_store_writer import CHANGE_COLUMNS, ChangeRow, EventDecoder, TransactionRow, UserEventRow
 from event_store_writer.domain import (
@@ -35,6 +35,12 @@ def _msg(
 
 def _col(row: ChangeRow, name: str) -> object:
     return row.values[CHANGE_COLUMNS.index(name)]
+
+
+def _change(decode: EventDecoder, record: KafkaRecord, offset: int) -> ChangeRow:
+    row = decode(_msg(record.topic, record.key, record.value, offset=offset))
+    assert isinstance(row, ChangeRow)
+    return row
 
 
 def test_a_change_becomes_a_row_in_normalised_form() -> None:
@@ -97,6 +103,11 @@ def test_a_tombstone_takes_its_id_and_time_from_the_delete_before_it() -> None:
     assert t.event_time_ms == d.event_time_ms
     assert _col(t, "kind") == "tombstone"
     assert _col(t, "position") == 500
+    assert (
+        _col(t, "version")
+        == _col(d, "version")
+        == "q" + ("500".zfill(20) + "2") + ("500".zfill(20) * 2)
+    )
     assert not t.needs_delete
     # A re-emit of the pair later in the partition gets the same ids (absorbed by the store).
     d2 = decode(_msg(delete.topic, delete.key, delete.value, offset=20))
@@ -110,12 +121,34 @@ def test_a_tombstone_without_a_known_delete_is_left_for_the_sink_to_resolve() ->
     assert isinstance(t, ChangeRow)
     assert t.needs_delete
     assert t.event_time_ms == 1_700_000_000_000
-    resolved = with_resolved_delete(t, "abc", 1_600_000_000_000, 42)
+    assert _col(t, "version") is None
+    resolved = with_resolved_delete(t, "abc", 1_600_000_000_000, 42, "q1")
     assert resolved.event_id == tombstone_id_after("abc")
     assert (resolved.event_time_ms, _col(resolved, "position")) == (1_600_000_000_000, 42)
+    assert _col(resolved, "version") == "q1"
     assert not resolved.needs_delete
     orphan = with_resolved_delete(t, None, None, None)
     assert orphan.event_id == orphan_tombstone_id(tomb.topic, 0, 11)
+    assert _col(orphan, "version") is None
+
+
+def test_each_change_carries_its_version_and_a_tables_last_read_its_sweep() -> None:
+    # The snapshot reads order 7 at its point (LSN 5000; its last read of orders); the first
+    # transaction streamed after it has a lower LSN (it was open across the point) and no
+    # commit key: the decoder's Versions gives it the snapshot's point, so it sorts after.
+    decode = EventDecoder()
+    first = make_change("r", table="orders", after={"id": 6}, lsn=5000, snapshot="first")
+    last = make_change("r", table="orders", after={"id": 7}, lsn=5000, snapshot="last")
+    update = make_change("u", table="orders", after={"id": 7}, lsn=4800, sequence=(None, 4800))
+    f, r, u = (_change(decode, rec, i) for i, rec in enumerate((first, last, update)))
+    assert str(_col(r, "version")) < str(_col(u, "version"))
+    assert _col(u, "position") == 4800 and _col(r, "position") == 5000
+    assert (f.sweep, u.sweep) == (None, None)
+    assert r.sweep == "q" + "5000".zfill(20) + "0" + "0" * 40
+    assert r.sweep < str(_col(f, "version"))
+    # A fresh decoder does not know the snapshot's point: the update keys on its own LSN.
+    alone = _change(EventDecoder(), update, 2)
+    assert str(_col(alone, "version")) < str(_col(r, "version"))
 
 
 def test_user_activity_becomes_a_user_event_row() -> None:

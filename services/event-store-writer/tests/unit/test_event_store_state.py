@@ -19,9 +19,26 @@ def _ev(
     kind: str = "change",
     unchanged: tuple[str, ...] = (),
     before: dict[str, Any] | None = None,
+    version: str | None = None,
 ) -> StoredEvent:
     return StoredEvent(
-        "id", kind, op, {"id": 1}, before, after, unchanged, T0, T0, 1, 1, None, False, "t", 0, 0
+        "id",
+        kind,
+        op,
+        {"id": 1},
+        before,
+        after,
+        unchanged,
+        T0,
+        T0,
+        1,
+        1,
+        None,
+        False,
+        "t",
+        0,
+        0,
+        version,
     )
 
 
@@ -38,6 +55,24 @@ def test_fold_create_update_delete_recreate() -> None:
     events.append(_ev("t"))
     assert rebuild_state(events) is None
     assert rebuild_state([]) is None
+
+
+def test_a_row_whose_newest_change_is_below_its_tables_sweep_is_gone() -> None:
+    read = _ev("r", {"id": 1, "name": "a"}, version="q0011")
+    update = _ev("u", {"id": 1, "name": "b"}, version="q0022")
+    assert rebuild_state([read, update], sweep="q0010") == {"id": 1, "name": "b"}
+    assert rebuild_state([read, update], sweep="q0030") is None
+    # Read again by the sweeping snapshot (above its sweep): there.
+    again = _ev("r", {"id": 1, "name": "c"}, version="q0031")
+    assert rebuild_state([read, update, again], sweep="q0030") == {"id": 1, "name": "c"}
+    # A tombstone (its delete's version, or none) is not the newest change.
+    orphan = _ev(None, kind="tombstone")
+    assert rebuild_state([read, update, again, orphan], sweep="q0030") == {"id": 1, "name": "c"}
+    # A change stored before versions is below every sweep.
+    old = _ev("u", {"id": 1, "name": "old"})
+    assert rebuild_state([old], sweep=None) == {"id": 1, "name": "old"}
+    assert rebuild_state([old], sweep="q0001") is None
+    assert rebuild_state([], sweep="q0001") is None
 
 
 def test_normalise_row_matches_the_parser_forms() -> None:
