@@ -24,6 +24,8 @@ parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``
   on this hash and its version alone, without reading the item first (``_txn``). An item
   carrying pending entries has none (they must be seen by the next write).
 - posting: pk ``TOKEN#<token>``, sk ``<id>``; id, token, version (S).
+- sweep floor: pk ``SWEEP#products``, sk ``SWEEP``; ``floor_version`` (S): the highest sweep
+  version applied (``cdc_events.sweep_version``). No change below it is applied any more.
 - removed posting: the same key; removed=true, version (S), ``ttl``. A removal is a versioned
   marker, not a delete, so a stale write arriving late (a zombie, or a request applied after
   its client timed out) cannot bring the posting back; TTL deletes the marker later.
@@ -61,6 +63,8 @@ __all__ = [
     "PENDING_ATTR",
     "PENDING_REV_ATTR",
     "PRODUCT_SK",
+    "SWEEP_FLOOR_ATTR",
+    "SWEEP_FLOOR_KEY",
     "TOKENS_HASH_ATTR",
     "StoredProduct",
     "marker_item",
@@ -167,6 +171,11 @@ def tokens_hash(tokens: Iterable[str]) -> str:
 
 def product_key(product_id: int) -> Item:
     return {"pk": {"S": f"PRODUCT#{product_id}"}, "sk": {"S": PRODUCT_SK}}
+
+
+#: The item holding the highest sweep version applied to the products (``floor_version``).
+SWEEP_FLOOR_KEY: Item = {"pk": {"S": "SWEEP#products"}, "sk": {"S": "SWEEP"}}
+SWEEP_FLOOR_ATTR = "floor_version"
 
 
 def posting_key(token: str, product_id: int) -> Item:

@@ -18,7 +18,8 @@ class IndexMetrics:
         self.products = Counter(
             "search_index_products_total",
             "Folded product changes by outcome: written (upsert), deleted, stale (a newer version "
-            "is indexed), duplicate (this version is indexed already).",
+            "is indexed), duplicate (this version is indexed already), below_sweep (older than the "
+            "last re-snapshot's sweep: superseded, not applied).",
             ["outcome"],
             registry=r,
         )

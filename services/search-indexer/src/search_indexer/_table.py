@@ -27,6 +27,8 @@ from search_indexer._items import (
     PENDING_ATTR,
     PENDING_REV_ATTR,
     PRODUCT_SK,
+    SWEEP_FLOOR_ATTR,
+    SWEEP_FLOOR_KEY,
     TOKENS_HASH_ATTR,
     Item,
     StoredProduct,
@@ -265,6 +267,31 @@ class IndexTable:
             if not last:
                 return found
             kwargs["ExclusiveStartKey"] = last
+
+    def read_sweep_floor(self) -> str | None:
+        """The highest sweep version applied (``None``: never swept)."""
+        with aws_errors(f"get {self.name}"):
+            response = self.client.get_item(
+                TableName=self.name, Key=SWEEP_FLOOR_KEY, ConsistentRead=True
+            )
+        value = response.get("Item", {}).get(SWEEP_FLOOR_ATTR, {}).get("S")
+        return value if isinstance(value, str) else None
+
+    def raise_sweep_floor(self, version: str) -> None:
+        """Set the floor to ``version`` unless it is there already or higher."""
+        with aws_errors(f"update {self.name}"):
+            try:
+                self.client.update_item(
+                    TableName=self.name,
+                    Key=SWEEP_FLOOR_KEY,
+                    UpdateExpression="SET #f = :v",
+                    ConditionExpression="attribute_not_exists(#f) OR #f < :v",
+                    ExpressionAttributeNames={"#f": SWEEP_FLOOR_ATTR},
+                    ExpressionAttributeValues={":v": {"S": version}},
+                )
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
 
     def reachable(self) -> bool:
         try:

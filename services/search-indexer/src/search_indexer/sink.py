@@ -164,6 +164,19 @@ class SearchIndexSink(BaseSink[ProductChange]):
         changes = fold(batch)
         if not changes:
             return None
+        # Below the floor (the highest sweep applied): older than the snapshot that superseded
+        # it, wherever it comes from (a partition lagging by a whole re-snapshot, a replay).
+        floor = self.table.read_sweep_floor()
+        if floor is not None:
+            kept = [c for c in changes if not below_sweep(c.version, floor)]
+            if len(kept) < len(changes):
+                _log.info(
+                    "changes below the sweep floor skipped",
+                    skipped=len(changes) - len(kept),
+                    floor=floor,
+                )
+                self.metrics.products.labels("below_sweep").inc(len(changes) - len(kept))
+                changes = kept
         outcomes = self._write(changes)
         if outcomes.get("stale") or outcomes.get("duplicate"):
             _log.info("superseded changes skipped", **outcomes)
@@ -216,6 +229,9 @@ class SearchIndexSink(BaseSink[ProductChange]):
         """Delete every live product stored at a version below ``sweep`` (see the module
         docstring), at ``sweep``, through the deletion path of any change."""
         started = time.monotonic()
+        # First the floor: from now on no member applies a change below the sweep, so none can
+        # bring back a product the scan below does not see yet.
+        self.table.raise_sweep_floor(sweep)
         segments = self.sweep_segments
         scans = [
             self._pool.submit(self.table.scan_products_below, sweep, segment=i, segments=segments)

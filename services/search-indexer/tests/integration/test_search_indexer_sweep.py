@@ -189,7 +189,7 @@ def _state(table: IndexTable) -> tuple[dict[int, Any], set[tuple[str, int]], set
                     stored.price,
                     stored.tokens,
                 )
-        elif not item.get("removed", {}).get("BOOL"):
+        elif pk.startswith("TOKEN#") and not item.get("removed", {}).get("BOOL"):
             postings.add((pk.removeprefix("TOKEN#"), int(item["sk"]["S"])))
     return products, postings, deleted
 
@@ -316,6 +316,36 @@ def test_a_redelivered_marker_sweeps_nothing_and_an_old_change_stays_deleted(
     products, postings, deleted = _state(index_table)
     assert products[4] == _expected({4: again})[0][4]
     assert deleted == {5, 6, 8}
+
+
+def test_a_change_below_the_sweep_that_arrives_after_it_is_not_applied(
+    index_table: IndexTable, member: Callable[..., Member]
+) -> None:
+    """A partition that lags by a whole re-snapshot delivers its first generation's changes
+    after the sweep: product 11, created then and deleted while the relay had no offsets, was
+    never seen by the sweep (no item, no deletion marker). The sweep's version is the table's
+    floor from then on: a change below it is older than the snapshot that superseded it, and
+    is not applied, by this member or another one."""
+    m = member()
+    _first_generation(m)
+    for pid in (1, 2, 3, 7):
+        m.send(pid, _read(GEN2[pid], C2))
+    m.send(9, _read(GEN2[9], C2, "last"))
+    m.run()
+    kettle = _row(11, "Old Kettle", "copper")
+    m.send(11, _streamed("c", kettle, 1_500, 1_450), partition=1)
+    m.run()
+    assert 11 not in _state(index_table)[0]
+    other = member()  # another replica: it reads the floor from the table
+    other.send(12, _streamed("c", _row(12, "Old Pan", "iron"), 1_600, 1_550), partition=2)
+    other.run()
+    products, postings, _ = _state(index_table)
+    assert 11 not in products and 12 not in products
+    assert not {pid for _, pid in postings} & {11, 12}
+    # Above the floor: applied as ever.
+    other.send(11, _streamed("c", kettle, 6_500, 6_400), partition=1)
+    other.run()
+    assert 11 in _state(index_table)[0]
 
 
 def _throttle(operation: str) -> ClientError:
