@@ -23,6 +23,19 @@ class StatsMetrics:
             registry=self.registry,
         )
 
+        self.swept = Counter(
+            "stats_swept_rows_total",
+            "Rows of a source table deleted by a sweep: live in the read model with a version "
+            "below the sweep version of a Debezium snapshot's last read of the table (neither "
+            "read by that snapshot nor changed after it, so deleted at the source while the "
+            "connector had no offsets). By source table.",
+            ["service", "table"],
+            registry=self.registry,
+        )
+
+    def count_swept(self, table: str, n: int) -> None:
+        self.swept.labels(SERVICE, table).inc(n)
+
     def count_skewed(self, topic: str, n: int) -> None:
         if n:
             self.clock_skewed.labels(SERVICE, topic).inc(n)

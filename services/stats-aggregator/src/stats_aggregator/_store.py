@@ -2,7 +2,9 @@
 
 Part of the sink side (the only place besides ``sink`` that speaks SQL). Every function takes an
 open connection inside the batch's transaction; writes are one statement per table and batch
-(``sink_kit.upsert.upsert_rows``).
+(``sink_kit.upsert.upsert_rows``). A sweep (``domain.sweep``) reads the keys it deletes with
+``live_keys_below``, writes them through the same functions and records its version per table
+(``save_sweep``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -74,6 +76,43 @@ def load_states(conn: Connection, table: str, keys: Collection[int]) -> dict[int
         image = None if row[-3] else cls(*row[1:-3])
         out[int(row[0])] = Stored(image, row[-2], row[-1])
     return out
+
+
+def live_keys_below(
+    conn: Connection, table: str, version: str, after: int, limit: int
+) -> list[int]:
+    """Up to ``limit`` keys of ``table``'s states above ``after``, ascending, that are live and
+    whose ``pos_version`` is below ``version`` byte-wise (``COLLATE "C"``) or NULL (positioned
+    by LSN: stored before versions); the keys a sweep at ``version`` deletes. Walks the
+    primary key (a sweep is rare; no index of its own)."""
+    name, _ = STATE_TABLES[table]
+    rows = conn.execute(
+        sa.text(
+            f"SELECT id FROM {name} WHERE id > :after AND NOT deleted "  # noqa: S608
+            'AND (pos_version IS NULL OR pos_version < CAST(:version AS text) COLLATE "C") '
+            "ORDER BY id LIMIT :limit"
+        ),
+        {"after": after, "version": version, "limit": limit},
+    )
+    return [int(r[0]) for r in rows]
+
+
+def load_sweeps(conn: Connection) -> dict[str, str]:
+    """Per source table, the highest sweep version applied (migration 0005)."""
+    rows = conn.execute(sa.text("SELECT source_table, version FROM st_sweeps"))
+    return {str(t): str(v) for t, v in rows}
+
+
+def save_sweep(conn: Connection, table: str, version: str) -> None:
+    """Record a sweep of ``table`` at ``version``; a lower one than recorded changes nothing."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO st_sweeps AS s (source_table, version) VALUES (:t, :v) "
+            "ON CONFLICT (source_table) DO UPDATE SET version = excluded.version, "
+            "swept_at = now() WHERE s.version < excluded.version"
+        ),
+        {"t": table, "v": version},
+    )
 
 
 def load_lines(conn: Connection, order_ids: Collection[int]) -> dict[int, Item]:
@@ -427,6 +466,15 @@ class PgStore:
 
     def load_states(self, table: str, keys: Collection[int]) -> dict[int, Stored[Any]]:
         return load_states(self.conn, table, keys)
+
+    def live_keys_below(self, table: str, version: str, after: int, limit: int) -> list[int]:
+        return live_keys_below(self.conn, table, version, after, limit)
+
+    def load_sweeps(self) -> dict[str, str]:
+        return load_sweeps(self.conn)
+
+    def save_sweep(self, table: str, version: str) -> None:
+        save_sweep(self.conn, table, version)
 
     def load_lines(self, order_ids: Collection[int]) -> dict[int, Item]:
         return load_lines(self.conn, order_ids)

@@ -1,19 +1,33 @@
 """The statistics as pure functions of per-key row states (no I/O).
 
 Every statistic is a function of the latest row image of each ``customers``, ``products``,
-``orders`` and ``order_items`` key. A batch is applied in three steps (``apply_changes``;
-steps 2 and 3 live in ``_deltas``):
+``orders`` and ``order_items`` key. A batch is applied in three steps, then swept
+(``apply_changes``; steps 2 and 3 live in ``_deltas``):
 
 1. ``fold`` each table's changes per key, in Kafka order, against the stored state: a change
    whose source version is at or before the key's stored one is a re-emit (or a replay) and is
-   skipped (``is_reemit``); the result is one ``Transition`` (image before the batch -> image
-   after it) per changed key.
+   skipped (``is_reemit``), and so is one at or below the table's last sweep version (step 4);
+   the result is one ``Transition`` (image before the batch -> image after it) per changed key.
 2. ``compute_deltas``: each statistic's change is its value over the new images minus its value
    over the old ones, per key. An order line contributes to its product only while its order
    exists and is not cancelled, so an order whose liveness flips also moves the contribution of
    its lines that the batch did not touch (the sink loads those), whatever order the two topics
    arrived in.
 3. ``apply_*``: old statistic rows + deltas -> new rows (one upsert per key per batch).
+4. ``sweep``, for each change of the batch carrying ``sweep`` S (``cdc_events.sweep_version``:
+   the last read of its table in a Debezium snapshot), after the steps above: every key of its
+   table whose stored state is live and whose version is below S (as text; a state stored
+   before versions, NULL, counts as below) is deleted by a synthesized delete with version S
+   (``swept_delete``), through steps 1-3 like any delete, ``SWEEP_CHUNK`` keys at a time. Such
+   a row was neither read by that snapshot nor changed after it: it was deleted at the source
+   while Debezium had no offsets (a snapshot emits no deletes). Deleted with version S, it stays
+   deleted against any older change arriving later (a lagging partition, a dead-letter replay)
+   and comes back with the snapshot's own read of it (above S) or any later change. S is then
+   recorded for the table (``StateStore.save_sweep``): from the next batch on, ``fold`` skips
+   every change of the table at or below it, also of keys not stored when the sweep ran (a
+   partition lagging behind the marker's would otherwise create, from the earlier generation,
+   a row that snapshot did not read). A redelivered marker finds nothing left below S: the
+   sweep is idempotent.
 
 ``apply_changes`` runs them against a ``StateStore``: the sink's is PostgreSQL inside the
 batch's transaction (with the consumer offsets), the unit tests' is a few dicts.
@@ -121,11 +135,14 @@ def fold(
     changes: Iterable[RowChange],
     stored: Mapping[int, Stored[Any]],
     on_apply: OnApply | None = None,
+    floor: str | None = None,
 ) -> Folded:
     """Fold one table's changes (in Kafka order per key) into one transition per changed key.
 
     ``on_apply(change, image_before, image_after)`` sees every applied change in order (the
     low-stock crossings are detected per change, so batch boundaries do not change them).
+    ``floor``: the table's last sweep version; a change at or below it is skipped whatever the
+    key's state (step 4).
     """
     out = Folded()
     current: dict[int, tuple[Any, str, int | None]] = {}  # (image, version, lsn) so far
@@ -141,7 +158,9 @@ def fold(
                 (None, None, None) if state is None else (state.image, state.version, state.lsn)
             )
             first[key] = image
-        if is_reemit(change.version, version, change.lsn, lsn):
+        if is_reemit(change.version, version, change.lsn, lsn) or (
+            floor is not None and change.version <= floor
+        ):
             out.skipped += 1
             continue
         new = None if change.values is None else make_image(change, image)
@@ -190,6 +209,19 @@ class StateStore(Protocol):
     """Where states and statistic rows live (PostgreSQL in the sink, dicts in tests)."""
 
     def load_states(self, table: str, keys: Collection[int]) -> dict[int, Stored[Any]]: ...
+    def live_keys_below(self, table: str, version: str, after: int, limit: int) -> list[int]:
+        """Up to ``limit`` keys above ``after``, ascending, whose state is live (not deleted)
+        and whose version is below ``version`` (byte-wise) or NULL (stored before versions)."""
+        ...
+
+    def load_sweeps(self) -> dict[str, str]:
+        """Per table, the highest sweep version recorded by ``save_sweep``."""
+        ...
+
+    def save_sweep(self, table: str, version: str) -> None:
+        """Record a sweep of ``table`` at ``version`` (a lower one than recorded: no-op)."""
+        ...
+
     def load_lines(self, order_ids: Collection[int]) -> dict[int, Item]: ...
     def save_states(self, table: str, transitions: Collection[Transition[Any]]) -> None: ...
     def load_customer_rows(self, keys: Collection[int]) -> dict[int, CustomerRow]: ...
@@ -203,21 +235,105 @@ class StateStore(Protocol):
     def save_status_counts(self, counts: Mapping[str, int]) -> None: ...
 
 
+#: Keys one round of a sweep deletes (one ``apply_changes`` of that many deletes).
+SWEEP_CHUNK: Final = 1000
+#: Below every key (``bigint``): where a sweep starts.
+_FIRST_KEY: Final = -(2**63)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepOutcome:
+    """One sweep: the table, the sweep version and how many live keys it deleted."""
+
+    table: str
+    version: str
+    deleted: int
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     alerts: list[LowStockAlert] = field(default_factory=list)
     applied: int = 0
     skipped: int = 0
     products_changed: bool = False
+    sweeps: list[SweepOutcome] = field(default_factory=list)
 
 
 def apply_changes(
-    store: StateStore, changes: Mapping[str, Sequence[RowChange]], threshold: int
+    store: StateStore,
+    changes: Mapping[str, Sequence[RowChange]],
+    threshold: int,
+    *,
+    sweep_chunk: int = SWEEP_CHUNK,
 ) -> BatchOutcome:
-    """Apply one batch of row changes (per table, Kafka order per key) to ``store``.
+    """Apply one batch of row changes (per table, Kafka order per key) to ``store``, then the
+    sweep of each sweep marker in it (``sweep``; ``sweep_chunk`` keys per round).
 
     Reads what the deltas need, then writes each changed state and statistic row once.
     """
+    floors = store.load_sweeps() if any(changes.values()) else {}
+    out = _apply(store, changes, threshold, floors)
+    for marker in sweep_markers(changes):
+        assert marker.sweep is not None
+        swept = sweep(store, marker, threshold, sweep_chunk)
+        out.sweeps.append(swept)
+        out.products_changed |= marker.table == "products" and swept.deleted > 0
+    return out
+
+
+def sweep_markers(changes: Mapping[str, Sequence[RowChange]]) -> list[RowChange]:
+    """The batch's changes carrying a sweep version: one per table and version (a re-emitted
+    marker sweeps once), lowest version first (a lower one's rows are a subset)."""
+    markers: dict[tuple[str, str], RowChange] = {}
+    for rows in changes.values():
+        for change in rows:
+            if change.sweep is not None:
+                markers.setdefault((change.table, change.sweep), change)
+    return [markers[k] for k in sorted(markers, key=lambda k: (k[1], k[0]))]
+
+
+def swept_delete(marker: RowChange, key: int) -> RowChange:
+    """The delete a sweep applies to ``key`` of the marker's table: version = the sweep version
+    (no LSN: a state positioned by LSN alone keeps its own), at the marker's Kafka position."""
+    assert marker.sweep is not None
+    return RowChange(
+        table=marker.table,
+        key=key,
+        op="d",
+        values=None,
+        version=marker.sweep,
+        lsn=None,
+        event_id=f"sweep:{marker.table}:{key}:{marker.sweep}",
+        source_ts_ms=marker.source_ts_ms,
+        partition=marker.partition,
+        offset=marker.offset,
+    )
+
+
+def sweep(
+    store: StateStore, marker: RowChange, threshold: int, chunk: int = SWEEP_CHUNK
+) -> SweepOutcome:
+    """Delete every live key of ``marker.table`` whose version is below ``marker.sweep``, as
+    deletes with that version through the batch's path (module docstring, step 4)."""
+    assert marker.sweep is not None and chunk > 0
+    deleted = 0
+    after = _FIRST_KEY
+    while keys := store.live_keys_below(marker.table, marker.sweep, after, chunk):
+        deletes = [swept_delete(marker, key) for key in keys]
+        deleted += _apply(store, {marker.table: deletes}, threshold, {}).applied
+        if len(keys) < chunk:
+            break
+        after = keys[-1]
+    store.save_sweep(marker.table, marker.sweep)
+    return SweepOutcome(marker.table, marker.sweep, deleted)
+
+
+def _apply(
+    store: StateStore,
+    changes: Mapping[str, Sequence[RowChange]],
+    threshold: int,
+    floors: Mapping[str, str],
+) -> BatchOutcome:
     out = BatchOutcome()
     folded: dict[str, Folded] = {}
     for table, rows in changes.items():
@@ -225,7 +341,7 @@ def apply_changes(
             continue
         stored = store.load_states(table, {c.key for c in rows})
         detector = low_stock_detector(threshold, out.alerts) if table == "products" else None
-        folded[table] = f = fold(rows, stored, detector)
+        folded[table] = f = fold(rows, stored, detector, floors.get(table))
         out.applied += f.applied
         out.skipped += f.skipped
     empty = Folded()
@@ -342,6 +458,7 @@ def scores(
 
 
 __all__ = [
+    "SWEEP_CHUNK",
     "BatchOutcome",
     "CustomerDelta",
     "DayDelta",
@@ -350,6 +467,7 @@ __all__ = [
     "ProductDelta",
     "Scores",
     "StateStore",
+    "SweepOutcome",
     "apply_changes",
     "apply_customer",
     "apply_day",
@@ -369,4 +487,7 @@ __all__ = [
     "make_image",
     "order_ids_of_items",
     "scores",
+    "sweep",
+    "sweep_markers",
+    "swept_delete",
 ]

@@ -6,6 +6,13 @@ deltas read other keys' states (an order line reads its order), so two batches c
 deltas concurrently could each miss the other's uncommitted change. The statistic rows are hot
 (every order touches its customer, its day and its status) and would serialise anyway.
 
+A change carrying a sweep version (a Debezium snapshot's last read of a table, see
+``domain``, step 4) sweeps its table after the batch's changes, in the same transaction: the
+deletes are durable with the batch's offsets, so a crash before the commit redelivers the marker
+and the sweep runs again (it is idempotent); a store error during it is retryable like any
+other of the batch. Under the batch lock, replicas sweep one at a time. Each sweep is logged
+(``table swept``) and its rows counted in ``stats_swept_rows_total{table}`` once committed.
+
 After the commit the alert outbox is published (when a publisher is configured) and the
 optional DynamoDB stock projection is brought up to date; both resume from PostgreSQL after a
 crash (see ``_outbox``).
@@ -48,7 +55,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from stats_aggregator import _store as store
 from stats_aggregator._metrics import StatsMetrics
-from stats_aggregator._model import TABLES, LowStockAlert, Record, RowChange, UserEvent
+from stats_aggregator._model import TABLES, Record, RowChange, UserEvent
 from stats_aggregator._outbox import (
     PAGE,
     AlertPublisher,
@@ -57,6 +64,7 @@ from stats_aggregator._outbox import (
     publish_alerts,
 )
 from stats_aggregator.domain import (
+    BatchOutcome,
     apply_changes,
     bounded_latest,
     first_occurrences,
@@ -181,11 +189,20 @@ class StatsSink(BaseSink[Record]):
                         skewed.setdefault(tp.topic, []).append(r)
         with db_errors("write statistics batch"), self.engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": BATCH_LOCK})
-            alerts = self._apply_changes(conn, changes)
+            outcome = self._apply_changes(conn, changes)
             if events:
                 self._apply_user_events(conn, events, bound)
             self.offsets.save(conn, self.group, batch.next_offsets)
         self.stats["batches"] += 1
+        for swept in outcome.sweeps:
+            self.metrics.count_swept(swept.table, swept.deleted)
+            self.stats["swept"] += swept.deleted
+            self._log.info(
+                "table swept",
+                table=swept.table,
+                sweep_version=swept.version,
+                deleted=swept.deleted,
+            )
         for topic, ahead in skewed.items():
             self.metrics.count_skewed(topic, len(ahead))
             self.stats["clock_skewed"] += len(ahead)
@@ -196,9 +213,9 @@ class StatsSink(BaseSink[Record]):
                 latest=max(e.timestamp for e in ahead).isoformat(),
                 bound=bound.isoformat(),
             )
-        if alerts:
+        if outcome.alerts:
             self._alerts_pending = self.publisher is not None
-        if changes["products"]:
+        if changes["products"] or outcome.products_changed:
             self._projection_pending = self.projection is not None
         self._after_commit()
         return None
@@ -223,9 +240,7 @@ class StatsSink(BaseSink[Record]):
 
     # -- one batch ----------------------------------------------------------------------------
 
-    def _apply_changes(
-        self, conn: Connection, changes: dict[str, list[RowChange]]
-    ) -> list[LowStockAlert]:
+    def _apply_changes(self, conn: Connection, changes: dict[str, list[RowChange]]) -> BatchOutcome:
         outcome = apply_changes(store.PgStore(conn), changes, self.threshold)
         self.stats["applied"] += outcome.applied
         self.stats["reemits_skipped"] += outcome.skipped
@@ -234,7 +249,7 @@ class StatsSink(BaseSink[Record]):
         if outcome.alerts:
             store.insert_alerts(conn, outcome.alerts)
             self.stats["alerts"] += len(outcome.alerts)
-        return outcome.alerts
+        return outcome
 
     def _apply_user_events(
         self, conn: Connection, events: list[UserEvent], bound: datetime

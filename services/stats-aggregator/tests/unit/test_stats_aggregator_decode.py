@@ -61,7 +61,15 @@ def test_captured_changes_carry_their_source_version_in_emitted_order(form: str)
     assert all(isinstance(c, RowChange) for c in changes)
     versions = [c.version for c in changes]  # type: ignore[union-attr]
     assert versions == sorted(versions) and len(set(versions)) == 4
-    assert versions[0].startswith("p0") and all(v.startswith("p1") for v in versions[1:])
+    # ``q`` + generation key (20 digits) + class: ``1`` the snapshot read, ``2`` streamed.
+    assert all(v.startswith("q") and len(v) == 62 for v in versions)
+    assert versions[0][21] == "1" and all(v[21] == "2" for v in versions[1:])
+    # The read is the snapshot's last: it carries the sweep version of its table, below it
+    # (and so below every later change) and above every version of an earlier generation.
+    sweeps = [c.sweep for c in changes]  # type: ignore[union-attr]
+    assert sweeps[1:] == [None, None, None]
+    assert sweeps[0] is not None and sweeps[0][21] == "0" and sweeps[0] < versions[0]
+    assert sweeps[0][:21] == versions[0][:21]
     for record, version in zip(records, versions, strict=True):
         event = parse_record(record.topic, record.partition, record.offset, record.key,
                              record.value)  # fmt: skip

@@ -3,10 +3,12 @@
 A random shop history (sign-ups, products created/restocked/re-priced/deleted/re-created,
 orders placed, paid, shipped, cancelled, removed, back-dated) is turned into per-table,
 per-partition change logs as Debezium emits them (a snapshot taken while a transaction is open,
-then the streamed transactions, each change with its source version), re-emits are spliced in,
-and the logs are consumed with random batch cuts and random interleavings of the topics through
-``domain.apply_changes`` over an in-memory store. Whatever the order, every statistic must equal
-the reference.
+then the streamed transactions, each change with its source version; optionally Debezium loses
+its offsets, the transactions committed meanwhile are never streamed, and a new snapshot, whose
+last read of each table carries its sweep version, is followed by more streaming), re-emits are
+spliced in, and the logs are consumed with random batch cuts and random interleavings of the
+topics through ``domain.apply_changes`` over an in-memory store. Whatever the order, every
+statistic must equal the reference.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from cdc_events import UNCHANGED, ChangeView, Parser, source_version
+from cdc_events import UNCHANGED, ChangeView, Parser, source_version, sweep_version
 from cdc_events.testing import make_change
 from stats_aggregator._model import (
     IMAGE_TYPES,
@@ -35,6 +37,7 @@ from stats_aggregator._model import (
     UserEvent,
 )
 from stats_aggregator.domain import (
+    BatchOutcome,
     apply_changes,
     average,
     bounded_latest,
@@ -59,9 +62,23 @@ class MemoryStore:
         self.products: dict[int, ProductRow] = {}
         self.days: dict[date, DayRow] = {}
         self.statuses: dict[str, int] = {}
+        self.sweeps: dict[str, str] = {}
 
     def load_states(self, table: str, keys: Collection[int]) -> dict[int, Stored[Any]]:
         return {k: self.states[table][k] for k in keys if k in self.states[table]}
+
+    def live_keys_below(self, table: str, version: str, after: int, limit: int) -> list[int]:
+        return sorted(
+            k
+            for k, s in self.states[table].items()
+            if k > after and s.image is not None and (s.version is None or s.version < version)
+        )[:limit]
+
+    def load_sweeps(self) -> dict[str, str]:
+        return dict(self.sweeps)
+
+    def save_sweep(self, table: str, version: str) -> None:
+        self.sweeps[table] = max(version, self.sweeps.get(table, version))
 
     def load_lines(self, order_ids: Collection[int]) -> dict[int, Item]:
         return {
@@ -145,6 +162,7 @@ class Shop:
         # The commit LSN of the transaction emitted before the current one (Debezium's
         # ``source.sequence[0]``); None for the first transaction after the snapshot.
         self.commit_key: int | None = None
+        self.point: int | None = None  # the consistent point of the latest snapshot
 
     def transaction(self) -> None:
         """One shop operation as one source transaction, then its commit record."""
@@ -156,22 +174,55 @@ class Shop:
         """Debezium's initial snapshot, taken while a transaction is open (not yet emitted
         changes are dropped: they happened before the connector). The open transaction's changes
         have LSNs below the snapshot's consistent point, but the snapshot does not see them, and
-        they are streamed after its reads, first, with a null commit key. Returns how many of
-        them change a row the snapshot read."""
+        they are streamed after its reads, first, with a null commit key (their version takes
+        the point as generation key: ``Versions``). The last read of each table carries the
+        sweep version. Returns how many of them change a row the snapshot read."""
         self.log.clear()
+        return self._snapshot(open_steps)
+
+    def resnapshot(self, gap: int, open_steps: int) -> set[tuple[str, int]]:
+        """Debezium lost its offsets: ``gap`` transactions (and a few order and product
+        removals) commit and are never streamed, then it snapshots again (a new generation) and
+        streams on. Returns the rows deleted meanwhile that existed before (only the sweep can
+        delete them: no snapshot reports a delete)."""
+        before = {(t, k) for t, rows in self.tables.items() for k in rows}
+        mark = len(self.log)
+        for _ in range(gap):
+            self.transaction()
+        for _ in range(3):
+            self.step("remove_order")
+            self.step("delete_product")
+            self.transaction()
+        # A table emptied meanwhile has no read in the new snapshot, so no last read and no
+        # sweep (a limit of the sweep, in the README): not what this history is about.
+        for table, op in (("products", "product"), ("orders", "order")):
+            if not self.tables[table]:
+                self.step(op)
+        del self.log[mark:]
+        self._snapshot(open_steps)
+        return before - {(t, k) for t, rows in self.tables.items() for k in rows}
+
+    def _snapshot(self, open_steps: int) -> int:
+        mark = len(self.log)
         seen = {t: {k: dict(row) for k, row in rows.items()} for t, rows in self.tables.items()}
         self.commit_key = None
         for _ in range(open_steps):
             self.step()
-        open_tx, self.log = self.log, []
-        point = self.lsn + self.rng.randint(1, 50)
+        open_tx = self.log[mark:]
+        del self.log[mark:]
+        point = self.point = self.lsn + self.rng.randint(1, 50)
         snapshot_version = _version(point, snapshot=True)
         for table, rows in seen.items():
-            for key, row in rows.items():
-                self.log.append(
-                    _change(table, key, "r", row, point, f"r:{table}:{key}", snapshot_version)
-                )
-        self.log.extend(open_tx)
+            reads = [
+                _change(table, key, "r", row, point, f"r:{table}:{key}:{point}", snapshot_version)
+                for key, row in rows.items()
+            ]
+            if reads:  # the last read of the table
+                reads[-1] = dataclasses.replace(reads[-1], sweep=_sweep(point))
+            self.log.extend(reads)
+        self.log.extend(
+            dataclasses.replace(c, version=_version(c.lsn or 0, point=point)) for c in open_tx
+        )
         self.lsn = point + self.rng.randint(1, 50)  # it commits after the consistent point
         self.commit_key = self.lsn
         return sum(1 for c in open_tx if c.key in seen[c.table])
@@ -202,9 +253,9 @@ class Shop:
         del self.tables[table][key]
         self._emit(table, key, "d", None)
 
-    def step(self) -> None:
+    def step(self, op: str | None = None) -> None:
         rng, t = self.rng, self.tables
-        op = rng.choices(
+        op = op or rng.choices(
             ["signup", "country", "product", "restock", "price", "delete_product", "recreate",
              "order", "pay", "ship", "cancel", "remove_order", "backdate", "toast"],
             [5, 2, 3, 6, 4, 1, 1, 30, 12, 8, 6, 1, 1, 2],
@@ -356,10 +407,15 @@ def partition_logs(shop: Shop, rng: random.Random, partitions: int) -> list[list
 
 
 def consume(
-    store: MemoryStore, logs: list[list[RowChange]], rng: random.Random, threshold: int
-) -> int:
+    store: MemoryStore,
+    logs: list[list[RowChange]],
+    rng: random.Random,
+    threshold: int,
+    sweep_chunk: int = 1000,
+) -> BatchOutcome:
+    """Every log to its end in random batches; the outcomes' counts summed (sweeps listed)."""
     pos = [0] * len(logs)
-    skipped = 0
+    total = BatchOutcome()
     while any(p < len(log) for p, log in zip(pos, logs, strict=True)):
         changes: dict[str, list[RowChange]] = defaultdict(list)
         for i, log in enumerate(logs):
@@ -369,8 +425,11 @@ def consume(
             for change in log[pos[i] : pos[i] + n]:
                 changes[change.table].append(change)
             pos[i] += n
-        skipped += apply_changes(store, changes, threshold).skipped
-    return skipped
+        out = apply_changes(store, changes, threshold, sweep_chunk=sweep_chunk)
+        total.applied += out.applied
+        total.skipped += out.skipped
+        total.sweeps.extend(out.sweeps)
+    return total
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -384,11 +443,95 @@ def test_every_statistic_equals_the_reference_whatever_the_arrival_order(seed: i
     for _ in range(300):
         shop.transaction()
     store = MemoryStore()
-    skipped = consume(store, partition_logs(shop, rng, partitions=3), rng, threshold=10)
+    skipped = consume(store, partition_logs(shop, rng, partitions=3), rng, threshold=10).skipped
     assert skipped > 0  # re-emits were there and were absorbed
     want, got = reference(shop, 10), observed(store)
     for name in want:
         assert got[name] == want[name], name
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_new_snapshot_after_lost_offsets_sweeps_the_rows_deleted_meanwhile(seed: int) -> None:
+    # What a read model built from the source after the whole history holds, whatever the
+    # arrival order: rows deleted while Debezium had no offsets are swept (with their orders'
+    # lines, spend, days, statuses and units sold), rows read again or changed after the new
+    # snapshot stay, rows swept because their own partition's reads had not arrived yet come
+    # back with them, re-emitted markers sweep nothing more, older changes replayed after the
+    # sweep resurrect nothing.
+    rng = random.Random(1000 + seed)
+    shop = Shop(rng)
+    for _ in range(50):
+        shop.transaction()  # before the connector
+    shop.snapshot(open_steps=3)
+    for _ in range(150):
+        shop.transaction()
+    gone = shop.resnapshot(gap=40, open_steps=3)
+    assert gone  # rows no snapshot reports deleted
+    for _ in range(100):
+        shop.transaction()
+    store = MemoryStore()
+    chunk = rng.randint(1, 7)  # many rounds per sweep
+    out = consume(store, partition_logs(shop, rng, partitions=3), rng, 10, sweep_chunk=chunk)
+    assert sum(s.deleted for s in out.sweeps) > 0
+    want, got = reference(shop, 10), observed(store)
+    for name in want:
+        assert got[name] == want[name], name
+    # The states are those of the source: every live state is a row of it (a key of a lagging
+    # partition that was not stored when its table was swept is not created by its older
+    # changes either: the table's sweep version stops them).
+    for table, states in store.states.items():
+        live = {k for k, s in states.items() if s.image is not None}
+        assert live == set(shop.tables[table]), table
+
+
+def test_a_sweep_deletes_live_keys_below_its_version_in_chunks_and_once() -> None:
+    s = 50_000
+    store = MemoryStore()
+    read = _version(s, snapshot=True)
+    p = {"name": "x", "price": Decimal("1.00"), "stock": 20}
+    store.states["products"] = {
+        1: Stored(Product("x", Decimal("1.00"), 20), _version(s - 900, s - 950), s - 900),
+        2: Stored(Product("x", Decimal("1.00"), 20), None, s - 800),  # stored before versions
+        3: Stored(Product("x", Decimal("1.00"), 20), "p1" + "0" * 40, s - 700),  # old form
+        4: Stored(None, _version(s - 600, s - 650), s - 600),  # deleted already
+        5: Stored(Product("x", Decimal("1.00"), 20), read, s),  # read by the snapshot
+        6: Stored(Product("x", Decimal("1.00"), 20), _version(s + 90, s + 50), s + 90),
+        7: Stored(Product("x", Decimal("1.00"), 4), _version(s - 500, s - 550), s - 500),
+    }
+    store.products = {
+        k: ProductRow(k, "x", Decimal("1.00"), 20, False, False, 0, ZERO, 0) for k in range(1, 8)
+    }
+    store.products[4] = ProductRow(4, None, None, None, False, True, 0, ZERO, 1)
+    marker = dataclasses.replace(
+        _change("products", 5, "r", p, s, "r5", read), sweep=_sweep(s), partition=2, offset=40
+    )
+    out = apply_changes(store, {"products": [marker]}, 10, sweep_chunk=2)
+    assert [(o.table, o.version, o.deleted) for o in out.sweeps] == [("products", _sweep(s), 4)]
+    assert out.products_changed and out.skipped == 1  # the marker itself: a re-emit here
+    live = {k for k, st in store.states["products"].items() if st.image is not None}
+    assert live == {5, 6}
+    for k in (1, 2, 3, 7):
+        assert store.states["products"][k].version == _sweep(s)
+    assert store.states["products"][2].lsn == s - 800  # its own LSN: a swept delete has none
+    assert sorted(store.products) == [4, 5, 6]  # 4: still referenced by a line
+    # The marker again (a redelivery, a re-emit): nothing left to sweep.
+    again = apply_changes(store, {"products": [marker]}, 10)
+    assert [o.deleted for o in again.sweeps] == [0]
+    # An older change, of a swept key or of one never seen, arriving later: skipped.
+    late = [
+        _change("products", 1, "u", p, s - 100, "late1", _version(s - 100, s - 150)),
+        _change("products", 8, "c", p, s - 90, "late8", _version(s - 90, s - 150)),
+    ]
+    assert apply_changes(store, {"products": late}, 10).skipped == 2
+    assert 8 not in store.states["products"] and 8 not in store.products
+    # The snapshot's own read of a swept key, and a later change, bring it back.
+    back = [
+        _change("products", 1, "r", p, s, "r1", read),
+        _change("products", 8, "c", p, s + 100, "new8", _version(s + 100, s + 95)),
+    ]
+    apply_changes(store, {"products": back}, 10)
+    live = {k for k, st in store.states["products"].items() if st.image is not None}
+    assert live == {1, 5, 6, 8}
 
 
 def test_an_order_cancelled_before_its_lines_arrive_never_counts_them() -> None:
@@ -430,7 +573,7 @@ def test_versions_order_a_row_where_lsns_do_not() -> None:
     # commit key is that transaction's commit LSN.
     s = 50_000
     read = _version(s, snapshot=True)
-    open_tx = _version(s - 100)
+    open_tx = _version(s - 100, point=s)  # the first transaction after the snapshot
     later = _version(s + 20, commit=s + 10)
     assert read < open_tx < later
     assert not is_reemit(open_tx, read, s - 100, s)  # by LSN alone it would be skipped
@@ -445,17 +588,18 @@ def test_a_change_of_the_transaction_open_across_the_snapshot_is_applied_after_i
     s = 50_000
     cup = {"name": "cup", "price": Decimal("2.00")}
     read = _change("products", 5, "r", cup | {"stock": 20}, s, "r", _version(s, snapshot=True))
-    sold = _change("products", 5, "u", cup | {"stock": 4}, s - 100, "u", _version(s - 100))
+    sold_version = _version(s - 100, point=s)
+    sold = _change("products", 5, "u", cup | {"stock": 4}, s - 100, "u", sold_version)
     alerts: list[Any] = []
     folded = fold([read, sold, read], {}, low_stock_detector(10, alerts))  # and a re-emit
     assert (folded.applied, folded.skipped) == (2, 1)
     assert folded.transitions[5].new == Product("cup", Decimal("2.00"), 4)
-    assert folded.transitions[5].version == _version(s - 100)
+    assert folded.transitions[5].version == sold_version
     # Across batches: the stored read, then the streamed change.
     first = fold([read], {}).transitions[5]
     stored = {5: Stored(first.new, first.version, first.lsn)}
     assert fold([sold], stored).transitions[5].new == Product("cup", Decimal("2.00"), 4)
-    assert [(a.stock, a.lsn, a.version) for a in alerts] == [(4, s - 100, _version(s - 100))]
+    assert [(a.stock, a.lsn, a.version) for a in alerts] == [(4, s - 100, sold_version)]
 
 
 def test_a_state_stored_before_versions_is_compared_by_lsn_until_its_next_change() -> None:
@@ -557,19 +701,34 @@ def test_the_watermark_takes_no_event_time_past_the_clock_plus_the_skew() -> Non
 _PARSER = Parser()
 
 
-def _version(lsn: int, commit: int | None = None, *, snapshot: bool = False) -> str:
-    """``cdc_events.source_version`` of a PostgreSQL change at ``lsn`` whose
-    ``source.sequence`` is ``[commit, lsn]`` (a snapshot read when ``snapshot``)."""
+def _view(lsn: int, commit: int | None, snapshot: str) -> ChangeView:
     r = make_change(
-        "r" if snapshot else "u",
+        "u" if snapshot == "false" else "r",
         after={"id": 1},
         lsn=lsn,
         sequence=(commit, lsn),
-        snapshot="true" if snapshot else "false",
+        snapshot=snapshot,
     )
     view = _PARSER.parse_view(r.topic, r.partition, r.offset, r.key, r.value)
     assert isinstance(view, ChangeView)
-    return source_version(view)
+    return view
+
+
+def _version(
+    lsn: int, commit: int | None = None, *, snapshot: bool = False, point: int | None = None
+) -> str:
+    """``cdc_events.source_version`` of a PostgreSQL change at ``lsn`` whose
+    ``source.sequence`` is ``[commit, lsn]`` (a snapshot read when ``snapshot``); ``point``:
+    the consistent point of the snapshot read before it (what ``Versions`` gives the first
+    transaction after a snapshot)."""
+    return source_version(_view(lsn, commit, "true" if snapshot else "false"), point)
+
+
+def _sweep(point: int) -> str:
+    """``cdc_events.sweep_version`` of the last read of a table in the snapshot at ``point``."""
+    version = sweep_version(_view(point, None, "last_in_data_collection"))
+    assert version is not None
+    return version
 
 
 def _rc(table: str, key: int, op: str, values: dict[str, Any] | None, lsn: int) -> RowChange:
