@@ -62,8 +62,12 @@ class OrderChange:
     version: str
     event_id: str
     before_status: str | None = None
-    #: ``cdc_events.sweep_version`` on a snapshot's last read of the table, else None.
+    #: ``cdc_events.sweep_version`` on a snapshot's last read of the table, else None: the rows
+    #: of ``table`` whose newest version is below it are gone from the source (``domain.Part``).
     sweep: str | None = None
+
+    #: The lake's image report of this table, and the table a sweep it carries applies to.
+    table: ClassVar[str] = "orders"
 
     @property
     def order_day(self) -> date | None:
@@ -99,6 +103,9 @@ class ItemChange:
     event_id: str
     #: As ``OrderChange.sweep``.
     sweep: str | None = None
+
+    #: As ``OrderChange.table``.
+    table: ClassVar[str] = "order_items"
 
     @property
     def revenue(self) -> Decimal:

@@ -42,6 +42,10 @@ _MEASURES = [
     pa.field("net_revenue", SUM_MONEY),
 ]
 
+#: The part's sweep of the image report's table (``domain.Part.sweeps``), on every row of the
+#: part's object; null when the part folded no last snapshot read of the table (queries.py).
+_SWEEP = [pa.field("sweep_version", pa.string()), pa.field("sweep_offset", pa.int64())]
+
 SCHEMAS: dict[str, pa.Schema] = {
     "orders": pa.schema(
         [
@@ -60,6 +64,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("source_version", pa.string(), nullable=False),
             pa.field("changes", pa.int32(), nullable=False),
             pa.field("late", pa.bool_(), nullable=False),
+            *_SWEEP,
         ]
     ),
     "order_items": pa.schema(
@@ -78,6 +83,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("source_version", pa.string(), nullable=False),
             pa.field("changes", pa.int32(), nullable=False),
             pa.field("late", pa.bool_(), nullable=False),
+            *_SWEEP,
         ]
     ),
     "sales": pa.schema(

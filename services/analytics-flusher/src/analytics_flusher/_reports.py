@@ -3,6 +3,12 @@
 Sits between ``domain`` (which accumulates parts) and ``_parquet`` (which encodes tables). Rows
 come out in a fixed order and keys are built only from the window and the Kafka position, so
 the same part always produces the same objects under the same keys.
+
+A part's sweep of its table (``Part.sweeps``) is written into the part's image report: every
+row of it carries ``sweep_version`` and ``sweep_offset`` (null when the part folded no last
+read), so the sweep is in the same object as the images, durable when they are, and a query
+always finds the column (an object of its own would be missing from most lakes, and DuckDB
+fails on a glob that matches nothing).
 """
 
 from __future__ import annotations
@@ -126,6 +132,7 @@ def build_reports(part: Part, prefix: str, top_n: int) -> list[ReportTable]:
 
 
 def _order_rows(part: Part) -> list[dict[str, Any]]:
+    sweep, sweep_offset = part.sweeps.get(OrderChange.table, (None, None))
     rows = []
     for ident in sorted(part.images):
         c = part.images[ident]
@@ -145,12 +152,15 @@ def _order_rows(part: Part) -> list[dict[str, Any]]:
                 "source_version": c.version,
                 "changes": part.changes[ident],
                 "late": ident in part.late_ids,
+                "sweep_version": sweep,
+                "sweep_offset": sweep_offset,
             }
         )
     return rows
 
 
 def _item_rows(part: Part) -> list[dict[str, Any]]:
+    sweep, sweep_offset = part.sweeps.get(ItemChange.table, (None, None))
     rows = []
     for ident in sorted(part.images):
         c = part.images[ident]
@@ -169,6 +179,8 @@ def _item_rows(part: Part) -> list[dict[str, Any]]:
                 "source_version": c.version,
                 "changes": part.changes[ident],
                 "late": ident in part.late_ids,
+                "sweep_version": sweep,
+                "sweep_offset": sweep_offset,
             }
         )
     return rows

@@ -19,9 +19,21 @@ part, which no watermark can reach soon, is closed with the partition's next clo
 instead of holding its commits back. A change from long ago is simply late.
 
 A row's image in a part is its newest change by ``cdc_events.source_version`` (the source's
-position: snapshot reads, then commit order, then the change's LSN), not the last record read:
+position: the snapshot generation, then commit order, then the change's LSN), not the last read:
 a dead letter replayed at a new offset is still the older change it was. Kafka offsets only
 place records (the durable position, object keys).
+
+A part also records the *sweeps* it folded: the last read of a table in a Debezium snapshot
+carries ``cdc_events.sweep_version`` S (``OrderChange.sweep``), and every row of that table
+whose newest version is below S is gone from the source (deleted while Debezium had no offsets:
+a snapshot emits no deletes). The lake is append-only, so the sweep is a fact the part keeps
+(``Part.sweeps``: per table, the highest S and the offset of the change that carried it) and
+its image report writes; the current-state queries apply it (``queries``), to rows of that table
+only, comparing versions as text. Being in the part's objects, it is durable before the part's
+offsets are committed, and a redelivered marker writes it again, the same bytes under the same
+key. Rows of the table whose reads of that snapshot are in other partitions not written yet
+count as swept until they are (self-healing). The per-window summaries do not apply sweeps:
+they are history. Each sweep is logged and counted when its part is written (``_metrics``).
 
 Everything a closed part holds is a function of its records only (the partition's records in
 ``[first_offset, last_offset]`` whose event time falls in the window, plus late records filed
@@ -127,6 +139,9 @@ class Part:
     products: dict[int | None, list[Any]] = field(default_factory=dict)
     late: dict[int, LateStats] = field(default_factory=dict)
     held_bytes: int = 0
+    # table -> (the highest sweep version folded, the offset of the change that carried it):
+    # at most one entry per table, so not counted in ``held_bytes``.
+    sweeps: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def add(self, change: Change, late_from: int | None, watermark: int) -> int:
         """Fold one change; returns how many bytes the part's estimate grew by."""
@@ -137,6 +152,8 @@ class Part:
         # read) is folded (counted, summarised) but leaves the image as it was. Equal versions
         # are the same change (a redelivery, a re-emit): the later record replaces the image.
         stale = prev is not None and change.version < prev.version
+        if change.sweep is not None:
+            self._sweep(change.table, change.sweep, change.offset)
         grown = 0
         if not stale:
             self.images[ident] = change
@@ -177,6 +194,13 @@ class Part:
         else:
             self._add_item(change, prev if isinstance(prev, ItemChange) else None)
         return grown
+
+    def _sweep(self, table: str, version: str, offset: int) -> None:
+        """Record a sweep of ``table``: the highest wins (only it deletes anything at query
+        time); for equal ones (a redelivered marker) the later offset, as for images."""
+        known = self.sweeps.get(table)
+        if known is None or version >= known[0]:
+            self.sweeps[table] = (version, offset)
 
     def _add_order(
         self, change: OrderChange, prev: OrderChange | None, row: OrderChange | None

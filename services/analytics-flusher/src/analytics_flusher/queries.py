@@ -17,6 +17,15 @@ the UTC date of ``orders.created_at``). A line's revenue is computed in DECIMAL(
 types ``quantity * unit_price`` as DECIMAL(18,2), and one line of the largest quantity
 (2^31 - 1) at the largest price the shop's ``numeric(10,2)`` holds is 2.1e17, past it.
 
+Sweeps: a row whose newest image's version is below the highest ``sweep_version`` recorded for
+its table (a new Debezium snapshot's last read of the table, written on every row of its part's
+image object; ``domain.Part.sweeps``) is gone from the source (deleted while Debezium had no
+offsets) and is left out like a deleted one; versions compare as text, and an image without one
+counts as below any sweep. Only rows of the sweep's own table; ``SWEEPS`` lists the sweeps.
+Rows whose reads of that snapshot are not written yet (another partition behind) count as swept
+until they are: self-healing (the README's "Sweeps"). The per-window summaries are history and
+do not apply sweeps; only these current-state queries do.
+
 ``root`` is where the report prefixes live: ``s3://bucket/reports`` with DuckDB's ``httpfs``
 (or the same SQL in Athena over the Hive-partitioned tables), or a local copy of the objects.
 """
@@ -27,11 +36,17 @@ _LATEST = """
 WITH order_parts AS (
     SELECT * FROM read_parquet(
         '{root}/orders/**/*.parquet', hive_partitioning = false, union_by_name = true)
-    UNION ALL BY NAME SELECT NULL::VARCHAR AS source_version WHERE false
+    UNION ALL BY NAME SELECT NULL::VARCHAR AS source_version, NULL::VARCHAR AS sweep_version,
+        NULL::BIGINT AS sweep_offset WHERE false
 ), item_parts AS (
     SELECT * FROM read_parquet(
         '{root}/order_items/**/*.parquet', hive_partitioning = false, union_by_name = true)
-    UNION ALL BY NAME SELECT NULL::VARCHAR AS source_version WHERE false
+    UNION ALL BY NAME SELECT NULL::VARCHAR AS source_version, NULL::VARCHAR AS sweep_version,
+        NULL::BIGINT AS sweep_offset WHERE false
+), order_sweep AS (  -- '' when no sweep was recorded: every version is at or above it
+    SELECT coalesce(max(sweep_version), '') AS version FROM order_parts
+), item_sweep AS (
+    SELECT coalesce(max(sweep_version), '') AS version FROM item_parts
 ), order_images AS (
     SELECT * FROM order_parts
     QUALIFY row_number() OVER (
@@ -41,7 +56,9 @@ WITH order_parts AS (
     QUALIFY row_number() OVER (
         PARTITION BY item_id ORDER BY source_version DESC NULLS LAST, kafka_offset DESC) = 1
 ), orders AS (
-    SELECT order_id, customer_id, status, total, order_day FROM order_images WHERE NOT deleted
+    SELECT order_id, customer_id, status, total, order_day FROM order_images
+    WHERE NOT deleted
+      AND coalesce(source_version, '') >= (SELECT version FROM order_sweep)
 ), live_orders AS (
     SELECT * FROM orders WHERE status <> 'cancelled'
 ), lines AS (
@@ -49,6 +66,7 @@ WITH order_parts AS (
            i.quantity * CAST(i.unit_price AS DECIMAL(38, 2)) AS revenue
     FROM item_images i JOIN live_orders o ON o.order_id = i.order_id
     WHERE NOT i.deleted
+      AND coalesce(i.source_version, '') >= (SELECT version FROM item_sweep)
 )
 """
 
@@ -104,6 +122,21 @@ TOP_CUSTOMERS = (
 SELECT customer_id, count(*) AS orders, sum(total) AS spend
 FROM live_orders GROUP BY customer_id
 ORDER BY spend DESC, orders DESC, customer_id LIMIT {n}
+"""
+)
+
+#: (table, sweep_version, kafka_topic, kafka_partition, sweep_offset): every sweep the lake
+#: records, with where the change that carried it sits in Kafka; the current-state queries
+#: above apply the highest of each table.
+SWEEPS = (
+    _LATEST
+    + """
+SELECT 'orders' AS "table", sweep_version, kafka_topic, kafka_partition, sweep_offset
+FROM order_parts WHERE sweep_version IS NOT NULL
+UNION
+SELECT 'order_items', sweep_version, kafka_topic, kafka_partition, sweep_offset
+FROM item_parts WHERE sweep_version IS NOT NULL
+ORDER BY 1, 2, 3, 4, 5
 """
 )
 

@@ -7,12 +7,12 @@ the background uploads (``_uploads``: one thread encodes Parquet, a pool PUTs), 
 returns without waiting for them: the next records are folded while the objects are written.
 Every call reports "durable up to" offsets: per partition, the first offset of its oldest part
 not yet written in full (or everything handed over when none is open or pending). The runtime
-commits only that (``commit-after-flush``). A part is retired (summary POSTed, logged) once all
-its objects are written, in partition order; a failed upload is raised on the next call as the
-``RetryableError`` it was, and its object is sent again then. At most ``max_inflight`` objects
-are queued, and parts still uploading hold at most about ``max_open_bytes``: a faster consumer
-than the store waits there (backpressure, bounded memory).
-Revoke and shutdown wait for everything. On the runtime's wall-clock turn
+commits only that (``commit-after-flush``). A part is retired (summary POSTed, logged, the
+sweeps it records logged and counted) once all its objects are written, in partition order; a
+failed upload is raised on the next call as the ``RetryableError`` it was, and its object is
+sent again then. At most ``max_inflight`` objects are queued, and parts still uploading hold at
+most about ``max_open_bytes``: a faster consumer than the store waits there (backpressure,
+bounded memory). Revoke and shutdown wait for everything. On the runtime's wall-clock turn
 (``tick``, about once a second, records or not) the windows of partitions quiet for
 ``IDLE_FLUSH_SECONDS`` are written and their offsets reported, so a stream that stops is
 written out and committed without waiting for another record. (A background thread can do the
@@ -406,6 +406,7 @@ class LakeSink(BaseSink[Change]):
                 self.http.post(tables[0].key, window_summary(part, tables))
             except HttpSinkUnavailable as exc:
                 raise RetryableError(str(exc)) from exc
+        self.metrics.record_sweeps(part)
         late = sum(s.count for s in part.late.values())
         self.stats["parts"] += 1
         self.stats["late_events"] += late

@@ -3,10 +3,11 @@
 Named by the service's descriptor (``service.SERVICE.verifier``). The lake's objects are
 mirrored locally (only new or changed objects are fetched) and the documented DuckDB queries of
 :mod:`analytics_flusher.queries` (a row's current state: its image with the highest
-``source_version``) turn them into totals, which must equal the source database's
-(:mod:`devstack.truth`) per order-creation day, (day, product), (day, customer) and status. When
-the bucket is versioned, every key written more than once must hold the same bytes each time
-(a replay rewrites objects, it never changes them). Needs the ``verify`` extra (the dev stack).
+``source_version``, unless a later snapshot's sweep of its table is above it) turn them into
+totals, which must equal the source database's (:mod:`devstack.truth`) per order-creation day,
+(day, product), (day, customer) and status. When the bucket is versioned, every key written more
+than once must hold the same bytes each time (a replay rewrites objects, it never changes them).
+Needs the ``verify`` extra (the dev stack).
 """
 
 from __future__ import annotations

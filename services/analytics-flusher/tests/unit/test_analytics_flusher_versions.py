@@ -81,7 +81,9 @@ def test_a_replayed_old_change_does_not_replace_the_newer_image_in_its_part(
     assert orders.columns["status"] == ["cancelled"]
     assert orders.columns["kafka_offset"] == [1]
     assert orders.columns["source_version"] == [image.version]
-    assert image.version.startswith("p1")
+    # The PostgreSQL form of a streamed change: ``q``, the generation key (20 digits), class 2.
+    assert image.version.startswith("q") and len(image.version) == 62
+    assert image.version[21] == "2"
 
 
 def test_a_stale_change_is_summarised_without_the_newer_image_as_its_previous_state(
