@@ -1,8 +1,8 @@
 """The store as the operator CLI sees it: ``cdc history`` / ``cdc state`` and ``cdc dlq``.
 
-Queries: a row's history in source order (``_state.HISTORY_ORDER``: by version), its table's
-sweep at a time, what the store knows of a table's key, and the rows of ``dead_letter_queue``.
-The folding into a state is pure (``_state.rebuild_state``). The only
+Queries: a row's history and its table's sweep at a time (``_history_reads``), what the store
+knows of a table's key, and the rows of ``dead_letter_queue``. The folding into a state is pure
+(``_state.rebuild_state``). The only
 writes are the DLQ's status changes (``replay_dead_letters``, ``discard_dead_letters``): rows
 are locked with ``FOR UPDATE SKIP LOCKED``, so two operators never act on the same row, and a
 row is marked replayed in the transaction that holds its lock, after the broker acknowledged
@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from consumer_runtime import Publisher
 from sink_kit.postgres import make_engine
@@ -33,38 +32,9 @@ from event_store_writer._dlq import (
     decode_headers,
     replay_record,
 )
-from event_store_writer._state import HISTORY_ORDER, StoredEvent, rebuild_state
-from event_store_writer.domain import key_hash, key_json
+from event_store_writer._history_reads import read_history, read_sweep
+from event_store_writer._state import StoredEvent, rebuild_state
 from event_store_writer.errors import StoreQueryError
-
-# History in source order. A tombstone shares its delete's version and sorts after it; a
-# truncate of the table (op t, no key) ends every row's life, so it is part of each history.
-_COLUMNS = """event_id, kind, op, key, before, after, unchanged_columns, source_ts, event_time,
-       position, lsn, tx_id, snapshot, topic, kafka_partition, kafka_offset, version"""
-_HISTORY = f"""
-SELECT {_COLUMNS} FROM (
-  SELECT {_COLUMNS} FROM cdc_events
-  WHERE key_hash = :key_hash AND table_name = :table AND key = CAST(:key AS jsonb)
-    AND (CAST(:schema AS text) IS NULL OR schema_name = :schema OR kind = 'tombstone')
-    AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
-  UNION ALL
-  SELECT {_COLUMNS} FROM cdc_events
-  WHERE :with_truncates AND table_name = :table AND op = 't'
-    AND (CAST(:schema AS text) IS NULL OR schema_name = :schema)
-    AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
-) AS history
-ORDER BY {HISTORY_ORDER}
-"""  # noqa: S608 - only constant column names are interpolated
-
-# The sweep a row's state at a time applies: the table's highest one whose snapshot read (the
-# last of the table) happened by then, by its source time like the events themselves. The
-# table's name decides, as it does for a history without a schema (the key hash has no schema).
-_SWEEP = """
-SELECT max(sweep_version) FROM cdc_sweeps
-WHERE table_name = :table
-  AND (CAST(:at AS timestamptz) IS NULL OR event_time <= CAST(:at AS timestamptz))
-"""
-
 
 # -- dead_letter_queue -------------------------------------------------------------------------
 
@@ -166,7 +136,7 @@ class StoreReader:
     ) -> list[StoredEvent]:
         schema, name = split_table(table)
         with _errors(self._hint), self._engine.connect() as conn:
-            return _history(conn, name, schema, key, at, truncates)
+            return read_history(conn, name, schema, key, at, truncates)
 
     def state(
         self, table: str, key: dict[str, Any], at: datetime
@@ -178,8 +148,8 @@ class StoreReader:
         """
         schema, name = split_table(table)
         with _errors(self._hint), self._engine.connect() as conn:
-            events = _history(conn, name, schema, key, at, True)
-            sweep = conn.execute(sa.text(_SWEEP), {"table": name, "at": at}).scalar()
+            events = read_history(conn, name, schema, key, at, True)
+            sweep = read_sweep(conn, name, at)
         return rebuild_state(events, sweep), len(events)
 
     # -- dead_letter_queue (cdc dlq) ------------------------------------------------------------
@@ -320,49 +290,6 @@ class StoreReader:
             with self._engine.connect() as conn:
                 outcome.skipped = _skipped(conn, selection, upper, outcome)
         return outcome
-
-
-def _history(
-    conn: Connection,
-    table: str,
-    schema: str | None,
-    key: dict[str, Any],
-    at: datetime | None,
-    truncates: bool,
-) -> list[StoredEvent]:
-    rows = conn.execute(
-        sa.text(_HISTORY),
-        {
-            "table": table,
-            "schema": schema,
-            "key": orjson.dumps(key).decode(),
-            "key_hash": key_hash(table, key_json(key)),
-            "at": at,
-            "with_truncates": truncates,
-        },
-    )
-    return [
-        StoredEvent(
-            event_id=r[0],
-            kind=r[1],
-            op=r[2],
-            key=r[3],
-            before=r[4],
-            after=r[5],
-            unchanged_columns=tuple(r[6] or ()),
-            source_ts=r[7],
-            event_time=r[8],
-            position=None if r[9] is None else int(r[9]),
-            lsn=r[10],
-            tx_id=r[11],
-            snapshot=bool(r[12]),
-            topic=r[13],
-            kafka_partition=r[14],
-            kafka_offset=r[15],
-            version=r[16],
-        )
-        for r in rows
-    ]
 
 
 def _where(selection: Selection) -> list[ColumnElement[bool]]:
