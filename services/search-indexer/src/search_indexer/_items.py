@@ -55,7 +55,8 @@ from importlib import resources
 from typing import Any
 
 from search_indexer._text import indexed_text, normalize_name, utf8_prefix
-from search_indexer.domain import LEGACY_VERSION, Product, price_bucket
+from search_indexer._versions import LEGACY_VERSION
+from search_indexer.domain import Product, price_bucket
 
 __all__ = [
     "DEFINITION_FILE",

@@ -240,7 +240,7 @@ class IndexTable:
         ``segments``, every page, consistent (an item written just before is seen). A scan
         reads every item of its segment, postings included: the filter cuts what is returned,
         not what is read (or paid). The caller checks the form of each version
-        (``domain.below_sweep``)."""
+        (``_versions.below_sweep``)."""
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "ConsistentRead": True,

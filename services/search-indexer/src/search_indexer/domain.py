@@ -1,38 +1,17 @@
-"""The search indexer's pure logic: decoding product changes, versions, folding, the postings
-diff, price buckets and ranking. No I/O library is imported here (``.importlinter``); the sink
+"""The search indexer's pure logic: decoding product changes, folding, the postings diff, price
+buckets and ranking. No I/O library is imported here (``.importlinter``); the sink
 (`sink.py`) turns these decisions into DynamoDB calls.
 
-Versions. Every write to the index is guarded by ``version``, the change's place in its row's
-history as ``cdc_events.source_version`` gives it: fixed-width text whose byte order is the
-order of one row's changes, stored as a DynamoDB ``S`` and compared with ``<`` in condition
-expressions. It comes from the source, never from Kafka, so a redelivery, a dead letter
-re-produced at a new offset (``cdc dlq replay``), a Debezium re-emit and a re-created topic all
-give a change the version it had. PostgreSQL's (``q``): the snapshot generation first (a
-snapshot's point, or the commit key of a streamed change: a new snapshot's reads outrank
-everything streamed before them), then the class (``1`` a snapshot read, ``2`` streamed), the
-commit key (``source.sequence[0]``, the commit LSN of the transaction Debezium processed before
-this one) and the change's LSN. The LSN alone is no order (and was rejected here before):
-overlapping transactions interleave in the WAL, so a later commit can carry a smaller LSN, every
-snapshot read shares the snapshot's LSN, and a transaction open across the snapshot's consistent
-point changed its rows *below* that LSN although it committed after it (``cdc_events.Versions``,
-held by the decoder of ``make_decoder``, gives it its snapshot's point).
-
-Sweeps. A snapshot emits no deletes: a product deleted while Debezium had lost its offsets is
-never streamed. The last read of ``products`` in a snapshot carries ``sweep``
-(``cdc_events.sweep_version``, ``S``): above every version of earlier generations, below every
-read of that snapshot and everything streamed after it. A product stored at a version below
-``S`` (``below_sweep``) was neither read by that snapshot nor changed after it, so it is gone
-from the source: the sink deletes it at ``S`` after applying the batch (``sink``).
+Versions and sweeps. Every change carries its source version (``cdc_events.source_version``:
+the order of one row's changes, from the source, never from Kafka) and a snapshot's last read
+of ``products`` its sweep version too: what they are and how they compare is ``_versions``
+(``LEGACY_VERSION`` and ``below_sweep`` are re-exported here).
 
 Tombstones carry no source position (only a key and a Kafka position), so they cannot be
 ordered against versions and are not applied: Debezium writes each one right after its delete
 event, which carries the position and writes the deletion marker. (A tombstone with an offset
 of its own was a deletion at "now": a replay of the topic through it would delete a product
 re-created since.)
-
-Items written by the release that versioned by Kafka offset hold ``version`` as a number
-(``N``); a condition comparing an ``N`` attribute with an ``S`` value is false, so the sink lets
-any change replace such an item once (``LEGACY_VERSION``, ``sink.IndexTable``).
 """
 
 from __future__ import annotations
@@ -57,6 +36,7 @@ from cdc_events import (
 from consumer_runtime import Message, PermanentError
 
 from search_indexer._text import normalize_name
+from search_indexer._versions import LEGACY_VERSION, below_sweep
 
 __all__ = [
     "LEGACY_VERSION",
@@ -75,16 +55,6 @@ __all__ = [
     "price_buckets_between",
     "rank_key",
 ]
-
-#: The version of whatever has no source version: a numeric (Kafka offset) version or pending
-#: entry written by the previous release, or no version at all. Below every source version
-#: (``""`` sorts first), so the next write of the product replaces or settles it.
-LEGACY_VERSION: Final = ""
-
-#: The first letter of the versions a sweep may delete, by the sweep's own first letter: its
-#: form, and that form before generations (``p``/``m``, class first: below every ``q``/``n``).
-#: Forms of another connector (``n`` against ``q``) or the ``t`` form never compare with it.
-_SWEPT_FORMS: Final = {"q": frozenset("qp"), "n": frozenset("nm")}
 
 #: Integer digits of the largest price bucketed one by one (``numeric(10,2)`` holds 8);
 #: prices from 10^MAX_PRICE_DIGITS up share one overflow bucket.
@@ -132,18 +102,6 @@ class ProductChange:
     #: ``cdc_events.sweep_version`` on a snapshot's last read of ``products``: products whose
     #: version is below it were neither read by that snapshot nor changed after it (gone)
     sweep: str | None = None
-
-
-def below_sweep(version: str, sweep: str) -> bool:
-    """A product stored at ``version`` is gone from the source after the snapshot whose last
-    read of ``products`` carries ``sweep``: ``version`` is of a form that compares with it
-    (its own, or the same connector's before generations) and below it as text.
-    ``LEGACY_VERSION`` (an item of the release that versioned by Kafka offset) is below every
-    source version, here too."""
-    if version == LEGACY_VERSION:
-        return True
-    forms = _SWEPT_FORMS.get(sweep[:1], frozenset(sweep[:1]))
-    return version[:1] in forms and version < sweep
 
 
 # -- decoding --------------------------------------------------------------------------------

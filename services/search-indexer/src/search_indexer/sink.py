@@ -29,21 +29,11 @@ One batch, in rounds:
 4. When every unit is written or dropped, the large changes are written; then, if a record was
    refused, ``RejectedError`` names it and the runtime isolates and dead-letters it (the rest of
    the batch is written again, as duplicates).
-5. The sweeps: for each sweep version ``S`` the batch carries (``ProductChange.sweep``, on a
-   snapshot's last read of ``products``), lowest first, every live product stored at a version
-   below ``S`` (``domain.below_sweep``: neither read by that snapshot nor changed after it, so
-   gone from the source) is found by a scan of the table (``IndexTable.scan_products_below``,
-   parallel segments, every page) and deleted at ``S`` by steps 2-4, as any deletion: the
-   deletion marker under the version read and the removal of its postings, in one
-   transaction. A product written at ``S`` or later meanwhile fails that condition and is
-   dropped as superseded (the newer write wins; not an error). A product whose read is in
-   another partition not consumed yet is swept too and re-created by that read (its version is
-   above ``S``). One log line and ``search_index_swept_products_total`` per sweep.
-
-The sweep is part of ``write_batch``: it is durable before the batch's offsets are reported
-durable (``write_batch`` returns), so a marker whose sweep failed (a ``RetryableError``: the
-batch is retried) or did not finish (a crash) is delivered again and sweeps again. A sweep run
-again deletes nothing (what it deleted holds ``S``): a redelivered marker writes nothing.
+5. The sweeps (``_sweep``): for each sweep version ``S`` the batch carries (on a snapshot's
+   last read of ``products``), every live product stored at a version below ``S`` is found by
+   a scan of the table and deleted at ``S`` by steps 2-4, as any deletion. Every batch is read
+   against the sweep floor first (the highest sweep applied): a change below it is skipped.
+   The sweep is durable before ``write_batch`` returns (the batch's offsets are committed).
 """
 
 from __future__ import annotations
@@ -52,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from botocore.exceptions import ClientError
@@ -63,6 +53,7 @@ from sink_kit.aws import aws_errors, error_code, retry_at_start
 from search_indexer._items import StoredProduct, parse_product
 from search_indexer._large import LargeProductWriter, plan_for
 from search_indexer._metrics import IndexMetrics
+from search_indexer._sweep import Sweeper
 from search_indexer._table import (
     POSTING_CONDITION,
     IndexTable,
@@ -81,7 +72,7 @@ from search_indexer._txn import (
     pack,
     target,
 )
-from search_indexer.domain import Deletion, Folded, ProductChange, below_sweep, fold
+from search_indexer.domain import Deletion, Folded, ProductChange, fold
 from search_indexer.settings import Settings
 
 __all__ = [
@@ -98,10 +89,10 @@ _log = structlog.get_logger("search_indexer")
 # product need two writers on one partition, so a handful of rounds settles them. Past this,
 # the batch is retried by the runtime (with backoff).
 _MAX_ROUNDS = 8
-# Products deleted per round of transactions in a sweep (bounds what one round holds).
-_SWEEP_CHUNK = 1000
 # /readyz asks often; one DescribeTable per this many seconds is plenty.
 _HEALTH_CACHE_S = 5.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -139,6 +130,7 @@ class SearchIndexSink(BaseSink[ProductChange]):
         self._clock = clock
         self._pool = ThreadPoolExecutor(write_concurrency, thread_name_prefix="index-write")
         self._large = LargeProductWriter(table, self.metrics, self._expires_at)
+        self._sweeper = Sweeper(table, self.metrics, self._write, self._run_all)
         self._healthy_at = 0.0
 
     @classmethod
@@ -166,24 +158,13 @@ class SearchIndexSink(BaseSink[ProductChange]):
             return None
         # Below the floor (the highest sweep applied): older than the snapshot that superseded
         # it, wherever it comes from (a partition lagging by a whole re-snapshot, a replay).
-        floor = self.table.read_sweep_floor()
-        if floor is not None:
-            kept = [c for c in changes if not below_sweep(c.version, floor)]
-            if len(kept) < len(changes):
-                _log.info(
-                    "changes below the sweep floor skipped",
-                    skipped=len(changes) - len(kept),
-                    floor=floor,
-                )
-                self.metrics.products.labels("below_sweep").inc(len(changes) - len(kept))
-                changes = kept
+        changes = self._sweeper.above_floor(changes)
         outcomes = self._write(changes)
         if outcomes.get("stale") or outcomes.get("duplicate"):
             _log.info("superseded changes skipped", **outcomes)
         # After the batch's writes, before its offsets are reported durable (by returning):
         # a marker whose sweep failed or did not finish is delivered again, and sweeps again.
-        for sweep, marker in _sweeps(batch):
-            self._sweep(sweep, marker)
+        self._sweeper.sweep_batch(batch, self.sweep_segments)
         return None
 
     def healthy(self) -> bool:
@@ -223,50 +204,9 @@ class SearchIndexSink(BaseSink[ProductChange]):
             raise RejectedError(f"DynamoDB refused {names}")
         return outcomes
 
-    # -- the sweep -------------------------------------------------------------------------------
-
-    def _sweep(self, sweep: str, marker: ProductChange) -> None:
-        """Delete every live product stored at a version below ``sweep`` (see the module
-        docstring), at ``sweep``, through the deletion path of any change."""
-        started = time.monotonic()
-        # First the floor: from now on no member applies a change below the sweep, so none can
-        # bring back a product the scan below does not see yet.
-        self.table.raise_sweep_floor(sweep)
-        segments = self.sweep_segments
-        scans = [
-            self._pool.submit(self.table.scan_products_below, sweep, segment=i, segments=segments)
-            for i in range(segments)
-        ]
-        gone = {
-            stored.id: stored
-            for found in _wait_all(scans)
-            for stored in found
-            if stored.exists and not stored.deleted and below_sweep(stored.version, sweep)
-        }
-        ids = sorted(gone)
-        deleted = newer = 0
-        for start in range(0, len(ids), _SWEEP_CHUNK):
-            chunk = ids[start : start + _SWEEP_CHUNK]
-            deletions = [
-                Folded(pid, Deletion(pid), sweep, marker.partition, marker.offset) for pid in chunk
-            ]
-            outcomes = self._write(deletions, {pid: gone[pid] for pid in chunk})
-            # A product changed at ``sweep`` or later since the scan: its condition failed and
-            # the item returned holds the newer version (not an error).
-            newer += outcomes.get("stale", 0) + outcomes.get("duplicate", 0)
-            deleted += outcomes.get("deleted", 0)
-            self.metrics.swept.inc(outcomes.get("deleted", 0))
-        _log.info(
-            "swept products the snapshot did not read",
-            table="products",
-            sweep_version=sweep,
-            deleted=deleted,
-            already_newer=newer,
-            topic=marker.topic,
-            partition=marker.partition,
-            offset=marker.offset,
-            seconds=round(time.monotonic() - started, 3),
-        )
+    def _run_all(self, calls: Sequence[Callable[[], _T]]) -> list[_T]:
+        """Run ``calls`` on the write pool (the sweep's scans): every result, as ``_wait_all``."""
+        return _wait_all([self._pool.submit(call) for call in calls])
 
     # -- transactions --------------------------------------------------------------------------
 
@@ -406,16 +346,6 @@ class SearchIndexSink(BaseSink[ProductChange]):
 
     def _expires_at(self) -> int:
         return int(self._clock()) + self.deletion_marker_ttl_s
-
-
-def _sweeps(batch: Batch[ProductChange]) -> list[tuple[str, ProductChange]]:
-    """The sweep versions the batch's changes carry, lowest first, each with the first change
-    carrying it (where its deletion markers say they were read)."""
-    found: dict[str, ProductChange] = {}
-    for change in batch:
-        if change.sweep is not None:
-            found.setdefault(change.sweep, change)
-    return sorted(found.items())
 
 
 def _wait_all(futures: Sequence[Future[Any]]) -> list[Any]:

@@ -23,13 +23,8 @@ from search_indexer._items import (
     product_item,
     with_pending,
 )
-from search_indexer.domain import (
-    LEGACY_VERSION,
-    below_sweep,
-    plan_postings,
-    posting_diff,
-    rank_key,
-)
+from search_indexer._versions import LEGACY_VERSION, below_sweep
+from search_indexer.domain import plan_postings, posting_diff, rank_key
 
 TOPIC = "dbserver1.public.products"
 
