@@ -26,7 +26,6 @@ ALLOWED: dict[str, int] = {
     "services/event-store-writer/src/event_store_writer/_dlq_cli.py": 511,
     "libs/cdc-events/src/cdc_events/_parser.py": 474,
     "libs/devstack/src/devstack/simulator.py": 464,
-    "services/stats-aggregator/src/stats_aggregator/_store.py": 462,
     "libs/cdc-cli/src/cdc_cli/_offsets.py": 461,
     "services/analytics-flusher/src/analytics_flusher/sink.py": 428,
     "libs/cdc-cli/src/cdc_cli/_dlq_topic.py": 418,

@@ -1,10 +1,10 @@
-"""The read model's SQL: loading and writing per-key states and statistic rows.
+"""The read model's SQL: statistic rows, user activity, alerts, reads for the CLI, and
+``PgStore`` (``domain.StateStore`` over a connection).
 
 Part of the sink side (the only place besides ``sink`` that speaks SQL). Every function takes an
 open connection inside the batch's transaction; writes are one statement per table and batch
-(``sink_kit.upsert.upsert_rows``). A sweep (``domain.sweep``) reads the keys it deletes with
-``live_keys_below``, writes them through the same functions and records its version per table
-(``save_sweep``), in the same transaction.
+(``sink_kit.upsert.upsert_rows``). The per-key states' SQL is in ``_store_states``, the sweeps'
+(``domain.sweep``) in ``_store_sweeps``; ``PgStore`` joins them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from sink_kit.upsert import upsert_rows
 from sqlalchemy.engine import Connection
 
 from stats_aggregator._model import (
-    IMAGE_TYPES,
     CustomerRow,
     DayRow,
     Item,
@@ -29,136 +28,8 @@ from stats_aggregator._model import (
     Transition,
     UserTotals,
 )
-
-# Per source table: its state table and the PostgreSQL types of the image's columns.
-STATE_TABLES: Final[dict[str, tuple[str, tuple[tuple[str, str], ...]]]] = {
-    "customers": ("st_customers", (("country", "text"),)),
-    "products": (
-        "st_products",
-        (("name", "text"), ("price", "numeric"), ("stock", "integer")),
-    ),
-    "orders": (
-        "st_orders",
-        (
-            ("customer_id", "bigint"),
-            ("status", "text"),
-            ("total", "numeric"),
-            ("created_at", "timestamptz"),
-        ),
-    ),
-    "order_items": (
-        "st_order_items",
-        (
-            ("order_id", "bigint"),
-            ("product_id", "bigint"),
-            ("quantity", "integer"),
-            ("unit_price", "numeric"),
-        ),
-    ),
-}
-
-
-def load_states(conn: Connection, table: str, keys: Collection[int]) -> dict[int, Stored[Any]]:
-    """The stored state of ``keys`` (absent keys were never seen)."""
-    if not keys:
-        return {}
-    name, columns = STATE_TABLES[table]
-    cls = IMAGE_TYPES[table]
-    cols = ", ".join(c for c, _ in columns)
-    rows = conn.execute(
-        sa.text(
-            f"SELECT id, {cols}, deleted, pos_version, pos_lsn FROM {name} WHERE id = ANY(:ids)"  # noqa: S608
-        ),
-        {"ids": list(keys)},
-    )
-    out: dict[int, Stored[Any]] = {}
-    for row in rows:
-        image = None if row[-3] else cls(*row[1:-3])
-        out[int(row[0])] = Stored(image, row[-2], row[-1])
-    return out
-
-
-def live_keys_below(
-    conn: Connection, table: str, version: str, after: int, limit: int
-) -> list[int]:
-    """Up to ``limit`` keys of ``table``'s states above ``after``, ascending, that are live and
-    whose ``pos_version`` is below ``version`` byte-wise (``COLLATE "C"``) or NULL (positioned
-    by LSN: stored before versions); the keys a sweep at ``version`` deletes. Walks the
-    primary key (a sweep is rare; no index of its own)."""
-    name, _ = STATE_TABLES[table]
-    rows = conn.execute(
-        sa.text(
-            f"SELECT id FROM {name} WHERE id > :after AND NOT deleted "  # noqa: S608
-            'AND (pos_version IS NULL OR pos_version < CAST(:version AS text) COLLATE "C") '
-            "ORDER BY id LIMIT :limit"
-        ),
-        {"after": after, "version": version, "limit": limit},
-    )
-    return [int(r[0]) for r in rows]
-
-
-def load_sweeps(conn: Connection) -> dict[str, str]:
-    """Per source table, the highest sweep version applied (migration 0005)."""
-    rows = conn.execute(sa.text("SELECT source_table, version FROM st_sweeps"))
-    return {str(t): str(v) for t, v in rows}
-
-
-def save_sweep(conn: Connection, table: str, version: str) -> None:
-    """Record a sweep of ``table`` at ``version``; a lower one than recorded changes nothing."""
-    conn.execute(
-        sa.text(
-            "INSERT INTO st_sweeps AS s (source_table, version) VALUES (:t, :v) "
-            "ON CONFLICT (source_table) DO UPDATE SET version = excluded.version, "
-            "swept_at = now() WHERE s.version < excluded.version"
-        ),
-        {"t": table, "v": version},
-    )
-
-
-def load_lines(conn: Connection, order_ids: Collection[int]) -> dict[int, Item]:
-    """The stored (not deleted) order lines of ``order_ids``, by line id."""
-    if not order_ids:
-        return {}
-    rows = conn.execute(
-        sa.text(
-            "SELECT id, order_id, product_id, quantity, unit_price FROM st_order_items "
-            "WHERE order_id = ANY(:ids) AND NOT deleted"
-        ),
-        {"ids": list(order_ids)},
-    )
-    return {int(r[0]): Item(int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows}
-
-
-def save_states(conn: Connection, table: str, transitions: Iterable[Transition[Any]]) -> None:
-    """Upsert each key's new state with its position: ``pos_version`` (compared) and ``pos_lsn``
-    (for the alerts and a downgrade; moving it without the version marks a write of the previous
-    release, see migration 0004)."""
-    name, columns = STATE_TABLES[table]
-    width = len(columns)
-    rows = [
-        (
-            t.key,
-            *(t.new if t.new is not None else (None,) * width),
-            t.new is None,
-            t.version,
-            t.lsn,
-        )
-        for t in transitions
-    ]
-    upsert_rows(
-        conn,
-        name,
-        [
-            ("id", "bigint"),
-            *columns,
-            ("deleted", "boolean"),
-            ("pos_version", "text"),
-            ("pos_lsn", "bigint"),
-        ],
-        rows,
-        ["id"],
-    )
-
+from stats_aggregator._store_states import load_lines, load_states, save_states
+from stats_aggregator._store_sweeps import live_keys_below, load_sweeps, save_sweep
 
 # -- statistics ---------------------------------------------------------------------------
 

@@ -14,39 +14,34 @@ Every statistic is a function of the latest row image of each ``customers``, ``p
    its lines that the batch did not touch (the sink loads those), whatever order the two topics
    arrived in.
 3. ``apply_*``: old statistic rows + deltas -> new rows (one upsert per key per batch).
-4. ``sweep``, for each change of the batch carrying ``sweep`` S (``cdc_events.sweep_version``:
-   the last read of its table in a Debezium snapshot), after the steps above: every key of its
-   table whose stored state is live and whose version is below S (as text; a state stored
-   before versions, NULL, counts as below) is deleted by a synthesized delete with version S
-   (``swept_delete``), through steps 1-3 like any delete, ``SWEEP_CHUNK`` keys at a time. Such
-   a row was neither read by that snapshot nor changed after it: it was deleted at the source
-   while Debezium had no offsets (a snapshot emits no deletes). Deleted with version S, it stays
-   deleted against any older change arriving later (a lagging partition, a dead-letter replay)
-   and comes back with the snapshot's own read of it (above S) or any later change. S is then
-   recorded for the table (``StateStore.save_sweep``): from the next batch on, ``fold`` skips
-   every change of the table at or below it, also of keys not stored when the sweep ran (a
-   partition lagging behind the marker's would otherwise create, from the earlier generation,
-   a row that snapshot did not read). A redelivered marker finds nothing left below S: the
-   sweep is idempotent.
+4. ``sweep``, for each change of the batch carrying ``sweep`` S (the last read of its table in
+   a Debezium snapshot), after the steps above: every key of its table whose stored state is
+   live and whose version is below S is deleted with version S, through steps 1-3 like any
+   delete; S is then recorded for the table, and ``fold`` skips every change of the table at or
+   below it from the next batch on (the rule and why: ``_sweep``, where the sweep lives).
 
 ``apply_changes`` runs them against a ``StateStore``: the sink's is PostgreSQL inside the
 batch's transaction (with the consumer offsets), the unit tests' is a few dicts.
-User-activity statistics are sums (``fold_user_events``), and the engagement score and churn
-risk are a documented formula (``scores``) evaluated as of the activity watermark: the latest
-event time seen, each time bounded by the processing clock (``bounded_latest``), so one event
-from a clock-skewed front end cannot move it into the future.
+User-activity statistics (sums of user events, the engagement score and churn risk as of the
+activity watermark) live in ``_activity``; this module re-exports them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final, Protocol
+from datetime import date
+from typing import Any, Protocol
 
 from cdc_events import UNCHANGED
 
+from stats_aggregator._activity import (
+    Scores,
+    bounded_latest,
+    first_occurrences,
+    fold_user_events,
+    scores,
+)
 from stats_aggregator._deltas import (
     CustomerDelta,
     DayDelta,
@@ -63,9 +58,7 @@ from stats_aggregator._deltas import (
     order_ids_of_items,
 )
 from stats_aggregator._model import (
-    CENTS,
     IMAGE_TYPES,
-    ZERO,
     CustomerRow,
     DayRow,
     Item,
@@ -75,8 +68,14 @@ from stats_aggregator._model import (
     RowChange,
     Stored,
     Transition,
-    UserEvent,
-    UserTotals,
+)
+from stats_aggregator._sweep import (
+    SWEEP_CHUNK,
+    SweepOutcome,
+    SweepStore,
+    sweep_markers,
+    sweep_table,
+    swept_delete,
 )
 
 # -- 1. fold ----------------------------------------------------------------------------------
@@ -205,23 +204,11 @@ def is_low(product: Product | None, threshold: int) -> bool:
 # -- one batch, end to end --------------------------------------------------------------------
 
 
-class StateStore(Protocol):
-    """Where states and statistic rows live (PostgreSQL in the sink, dicts in tests)."""
+class StateStore(SweepStore, Protocol):
+    """Where states and statistic rows live (PostgreSQL in the sink, dicts in tests); the
+    sweeps' reads and records are ``_sweep.SweepStore``'s."""
 
     def load_states(self, table: str, keys: Collection[int]) -> dict[int, Stored[Any]]: ...
-    def live_keys_below(self, table: str, version: str, after: int, limit: int) -> list[int]:
-        """Up to ``limit`` keys above ``after``, ascending, whose state is live (not deleted)
-        and whose version is below ``version`` (byte-wise) or NULL (stored before versions)."""
-        ...
-
-    def load_sweeps(self) -> dict[str, str]:
-        """Per table, the highest sweep version recorded by ``save_sweep``."""
-        ...
-
-    def save_sweep(self, table: str, version: str) -> None:
-        """Record a sweep of ``table`` at ``version`` (a lower one than recorded: no-op)."""
-        ...
-
     def load_lines(self, order_ids: Collection[int]) -> dict[int, Item]: ...
     def save_states(self, table: str, transitions: Collection[Transition[Any]]) -> None: ...
     def load_customer_rows(self, keys: Collection[int]) -> dict[int, CustomerRow]: ...
@@ -233,21 +220,6 @@ class StateStore(Protocol):
     def save_day_rows(self, rows: Collection[DayRow]) -> None: ...
     def load_status_counts(self) -> dict[str, int]: ...
     def save_status_counts(self, counts: Mapping[str, int]) -> None: ...
-
-
-#: Keys one round of a sweep deletes (one ``apply_changes`` of that many deletes).
-SWEEP_CHUNK: Final = 1000
-#: Below every key (``bigint``): where a sweep starts.
-_FIRST_KEY: Final = -(2**63)
-
-
-@dataclass(frozen=True, slots=True)
-class SweepOutcome:
-    """One sweep: the table, the sweep version and how many live keys it deleted."""
-
-    table: str
-    version: str
-    deleted: int
 
 
 @dataclass(slots=True)
@@ -281,51 +253,16 @@ def apply_changes(
     return out
 
 
-def sweep_markers(changes: Mapping[str, Sequence[RowChange]]) -> list[RowChange]:
-    """The batch's changes carrying a sweep version: one per table and version (a re-emitted
-    marker sweeps once), lowest version first (a lower one's rows are a subset)."""
-    markers: dict[tuple[str, str], RowChange] = {}
-    for rows in changes.values():
-        for change in rows:
-            if change.sweep is not None:
-                markers.setdefault((change.table, change.sweep), change)
-    return [markers[k] for k in sorted(markers, key=lambda k: (k[1], k[0]))]
-
-
-def swept_delete(marker: RowChange, key: int) -> RowChange:
-    """The delete a sweep applies to ``key`` of the marker's table: version = the sweep version
-    (no LSN: a state positioned by LSN alone keeps its own), at the marker's Kafka position."""
-    assert marker.sweep is not None
-    return RowChange(
-        table=marker.table,
-        key=key,
-        op="d",
-        values=None,
-        version=marker.sweep,
-        lsn=None,
-        event_id=f"sweep:{marker.table}:{key}:{marker.sweep}",
-        source_ts_ms=marker.source_ts_ms,
-        partition=marker.partition,
-        offset=marker.offset,
-    )
-
-
 def sweep(
     store: StateStore, marker: RowChange, threshold: int, chunk: int = SWEEP_CHUNK
 ) -> SweepOutcome:
     """Delete every live key of ``marker.table`` whose version is below ``marker.sweep``, as
     deletes with that version through the batch's path (module docstring, step 4)."""
-    assert marker.sweep is not None and chunk > 0
-    deleted = 0
-    after = _FIRST_KEY
-    while keys := store.live_keys_below(marker.table, marker.sweep, after, chunk):
-        deletes = [swept_delete(marker, key) for key in keys]
-        deleted += _apply(store, {marker.table: deletes}, threshold, {}).applied
-        if len(keys) < chunk:
-            break
-        after = keys[-1]
-    store.save_sweep(marker.table, marker.sweep)
-    return SweepOutcome(marker.table, marker.sweep, deleted)
+
+    def apply_deletes(deletes: list[RowChange]) -> int:
+        return _apply(store, {marker.table: deletes}, threshold, {}).applied
+
+    return sweep_table(store, marker, apply_deletes, chunk)
 
 
 def _apply(
@@ -378,83 +315,6 @@ def _apply(
     if deltas.statuses:
         store.save_status_counts(apply_status_counts(store.load_status_counts(), deltas.statuses))
     return out
-
-
-# -- user activity ----------------------------------------------------------------------------
-
-
-def first_occurrences(events: Iterable[UserEvent]) -> list[UserEvent]:
-    """Each ``event_id`` once (a front end retrying a send, a replay)."""
-    seen: set[str] = set()
-    out = []
-    for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
-            out.append(event)
-    return out
-
-
-def fold_user_events(events: Iterable[UserEvent]) -> dict[str, UserTotals]:
-    """Per-user sums of (already deduplicated) events."""
-    acc: dict[str, list[Any]] = {}
-    for e in events:
-        a = acc.get(e.user_id)
-        if a is None:
-            a = acc[e.user_id] = [0, 0, ZERO, e.timestamp, ZERO, 0]
-        a[0] += 1
-        if e.event_type == "purchase" and e.amount is not None:
-            a[1] += 1
-            a[2] += e.amount.quantize(CENTS)
-        a[3] = max(a[3], e.timestamp)
-        if e.duration is not None:
-            a[4] += e.duration
-            a[5] += 1
-    return {u: UserTotals(u, a[0], a[1], a[2], a[3], a[4], a[5]) for u, a in acc.items()}
-
-
-def bounded_latest(times: Iterable[datetime], bound: datetime) -> datetime | None:
-    """The clock-skew rule for the activity watermark: the latest of ``times``, each capped at
-    ``bound`` = the processing clock + MAX_CLOCK_SKEW (an event time past it is a clock-skewed
-    or bogus one; the event keeps its own timestamp as ``last_active``). None without events."""
-    return max((min(t, bound) for t in times), default=None)
-
-
-# Engagement score and churn risk, as of the activity watermark (the latest event time seen on
-# the topic, bounded by the processing clock: ``bounded_latest``; never the wall clock itself,
-# so a replay of events that were not ahead of the clock computes the same values):
-#   R (recency)   = max(0, 1 - idle_seconds / RECENCY_HORIZON_S), idle = as_of - last_active
-#   F (frequency) = min(1, total_events / FREQUENCY_SATURATION)
-#   M (monetary)  = min(1, total_spent / SPEND_SATURATION)
-#   engagement_score = round(100 * (0.5 R + 0.3 F + 0.2 M), 1)        in [0, 100]
-#   churn_risk       = round(1 - (0.7 R + 0.3 F), 3)                   in [0, 1]
-# Rounding is half-up, as PostgreSQL's round(numeric) does in the ``user_stats`` view.
-RECENCY_HORIZON_S: Final = 30 * 86_400  # a user idle for 30 days has no recency left
-FREQUENCY_SATURATION: Final = 100  # 100 events make a fully frequent user
-SPEND_SATURATION: Final = Decimal(500)  # 500.00 spent makes a fully monetary user
-W_RECENCY, W_FREQUENCY, W_MONETARY = Decimal("0.5"), Decimal("0.3"), Decimal("0.2")
-C_RECENCY, C_FREQUENCY = Decimal("0.7"), Decimal("0.3")
-
-
-@dataclass(frozen=True, slots=True)
-class Scores:
-    engagement_score: Decimal
-    churn_risk: Decimal
-
-
-def scores(
-    total_events: int, total_spent: Decimal, last_active: datetime, as_of: datetime
-) -> Scores:
-    idle = as_of - last_active
-    idle_s = Decimal(idle.days * 86_400 + idle.seconds) + Decimal(idle.microseconds) / 10**6
-    recency = max(Decimal(0), 1 - max(Decimal(0), idle_s) / RECENCY_HORIZON_S)
-    frequency = min(Decimal(1), Decimal(total_events) / FREQUENCY_SATURATION)
-    monetary = min(Decimal(1), total_spent / SPEND_SATURATION)
-    engagement = 100 * (W_RECENCY * recency + W_FREQUENCY * frequency + W_MONETARY * monetary)
-    churn = 1 - (C_RECENCY * recency + C_FREQUENCY * frequency)
-    return Scores(
-        engagement.quantize(Decimal("0.1"), ROUND_HALF_UP),
-        churn.quantize(Decimal("0.001"), ROUND_HALF_UP),
-    )
 
 
 __all__ = [
