@@ -29,7 +29,8 @@ SERVICE = ServiceDescriptor(
         "with byte-identical objects under the same keys, a replay that cuts windows "
         "elsewhere writes new keys, and the exact totals come from the newest image of each "
         "row by source version (cdc_events.source_version, never the Kafka offset: the image "
-        "query), so nothing is counted twice. The per-window summary reports (sales/, "
+        "query, which also drops the rows a re-snapshot's recorded sweep says are gone), so "
+        "nothing is counted twice. The per-window summary reports (sales/, "
         "customer_metrics/, ...) are deltas: after a replay, parts with overlapping offset "
         "ranges double-count when summed, so take exact figures from the image query"
     ),

@@ -30,7 +30,9 @@ SERVICE = ServiceDescriptor(
         "writes are version-guarded by the change's source version "
         "(cdc_events.source_version, never the Kafka offset): an item or posting is written "
         "only over an older version, so a re-read or dead-letter-replayed change is skipped "
-        "as a duplicate or as stale, also after the topic was re-created"
+        "as a duplicate or as stale, also after the topic was re-created; a re-snapshot's "
+        "sweep deletes the products it did not read, and no change below the sweep floor is "
+        "applied again"
     ),
     verifier="search_indexer.verify:checks",
     commands="search_indexer.cli:register",

@@ -27,13 +27,15 @@ SERVICE = ServiceDescriptor(
     sink=StatsSink.from_settings,
     sink_description="PostgreSQL statistics read model (offsets in its consumer_offsets table)",
     replay_safety=(
-        "every key keeps the source version (cdc_events.source_version: snapshot reads first, "
-        "then commit order, then the LSN; never the Kafka offset) of its last applied change, "
-        "and a change at or before it is skipped, so a Debezium re-emit, a re-read snapshot "
-        "read, an offset reset or a dead letter re-produced at a new offset doubles nothing; "
-        "a deleted row keeps its state and version, so a late re-read creation cannot bring it "
-        "back; user events count once by event_id (user_event_ids); scores are computed as of "
-        "the latest event time seen, never the wall clock"
+        "every key keeps the source version (cdc_events.source_version: the snapshot "
+        "generation, then commit order, then the LSN; never the Kafka offset) of its last "
+        "applied change, and a change at or before it is skipped, so a Debezium re-emit, a "
+        "re-read snapshot read, an offset reset or a dead letter re-produced at a new offset "
+        "doubles nothing; a deleted row keeps its state and version, so a late re-read "
+        "creation cannot bring it back; a re-snapshot's sweep deletes the rows it did not read "
+        "and nothing below it is applied to that table again (st_sweeps); user events count "
+        "once by event_id (user_event_ids); scores are computed as of the latest event time "
+        "seen, never the wall clock"
     ),
     verifier="stats_aggregator.verify:checks",
     commands="stats_aggregator.cli:register",
