@@ -12,7 +12,6 @@ position and which dead letter (and which replay) it came from.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from consumer_runtime import (
     Message,
     OutgoingRecord,
 )
+from consumer_runtime.dlq_text import describe_bytes
 
 Headers = tuple[tuple[str, bytes | None], ...]
 
@@ -286,35 +286,3 @@ def header_value(headers: Sequence[tuple[str, bytes | None]], name: str) -> byte
     """The last value of header ``name`` (None: absent or null)."""
     values = [v for k, v in headers if k == name]
     return values[-1] if values else None
-
-
-# -- showing bytes ---------------------------------------------------------------------------
-
-
-def utf8(data: bytes) -> str | None:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def describe_bytes(data: bytes | None) -> dict[str, Any]:
-    """``{"size", "base64", "text"}``: lossless (base64), readable when UTF-8 (text)."""
-    if data is None:
-        return {"size": None, "base64": None, "text": None}
-    return {"size": len(data), "base64": base64.b64encode(data).decode(), "text": utf8(data)}
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> tuple[str, bool]:
-    """``text`` with control characters (but newline and tab) escaped, and whether any were."""
-    escaped = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return escaped, escaped != text
-
-
-def short(text: str, width: int) -> str:
-    """The first line of ``text``, cut to ``width`` characters."""
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "\u2026"

@@ -6,36 +6,25 @@ or value is written as one raw line (rich's layout of a megabyte-long line takes
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import typer
-from rich.console import Console
+from consumer_runtime.dlq_text import id_list, printable, short
 from rich.table import Table
 from rich.text import Text
 
-from cdc_cli._dlq_records import DeadLetterRecord, printable, short, utf8
+from cdc_cli._dlq_records import DeadLetterRecord
 from cdc_cli._dlq_status import STATES, Outcome, StatusBook
+from cdc_cli.dlq_view import console as _console
+from cdc_cli.dlq_view import done_table, header_value, show_bytes
+from cdc_cli.dlq_view import print_json as _print_json
+from cdc_cli.dlq_view import raw as _raw
 
 if TYPE_CHECKING:
     from cdc_cli._dlq_topic import TopicDlq
 
 _MESSAGE_WIDTH = 60
-_HEADER_BYTES = 256
-
-
-def _console() -> Console:
-    return Console(highlight=False, emoji=False, soft_wrap=True)
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
-
-
-def _raw(console: Console, text: str) -> None:
-    console.file.write(text + "\n")
 
 
 def status_fields(dead: DeadLetterRecord, book: StatusBook) -> dict[str, Any]:
@@ -196,59 +185,19 @@ def print_show(
                     f"  {r.at}  {r.state}{restated} by {r.by}, claim {r.claim[:12]}{extra}{held}"
                 )[0],
             )
-    _show_bytes(console, "key", dead.key, max_bytes)
-    _show_bytes(console, "value", dead.value, max_bytes)
+    show_bytes(console, "key", dead.key, max_bytes)
+    show_bytes(console, "value", dead.value, max_bytes)
     console.print(f"headers ({len(dead.headers)})", style="bold", markup=False)
     for header, data in dead.headers:
-        _raw(console, f"  {printable(header)[0]}: {_header_value(data)}")
+        _raw(console, f"  {printable(header)[0]}: {header_value(data)}")
     console.print(
         f"provenance headers ({len(dead.provenance_headers)})", style="bold", markup=False
     )
     for header, data in dead.provenance_headers:
-        _raw(console, f"  {printable(header)[0]}: {_header_value(data)}")
-
-
-def _show_bytes(console: Console, label: str, data: bytes | None, max_bytes: int | None) -> None:
-    if data is None:
-        console.print(f"{label}: null", style="bold", markup=False)
-        return
-    shown = data if max_bytes is None else data[:max_bytes]
-    cut = len(shown) < len(data)
-    part = f", first {len(shown):,} shown (--max-bytes 0 or --json for all)" if cut else ""
-    if utf8(data) is not None:
-        body, escaped = printable(shown.decode("utf-8", errors="ignore"))
-        note = ", control characters escaped" if escaped else ""
-        console.print(
-            f"{label} ({len(data):,} bytes, UTF-8{note}{part})", style="bold", markup=False
-        )
-        _raw(console, body)
-        return
-    console.print(
-        f"{label} ({len(data):,} bytes, not UTF-8: hex{part})", style="bold", markup=False
-    )
-    _raw(console, shown.hex())
-    if not cut:
-        console.print(f"{label} (base64)", style="bold", markup=False)
-        _raw(console, base64.b64encode(data).decode())
-
-
-def _header_value(value: bytes | None) -> str:
-    if value is None:
-        return "null"
-    shown = value[:_HEADER_BYTES]
-    more = f" ... ({len(value):,} bytes)" if len(shown) < len(value) else ""
-    if utf8(value) is None:
-        return f"hex:{shown.hex()}{more}"
-    return printable(shown.decode("utf-8", errors="ignore"))[0] + more
+        _raw(console, f"  {printable(header)[0]}: {header_value(data)}")
 
 
 # -- replay and discard ----------------------------------------------------------------------
-
-
-def id_list(ids: Sequence[str]) -> str:
-    """``0:1, 0:2`` (the first 20, then how many more)."""
-    shown = ", ".join(ids[:20])
-    return shown if len(ids) <= 20 else f"{shown} and {len(ids) - 20} more"
 
 
 def exit_code(outcome: Outcome) -> int:
@@ -274,21 +223,12 @@ def report(dlq: TopicDlq, outcome: Outcome, verb: str, as_json: bool) -> None:
         )
         raise typer.Exit(code)
     console = _console()
-    past = "replayed" if verb == "replay" else "discarded"
     if outcome.done:
-        title = past if outcome.execute else f"would be {past} (dry run)"
-        out = Table(title=f"{len(outcome.done)} {title}")
-        for column in ("id", "source", "code", "key", "value", "headers"):
-            out.add_column(Text(column), overflow="fold")
-        for r in outcome.done:
-            out.add_row(
-                str(r.id),
-                Text(r.position),
-                Text(r.provenance.error_code),
-                _size(r.key),
-                _size(r.value),
-                str(len(r.headers)),
-            )
+        rows = (
+            (str(r.id), r.position, r.provenance.error_code, r.key, r.value, len(r.headers))
+            for r in outcome.done
+        )
+        out = done_table(rows, len(outcome.done), verb, outcome.execute)
         console.print(out)
     elif not outcome.failed and not outcome.recovered:
         console.print(f"nothing to {verb}", markup=False)
@@ -313,10 +253,6 @@ def report(dlq: TopicDlq, outcome: Outcome, verb: str, as_json: bool) -> None:
             markup=False,
         )
     raise typer.Exit(code)
-
-
-def _size(data: bytes | None) -> str:
-    return "null" if data is None else f"{len(data):,} B"
 
 
 def _failure(dlq: TopicDlq, outcome: Outcome, verb: str) -> str:

@@ -5,19 +5,19 @@ A row keeps a record that could not be decoded exactly as it was received: key a
 runtime's ``__connect.errors.*`` provenance headers go to the DLQ topic only, never here).
 ``replay_record`` rebuilds that record for a replay to its original topic, with one header
 added (``cdc.dlq.replayed-from``: the row's id) so a consumer can tell a replay from the
-original. Rendering helpers show bytes as text when they are UTF-8, else as hex and base64.
+original. Bytes are shown as ``consumer_runtime.dlq_text`` shows every dead letter.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from consumer_runtime import OutgoingRecord
+from consumer_runtime.dlq_text import describe_bytes
 
 from event_store_writer._state import parse_time
 
@@ -160,38 +160,6 @@ def replay_record(row: DeadLetterRow) -> OutgoingRecord:
     )
 
 
-# -- showing bytes ---------------------------------------------------------------------------
-
-
-def utf8(data: bytes) -> str | None:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def describe_bytes(data: bytes | None) -> dict[str, Any]:
-    """``{"size", "base64", "text"}``: lossless (base64), readable when UTF-8 (text)."""
-    if data is None:
-        return {"size": None, "base64": None, "text": None}
-    return {"size": len(data), "base64": base64.b64encode(data).decode(), "text": utf8(data)}
-
-
-def short(text: str, width: int) -> str:
-    """The first line of ``text``, cut to ``width`` characters."""
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "\u2026"
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> tuple[str, bool]:
-    """``text`` with control characters (but newline and tab) escaped, and whether any were."""
-    escaped = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return escaped, escaped != text
-
-
 # -- command-line values ---------------------------------------------------------------------
 
 _AGO = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -219,9 +187,3 @@ def check_status(status: str) -> str | None:
     if value not in STATUSES:
         raise ValueError(f"{status!r} is not one of {', '.join(STATUSES)}, all")
     return value
-
-
-def id_list(ids: Sequence[int]) -> str:
-    """``1, 2, 3`` (the first 20, then how many more)."""
-    shown = ", ".join(str(i) for i in ids[:20])
-    return shown if len(ids) <= 20 else f"{shown} and {len(ids) - 20} more"

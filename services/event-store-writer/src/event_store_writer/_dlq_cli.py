@@ -19,11 +19,16 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import orjson
 import typer
 from cdc_cli import DEFAULT_STACK, CliError, StackFile, load_stack
+from cdc_cli.dlq_view import console as _console
+from cdc_cli.dlq_view import done_table, header_value, show_bytes
+from cdc_cli.dlq_view import print_json as _print_json
+from cdc_cli.dlq_view import raw as _raw
+from cdc_cli.dlq_view import when as _when
+from consumer_runtime.dlq_text import id_list, printable, short
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -42,7 +47,6 @@ PUBLISHER_NAME = "cdc-dlq"
 # a record that times out is then reported failed, never acknowledged after we gave up on it.
 _MESSAGE_TIMEOUT_MS = 8000
 _SHOW_BYTES = 4096
-_HEADER_BYTES = 256
 _MESSAGE_WIDTH = 60
 
 dlq_app = typer.Typer(
@@ -181,23 +185,6 @@ def _selection(
     return Selection(ids=tuple(dict.fromkeys(ids or ())), topic=topic, code=code)
 
 
-def _print_json(value: Any) -> None:
-    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
-
-
-def _console() -> Console:
-    # No markup, emoji or highlighting: cells hold arbitrary bytes from the topics.
-    return Console(highlight=False, emoji=False, soft_wrap=True)
-
-
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _size(data: bytes | None) -> str:
-    return "null" if data is None else f"{len(data):,} B"
-
-
 # -- list ------------------------------------------------------------------------------------
 
 
@@ -217,7 +204,7 @@ def list_rows(
     as_json: Annotated[bool, _JSON] = False,
 ) -> None:
     """List dead letters (newest first) and count them by error code and status."""
-    from event_store_writer._dlq import Selection, check_status, parse_since, short
+    from event_store_writer._dlq import Selection, check_status, parse_since
 
     try:
         wanted = check_status(status)
@@ -323,8 +310,6 @@ def show(
 
 
 def _show_row(console: Console, row: DeadLetterRow, max_bytes: int | None) -> None:
-    from event_store_writer._dlq import printable
-
     console.print(f"dead letter {row.id}", style="bold", markup=False)
     fields = [
         ("created", f"{row.created_at.isoformat()}"),
@@ -342,55 +327,11 @@ def _show_row(console: Console, row: DeadLetterRow, max_bytes: int | None) -> No
         fields.append(("reason", row.status_reason))
     for name, value in fields:
         _raw(console, f"  {name:<9}{printable(value)[0]}")
-    _show_bytes(console, "key", row.key, max_bytes)
-    _show_bytes(console, "value", row.value, max_bytes)
+    show_bytes(console, "key", row.key, max_bytes)
+    show_bytes(console, "value", row.value, max_bytes)
     console.print(f"headers ({len(row.headers)})", style="bold", markup=False)
     for header, data in row.headers:
-        _raw(console, f"  {printable(header)[0]}: {_header_value(data)}")
-
-
-def _show_bytes(console: Console, label: str, data: bytes | None, max_bytes: int | None) -> None:
-    import base64
-
-    from event_store_writer._dlq import printable, utf8
-
-    if data is None:
-        console.print(f"{label}: null", style="bold", markup=False)
-        return
-    shown = data if max_bytes is None else data[:max_bytes]
-    cut = len(shown) < len(data)
-    part = f", first {len(shown):,} shown (--max-bytes 0 or --json for all)" if cut else ""
-    text = utf8(data)
-    if text is not None:
-        body, escaped = printable(shown.decode("utf-8", errors="ignore"))
-        note = ", control characters escaped" if escaped else ""
-        console.print(f"{label} ({len(data):,} bytes, UTF-8{note}{part})", style="bold")
-        _raw(console, body)
-        return
-    console.print(f"{label} ({len(data):,} bytes, not UTF-8: hex{part})", style="bold")
-    _raw(console, shown.hex())
-    if not cut:
-        console.print(f"{label} (base64)", style="bold", markup=False)
-        _raw(console, base64.b64encode(data).decode())
-
-
-def _raw(console: Console, text: str) -> None:
-    """A line of content as is: no markup, no wrapping, and no rendering cost (a value can be
-    megabytes; rich's layout of one such line takes minutes)."""
-    console.file.write(text + "\n")
-
-
-def _header_value(value: bytes | None) -> str:
-    from event_store_writer._dlq import printable, utf8
-
-    if value is None:
-        return "null"
-    shown = value[:_HEADER_BYTES]
-    more = f" ... ({len(value):,} bytes)" if len(shown) < len(value) else ""
-    text = utf8(value)
-    if text is None:
-        return f"hex:{shown.hex()}{more}"
-    return printable(shown.decode("utf-8", errors="ignore"))[0] + more
+        _raw(console, f"  {printable(header)[0]}: {header_value(data)}")
 
 
 # -- replay and discard ----------------------------------------------------------------------
@@ -451,8 +392,6 @@ def discard(
 
 def _report(outcome: Outcome, verb: str, as_json: bool) -> None:
     """Print what a replay/discard did; exit 1 on a failure or an unknown id, 130 on Ctrl-C."""
-    from event_store_writer._dlq import id_list
-
     exit_code = 130 if outcome.interrupted else 1 if outcome.failed is not None else 0
     if any(s.status is None for s in outcome.skipped) and exit_code == 0:
         exit_code = 1
@@ -460,21 +399,12 @@ def _report(outcome: Outcome, verb: str, as_json: bool) -> None:
         _print_json({"action": verb, **outcome.to_dict()})
         raise typer.Exit(exit_code)
     console = _console()
-    past = "replayed" if verb == "replay" else "discarded"
     if outcome.done:
-        title = past if outcome.execute else f"would be {past} (dry run)"
-        out = Table(title=f"{len(outcome.done)} {title}")
-        for column in ("id", "source", "code", "key", "value", "headers"):
-            out.add_column(Text(column), overflow="fold")
-        for r in outcome.done:
-            out.add_row(
-                str(r.id),
-                Text(r.position),
-                Text(r.error_code),
-                _size(r.key),
-                _size(r.value),
-                str(len(r.headers)),
-            )
+        rows = (
+            (str(r.id), r.position, r.error_code, r.key, r.value, len(r.headers))
+            for r in outcome.done
+        )
+        out = done_table(rows, len(outcome.done), verb, outcome.execute)
         console.print(out)
     elif outcome.failed is None:
         console.print(f"nothing to {verb}", markup=False)

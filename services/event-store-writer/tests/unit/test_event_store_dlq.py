@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 import typer
+from consumer_runtime.dlq_text import describe_bytes, printable
 from event_store_writer import _dlq_cli
 from event_store_writer._dlq import (
     REPLAYED_FROM_HEADER,
@@ -18,9 +19,7 @@ from event_store_writer._dlq import (
     Skipped,
     check_status,
     decode_headers,
-    describe_bytes,
     parse_since,
-    printable,
     replay_record,
 )
 from event_store_writer._writer import _headers_json
