@@ -230,15 +230,16 @@ def _selection(
 ) -> Selection:
     from cdc_cli._dlq_records import DlqId
     from cdc_cli._dlq_status import Selection
+    from cdc_cli.dlq_view import require_selection
 
-    if ids and all_rows:
-        raise typer.BadParameter("give dead letter ids or --all, not both", param_hint="ID")
-    if not ids and not all_rows:
-        raise typer.BadParameter(
-            f"name the dead letters to {verb}: ids (see `cdc dlq list --service S`), or --all "
-            "(narrowed by --topic / --code)",
-            param_hint="ID",
-        )
+    require_selection(
+        bool(ids),
+        all_rows,
+        verb,
+        what="dead letter",
+        listing="cdc dlq list --service S",
+        param_hint="ID",
+    )
     try:
         parsed = tuple(dict.fromkeys(DlqId.parse(i) for i in ids or ()))
     except ValueError as exc:

@@ -17,7 +17,7 @@ from rich.text import Text
 from cdc_cli._dlq_records import DeadLetterRecord
 from cdc_cli._dlq_status import STATES, Outcome, StatusBook
 from cdc_cli.dlq_view import console as _console
-from cdc_cli.dlq_view import done_table, header_value, show_bytes
+from cdc_cli.dlq_view import done_table, header_value, show_bytes, summary_table
 from cdc_cli.dlq_view import print_json as _print_json
 from cdc_cli.dlq_view import raw as _raw
 
@@ -104,23 +104,7 @@ def print_list(
             _note(r),
         )
     console.print(out)
-    console.print(_summary_table(counts))
-
-
-def _summary_table(counts: dict[tuple[str, str], int]) -> Table:
-    by_code: dict[str, dict[str, int]] = {}
-    for (code, status), n in counts.items():
-        by_code.setdefault(code, {})[status] = n
-    out = Table(title="by error code and status")
-    out.add_column("code")
-    for status in (*STATES, "total"):
-        out.add_column(status, justify="right")
-    for code, per_status in sorted(by_code.items()):
-        cells = [str(per_status.get(s, 0)) for s in STATES]
-        out.add_row(Text(code), *cells, str(sum(per_status.values())))
-    totals = [str(sum(p.get(s, 0) for p in by_code.values())) for s in STATES]
-    out.add_row("total", *totals, str(sum(counts.values())), style="bold")
-    return out
+    console.print(summary_table(((c, st, n) for (c, st), n in counts.items()), STATES))
 
 
 # -- show ------------------------------------------------------------------------------------

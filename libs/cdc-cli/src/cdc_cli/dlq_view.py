@@ -10,7 +10,7 @@ is written as it is (``raw``).
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +27,10 @@ __all__ = [
     "header_value",
     "print_json",
     "raw",
+    "require_selection",
     "show_bytes",
     "size",
+    "summary_table",
     "when",
 ]
 
@@ -107,3 +109,35 @@ def done_table(
     for ident, position, code, key, value, headers in rows:
         out.add_row(ident, Text(position), Text(code), size(key), size(value), str(headers))
     return out
+
+
+def summary_table(counts: Iterable[tuple[str, str, int]], statuses: Sequence[str]) -> Table:
+    """Dead letters per error code and status, ``(code, status, count)`` each, with totals."""
+    by_code: dict[str, dict[str, int]] = {}
+    for code, status, n in counts:
+        by_code.setdefault(code, {})[status] = by_code.get(code, {}).get(status, 0) + n
+    out = Table(title="by error code and status")
+    out.add_column("code")
+    for status in (*statuses, "total"):
+        out.add_column(status, justify="right")
+    for code, per_status in sorted(by_code.items()):
+        cells = [str(per_status.get(s, 0)) for s in statuses]
+        out.add_row(Text(code), *cells, str(sum(per_status.values())))
+    totals = [str(sum(p.get(s, 0) for p in by_code.values())) for s in statuses]
+    grand = sum(sum(p.values()) for p in by_code.values())
+    out.add_row("total", *totals, str(grand), style="bold")
+    return out
+
+
+def require_selection(
+    given: bool, all_rows: bool, verb: str, *, what: str, listing: str, param_hint: str
+) -> None:
+    """``replay``/``discard`` act on named dead letters or ``--all``, never both or neither."""
+    if given and all_rows:
+        raise typer.BadParameter(f"give {what} ids or --all, not both", param_hint=param_hint)
+    if not given and not all_rows:
+        raise typer.BadParameter(
+            f"name the {what}s to {verb}: ids (see `{listing}`), or --all "
+            "(narrowed by --topic / --code)",
+            param_hint=param_hint,
+        )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from cdc_cli import DEFAULT_STACK, CliError, StackFile, load_stack
 from cdc_cli.dlq_view import console as _console
-from cdc_cli.dlq_view import done_table, header_value, show_bytes
+from cdc_cli.dlq_view import done_table, header_value, require_selection, show_bytes, summary_table
 from cdc_cli.dlq_view import print_json as _print_json
 from cdc_cli.dlq_view import raw as _raw
 from cdc_cli.dlq_view import when as _when
@@ -174,14 +174,9 @@ def _selection(
 ) -> Selection:
     from event_store_writer._dlq import Selection
 
-    if ids and all_rows:
-        raise typer.BadParameter("give row ids or --all, not both", param_hint="IDS")
-    if not ids and not all_rows:
-        raise typer.BadParameter(
-            f"name the rows to {verb}: ids (see `cdc dlq list`), or --all "
-            "(narrowed by --topic / --code)",
-            param_hint="IDS",
-        )
+    require_selection(
+        bool(ids), all_rows, verb, what="row", listing="cdc dlq list", param_hint="IDS"
+    )
     return Selection(ids=tuple(dict.fromkeys(ids or ())), topic=topic, code=code)
 
 
@@ -261,25 +256,9 @@ def list_rows(
             str(r.retry_count),
         )
     console.print(out)
-    console.print(_summary_table(counts))
-
-
-def _summary_table(counts: list[tuple[str, str, int]]) -> Table:
     from event_store_writer._dlq import STATUSES
 
-    by_code: dict[str, dict[str, int]] = {}
-    for code, status, n in counts:
-        by_code.setdefault(code, {})[status] = n
-    out = Table(title="by error code and status")
-    out.add_column("code")
-    for status in (*STATUSES, "total"):
-        out.add_column(status, justify="right")
-    for code, per_status in sorted(by_code.items()):
-        cells = [str(per_status.get(s, 0)) for s in STATUSES]
-        out.add_row(Text(code), *cells, str(sum(per_status.values())))
-    column_totals = [str(sum(p.get(s, 0) for p in by_code.values())) for s in STATUSES]
-    out.add_row("total", *column_totals, str(sum(n for _, _, n in counts)), style="bold")
-    return out
+    console.print(summary_table(counts, STATUSES))
 
 
 # -- show ------------------------------------------------------------------------------------
