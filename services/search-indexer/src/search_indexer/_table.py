@@ -84,10 +84,22 @@ _CLIENT_CONFIG = Config(
 )
 
 
-def make_dynamodb_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """A DynamoDB client (thread-safe) for AWS, LocalStack or the emulator."""
+#: A sweep's scan pages read every item of the table (postings included) to return the few
+#: product items below the sweep: far more work per call than the writes above. DynamoDB
+#: answers a 1 MB page in well under a second; an emulator holding every posting in one process
+#: can take seconds, and a 2 s timeout would then retry the sweep for ever.
+SCAN_READ_TIMEOUT_S = 60
+_SCAN_CONFIG = _CLIENT_CONFIG.merge(Config(read_timeout=SCAN_READ_TIMEOUT_S))
+
+
+def make_dynamodb_client(
+    region: str | None = None, endpoint_url: str | None = None, *, scans: bool = False
+) -> Any:
+    """A DynamoDB client (thread-safe) for AWS, LocalStack or the emulator; ``scans``: with
+    the read timeout of a sweep's scan pages (``SCAN_READ_TIMEOUT_S``)."""
     session = boto3.session.Session(region_name=region)
-    return session.client("dynamodb", endpoint_url=endpoint_url or None, config=_CLIENT_CONFIG)
+    config = _SCAN_CONFIG if scans else _CLIENT_CONFIG
+    return session.client("dynamodb", endpoint_url=endpoint_url or None, config=config)
 
 
 def product_guard(base: Item | None, pending_rev: int) -> dict[str, Any]:
@@ -122,15 +134,21 @@ def _conditional_failed(exc: ClientError) -> bool:
 class IndexTable:
     """Typed access to the index table over one (thread-safe) boto3 DynamoDB client."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, scan_client: Any | None = None) -> None:
         self.client = client
         self.name = table_name
+        #: for the sweep's scans (``make_dynamodb_client(scans=True)``); default ``client``
+        self.scan_client = client if scan_client is None else scan_client
 
     @classmethod
     def connect(
         cls, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> IndexTable:
-        return cls(make_dynamodb_client(region, endpoint_url), table_name)
+        return cls(
+            make_dynamodb_client(region, endpoint_url),
+            table_name,
+            make_dynamodb_client(region, endpoint_url, scans=True),
+        )
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -261,7 +279,7 @@ class IndexTable:
         found: list[StoredProduct] = []
         while True:
             with aws_errors(f"scan {self.name}"):
-                response = self.client.scan(**kwargs)
+                response = self.scan_client.scan(**kwargs)
             found.extend(parse_product(item) for item in response.get("Items", []))
             last = response.get("LastEvaluatedKey")
             if not last:

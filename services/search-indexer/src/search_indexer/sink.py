@@ -144,7 +144,11 @@ class SearchIndexSink(BaseSink[ProductChange]):
                 f"preparing table {settings.dynamodb_table}",
             )
         return cls(
-            IndexTable(client, settings.dynamodb_table),
+            IndexTable(
+                client,
+                settings.dynamodb_table,
+                make_dynamodb_client(settings.aws_region, settings.aws_endpoint_url, scans=True),
+            ),
             write_concurrency=settings.write_concurrency,
             deletion_marker_ttl_s=settings.deletion_marker_ttl_s,
             metrics=IndexMetrics(registry),

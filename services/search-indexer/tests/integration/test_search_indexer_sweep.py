@@ -20,7 +20,7 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError
 from cdc_events.testing import make_change
-from consumer_runtime import TopicPartition
+from consumer_runtime import RetryableError, TopicPartition
 from consumer_runtime.testing import SinkHarness
 from devstack import AwsEmulator
 from search_indexer import (
@@ -33,7 +33,9 @@ from search_indexer import (
     verify,
 )
 from search_indexer._items import parse_product, posting_item, product_item
+from search_indexer._table import SCAN_READ_TIMEOUT_S
 from search_indexer.domain import make_decoder
+from search_indexer.settings import Settings
 from search_indexer.sink import make_dynamodb_client
 
 TOPIC = "dbserver1.public.products"
@@ -346,6 +348,36 @@ def test_a_change_below_the_sweep_that_arrives_after_it_is_not_applied(
     other.send(11, _streamed("c", kettle, 6_500, 6_400), partition=1)
     other.run()
     assert 11 in _state(index_table)[0]
+
+
+def test_the_sweep_scans_through_its_own_client_with_a_long_read_timeout(
+    index_table: IndexTable, aws_emulator: AwsEmulator, member: Callable[..., Member]
+) -> None:
+    """A sweep's scan pages read the whole table: the 2 s timeout of the writes' client would
+    retry a sweep over a large table (or a loaded emulator) for ever. The service builds a
+    scan client with ``SCAN_READ_TIMEOUT_S``, and the scans go through it."""
+    settings = Settings(
+        kafka_bootstrap_servers="127.0.0.1:9",
+        dynamodb_table=index_table.name,
+        aws_endpoint_url=aws_emulator.endpoint_url,
+        aws_region="us-east-1",
+        create_table=False,
+    )
+    sink = SearchIndexSink.from_settings(settings)
+    try:
+        assert sink.table.client.meta.config.read_timeout == 2
+        assert sink.table.scan_client.meta.config.read_timeout == SCAN_READ_TIMEOUT_S >= 30
+    finally:
+        sink.close()
+    # The scans use the scan client: one that cannot reach the table fails the sweep (retried
+    # with its batch), while the writes' client works.
+    m = member()
+    _first_generation(m)
+    dead = make_dynamodb_client("us-east-1", "http://127.0.0.1:9")
+    table = IndexTable(index_table.client, index_table.name, scan_client=dead)
+    with pytest.raises(RetryableError):
+        table.scan_products_below(S2)
+    assert IndexTable(index_table.client, index_table.name).scan_products_below(S2)
 
 
 def _throttle(operation: str) -> ClientError:
