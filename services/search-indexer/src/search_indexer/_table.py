@@ -244,7 +244,7 @@ class IndexTable:
         kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
         while True:
             with aws_errors(f"scan {self.name}"):
-                response = self.client.scan(**kwargs)
+                response = self.scan_client.scan(**kwargs)
             items.extend(response.get("Items", []))
             if not response.get("LastEvaluatedKey"):
                 return items
