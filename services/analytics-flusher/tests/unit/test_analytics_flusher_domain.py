@@ -243,8 +243,7 @@ def test_a_far_future_change_during_a_backlog_makes_no_backlogged_change_late() 
     assert [(p.events, p.late) for p in closed] == [(11, {}), (1, {})]
 
 
-def test_a_partition_that_starts_with_a_far_future_change_has_no_watermark_until_one_on_time(
-) -> None:
+def test_a_partition_that_starts_ahead_of_the_clock_has_no_watermark_until_on_time() -> None:
     cfg = WindowConfig(window_ms=5 * MIN, grace_ms=MIN, max_clock_skew_ms=MIN)
     state = PartitionWindows("t", 0, cfg)
     closed: list[Part] = []
