@@ -84,9 +84,16 @@ def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert clocks["observation"]["as_of_back_after_s"] is not None
     assert clocks["observation"]["copies"] > 0
 
-    # Every committed change reached the broker (a relay restart may re-emit, never lose).
-    assert outcome["flow_ok"]
-    assert all(e["in_broker"] >= e["committed"] > 0 for e in outcome["events"])
+    # Every committed change reached the broker (a relay restart may re-emit, never lose). The
+    # relay also lost its offsets once and snapshotted again: the changes of that gap reach the
+    # CDC topics folded into the new snapshot's reads (a row changed ten times is one read, one
+    # deleted is none), so a CDC topic may hold fewer records than changes were committed and
+    # the read models' verification says whether anything is missing; user events (produced by
+    # the simulator, not the relay) are still counted one by one.
+    assert outcome["flow_ok"] and outcome["resnapshot"]
+    assert all(e["in_broker"] > 0 and e["committed"] > 0 for e in outcome["events"])
+    users = [e for e in outcome["events"] if e["topic"] == "user-events"]
+    assert users and all(e["in_broker"] == e["committed"] for e in users)
     assert outcome["verification"]["ok"]
     assert outcome["time_to_converge_s"] is not None
 
