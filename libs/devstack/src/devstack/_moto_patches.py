@@ -13,9 +13,11 @@ back. A transaction cannot name one item twice, and moto serves one request at a
 Condition expressions: moto parses every condition three times per item of a transaction (the
 request's validation, the transaction's check, the put's check), each time lexing the text with
 regular expressions compiled anew; that parsing was three quarters of a conditional write's
-time, so conditional writes ran at a third of the unconditional rate. The parse is a pure
-function of (expression, names, values): its results are memoised (bounded, least recently
-used), and the lexing of an expression text is memoised by the text. Errors are not memoised.
+time, so conditional writes ran at a third of the unconditional rate. The syntax tree is a pure
+function of (expression, names, the set of value placeholders): moto's passes over it look at
+the kinds of nodes, never at a value. The tree is memoised per those (bounded, least recently
+used) and each parse puts its own values into a copy before moto turns it into operations; the
+lexing of an expression text is memoised by the text. Errors are not memoised.
 
 Item construction: moto checks the 400 KB item limit on every attribute it sets while building
 an item, each time summing the size of every attribute already set, so building an item costs
@@ -24,6 +26,14 @@ the square of its attribute count: an 18-attribute product item took ten times a
 at 45 % of the rate of small items (DynamoDB charges by size, linearly). The patch builds the
 attributes and checks the total size once, against the same limit with the same error; later
 ``__setitem__`` calls (``UpdateItem``) keep moto's check.
+
+Request parsing: moto turns a request's JSON into parameters by walking botocore's model, and for
+every typed value (``{"S": "x"}``) it looks up each of ``AttributeValue``'s ten members and
+dispatches on its type by name; that walk was two fifths of a transaction of product items and
+made the emulator's cost per attribute, not per byte. The patch parses ``AttributeValue`` directly
+with the same rules (strings, numbers and booleans as sent, ``B``/``BS`` base64-decoded, ``L`` and
+``M`` recursively, members in the model's order, unknown and null members dropped); every other
+shape goes through moto's walk.
 
 The rollback copy of a ``Put``, ``Delete`` or ``ConditionCheck`` is the stored item object itself:
 moto's put replaces the item object and its delete removes it, neither changes the old object;
@@ -34,7 +44,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 from collections import OrderedDict, deque
 from types import SimpleNamespace
 from typing import Any
@@ -42,6 +51,8 @@ from typing import Any
 __all__ = ["apply"]
 
 _state = {"applied": False}
+#: What the patches replaced, for the tests that compare the two.
+_originals: dict[str, Any] = {}
 
 
 def _deepcopy_except_tables(table_type: type, value: Any, *args: Any) -> Any:
@@ -88,8 +99,7 @@ def _restore(saved: list[tuple[Any, ...]]) -> None:
             table.items[hash_key][range_key] = item
 
 
-# Distinct (expression, names, values) kept: a transaction holds at most 100 items, each parsed
-# three times in a row; a few thousand covers concurrent requests with room to spare.
+# Distinct (expression, names, value placeholders) kept; a service uses a handful.
 _PARSE_CACHE_SIZE = 4096
 
 
@@ -97,27 +107,55 @@ def _memoise_parser() -> None:
     from moto.dynamodb.comparisons import ConditionExpressionParser as Parser
 
     parse, lex = Parser.parse, Parser._lex_condition_expression
-    parsed: OrderedDict[tuple[Any, ...], tuple[Any, list[str], list[str]]] = OrderedDict()
+    eav = Parser.Kind.EXPRESSION_ATTRIBUTE_VALUE
+    trees: OrderedDict[tuple[Any, ...], tuple[Any, list[str], list[str]]] = OrderedDict()
     lexed: dict[str, tuple[Any, ...]] = {}
 
+    def syntax_tree(self: Any) -> Any:
+        # moto's ``parse`` up to the tree it turns into operations (same passes, same checks).
+        nodes = self._lex_condition_expression()
+        nodes = self._parse_paths(nodes)
+        nodes = self._apply_functions(nodes)
+        nodes = self._apply_comparator(nodes)
+        nodes = self._apply_in(nodes)
+        nodes = self._apply_between(nodes)
+        nodes = self._apply_parens_and_booleans(nodes)
+        node = nodes[0]
+        self._assert_no_redundant_parentheses(node)
+        return node
+
+    def with_values(node: Any, values: dict[str, Any]) -> Any:
+        if node.kind == eav:
+            return node._replace(value=values[node.text])
+        if not node.children:
+            return node
+        return node._replace(children=[with_values(c, values) for c in node.children])
+
     def cached_parse(self: Any) -> Any:
+        values = self.expression_attribute_values
+        if not self.condition_expression or not isinstance(values, dict | None):
+            return parse(self)
+        # The tree depends on the text, the names and which values exist, never on the values
+        # themselves (moto's passes look only at the kinds of nodes): it is kept per those, and
+        # each parse puts its own values into it.
         key = (
             self.condition_expression,
-            json.dumps(self.expression_attribute_names, sort_keys=True),
-            json.dumps(self.expression_attribute_values, sort_keys=True),
+            repr(self.expression_attribute_names),
+            *sorted(values or ()),
         )
-        hit = parsed.get(key)
+        hit = trees.get(key)
         if hit is None:
-            op = parse(self)
-            hit = (op, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
-            parsed[key] = hit
-            if len(parsed) > _PARSE_CACHE_SIZE:
-                parsed.popitem(last=False)
+            node = syntax_tree(self)
+            hit = (node, self._find_literals(node), self._find_expr_attr_values(node))
+            trees[key] = hit
+            if len(trees) > _PARSE_CACHE_SIZE:
+                trees.popitem(last=False)
         else:
-            parsed.move_to_end(key)
-            self.expr_attr_names_found.extend(hit[1])
-            self.expr_attr_values_found.extend(hit[2])
-        return hit[0]
+            trees.move_to_end(key)
+            node = with_values(hit[0], values or {})
+        self.expr_attr_names_found.extend(hit[1])
+        self.expr_attr_values_found.extend(hit[2])
+        return self._make_op_condition(node)
 
     def cached_lex(self: Any) -> Any:
         text = self.condition_expression
@@ -128,6 +166,7 @@ def _memoise_parser() -> None:
                 lexed[text] = nodes
         return deque(nodes)
 
+    _originals["condition_parse"] = parse
     Parser.parse = cached_parse  # type: ignore[method-assign]
     Parser._lex_condition_expression = cached_lex  # type: ignore[method-assign]
 
@@ -152,6 +191,62 @@ def _linear_item_init() -> None:
         self.attrs = LimitedSizeDict(converted)  # its __init__ uses dict.update: no re-check
 
     Item.__init__ = init  # type: ignore[method-assign]
+
+
+# AttributeValue's members in the model's order, by how moto's JSON parser treats them.
+_AV_MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+_AV_AS_SENT = frozenset(("S", "N", "NULL", "BOOL"))
+
+
+def _fast_attribute_values() -> None:
+    from moto.core.parse import BaseJSONParser
+
+    walk = BaseJSONParser._parse_structure
+
+    def attribute_value(parser: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        if len(value) == 1:  # the common case: one member of a scalar type
+            ((name, raw),) = value.items()
+            if name in _AV_AS_SENT and raw is not None:
+                return parser.MAP_TYPE(((name, raw),))
+        out = parser.MAP_TYPE()
+        for name in _AV_MEMBERS:
+            raw = value.get(name)
+            if raw is None:
+                continue
+            if name in _AV_AS_SENT:
+                out[name] = raw
+            elif name == "B":
+                out[name] = parser._blob_parser(raw)
+            elif name in ("SS", "NS"):
+                out[name] = list(raw)
+            elif name == "BS":
+                out[name] = [parser._blob_parser(v) for v in raw]
+            elif name == "L":
+                out[name] = [attribute_value(parser, v) for v in raw]
+            else:  # M
+                m = parser.MAP_TYPE()
+                for key, v in raw.items():
+                    m[key] = attribute_value(parser, v)
+                out[name] = m
+        return out
+
+    def is_attribute_value(shape: Any) -> bool:
+        flag = shape.__dict__.get("_devstack_attribute_value")
+        if flag is None:  # once per shape object: DynamoDB's (and Streams') AttributeValue
+            flag = shape.name == "AttributeValue" and tuple(shape.members) == _AV_MEMBERS
+            shape._devstack_attribute_value = flag
+        return bool(flag)
+
+    def parse_structure(self: Any, shape: Any, value: Any) -> Any:
+        if is_attribute_value(shape):
+            return attribute_value(self, value)
+        return walk(self, shape, value)
+
+    _originals["parse_structure"] = walk
+
+    BaseJSONParser._parse_structure = parse_structure  # type: ignore[method-assign]
 
 
 def apply() -> None:
@@ -180,4 +275,5 @@ def apply() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     _memoise_parser()
     _linear_item_init()
+    _fast_attribute_values()
     _state["applied"] = True

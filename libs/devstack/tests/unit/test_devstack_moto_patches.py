@@ -109,3 +109,172 @@ def test_conditions_still_see_their_own_values_when_parses_are_memoised(table: A
     table.put_item(Item={"pk": {"S": "a"}, "v": {"S": "p3"}}, **put,
                    ExpressionAttributeValues={":v": {"S": "p3"}})  # fmt: skip
     assert _get(table, "a") == {"pk": {"S": "a"}, "v": {"S": "p3"}}
+
+
+def _parsed(operation: str, body: dict[str, Any], *, original: bool) -> Any:
+    from moto.core.parse import JSONParser
+    from moto.core.responses import get_service_model
+
+    _moto_patches.apply()
+    parser_cls = JSONParser
+    if original:
+        parser_cls = type(
+            "Original",
+            (JSONParser,),
+            {"_parse_structure": _moto_patches._originals["parse_structure"]},
+        )
+    model = get_service_model("dynamodb").operation_model(operation)
+    parser = parser_cls(model, map_type=dict)
+    import json
+
+    return parser.parse(
+        {
+            "method": "POST",
+            "values": {},
+            "headers": {},
+            "body": json.dumps(body).encode(),
+            "url_path": "/",
+            "url_params": {},
+        }
+    )
+
+
+_EVERY_TYPE = {
+    "pk": {"S": "PRODUCT#1"},
+    "n": {"N": "12.50"},
+    "b": {"B": "aGVsbG8="},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": ["AAE=", "/w=="]},
+    "null": {"NULL": True},
+    "bool": {"BOOL": False},
+    "l": {"L": [{"S": "x"}, {"N": "1"}, {"L": [{"B": "AA=="}]}, {"M": {"k": {"BOOL": True}}}]},
+    "m": {"M": {"a": {"SS": ["z"]}, "b": {"M": {"c": {"NULL": True}}}, "d": {"L": []}}},
+    "two": {"S": "both", "N": "1"},  # malformed (two members): parsed as moto parses it
+    "odd": {"S": "kept", "X": "unknown member dropped"},
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        (
+            "PutItem",
+            {
+                "TableName": "t",
+                "Item": _EVERY_TYPE,
+                "ConditionExpression": "#v < :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"S": "q1"}, ":e": {"L": []}},
+            },
+        ),
+        (
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {
+                        "Put": {
+                            "TableName": "t",
+                            "Item": _EVERY_TYPE,
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": "t",
+                            "Key": {"pk": {"S": "k"}},
+                            "UpdateExpression": "ADD p :s",
+                            "ExpressionAttributeValues": {":s": {"SS": ["t@1"]}},
+                        }
+                    },
+                    {"Delete": {"TableName": "t", "Key": {"pk": {"S": "d"}}}},
+                ]
+            },
+        ),
+        ("BatchWriteItem", {"RequestItems": {"t": [{"PutRequest": {"Item": _EVERY_TYPE}}]}}),
+        (
+            "Query",
+            {
+                "TableName": "t",
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "x"}},
+                "ExclusiveStartKey": {"pk": {"S": "x"}, "sk": {"N": "3"}},
+                "Limit": 5,
+            },
+        ),
+    ],
+)
+def test_requests_parse_exactly_as_moto_parses_them(operation: str, body: dict[str, Any]) -> None:
+    """The direct ``AttributeValue`` parse gives moto's own parameters, every type included
+    (blobs decoded, nested lists and maps, malformed values), for each operation's shapes."""
+    fast = _parsed(operation, body, original=False)
+    assert fast == _parsed(operation, body, original=True)
+    assert fast  # the request was really parsed (not an empty result on both sides)
+
+
+_CONDITIONS = [
+    "#v < :v",
+    "tokens_hash = :h AND #v < :v",
+    "attribute_not_exists(#v) OR attribute_type(#v, :n) OR #v < :v",
+    "NOT (#v BETWEEN :lo AND :hi)",
+    "#v IN (:a, :b, :c)",
+    "begins_with(#v, :p) AND size(#v) > :n2",
+    "(#v <> :v) AND (attribute_exists(tokens_hash) OR #r = :r)",
+]
+_ITEMS = [
+    None,
+    {
+        "pk": {"S": "k"},
+        "version": {"S": "q5"},
+        "tokens_hash": {"S": "h1"},
+        "pending_rev": {"N": "2"},
+    },
+    {"pk": {"S": "k"}, "version": {"N": "7"}},
+    {"pk": {"S": "k"}, "version": {"S": "q9"}},
+]
+
+
+def _values(rng: Any) -> dict[str, Any]:
+    pick = lambda: {"S": f"q{rng.randint(0, 9)}"}  # noqa: E731
+    return {
+        ":v": pick(), ":h": {"S": rng.choice(("h1", "h2"))}, ":n": {"S": rng.choice(("N", "S"))},
+        ":lo": pick(), ":hi": pick(), ":a": pick(), ":b": pick(), ":c": pick(),
+        ":p": {"S": rng.choice(("q", "p"))}, ":n2": {"N": str(rng.randint(0, 3))},
+        ":r": {"N": str(rng.randint(1, 3))},
+    }  # fmt: skip
+
+
+def _decide(op: Any, item: Any) -> Any:
+    try:
+        return op.expr(item)
+    except TypeError as exc:  # moto compares an N with an S this way (DynamoDB: false)
+        return type(exc)
+
+
+def test_condition_trees_memoised_without_values_decide_as_moto_does() -> None:
+    """A condition parsed once and reused with other values decides every item exactly as
+    moto's own parse of those values (comparisons, BETWEEN, IN, functions, NOT, parentheses)."""
+    import random
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser as Parser
+    from moto.dynamodb.models.dynamo_type import Item
+
+    _moto_patches.apply()
+    original = _moto_patches._originals["condition_parse"]
+    names = {"#v": "version", "#r": "pending_rev"}
+    rng = random.Random(7)
+    decided = set()
+    for _ in range(300):
+        text = rng.choice(_CONDITIONS)
+        values = _values(rng)
+        used = {k: v for k, v in values.items() if k in text}
+        fast = Parser(text, names, used).parse()
+        slow = original(Parser(text, names, used))
+        for attrs in _ITEMS:
+            item = None if attrs is None else Item(attrs["pk"], None, attrs)
+            outcome = _decide(fast, item)
+            assert outcome == _decide(slow, item), (text, used, attrs)
+            decided.add(outcome)
+    assert {True, False} <= decided  # both outcomes were exercised
+    with pytest.raises(KeyError):  # a placeholder without a value is refused as before
+        Parser("#v < :v", names, {":w": {"S": "q1"}}).parse()

@@ -3,14 +3,18 @@
 Pure mapping, no client: the sink writes what this builds, ``ProductSearch`` reads what it
 parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``):
 
-- product: pk ``PRODUCT#<id>``, sk ``PRODUCT``; id, name, description (the indexed text:
-  ``_text.indexed_text``), price (N, exact), stock, in_stock, updated_at, name_tokens,
-  desc_tokens, version (S: ``cdc_events.source_version``), Kafka position (informational);
+- product: pk ``PRODUCT#<id>``, sk ``PRODUCT``; name, description (the indexed text:
+  ``_text.indexed_text``), price (N, exact), stock, updated_at, name_tokens and desc_tokens
+  (each one S, the tokens separated by single spaces: a token is letters, digits and ``~``;
+  absent when there are none), version (S: ``cdc_events.source_version``), ``kafka_position``
+  (``<partition>:<offset>`` where the change was read; informational);
   ``gsi_name_pk`` = ``NAME#<first char of name_norm>`` + ``name_norm`` (``by-name``; the
   normalised name cut to ``NAME_KEY_MAX_BYTES``: ``name_key``), ``price_bucket`` + ``price``
-  (``by-price``).
-- deletion marker: the same key; id, deleted=true, version, ``ttl`` (epoch seconds). It has no
-  GSI keys, so a deleted product leaves both indexes.
+  (``by-price``). The id is the key's (``PRODUCT#<id>``); whether it is in stock, its stock.
+  Every attribute is one scalar: an item costs what its bytes cost (1 KB per write unit on
+  AWS), and no list of typed values is rebuilt per token on every price change.
+- deletion marker: the same key; deleted=true, version, ``ttl`` (epoch seconds),
+  ``kafka_position``. It has no GSI keys, so a deleted product leaves both indexes.
 - ``pending_tokens`` (string set, elements ``<token>@<version>``; a token is letters, digits
   and ``~``, a version letters and digits: neither holds an ``@``) and ``pending_rev`` (N) on
   the product key: the postings unfinished writes may touch, each with the newest version it
@@ -23,12 +27,17 @@ parses, and the tests assert on it. Within the table's key schema (``pk``/``sk``
   hold). A change whose tokens hash the same needs no posting write, so it is put conditional
   on this hash and its version alone, without reading the item first (``_txn``). An item
   carrying pending entries has none (they must be seen by the next write).
-- posting: pk ``TOKEN#<token>``, sk ``<id>``; id, token, version (S).
+- posting: pk ``TOKEN#<token>``, sk ``<id>``; version (S). Nothing else: the token and the
+  product are its key, and a new product writes one posting per token.
 - sweep floor: pk ``SWEEP#products``, sk ``SWEEP``; ``floor_version`` (S): the highest sweep
   version applied (``cdc_events.sweep_version``). No change below it is applied any more.
 - removed posting: the same key; removed=true, version (S), ``ttl``. A removal is a versioned
   marker, not a delete, so a stale write arriving late (a zombie, or a request applied after
   its client timed out) cannot bring the posting back; TTL deletes the marker later.
+
+Items of earlier releases are read as well: token lists as lists (``L`` of ``S``), ``id``,
+``kind``, ``in_stock`` and the Kafka position as two numbers; the next write of the product
+replaces them with this layout.
 
 Items of the release that versioned by Kafka offset carry ``version`` as a number (N) and
 pending entries ``<token>@<number>`` (or ``<token>`` alone, older still). They are read as
@@ -198,6 +207,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _position(partition: int, offset: int) -> Item:
+    return {"S": f"{partition}:{offset}"}
+
+
 def product_item(
     product: Product,
     description: str,
@@ -211,21 +224,19 @@ def product_item(
     name, description = indexed_text(product.name, description)
     item: Item = {
         **product_key(product.id),
-        "kind": {"S": "product"},
-        "id": _num(product.id),
         "name": {"S": name},
         "description": {"S": description},
         "price": _num(product.price),
         "price_bucket": {"S": price_bucket(product.price)},
         "stock": _num(product.stock),
-        "in_stock": {"BOOL": product.in_stock},
-        "name_tokens": {"L": [{"S": t} for t in name_tokens]},
-        "desc_tokens": {"L": [{"S": t} for t in desc_tokens]},
         "version": {"S": version},
-        "kafka_partition": _num(partition),
-        "kafka_offset": _num(offset),
+        "kafka_position": _position(partition, offset),
         TOKENS_HASH_ATTR: {"S": tokens_hash([*name_tokens, *desc_tokens])},
     }
+    if name_tokens:
+        item["name_tokens"] = {"S": " ".join(name_tokens)}
+    if desc_tokens:
+        item["desc_tokens"] = {"S": " ".join(desc_tokens)}
     name_norm = name_key(normalize_name(name))
     if name_norm:  # key attributes of a GSI cannot be empty: an unnamed product is not listed
         item["gsi_name_pk"] = {"S": f"NAME#{name_norm[0]}"}
@@ -241,32 +252,20 @@ def marker_item(
 ) -> Item:
     return {
         **product_key(product_id),
-        "kind": {"S": "deleted"},
-        "id": _num(product_id),
         "deleted": {"BOOL": True},
         "version": {"S": version},
         "ttl": _num(expires_at),
-        "kafka_partition": _num(partition),
-        "kafka_offset": _num(offset),
+        "kafka_position": _position(partition, offset),
     }
 
 
 def posting_item(token: str, product_id: int, version: str) -> Item:
-    return {
-        **posting_key(token, product_id),
-        "kind": {"S": "posting"},
-        "id": _num(product_id),
-        "token": {"S": token},
-        "version": {"S": version},
-    }
+    return {**posting_key(token, product_id), "version": {"S": version}}
 
 
 def removed_posting_item(token: str, product_id: int, version: str, expires_at: int) -> Item:
     return {
         **posting_key(token, product_id),
-        "kind": {"S": "posting"},
-        "id": _num(product_id),
-        "token": {"S": token},
         "removed": {"BOOL": True},
         "version": {"S": version},
         "ttl": _num(expires_at),
@@ -311,13 +310,21 @@ def with_pending(item: Item, pending: Mapping[str, str]) -> Item:
     return out
 
 
+def _tokens(attribute: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """A token list: one S of space-separated tokens, or (earlier releases) an L of S."""
+    if not attribute:
+        return ()
+    if "S" in attribute:
+        return tuple(attribute["S"].split(" ")) if attribute["S"] else ()
+    return tuple(v["S"] for v in attribute.get("L", []))
+
+
 def parse_product(item: Item) -> StoredProduct:
     pending = _parse_pending(item.get(PENDING_ATTR, {}).get("SS", ()))
     rev = int(item.get(PENDING_REV_ATTR, {}).get("N", "0"))
+    pid = int(item["pk"]["S"].removeprefix("PRODUCT#"))
     if "version" not in item:
-        pid = int(item["pk"]["S"].removeprefix("PRODUCT#"))
         return StoredProduct(pid, LEGACY_VERSION, True, pending=pending, pending_rev=rev)
-    pid = int(item["id"]["N"])
     version, legacy = _version(item["version"])
     if item.get("deleted", {}).get("BOOL"):
         return StoredProduct(
@@ -333,8 +340,8 @@ def parse_product(item: Item) -> StoredProduct:
         price=Decimal(item["price"]["N"]),
         stock=int(item["stock"]["N"]),
         updated_at=updated,
-        name_tokens=tuple(v["S"] for v in item.get("name_tokens", {}).get("L", [])),
-        desc_tokens=tuple(v["S"] for v in item.get("desc_tokens", {}).get("L", [])),
+        name_tokens=_tokens(item.get("name_tokens")),
+        desc_tokens=_tokens(item.get("desc_tokens")),
         pending=pending,
         pending_rev=rev,
         legacy_version=legacy,

@@ -167,7 +167,20 @@ class IndexTable:
         )
         return {int(i["sk"]["S"]) for i in items}
 
-    def query_price(self, bucket: str, low: str | None, high: str | None) -> list[StoredProduct]:
+    def query_price(
+        self,
+        bucket: str,
+        low: str | None,
+        high: str | None,
+        *,
+        in_stock: bool | None = None,
+        limit: int | None = None,
+        start: Item | None = None,
+    ) -> tuple[list[StoredProduct], Item | None]:
+        """One page of the ``by-price`` index in ``bucket`` (ascending price, within the bounds,
+        in stock or not if ``in_stock`` is given), at most ``limit`` items read (the stock
+        filter applies after the limit, as DynamoDB's ``Limit`` does), from ``start``; and
+        where the next page starts (``None``: the bucket is done)."""
         values: dict[str, Any] = {":b": {"S": bucket}}
         condition = "price_bucket = :b"
         if low is not None and high is not None:
@@ -179,10 +192,22 @@ class IndexTable:
         elif high is not None:
             condition += " AND price <= :hi"
             values[":hi"] = {"N": high}
-        items = self._query(
-            IndexName="by-price", KeyConditionExpression=condition, ExpressionAttributeValues=values
-        )
-        return [parse_product(i) for i in items]
+        kwargs: dict[str, Any] = {
+            "IndexName": "by-price",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if in_stock is not None:
+            kwargs["FilterExpression"] = "stock > :zero" if in_stock else "stock <= :zero"
+            values[":zero"] = {"N": "0"}
+        if limit is not None:
+            kwargs["Limit"] = limit
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        with aws_errors(f"query {self.name}"):
+            response = self.client.query(TableName=self.name, **kwargs)
+        items = [parse_product(i) for i in response.get("Items", [])]
+        return items, response.get("LastEvaluatedKey")
 
     def query_name(self, key: str, *, exact: bool, limit: int | None) -> list[StoredProduct]:
         """Products whose ``by-name`` key equals or starts with ``key`` (a ``name_key``, within

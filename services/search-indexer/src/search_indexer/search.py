@@ -5,8 +5,11 @@ documents; the postings of every query token are read and intersected (AND seman
 candidates' product items are fetched, re-checked (a product must hold every query token, so
 a posting left behind by an interrupted writer can never produce a wrong hit), filtered by price
 and stock, and ranked by the number of query tokens in the name, then in the description, then
-by name. A query without tokens (empty text) lists products through the ``by-price`` index
-(the buckets overlapping the price range), ranked by name. ``by_name`` reads the ``by-name``
+by name. A query without tokens (empty text) lists products by price, lowest first (then by
+id), through the ``by-price`` index: the buckets overlapping the price range are read in
+ascending order, a page at a time, and the listing stops as soon as ``limit`` products are
+found and no unread one can rank before them, so it reads about ``limit`` items, not the range.
+The stock filter is applied by DynamoDB (a ``FilterExpression``). ``by_name`` reads the ``by-name``
 index (exact or prefix on the normalised name).
 
 Queries stay within DynamoDB's key limits as the writes do: query tokens go through the same
@@ -31,8 +34,10 @@ from search_indexer.errors import InvalidQueryError
 
 __all__ = ["ProductSearch", "SearchHit"]
 
-# Postings of several tokens (or several price buckets) are read in parallel; a query has few.
+# Postings of several tokens, and the candidates' items, are read in parallel.
 _READ_CONCURRENCY = 8
+# Keys per BatchGetItem (DynamoDB's limit).
+_BATCH_GET = 100
 # Product ids are the source's integer keys; a larger number names no product (and its key
 # could pass DynamoDB's 2,048-byte limit).
 _MAX_ID = 2**63 - 1
@@ -132,7 +137,9 @@ class ProductSearch:
         tokens = tokenize(query)
         if query.strip() and not tokens:
             return []  # only stop words or punctuation: nothing can match every token
-        candidates = self._by_tokens(tokens) if tokens else self._by_price(low, high)
+        if not tokens:
+            return [_hit(p) for p in self._by_price(low, high, in_stock, limit)]
+        candidates = self._by_tokens(tokens)
         required = set(tokens)
         hits = [
             p
@@ -175,20 +182,41 @@ class ProductSearch:
         return [_hit(p) for _, _, p in matches[:limit]]
 
     def _by_tokens(self, tokens: list[str]) -> list[StoredProduct]:
-        with ThreadPoolExecutor(min(len(tokens), _READ_CONCURRENCY)) as pool:
+        with ThreadPoolExecutor(_READ_CONCURRENCY) as pool:
             postings = list(pool.map(self.table.posting_ids, tokens))
-        postings.sort(key=len)
-        ids = set(postings[0])
-        for other in postings[1:]:
-            ids &= other
-        if not ids:
-            return []
-        return list(self.table.read_products(sorted(ids), consistent=False).values())
+            postings.sort(key=len)
+            ids = set(postings[0])
+            for other in postings[1:]:
+                ids &= other
+            # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
+            chunks = [sorted(ids)[i : i + _BATCH_GET] for i in range(0, len(ids), _BATCH_GET)]
+            found = pool.map(lambda c: self.table.read_products(c, consistent=False), chunks)
+            return [p for products in found for p in products.values()]
 
-    def _by_price(self, low: Decimal | None, high: Decimal | None) -> list[StoredProduct]:
+    def _by_price(
+        self, low: Decimal | None, high: Decimal | None, in_stock: bool | None, limit: int
+    ) -> list[StoredProduct]:
+        """The ``limit`` cheapest products in [low, high] (then by id), reading pages of the
+        buckets in ascending order until no unread product can rank before the last one kept:
+        a bucket holds one price range and its pages come in ascending price, so once a page
+        ends above the ``limit``-th price (or the bucket ends), nothing later ranks before it.
+        """
         lo = None if low is None else format(low, "f")
         hi = None if high is None else format(high, "f")
-        buckets = price_buckets_between(low, high)
-        with ThreadPoolExecutor(_READ_CONCURRENCY) as pool:
-            found = pool.map(lambda b: self.table.query_price(b, lo, hi), buckets)
-            return [p for products in found for p in products]
+        found: list[StoredProduct] = []
+        for bucket in price_buckets_between(low, high):
+            start: dict[str, Any] | None = None
+            while True:
+                page, start = self.table.query_price(
+                    bucket, lo, hi, in_stock=in_stock, limit=limit + 1, start=start
+                )
+                found.extend(p for p in page if not p.deleted)
+                found.sort(key=lambda p: (p.price, p.id))
+                done = (
+                    len(found) >= limit and bool(page) and page[-1].price > found[limit - 1].price
+                )
+                if start is None or done:
+                    break
+            if len(found) >= limit:
+                break
+        return found[:limit]

@@ -35,7 +35,10 @@ def reference_search(
             continue
         if in_stock is not None and doc["in_stock"] != in_stock:
             continue
-        ranked.append(((*rank_key(q, name_tokens, desc_tokens, doc["name"]), pid), pid))
+        if q:
+            ranked.append(((*rank_key(q, name_tokens, desc_tokens, doc["name"]), pid), pid))
+        else:  # a listing: by price, lowest first, then by id
+            ranked.append(((doc["price"], pid), pid))
     return [pid for _, pid in sorted(ranked)[:limit]]
 
 

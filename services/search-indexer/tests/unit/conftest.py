@@ -35,7 +35,9 @@ class FakeDynamoDB:
 
     def products(self) -> dict[int, dict[str, Any]]:
         return {
-            int(v["id"]["N"]): v for (pk, _sk), v in self.items.items() if pk.startswith("PRODUCT#")
+            int(pk.removeprefix("PRODUCT#")): v
+            for (pk, _sk), v in self.items.items()
+            if pk.startswith("PRODUCT#")
         }
 
     def postings(self) -> dict[str, set[int]]:
