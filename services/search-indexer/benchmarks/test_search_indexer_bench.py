@@ -196,9 +196,7 @@ def test_products_per_second_next_to_raw_batch_writes(
     print(f"  index new products ({per:.1f} postings each)  {create_rate:8.1f} products/s")
     print(f"    = {items:.0f} items/s written = {items / raw:.0%} of the raw item rate")
     print(f"    {_pct(create_latencies)}")
-    print(
-        f"    cost on AWS: {2 * (1 + per) + 2:.1f} write units per new product (2 per item + 2 index)"
-    )
+    print(f"    cost on AWS: {2 * (1 + per) + 2:.1f} units per new product (2 per item, 2 index)")
     print(f"  index price changes (no token change)  {update_rate:8.1f} products/s")
     print(f"    = {update_rate / raw:.0%} of the raw item rate; {_pct(latencies)}")
     print(
