@@ -23,7 +23,6 @@ ALLOWED: dict[str, int] = {
     "libs/devstack/src/devstack/badinput.py": 586,
     "libs/devstack/src/devstack/_aws_faults.py": 546,
     "libs/devstack/src/devstack/chaos.py": 520,
-    "services/event-store-writer/src/event_store_writer/_dlq_cli.py": 420,
     "libs/cdc-events/src/cdc_events/_parser.py": 474,
     "libs/devstack/src/devstack/simulator.py": 464,
     "libs/cdc-cli/src/cdc_cli/_offsets.py": 461,
