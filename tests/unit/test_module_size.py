@@ -26,7 +26,6 @@ ALLOWED: dict[str, int] = {
     "libs/cdc-events/src/cdc_events/_parser.py": 474,
     "libs/devstack/src/devstack/simulator.py": 464,
     "libs/cdc-cli/src/cdc_cli/_offsets.py": 461,
-    "services/analytics-flusher/src/analytics_flusher/sink.py": 428,
     "libs/cdc-cli/src/cdc_cli/_dlq_topic.py": 418,
     "libs/cdc-events/src/cdc_events/_logical.py": 416,
     "libs/consumer-runtime/src/consumer_runtime/testing.py": 411,
