@@ -35,7 +35,7 @@ from devstack.pytest_plugin import SinkSchema
 from sink_kit.postgres import make_engine, upgrade_schema
 from stats_aggregator import Decoder, Settings, StatsSink
 from stats_aggregator._model import Record
-from stats_aggregator.sink import MIGRATION_LOCK, MIGRATIONS
+from stats_aggregator.store import MIGRATION_LOCK, MIGRATIONS
 
 EVENTS = 60_000  # about 3 s of work at the target rate: enough batches for a steady figure
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)

@@ -5,7 +5,6 @@
 """
 
 from analytics_flusher._changes import Change, Decoder, ItemChange, OrderChange
-from analytics_flusher._parquet import SCHEMAS, encode_jsonl, encode_parquet
 from analytics_flusher._reports import REPORTS, ReportTable, build_reports, object_key
 from analytics_flusher._uploads import ObjectStore
 from analytics_flusher.domain import Part, PartitionWindows, WindowConfig
@@ -16,7 +15,8 @@ from analytics_flusher.errors import (
     UnwritablePartError,
 )
 from analytics_flusher.settings import FlusherSettings
-from analytics_flusher.sink import LakeSink, S3Store, build_sink
+from analytics_flusher.sink import LakeSink, build_sink
+from analytics_flusher.store import SCHEMAS, S3Store, encode_jsonl, encode_parquet
 
 __all__ = [
     "REPORTS",

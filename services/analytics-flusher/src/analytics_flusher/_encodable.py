@@ -3,19 +3,19 @@
 The flusher buffers changes in open windows and encodes Parquet only when a part closes, so a
 value that no column of its report can take would fail that part's upload on every attempt,
 and one record would stop its partition for good. So ``LakeSink.write_batch`` checks each change
-against the Arrow types of its image report (``_parquet.SCHEMAS``, where the bounds below come
-from) before it folds anything, and refuses the batch (``RejectedError``) when a change does not
-fit: the runtime isolates that record, dead-letters it with ``store_rejected`` and this
+against the Arrow types of its image report (``store._parquet.SCHEMAS``, where the bounds below
+come from) before it folds anything, and refuses the batch (``RejectedError``) when a change
+does not fit: the runtime isolates that record, dead-letters it with ``store_rejected`` and this
 module's reason, and writes the rest.
 
 Every value the shop's source columns allow fits: ``integer`` ids and quantities (int64,
 int32), ``numeric(12,2)`` totals and ``numeric(10,2)`` prices (decimal(18,2)), ``text``
 statuses (UTF-8 strings), and ``timestamptz`` (the parser reads years 1-9999, all within
-timestamp[us]); the summaries derived from them are sized for any part (``_parquet.SUM_MONEY``,
-``domain.MAX_PART_EVENTS``). What is refused is data no column of the shop holds: an integer
-past int64, a quantity past int32, an amount past decimal(18,2), text that is not valid UTF-8.
-Amounts arrive rounded to cents (the decoder quantizes them), so only their magnitude is
-checked. A handful of comparisons per change, well under a microsecond.
+timestamp[us]); the summaries derived from them are sized for any part
+(``store._parquet.SUM_MONEY``, ``domain.MAX_PART_EVENTS``). What is refused is data no column
+of the shop holds: an integer past int64, a quantity past int32, an amount past decimal(18,2),
+text that is not valid UTF-8. Amounts arrive rounded to cents (the decoder quantizes them), so
+only their magnitude is checked. A handful of comparisons per change, well under a microsecond.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 from consumer_runtime import Batch, RejectedError
 
 from analytics_flusher._changes import Change, OrderChange
-from analytics_flusher._parquet import SCHEMAS
 from analytics_flusher.errors import UnencodableValueError
+from analytics_flusher.store import SCHEMAS
 
 
 def _int_range(report: str, column: str) -> tuple[int, int, str]:

@@ -1,8 +1,8 @@
 """Turn a closed window part into report tables and their object keys (pure).
 
-Sits between ``domain`` (which accumulates parts) and ``_parquet`` (which encodes tables). Rows
-come out in a fixed order and keys are built only from the window and the Kafka position, so
-the same part always produces the same objects under the same keys.
+Sits between ``domain`` (which accumulates parts) and ``store._parquet`` (which encodes
+tables). Rows come out in a fixed order and keys are built only from the window and the Kafka
+position, so the same part always produces the same objects under the same keys.
 
 A part's sweep of its table (``Part.sweeps``) is written into the part's image report: every
 row of it carries ``sweep_version`` and ``sweep_offset`` (null when the part folded no last

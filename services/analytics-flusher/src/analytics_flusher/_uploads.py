@@ -30,10 +30,10 @@ from typing import Protocol
 
 from consumer_runtime import RetryableError
 
-from analytics_flusher._parquet import encode_jsonl, encode_parquet
 from analytics_flusher._reports import ReportTable, build_reports, iso_utc
 from analytics_flusher.domain import MONEY, Part
 from analytics_flusher.errors import UnwritablePartError
+from analytics_flusher.store import encode_jsonl, encode_parquet
 
 
 class ObjectStore(Protocol):

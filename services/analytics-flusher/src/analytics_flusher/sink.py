@@ -1,10 +1,11 @@
 """The S3 side of the flusher: the runtime's ``Sink`` over per-partition event-time windows.
 
-The only module that talks to storage (boto3 through ``sink_kit.aws``) and to the optional
-analytics API. ``write_batch`` folds records into ``domain.PartitionWindows``; parts the
-watermark or the memory caps close are turned into report tables (``_reports``) and handed to
-the background uploads (``_uploads``: one thread encodes Parquet, a pool PUTs), and the batch
-returns without waiting for them: the next records are folded while the objects are written.
+It writes to the lake through ``store`` (the bucket opened by ``store.open_lake``, the objects
+encoded by ``store._parquet``) and posts to the optional analytics API. ``write_batch`` folds
+records into ``domain.PartitionWindows``; parts the watermark or the memory caps close are
+turned into report tables (``_reports``) and handed to the background uploads (``_uploads``:
+one thread encodes Parquet, a pool PUTs), and the batch returns without waiting for them: the
+next records are folded while the objects are written.
 Every call reports "durable up to" offsets: per partition, the first offset of its oldest part
 not yet written in full (or everything handed over when none is open or pending). The runtime
 commits only that (``commit-after-flush``). A part is retired (summary POSTed, logged, the
@@ -43,11 +44,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from decimal import localcontext
-from typing import Any
 
 import structlog
 from consumer_runtime import BaseSink, Batch, Offsets, RetryableError, TopicPartition
-from sink_kit.aws import aws_errors, ensure_bucket, make_client, retry_at_start
 
 from analytics_flusher._changes import Change
 from analytics_flusher._encodable import refuse_unencodable
@@ -58,39 +57,13 @@ from analytics_flusher._uploads import ObjectStore, Uploads, unwritable
 from analytics_flusher.domain import MONEY, Held, Part, PartitionWindows, WindowConfig
 from analytics_flusher.errors import HttpSinkUnavailable
 from analytics_flusher.settings import DEFAULT_MAX_OPEN_BYTES, FlusherSettings
+from analytics_flusher.store import open_lake
 
 _log = structlog.get_logger("analytics_flusher")
 
 # How often the background thread looks for quiet partitions: a tenth of a typical idle
 # timeout, cheap (a dictionary scan under the lock).
 _IDLE_CHECK_S = 1.0
-
-
-class S3Store:
-    """``PutObject`` into one bucket; transient failures raise ``RetryableError``.
-
-    ``healthy()`` answers from the outcome of the last request instead of making one: a probe
-    must stay cheap and must not hang on an endpoint that accepts connections but not requests.
-    """
-
-    def __init__(self, client: Any, bucket: str) -> None:
-        self.client = client
-        self.bucket = bucket
-        self._ok = True
-
-    def put(self, key: str, body: bytes, content_type: str) -> None:
-        try:
-            with aws_errors(f"put s3://{self.bucket}/{key}"):
-                self.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
-                )
-        except RetryableError:
-            self._ok = False
-            raise
-        self._ok = True
-
-    def healthy(self) -> bool:
-        return self._ok
 
 
 class LakeSink(BaseSink[Change]):
@@ -159,13 +132,7 @@ class LakeSink(BaseSink[Change]):
 
     @classmethod
     def from_settings(cls, settings: FlusherSettings) -> LakeSink:
-        client = make_client("s3", settings.aws_region, settings.aws_endpoint_url)
-        created = retry_at_start(
-            lambda: ensure_bucket(client, settings.s3_bucket, settings.aws_region),
-            f"checking bucket {settings.s3_bucket}",
-        )
-        if created:
-            _log.info("created bucket", bucket=settings.s3_bucket)
+        store = open_lake(settings)
         http = None
         if settings.http_sink_url is not None:
             http = HttpPoster(
@@ -174,7 +141,7 @@ class LakeSink(BaseSink[Change]):
                 max_attempts=settings.http_sink_max_attempts,
             )
         return cls(
-            S3Store(client, settings.s3_bucket),
+            store,
             settings.window_config(),
             prefix=settings.s3_prefix,
             top_n=settings.top_n,

@@ -1,25 +1,23 @@
 """Verification of the data lake against ground truth (``cdc dev verify``).
 
 Named by the service's descriptor (``service.SERVICE.verifier``). The lake's objects are
-mirrored locally (only new or changed objects are fetched) and the documented DuckDB queries of
-:mod:`analytics_flusher.queries` (a row's current state: its image with the highest
-``source_version``, unless a later snapshot's sweep of its table is above it) turn them into
-totals, which must equal the source database's (:mod:`devstack.truth`) per order-creation day,
-(day, product), (day, customer) and status. When the bucket is versioned, every key written more
-than once must hold the same bytes each time (a replay rewrites objects, it never changes them).
+mirrored locally (``store.LakeMirror``: only new or changed objects are fetched) and the
+documented DuckDB queries of :mod:`analytics_flusher.queries` (a row's current state: its image
+with the highest ``source_version``, unless a later snapshot's sweep of its table is above it)
+turn them into totals, which must equal the source database's (:mod:`devstack.truth`) per
+order-creation day, (day, product), (day, customer) and status. When the bucket is versioned,
+every key written more than once must hold the same bytes each time (a replay rewrites objects,
+it never changes them).
 Needs the ``verify`` extra (the dev stack).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import psycopg2.extensions
 from devstack import truth
 from devstack.verify import Check, VerifyContext, diff_maps
 from sink_kit.aws import make_client
@@ -29,53 +27,25 @@ from analytics_flusher.queries import (
     DAILY_SALES,
     ORDER_STATUS_COUNTS,
     PRODUCT_SALES_BY_DAY,
-    render,
 )
+from analytics_flusher.store import LakeMirror
+
+if TYPE_CHECKING:
+    from analytics_flusher.store import SourceConnection
 
 SERVICE = "analytics-flusher"
 CENTS = Decimal("0.01")
 REPORTS = ("daily_sales", "product_sales_by_day", "customer_spend_by_day", "order_status_counts")
 
 
-class Lake:
-    """A bucket's report objects, read back through a local mirror."""
-
-    def __init__(self, s3: Any, bucket: str, mirror: Path, prefix: str = "reports") -> None:
-        self.s3 = s3
-        self.bucket = bucket
-        self.mirror = mirror
-        self.prefix = prefix.strip("/")
-        self._etags: dict[str, str] = {}
-
-    def sync(self, reports: tuple[str, ...] = ("orders", "order_items")) -> int:
-        """Fetch new or changed objects of the image reports; returns how many exist."""
-        count = 0
-        for report in reports:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=f"{self.prefix}/{report}/"
-            ):
-                for obj in page.get("Contents", []):
-                    count += 1
-                    if self._etags.get(obj["Key"]) == obj["ETag"]:
-                        continue
-                    path = self.mirror / obj["Key"]
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
-                    path.write_bytes(body)
-                    self._etags[obj["Key"]] = obj["ETag"]
-        return count
+class Lake(LakeMirror):
+    """A bucket's report objects, read back through a local mirror, as the report totals."""
 
     def totals(self) -> dict[str, Any]:
         """The four report totals, in the shapes of :func:`expected` (empty: nothing yet)."""
         if not self.sync() or not (self.mirror / self.prefix / "order_items").exists():
             return {}
-        root = str(self.mirror / self.prefix)
-
-        def rows(sql: str) -> list[tuple[Any, ...]]:
-            relation = duckdb.sql(render(sql, root))
-            assert relation is not None  # a SELECT always yields a relation
-            return relation.fetchall()
-
+        rows = self.rows
         return {
             "daily_sales": {
                 d: truth.DailySales(d, int(n), Decimal(r).quantize(CENTS))
@@ -92,18 +62,8 @@ class Lake:
             "order_status_counts": {s: int(n) for s, n in rows(ORDER_STATUS_COUNTS)},
         }
 
-    def versions(self) -> dict[str, list[str]]:
-        """ETags of every version of every object (when the bucket is versioned)."""
-        out: dict[str, list[str]] = defaultdict(list)
-        for page in self.s3.get_paginator("list_object_versions").paginate(
-            Bucket=self.bucket, Prefix=f"{self.prefix}/"
-        ):
-            for v in page.get("Versions", []):
-                out[v["Key"]].append(v["ETag"])
-        return dict(out)
 
-
-def expected(source: psycopg2.extensions.connection) -> dict[str, Any]:
+def expected(source: SourceConnection) -> dict[str, Any]:
     return {
         "daily_sales": truth.daily_sales(source),
         "product_sales_by_day": truth.product_sales_by_day(source),
@@ -112,7 +72,7 @@ def expected(source: psycopg2.extensions.connection) -> dict[str, Any]:
     }
 
 
-def compare(lake: Lake, source: psycopg2.extensions.connection) -> list[Check]:
+def compare(lake: Lake, source: SourceConnection) -> list[Check]:
     want = expected(source)
     got = lake.totals()
     out = [diff_maps(SERVICE, name, want[name], got.get(name, {})) for name in REPORTS]

@@ -16,7 +16,8 @@ from event_store_writer.domain import (
     UserEventRow,
 )
 from event_store_writer.settings import Settings
-from event_store_writer.sink import EventStoreSink, StoreMetrics, upgrade_schema
+from event_store_writer.sink import EventStoreSink, StoreMetrics
+from event_store_writer.store import upgrade_schema
 
 __all__ = [
     "CHANGE_COLUMNS",

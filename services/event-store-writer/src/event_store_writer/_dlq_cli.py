@@ -3,9 +3,9 @@
 ``cdc dlq`` runs these for ``--service event-store-writer``, the default (the CLI finds them
 through the service's descriptor, ``cli.dlq_commands``; ``cli.register`` adds them to an
 application of its own); other services' dead letters are read from their DLQ topics by the CLI
-itself. The store is found at ``--database-url`` / ``DATABASE_URL``, else in the dev stack's
-``.devstack/latest/stack.json`` (when there is one in the working directory; read by the CLI's
-own ``cdc_cli.load_stack``, which is why this module is only imported by the CLI); ``replay
+itself. Where they find what they act on is ``_dlq_connect``'s: the store at ``--database-url``
+/ ``DATABASE_URL``, else in the dev stack's ``.devstack/latest/stack.json`` (read by the CLI's
+own ``cdc_cli.load_stack``, which is why these modules are only imported by the CLI); ``replay
 --execute`` produces through the consumer runtime's publisher to ``--bootstrap`` /
 ``KAFKA_BOOTSTRAP_SERVERS`` (same fallback; SASL/SSL from the runtime's ``KAFKA_*`` variables).
 ``replay`` and ``discard`` change nothing without ``--execute``. Exit 1: a row not found or a
@@ -14,15 +14,10 @@ record not produced; 2: bad options, the store or the broker unreachable; 130: i
 
 from __future__ import annotations
 
-import getpass
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from cdc_cli import DEFAULT_STACK, CliError, StackFile, load_stack
 from cdc_cli.dlq_view import console as _console
 from cdc_cli.dlq_view import done_table, header_value, require_selection, show_bytes, summary_table
 from cdc_cli.dlq_view import print_json as _print_json
@@ -33,19 +28,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from event_store_writer import _dlq_connect as connect
+from event_store_writer._dlq_connect import STACK_FILE
+
 if TYPE_CHECKING:
-    from consumer_runtime import Publisher
-
     from event_store_writer._dlq import DeadLetterRow, Outcome, Selection
-    from event_store_writer._reader import StoreReader
 
-STACK_FILE = DEFAULT_STACK
-STACK_SERVICE = "event-store-writer"
-# Publisher client id prefix (``<service>-publisher``) as seen by the broker.
-PUBLISHER_NAME = "cdc-dlq"
-# A record's delivery report must be final before the publisher stops waiting for it (10 s):
-# a record that times out is then reported failed, never acknowledged after we gave up on it.
-_MESSAGE_TIMEOUT_MS = 8000
 _SHOW_BYTES = 4096
 _MESSAGE_WIDTH = 60
 
@@ -73,93 +61,6 @@ _CODE = typer.Option("--code", help="only rows with this error code (e.g. not_js
 _EXECUTE = typer.Option("--execute", help="do it (without: a dry run that changes nothing)")
 _ALL = typer.Option("--all", help="every new row (narrowed by --topic / --code)")
 _IDS = typer.Argument(min=1, metavar="ID", show_default=False, help="row ids (see `cdc dlq list`)")
-
-
-# -- connection ------------------------------------------------------------------------------
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _stack() -> StackFile | None:
-    """The dev stack's description here, if there is one (read by the CLI's own loader)."""
-    try:
-        return load_stack(None)[0]
-    except CliError as exc:
-        _fail(exc.message)
-
-
-def _database_url(given: str | None) -> str:
-    if given:
-        return given
-    stack = _stack()
-    url = stack.databases.get(STACK_SERVICE) if stack is not None else None
-    if not url:
-        why_not = f"there is no {STACK_FILE} here" if stack is None else f"{STACK_FILE} has none"
-        _fail(
-            "no event store given: pass --database-url or set DATABASE_URL "
-            f"(or run `cdc dev up` here, which writes {STACK_FILE}; {why_not})"
-        )
-    typer.echo(f"using the dev stack's event store ({STACK_FILE})", err=True)
-    return url
-
-
-def _bootstrap(given: str | None) -> str:
-    if given:
-        return given
-    stack = _stack()
-    if stack is None:
-        _fail(
-            "no Kafka broker given for --execute: pass --bootstrap or set "
-            f"KAFKA_BOOTSTRAP_SERVERS (or run `cdc dev up` here; there is no {STACK_FILE} here)"
-        )
-    typer.echo(f"using the dev stack's broker {stack.bootstrap} ({STACK_FILE})", err=True)
-    return stack.bootstrap
-
-
-@contextmanager
-def _store(database_url: str | None) -> Iterator[StoreReader]:
-    """The store reader; its errors end the command with exit 2 and the reason."""
-    from event_store_writer._reader import StoreReader
-    from event_store_writer.errors import StoreQueryError
-
-    try:
-        reader = StoreReader(_database_url(database_url))
-    except StoreQueryError as exc:
-        _fail(str(exc))
-    try:
-        yield reader
-    except StoreQueryError as exc:
-        _fail(str(exc))
-    finally:
-        reader.close()
-
-
-def _publisher(bootstrap: str) -> Publisher:
-    from consumer_runtime import ConsumerRuntimeError, RuntimeSettings, create_publisher
-
-    try:
-        # The runtime's connection settings (KAFKA_SECURITY_PROTOCOL, SASL, ...) from the
-        # environment; the publisher needs no topic subscription, ``kafka_topics`` is a filler.
-        settings = RuntimeSettings.load(
-            kafka_bootstrap_servers=bootstrap, kafka_topics=("cdc-dlq-replay",)
-        )
-        extra = {"message.timeout.ms": _MESSAGE_TIMEOUT_MS, **settings.kafka_producer_extra}
-        settings = settings.model_copy(update={"kafka_producer_extra": extra})
-        return create_publisher(settings, PUBLISHER_NAME)
-    except ConsumerRuntimeError as exc:
-        _fail(f"Kafka settings: {exc}")
-
-
-def _operator() -> str:
-    """Who changes a row's status (``status_changed_by``): user@host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for the uid (containers)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -210,7 +111,7 @@ def list_rows(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
     selection = Selection(status=wanted, topic=topic, code=code, since=since_at)
-    with _store(database_url) as reader:
+    with connect.open_store(database_url) as reader:
         rows = reader.dead_letters(selection, limit or None)
         counts = reader.dead_letter_counts(selection)
     total = sum(n for _, _, n in counts)
@@ -278,10 +179,10 @@ def show(
     Bytes are shown as text when they are UTF-8, else as hex (and base64); --json gives them
     all in base64 (plus the text when UTF-8).
     """
-    with _store(database_url) as reader:
+    with connect.open_store(database_url) as reader:
         row = reader.dead_letter(row_id)
     if row is None:
-        _fail(f"no dead letter with id {row_id} (see `cdc dlq list`)", code=1)
+        connect.fail(f"no dead letter with id {row_id} (see `cdc dlq list`)", code=1)
     if as_json:
         _print_json(row.to_dict())
         return
@@ -336,10 +237,12 @@ def replay(
     Without --execute: a dry run listing what would be replayed.
     """
     selection = _selection(ids, all_rows, topic, code, "replay")
-    publisher = _publisher(_bootstrap(bootstrap)) if execute else None
+    publisher = connect.open_publisher(connect.broker(bootstrap)) if execute else None
     try:
-        with _store(database_url) as reader:
-            outcome = reader.replay_dead_letters(selection, publisher, changed_by=_operator())
+        with connect.open_store(database_url) as reader:
+            outcome = reader.replay_dead_letters(
+                selection, publisher, changed_by=connect.operator()
+            )
     finally:
         if publisher is not None:
             publisher.close()
@@ -362,9 +265,9 @@ def discard(
     Without --execute: a dry run listing what would be discarded.
     """
     selection = _selection(ids, all_rows, topic, code, "discard")
-    with _store(database_url) as reader:
+    with connect.open_store(database_url) as reader:
         outcome = reader.discard_dead_letters(
-            selection, execute=execute, changed_by=_operator(), reason=reason
+            selection, execute=execute, changed_by=connect.operator(), reason=reason
         )
     _report(outcome, "discard", as_json)
 

@@ -1,6 +1,7 @@
 """Values in the store's text form (pure): timestamps, normalised JSON, keys and their hash.
 
-``_rows`` builds every row with these; the read side (``_history_reads``) hashes a key the same way.
+``_rows`` builds every row with these; the read side (``store._history_reads``) hashes a key
+the same way.
 """
 
 from __future__ import annotations

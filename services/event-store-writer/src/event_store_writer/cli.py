@@ -32,7 +32,7 @@ def _print_json(value: Any) -> None:
 
 
 def _reader(url: str) -> Any:
-    from event_store_writer._reader import StoreReader
+    from event_store_writer.store import StoreReader
 
     return StoreReader(url)
 

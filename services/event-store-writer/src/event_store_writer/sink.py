@@ -1,6 +1,6 @@
 """The event store's sink: each batch and its offsets in one PostgreSQL transaction.
 
-The rows of a batch and its next offsets are committed together (``_writer.BatchWriter``), so
+The rows of a batch and its next offsets are committed together (``store.BatchWriter``), so
 after a crash the runtime (``SINK_MANAGED``) resumes from the stored offsets and every change is
 stored exactly once; ids already stored (redeliveries, Debezium re-emits) are absorbed.
 
@@ -19,12 +19,10 @@ Revoke, lost, flush and close wait for the write in flight.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 from consumer_runtime import (
@@ -37,50 +35,19 @@ from consumer_runtime import (
     TopicPartition,
 )
 from prometheus_client import CollectorRegistry
-from sink_kit.postgres import engine_from_settings
-from sink_kit.postgres import upgrade_schema as _upgrade_schema
-from sqlalchemy.engine import Engine
 
 from event_store_writer._metrics import SERVICE, StoreMetrics
 from event_store_writer._prepared import Prepared
-from event_store_writer._writer import BatchWriter
 from event_store_writer.domain import StoreRecord
 from event_store_writer.settings import Settings
+from event_store_writer.store import BatchWriter, Engine, connect, ping
 
-__all__ = ["MIGRATIONS", "SERVICE", "EventStoreSink", "StoreMetrics", "upgrade_schema"]
+__all__ = ["SERVICE", "EventStoreSink", "StoreMetrics"]
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "event_store_alembic_version"
 _log = structlog.get_logger("event_store_writer")
 
-# Replicas starting together while the database is still coming up: keep trying the migration
-# for this long before giving up (the orchestrator then restarts the pod).
-_START_BUDGET_S = 120.0
 # /readyz asks for the sink's health on every probe; a probe of the database at most this often.
 _HEALTH_CACHE_S = 5.0
-
-
-def upgrade_schema(engine: Engine, budget_s: float = _START_BUDGET_S) -> None:
-    """Alembic ``upgrade head`` under the advisory lock, retried while the database is down."""
-    # Alembic logs every plugin it sets up at INFO; the writer's own logs say what matters.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    deadline = time.monotonic() + budget_s
-    delay = 0.5
-    while True:
-        try:
-            _upgrade_schema(
-                engine,
-                MIGRATIONS,
-                lock_name=f"{SERVICE}.migrations",
-                version_table=VERSION_TABLE,
-            )
-            return
-        except RetryableError as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            _log.warning("database not reachable for the migration; retrying", error=str(exc))
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 class EventStoreSink(BaseSink[StoreRecord]):
@@ -111,10 +78,8 @@ class EventStoreSink(BaseSink[StoreRecord]):
     @classmethod
     def from_settings(cls, settings: Settings) -> EventStoreSink:
         """The production wiring: engine from ``DATABASE_URL``, schema migrated at start."""
-        engine = engine_from_settings(settings, application_name=SERVICE)
-        upgrade_schema(engine)
         sink = cls(
-            engine,
+            connect(settings),
             settings.group_id(SERVICE),
             partitions_ahead=settings.partitions_ahead,
             metrics=StoreMetrics(),
@@ -198,8 +163,7 @@ class EventStoreSink(BaseSink[StoreRecord]):
         if now - checked_at < _HEALTH_CACHE_S:
             return ok
         try:
-            with self._engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+            ping(self._engine)
             ok = True
         except Exception:  # a probe answers "unhealthy" whatever the failure
             ok = False

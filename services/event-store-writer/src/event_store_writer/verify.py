@@ -14,95 +14,57 @@ The integration tests use the same functions. Needs the ``verify`` extra (the de
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import psycopg2.extensions
-import sqlalchemy as sa
 from cdc_events import ParseError
 from consumer_runtime import InMemoryMessage
 from devstack import SHOP_TABLES, USER_EVENTS_TOPIC, read_topic
 from devstack.verify import Check, VerifyContext, diff_maps
 from sink_kit.postgres import make_engine
 
-from event_store_writer._state import HISTORY_ORDER, StoredEvent, normalise_row, rebuild_state
+from event_store_writer._state import StoredEvent, normalise_row, rebuild_state
 from event_store_writer.domain import ChangeRow, EventDecoder
+from event_store_writer.store import (
+    Engine,
+    SourceConnection,
+    read_histories,
+    source_rows,
+    stored_event_kinds,
+    user_events_and_dead_letters,
+)
 
 SERVICE = "event-store-writer"
 SHOP_TOPICS = [f"dbserver1.public.{t}" for t in SHOP_TABLES]
 Key = tuple[str, str]  # (table, canonical key JSON)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # rebuilding a row reads neither time
-
-
-_HISTORIES = f"""
-SELECT table_name, key, kind, op, after, unchanged_columns, version FROM cdc_events
-WHERE table_name = ANY(:tables) AND key IS NOT NULL
-ORDER BY table_name, key, {HISTORY_ORDER}
-"""  # noqa: S608 - only the constant order is interpolated
 
 
 def _key(table: str, key: Any) -> Key:
     return table, orjson.dumps(key, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def store_state(engine: sa.Engine) -> dict[Key, dict[str, Any]]:
+def store_state(engine: Engine) -> dict[Key, dict[str, Any]]:
     """Every shop row rebuilt from the store, as ``cdc state`` rebuilds it now: its events in
     version order, its table's highest sweep applied (rows whose last event is a delete, and
     rows swept, are absent)."""
-    sql = sa.text(_HISTORIES)
-    sweeps_sql = sa.text(
-        "SELECT table_name, max(sweep_version) FROM cdc_sweeps "
-        "WHERE table_name = ANY(:tables) GROUP BY table_name"
-    )
     histories: dict[Key, list[StoredEvent]] = {}
-    with engine.connect() as conn:
-        sweeps = {
-            str(t): str(v) for t, v in conn.execute(sweeps_sql, {"tables": list(SHOP_TABLES)})
-        }
-        for table, key, kind, op, after, unchanged, version in conn.execute(
-            sql, {"tables": list(SHOP_TABLES)}
-        ):
-            histories.setdefault(_key(table, key), []).append(
-                StoredEvent(
-                    event_id="",
-                    kind=kind,
-                    op=op,
-                    key=key,
-                    before=None,
-                    after=after,
-                    unchanged_columns=tuple(unchanged or ()),
-                    source_ts=None,
-                    event_time=_EPOCH,
-                    position=None,
-                    lsn=None,
-                    tx_id=None,
-                    snapshot=False,
-                    topic="",
-                    kafka_partition=0,
-                    kafka_offset=0,
-                    version=version,
-                )
-            )
+    sweeps, events = read_histories(engine, SHOP_TABLES)
+    for table, key, event in events:
+        histories.setdefault(_key(table, key), []).append(event)
     out = {}
-    for key, events in histories.items():
-        row = rebuild_state(events, sweeps.get(key[0]))
+    for key, events_of_row in histories.items():
+        row = rebuild_state(events_of_row, sweeps.get(key[0]))
         if row is not None:
             out[key] = row
     return out
 
 
-def source_state(conn: psycopg2.extensions.connection) -> dict[Key, dict[str, Any]]:
+def source_state(conn: SourceConnection) -> dict[Key, dict[str, Any]]:
     """Every shop row of the source database, in the store's normalised form."""
     out = {}
-    with conn.cursor() as cur:
-        for table in SHOP_TABLES:
-            cur.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
-            names = [d[0] for d in cur.description or ()]
-            for values in cur.fetchall():
-                row = normalise_row(dict(zip(names, values, strict=True)))
-                out[_key(table, {"id": row["id"]})] = row
-    conn.rollback()
+    for table, values in source_rows(conn, SHOP_TABLES):
+        row = normalise_row(values)
+        out[_key(table, {"id": row["id"]})] = row
     return out
 
 
@@ -152,13 +114,9 @@ def expected_ids(
     return changes, tombstones, malformed
 
 
-def stored_ids(engine: sa.Engine) -> tuple[list[str], list[str]]:
+def stored_ids(engine: Engine) -> tuple[list[str], list[str]]:
     """(change ids, tombstone ids) of the shop tables as stored, with repeats if any."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT event_id, kind FROM cdc_events WHERE table_name = ANY(:t)"),
-            {"t": list(SHOP_TABLES)},
-        ).all()
+    rows = stored_event_kinds(engine, SHOP_TABLES)
     return [i for i, k in rows if k == "change"], [i for i, k in rows if k == "tombstone"]
 
 
@@ -177,8 +135,8 @@ def _ids_check(name: str, want: set[str], have: list[str]) -> Check:
 
 
 def compare(
-    engine: sa.Engine,
-    source: psycopg2.extensions.connection,
+    engine: Engine,
+    source: SourceConnection,
     bootstrap: str,
     activity: list[dict[str, Any]],
 ) -> list[Check]:
@@ -194,14 +152,7 @@ def compare(
     checks.append(
         Check(SERVICE, "rows rebuilt = source tables", not diff, len(src), len(store), diff)
     )
-    with engine.connect() as conn:
-        users = list(conn.execute(sa.text("SELECT event_id FROM user_events")).scalars())
-        dlq = [
-            (t, p, o)
-            for t, p, o in conn.execute(
-                sa.text("SELECT topic, kafka_partition, kafka_offset FROM dead_letter_queue")
-            )
-        ]
+    users, dlq = user_events_and_dead_letters(engine)
     logged = {e["event_id"] for e in activity}
     checks.append(_ids_check("user events = acknowledged, once", logged, users))
     checks.append(

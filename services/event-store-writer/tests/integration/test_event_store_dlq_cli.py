@@ -40,8 +40,8 @@ from devstack import wait_until
 from devstack.pytest_plugin import SinkSchema
 from event_store_writer import EventDecoder, EventStoreSink, Settings, StoreMetrics
 from event_store_writer._dlq import REPLAYED_FROM_HEADER, Selection
-from event_store_writer._reader import StoreReader
 from event_store_writer.cli import register
+from event_store_writer.store import StoreReader
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner

@@ -10,8 +10,9 @@ from cdc_events.testing import golden, make_change, make_tombstone, make_transac
 from consumer_runtime import CommitStrategy, TopicPartition
 from consumer_runtime.testing import SinkHarness
 from devstack.pytest_plugin import SinkSchema
-from event_store_writer import EventDecoder, EventStoreSink, StoreMetrics, _sql
+from event_store_writer import EventDecoder, EventStoreSink, StoreMetrics
 from event_store_writer.domain import tombstone_id_after
+from event_store_writer.store import _sql
 from sink_kit.postgres import make_engine
 from sqlalchemy.engine import Engine
 

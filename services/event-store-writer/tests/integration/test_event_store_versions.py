@@ -18,7 +18,7 @@ from consumer_runtime import CommitStrategy
 from consumer_runtime.testing import SinkHarness
 from devstack.pytest_plugin import SinkSchema
 from event_store_writer import EventDecoder, EventStoreSink, StoreMetrics
-from event_store_writer._reader import StoreReader
+from event_store_writer.store import StoreReader
 from event_store_writer.verify import store_state
 from sqlalchemy.engine import Engine
 

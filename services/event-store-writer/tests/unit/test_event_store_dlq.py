@@ -11,7 +11,7 @@ import orjson
 import pytest
 import typer
 from consumer_runtime.dlq_text import describe_bytes, printable
-from event_store_writer import _dlq_cli
+from event_store_writer import _dlq_cli, _dlq_connect
 from event_store_writer._dlq import (
     REPLAYED_FROM_HEADER,
     DeadLetterRow,
@@ -22,7 +22,7 @@ from event_store_writer._dlq import (
     parse_since,
     replay_record,
 )
-from event_store_writer._writer import _headers_json
+from event_store_writer.store._writer import _headers_json
 from rich.console import Console
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -144,17 +144,17 @@ def test_the_stack_file_is_optional(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(typer.Exit):
-        _dlq_cli._database_url(None)
+        _dlq_connect.store_url(None)
     assert "there is no" in capsys.readouterr().err
-    assert _dlq_cli._database_url("postgresql://given") == "postgresql://given"
-    stack = tmp_path / _dlq_cli.STACK_FILE
+    assert _dlq_connect.store_url("postgresql://given") == "postgresql://given"
+    stack = tmp_path / _dlq_connect.STACK_FILE
     stack.parent.mkdir(parents=True)
     stack.write_text("{not json")
     with pytest.raises(typer.Exit):
-        _dlq_cli._bootstrap(None)
+        _dlq_connect.broker(None)
     assert "not a valid stack description" in capsys.readouterr().err
     stack.write_text('{"bootstrap": "localhost:9092", "databases": {}}')
-    assert _dlq_cli._bootstrap(None) == "localhost:9092"
+    assert _dlq_connect.broker(None) == "localhost:9092"
     with pytest.raises(typer.Exit):
-        _dlq_cli._database_url(None)
+        _dlq_connect.store_url(None)
     assert "has none" in capsys.readouterr().err

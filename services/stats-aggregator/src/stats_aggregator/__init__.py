@@ -15,11 +15,11 @@ from stats_aggregator._model import (
     RowChange,
     UserEvent,
 )
-from stats_aggregator._outbox import AlertPublisher, InventoryProjection
 from stats_aggregator.domain import Scores, scores
 from stats_aggregator.errors import StatsAggregatorError
 from stats_aggregator.settings import SERVICE_NAME, Settings
-from stats_aggregator.sink import StatsSink, inventory_table_definition
+from stats_aggregator.sink import StatsSink
+from stats_aggregator.store import AlertPublisher, InventoryProjection, inventory_table_definition
 
 __all__ = [
     "SERVICE_NAME",

@@ -46,7 +46,7 @@ def _text(value: Any) -> str:
 
 
 def _show(kind: str, key: int | str, database_url: str, as_json: bool) -> None:
-    from stats_aggregator.sink import StatsReader  # database client only when a command runs
+    from stats_aggregator.store import StatsReader  # database client only when a command runs
 
     console = Console()
     try:

@@ -1,10 +1,12 @@
 """The PostgreSQL sink: one transaction per batch holding the per-key states, the statistics,
 the alert outbox rows and the consumer offsets (the sink-managed commit strategy).
 
-Batches of all replicas are serialised by a transaction-level advisory lock: the cross-topic
-deltas read other keys' states (an order line reads its order), so two batches computing
-deltas concurrently could each miss the other's uncommitted change. The statistic rows are hot
-(every order touches its customer, its day and its status) and would serialise anyway.
+Batches of all replicas are serialised by a transaction-level advisory lock
+(``store.batch_transaction``): the cross-topic deltas read other keys' states (an order line
+reads its order), so two batches computing deltas concurrently could each miss the other's
+uncommitted change. The statistic rows are hot (every order touches its customer, its day and
+its status) and would serialise anyway. The SQL, the engine and the DynamoDB client are
+``store``'s.
 
 A change carrying a sweep version (a Debezium snapshot's last read of a table, see
 ``domain``, step 4) sweeps its table after the batch's changes, in the same transaction: the
@@ -15,25 +17,19 @@ other of the batch. Under the batch lock, replicas sweep one at a time. Each swe
 
 After the commit the alert outbox is published (when a publisher is configured) and the
 optional DynamoDB stock projection is brought up to date; both resume from PostgreSQL after a
-crash (see ``_outbox``).
+crash (see ``store._outbox``).
 
 User events move the activity watermark (the scores' "as of") by their own timestamps, but
 never past the processing clock (``clock``, wall-clock UTC) + ``max_clock_skew``: see
-``domain.bounded_latest`` and ``_store.advance_watermark``.
+``domain.bounded_latest`` and ``store.advance_watermark``.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from importlib import resources
-from pathlib import Path
-from typing import Any, Final
 
-import sqlalchemy as sa
 import structlog
 from consumer_runtime import (
     BaseSink,
@@ -43,26 +39,10 @@ from consumer_runtime import (
     TopicPartition,
     create_publisher,
 )
-from sink_kit.aws import ensure_table, make_client
-from sink_kit.postgres import (
-    OffsetStore,
-    db_errors,
-    engine_from_settings,
-    make_engine,
-    upgrade_schema,
-)
-from sqlalchemy.engine import Connection, Engine
 
-from stats_aggregator import _store as store
+from stats_aggregator import store
 from stats_aggregator._metrics import StatsMetrics
 from stats_aggregator._model import TABLES, Record, RowChange, UserEvent
-from stats_aggregator._outbox import (
-    PAGE,
-    AlertPublisher,
-    InventoryProjection,
-    RuntimePublisher,
-    publish_alerts,
-)
 from stats_aggregator.domain import (
     BatchOutcome,
     apply_changes,
@@ -70,16 +50,8 @@ from stats_aggregator.domain import (
     first_occurrences,
     fold_user_events,
 )
-from stats_aggregator.errors import StatsAggregatorError
 from stats_aggregator.settings import DEFAULT_MAX_CLOCK_SKEW_S, SERVICE_NAME, Settings
-
-MIGRATIONS: Final = Path(__file__).parent / "migrations"
-# Serialises batches of all replicas (and the schema migration, under its own name).
-BATCH_LOCK: Final = "stats-aggregator:batch"
-MIGRATION_LOCK: Final = "stats-aggregator:schema"
-# A database restarting together with the service (compose, a failover) gets a minute before
-# the start fails and the orchestrator's restart back-off takes over.
-STARTUP_DB_WAIT_S: Final = 60.0
+from stats_aggregator.store import PAGE, AlertPublisher, InventoryProjection, RuntimePublisher
 
 
 def utc_now() -> datetime:
@@ -87,19 +59,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def inventory_table_definition() -> dict[str, Any]:
-    """The ``inventory-realtime`` table definition shipped with the package (CreateTable input)."""
-    text = resources.files("stats_aggregator").joinpath("inventory-realtime.json").read_text()
-    definition: dict[str, Any] = json.loads(text)
-    return definition
-
-
 class StatsSink(BaseSink[Record]):
     """Applies batches of row changes and user events to the statistics, exactly once."""
 
     def __init__(
         self,
-        engine: Engine,
+        engine: store.Engine,
         *,
         group: str,
         threshold: int = 10,
@@ -121,7 +86,7 @@ class StatsSink(BaseSink[Record]):
         self.metrics = metrics or StatsMetrics()
         # Served by the runtime on /metrics next to its own (consumer_runtime's Sink docs).
         self.metrics_registry = self.metrics.registry
-        self.offsets = OffsetStore(sa.MetaData())
+        self.offsets = store.offset_store()
         self._log = structlog.get_logger("stats_aggregator").bind(service=SERVICE_NAME)
         # Pending after-commit work; True at start so leftovers of a crash are picked up.
         self._alerts_pending = publisher is not None
@@ -131,35 +96,11 @@ class StatsSink(BaseSink[Record]):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StatsSink:
-        engine = engine_from_settings(settings, SERVICE_NAME)
-        deadline = time.monotonic() + STARTUP_DB_WAIT_S
-        while True:
-            try:
-                upgrade_schema(
-                    engine, MIGRATIONS, MIGRATION_LOCK, version_table="stats_alembic_version"
-                )
-                break
-            except RetryableError as exc:
-                if time.monotonic() > deadline:
-                    raise
-                structlog.get_logger("stats_aggregator").warning(
-                    "database unavailable at start; retrying", error=str(exc)
-                )
-                time.sleep(2)
-        projection = None
-        if settings.inventory_table:
-            client = make_client("dynamodb", settings.aws_region, settings.aws_endpoint_url)
-            if settings.inventory_create_table:
-                definition = inventory_table_definition() | {"TableName": settings.inventory_table}
-                ensure_table(client, definition)
-            projection = InventoryProjection(
-                client, settings.inventory_table, settings.low_stock_threshold
-            )
         return cls(
-            engine,
+            store.connect(settings),
             group=settings.group_id(SERVICE_NAME),
             threshold=settings.low_stock_threshold,
-            projection=projection,
+            projection=store.open_projection(settings),
             publisher=RuntimePublisher(create_publisher(settings, SERVICE_NAME)),
             alerts_topic=settings.alerts_topic,
             max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
@@ -170,7 +111,7 @@ class StatsSink(BaseSink[Record]):
     def stored_offsets(self, partitions: Sequence[TopicPartition]) -> Offsets:
         # Claimed, not only read: from now on a write by the partitions' previous owner (a
         # zombie) is fenced (``OffsetStore``).
-        with db_errors("claim partitions"), self.engine.begin() as conn:
+        with store.transaction(self.engine, "claim partitions") as conn:
             return self.offsets.claim(conn, self.group, partitions)
 
     def write_batch(self, batch: Batch[Record]) -> Offsets | None:
@@ -187,8 +128,7 @@ class StatsSink(BaseSink[Record]):
                     events.append(r)
                     if r.timestamp > bound:
                         skewed.setdefault(tp.topic, []).append(r)
-        with db_errors("write statistics batch"), self.engine.begin() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": BATCH_LOCK})
+        with store.batch_transaction(self.engine) as conn:
             outcome = self._apply_changes(conn, changes)
             if events:
                 self._apply_user_events(conn, events, bound)
@@ -232,15 +172,16 @@ class StatsSink(BaseSink[Record]):
 
     def healthy(self) -> bool:
         try:
-            with db_errors("health check"), self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            store.ping(self.engine)
         except RetryableError:
             return False
         return True
 
     # -- one batch ----------------------------------------------------------------------------
 
-    def _apply_changes(self, conn: Connection, changes: dict[str, list[RowChange]]) -> BatchOutcome:
+    def _apply_changes(
+        self, conn: store.Connection, changes: dict[str, list[RowChange]]
+    ) -> BatchOutcome:
         outcome = apply_changes(store.PgStore(conn), changes, self.threshold)
         self.stats["applied"] += outcome.applied
         self.stats["reemits_skipped"] += outcome.skipped
@@ -252,7 +193,7 @@ class StatsSink(BaseSink[Record]):
         return outcome
 
     def _apply_user_events(
-        self, conn: Connection, events: list[UserEvent], bound: datetime
+        self, conn: store.Connection, events: list[UserEvent], bound: datetime
     ) -> None:
         unique = first_occurrences(events)
         new_ids = store.new_event_ids(conn, [e.event_id for e in unique])
@@ -270,49 +211,16 @@ class StatsSink(BaseSink[Record]):
         """Publish pending alerts and projection writes; failures wait for the next batch."""
         if self._alerts_pending and self.publisher is not None:
             try:
-                with db_errors("publish alerts"), self.engine.begin() as conn:
-                    sent = publish_alerts(conn, self.publisher, self.alerts_topic)
+                with store.transaction(self.engine, "publish alerts") as conn:
+                    sent = store.publish_alerts(conn, self.publisher, self.alerts_topic)
                 self._alerts_pending = sent >= PAGE
             except Exception as exc:  # the batch is committed; retry after the next one
                 self._log.warning("publishing low-stock alerts failed; will retry", error=str(exc))
         if self._projection_pending and self.projection is not None:
             try:
-                with db_errors("project inventory"), self.engine.begin() as conn:
+                with store.transaction(self.engine, "project inventory") as conn:
                     written = self.projection.sync(conn)
                 self._projection_pending = written >= PAGE
                 self.stats["projected"] += written
             except Exception as exc:  # the batch is committed; retry after the next one
                 self._log.warning("inventory projection failed; will retry", error=str(exc))
-
-
-class StatsReader:
-    """Read access to the statistics for operators (the ``cdc stats`` commands)."""
-
-    _VIEWS: Final = {
-        "customer": ("customer_stats", "customer_id"),
-        "product": ("product_stats", "product_id"),
-        "user": ("user_stats", "user_id"),
-    }
-
-    def __init__(self, database_url: str) -> None:
-        self.engine = make_engine(database_url, pool_size=1, max_overflow=0)
-
-    def get(self, kind: str, key: int | str) -> dict[str, Any] | None:
-        """The statistics row of one customer, product or user; None if it has none."""
-        view, column = self._VIEWS[kind]
-        try:
-            with db_errors(f"read {view}"), self.engine.connect() as conn:
-                row = store.read_one(conn, view, column, key)
-                if row is not None and kind == "user":
-                    row["as_of"] = store.read_watermark(conn)
-                return row
-        except RetryableError as exc:
-            raise StatsAggregatorError(
-                f"{exc}: check DATABASE_URL and that it is reachable"
-            ) from exc
-        except sa.exc.ProgrammingError as exc:
-            raise StatsAggregatorError(
-                f"{view} not found: is DATABASE_URL the aggregator's database (and schema)?"
-            ) from exc
-        finally:
-            self.engine.dispose()

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import sqlalchemy as sa
 from devstack import truth
 from devstack.verify import Check, VerifyContext, diff_maps
 from sink_kit.postgres import make_engine
 
 from stats_aggregator.domain import scores
 from stats_aggregator.settings import DEFAULT_MAX_CLOCK_SKEW_S
-
-if TYPE_CHECKING:
-    import psycopg2.extensions
+from stats_aggregator.store import Engine, SourceConnection, read_statistics
 
 SERVICE = "stats-aggregator"
 Q6 = Decimal("0.000001")
@@ -37,48 +34,20 @@ def _q6(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(Q6)
 
 
-def read_model(engine: sa.Engine) -> dict[str, dict[Any, Any]]:
+def read_model(engine: Engine) -> dict[str, dict[Any, Any]]:
     """Every statistic as ``{key: tuple of values}``, in the shape :func:`expected` returns."""
-    with engine.connect() as conn:
-
-        def rows(sql: str) -> list[Any]:
-            return list(conn.execute(sa.text(sql)))
-
-        return {
-            "customer_stats": {
-                r[0]: tuple(r[1:])
-                for r in rows(
-                    "SELECT customer_id, country, orders_count, paid_or_shipped_count, "
-                    "cancelled_count, total_spent, avg_order_value, first_order_at, "
-                    "last_order_at FROM customer_stats"
-                )
-            },
-            "product_stats": {
-                r[0]: tuple(r[1:])
-                for r in rows(
-                    "SELECT product_id, name, price, stock, units_sold, revenue, low_stock, "
-                    "deleted FROM product_stats"
-                )
-            },
-            "order_status_counts": {
-                r[0]: r[1] for r in rows("SELECT status, count FROM order_status_counts")
-            },
-            "daily_sales": {
-                r[0]: (r[1], r[2]) for r in rows("SELECT day, orders, revenue FROM daily_sales")
-            },
-            "user_stats": {
-                r[0]: (*r[1:5], _q6(r[5]), r[6], r[7])
-                for r in rows(
-                    "SELECT user_id, total_events, total_purchases, total_spent, "
-                    "last_active, avg_session_duration, engagement_score, churn_risk "
-                    "FROM user_stats"
-                )
-            },
-        }
+    rows = read_statistics(engine)
+    return {
+        "customer_stats": {r[0]: tuple(r[1:]) for r in rows["customer_stats"]},
+        "product_stats": {r[0]: tuple(r[1:]) for r in rows["product_stats"]},
+        "order_status_counts": {r[0]: r[1] for r in rows["order_status_counts"]},
+        "daily_sales": {r[0]: (r[1], r[2]) for r in rows["daily_sales"]},
+        "user_stats": {r[0]: (*r[1:5], _q6(r[5]), r[6], r[7]) for r in rows["user_stats"]},
+    }
 
 
 def expected(
-    source: psycopg2.extensions.connection,
+    source: SourceConnection,
     events: list[dict[str, Any]],
     low_stock_threshold: int = 10,
     *,
@@ -125,8 +94,8 @@ def expected(
 
 
 def compare(
-    engine: sa.Engine,
-    source: psycopg2.extensions.connection,
+    engine: Engine,
+    source: SourceConnection,
     events: list[dict[str, Any]],
     low_stock_threshold: int = 10,
     *,

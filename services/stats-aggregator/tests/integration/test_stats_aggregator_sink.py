@@ -14,7 +14,7 @@ from consumer_runtime.testing import SinkHarness
 from devstack.pytest_plugin import SinkSchema
 from sink_kit.postgres import make_engine, upgrade_schema
 from stats_aggregator import Decoder, StatsSink, scores
-from stats_aggregator.sink import MIGRATION_LOCK, MIGRATIONS
+from stats_aggregator.store import MIGRATION_LOCK, MIGRATIONS
 
 T0 = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)
 ORDERS = "dbserver1.public.orders"

@@ -26,7 +26,7 @@ from devstack import SHOP_DDL, PostgresServer
 from devstack.pytest_plugin import SinkSchema
 from sink_kit.postgres import make_engine, upgrade_schema
 from stats_aggregator import Decoder, StatsSink, verify
-from stats_aggregator.sink import MIGRATION_LOCK, MIGRATIONS
+from stats_aggregator.store import MIGRATION_LOCK, MIGRATIONS
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

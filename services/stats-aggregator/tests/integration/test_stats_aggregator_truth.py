@@ -22,7 +22,7 @@ from devstack import (
     wait_until,
 )
 from sink_kit.postgres import make_engine
-from stats_aggregator.sink import inventory_table_definition
+from stats_aggregator.store import inventory_table_definition
 from typer.testing import CliRunner
 
 # Short, busy runs: 100 source transactions per second for 12 s give ~1,200 transactions

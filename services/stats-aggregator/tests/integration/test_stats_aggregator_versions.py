@@ -18,7 +18,7 @@ from devstack.pytest_plugin import SinkSchema
 from sink_kit.aws import ensure_table
 from sink_kit.postgres import make_engine
 from stats_aggregator import Decoder, InventoryProjection, StatsSink, inventory_table_definition
-from stats_aggregator.sink import MIGRATIONS
+from stats_aggregator.store import MIGRATIONS
 
 PRODUCTS = "dbserver1.public.products"
 S = 30_000_000  # the LSN of the snapshot's consistent point

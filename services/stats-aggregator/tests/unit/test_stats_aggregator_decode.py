@@ -124,8 +124,7 @@ def test_the_packaged_inventory_table_definition_is_the_canonical_one() -> None:
 
 def test_the_projection_query_is_the_predicate_of_the_partial_index() -> None:
     # PostgreSQL uses st_products_unprojected only for a query that implies its predicate.
-    from stats_aggregator._outbox import UNPROJECTED
-    from stats_aggregator.sink import MIGRATIONS
+    from stats_aggregator.store import MIGRATIONS, UNPROJECTED
 
     path = MIGRATIONS / "versions" / "0004_source_versions.py"
     spec = importlib.util.spec_from_file_location("stats_migration_0004", path)

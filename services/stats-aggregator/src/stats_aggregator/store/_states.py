@@ -1,7 +1,7 @@
 """The per-key states' SQL: loading and writing each source key's latest row image with its
 position (``st_customers``, ``st_products``, ``st_orders``, ``st_order_items``).
 
-Part of the sink side (see ``_store``): every function takes an open connection inside the
+Part of ``store`` (see ``_read_model``): every function takes an open connection inside the
 batch's transaction; writes are one statement per table and batch
 (``sink_kit.upsert.upsert_rows``).
 """

@@ -1,10 +1,10 @@
 """The read model's SQL: statistic rows, user activity, alerts, reads for the CLI, and
 ``PgStore`` (``domain.StateStore`` over a connection).
 
-Part of the sink side (the only place besides ``sink`` that speaks SQL). Every function takes an
-open connection inside the batch's transaction; writes are one statement per table and batch
-(``sink_kit.upsert.upsert_rows``). The per-key states' SQL is in ``_store_states``, the sweeps'
-(``domain.sweep``) in ``_store_sweeps``; ``PgStore`` joins them.
+Part of ``store`` (the only package that speaks SQL). Every function takes an open connection
+inside the batch's transaction; writes are one statement per table and batch
+(``sink_kit.upsert.upsert_rows``). The per-key states' SQL is in ``_states``, the sweeps'
+(``domain.sweep``) in ``_sweeps``; ``PgStore`` joins them.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from stats_aggregator._model import (
     Transition,
     UserTotals,
 )
-from stats_aggregator._store_states import load_lines, load_states, save_states
-from stats_aggregator._store_sweeps import live_keys_below, load_sweeps, save_sweep
+from stats_aggregator.store._states import load_lines, load_states, save_states
+from stats_aggregator.store._sweeps import live_keys_below, load_sweeps, save_sweep
 
 # -- statistics ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The sweeps' SQL (``_sweep``): the live states below a sweep version, and the sweep version
 recorded per source table (``st_sweeps``, migration 0005).
 
-Part of the sink side (see ``_store``): a sweep reads the keys it deletes with
+Part of ``store`` (see ``_read_model``): a sweep reads the keys it deletes with
 ``live_keys_below``, writes them through the states' and statistics' functions and records its
 version per table (``save_sweep``), all in the batch's transaction.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from stats_aggregator._store_states import STATE_TABLES
+from stats_aggregator.store._states import STATE_TABLES
 
 
 def live_keys_below(

@@ -1,9 +1,10 @@
 """Encode report tables as Parquet (and optionally JSON lines), byte for byte reproducibly.
 
-Sits between ``_reports`` (rows) and the sink (which uploads bytes). One explicit Arrow schema
-per report (documented in the README); no pandas metadata, no timestamps of the write itself,
-fixed compression and page settings, rows already in a fixed order: encoding the same table
-twice gives the same bytes, so a replay rewrites an object with identical content.
+Sits between ``_reports`` (rows) and the uploads (``_uploads``, which PUT the bytes). One
+explicit Arrow schema per report (documented in the README); no pandas metadata, no timestamps
+of the write itself, fixed compression and page settings, rows already in a fixed order:
+encoding the same table twice gives the same bytes, so a replay rewrites an object with
+identical content.
 """
 
 from __future__ import annotations

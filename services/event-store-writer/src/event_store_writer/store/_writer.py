@@ -31,7 +31,6 @@ from sink_kit.postgres import OffsetStore, db_errors
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from event_store_writer import _sql as sql
 from event_store_writer._metrics import SERVICE, StoreMetrics
 from event_store_writer._prepared import (
     LINE_COLUMNS,
@@ -55,6 +54,7 @@ from event_store_writer.domain import (
     partition_name,
     with_resolved_delete,
 )
+from event_store_writer.store import _sql as sql
 
 _log = structlog.get_logger("event_store_writer")
 _INSERT_DEAD_LETTER = sa.text(sql.INSERT_DEAD_LETTER)

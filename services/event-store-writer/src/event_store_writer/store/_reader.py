@@ -32,9 +32,9 @@ from event_store_writer._dlq import (
     decode_headers,
     replay_record,
 )
-from event_store_writer._history_reads import read_history, read_sweep
 from event_store_writer._state import StoredEvent, rebuild_state
 from event_store_writer.errors import StoreQueryError
+from event_store_writer.store._history_reads import read_history, read_sweep
 
 # -- dead_letter_queue -------------------------------------------------------------------------
 

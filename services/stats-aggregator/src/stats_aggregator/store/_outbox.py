@@ -1,5 +1,5 @@
 """After-commit work of the sink: publishing the low-stock alert outbox and the DynamoDB
-stock projection.
+stock projection (its client and table made from the settings: ``open_projection``).
 
 Both are driven from PostgreSQL rows written in the batch's transaction (the outbox table
 ``low_stock_alerts``, the ``st_products.projected_version`` marker), so a crash between the
@@ -9,15 +9,19 @@ still pending. Failures here are logged and retried later; they never fail a com
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any, Final, Protocol
 
 import orjson
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
 from consumer_runtime import OutgoingRecord, Publisher
-from sink_kit.aws import aws_errors, error_code
+from sink_kit.aws import aws_errors, ensure_table, error_code, make_client
 from sqlalchemy.engine import Connection
+
+from stats_aggregator.settings import Settings
 
 # One page per batch keeps the after-commit work (and so the batch's latency) bounded; a
 # backlog drains over the following batches.
@@ -193,3 +197,22 @@ class InventoryProjection:
                 {"ids": [r[0] for r in by_lsn], "lsns": [r[4] for r in by_lsn]},
             )
         return len(rows)
+
+
+def inventory_table_definition() -> dict[str, Any]:
+    """The ``inventory-realtime`` table definition shipped with the package (CreateTable input)."""
+    text = resources.files("stats_aggregator").joinpath("inventory-realtime.json").read_text()
+    definition: dict[str, Any] = json.loads(text)
+    return definition
+
+
+def open_projection(settings: Settings) -> InventoryProjection | None:
+    """The DynamoDB stock projection ``INVENTORY_TABLE`` names (the table created first when
+    ``INVENTORY_CREATE_TABLE``), or None without one."""
+    if not settings.inventory_table:
+        return None
+    client = make_client("dynamodb", settings.aws_region, settings.aws_endpoint_url)
+    if settings.inventory_create_table:
+        definition = inventory_table_definition() | {"TableName": settings.inventory_table}
+        ensure_table(client, definition)
+    return InventoryProjection(client, settings.inventory_table, settings.low_stock_threshold)

@@ -1,0 +1,66 @@
+"""The reads behind ``cdc dev verify`` (``verify``): the lake's report objects mirrored locally,
+the documented DuckDB queries (``queries``) over the mirror, and every version of every key.
+
+Reads only; the totals the queries must give, and the comparison, are ``verify``'s. DuckDB is
+the dev stack's (the ``verify`` extra), not the service's: it is imported by the first query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from analytics_flusher.queries import render
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as SourceConnection
+
+__all__ = ["LakeMirror", "SourceConnection"]
+
+
+class LakeMirror:
+    """A bucket's report objects, read back through a local mirror."""
+
+    def __init__(self, s3: Any, bucket: str, mirror: Path, prefix: str = "reports") -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.mirror = mirror
+        self.prefix = prefix.strip("/")
+        self._etags: dict[str, str] = {}
+
+    def sync(self, reports: tuple[str, ...] = ("orders", "order_items")) -> int:
+        """Fetch new or changed objects of the image reports; returns how many exist."""
+        count = 0
+        for report in reports:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/{report}/"
+            ):
+                for obj in page.get("Contents", []):
+                    count += 1
+                    if self._etags.get(obj["Key"]) == obj["ETag"]:
+                        continue
+                    path = self.mirror / obj["Key"]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                    path.write_bytes(body)
+                    self._etags[obj["Key"]] = obj["ETag"]
+        return count
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of one of ``queries``' queries over the mirror (``sync`` first)."""
+        import duckdb
+
+        relation = duckdb.sql(render(sql, str(self.mirror / self.prefix)))
+        assert relation is not None  # a SELECT always yields a relation
+        return relation.fetchall()
+
+    def versions(self) -> dict[str, list[str]]:
+        """ETags of every version of every object (when the bucket is versioned)."""
+        out: dict[str, list[str]] = defaultdict(list)
+        for page in self.s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/"
+        ):
+            for v in page.get("Versions", []):
+                out[v["Key"]].append(v["ETag"])
+        return dict(out)
