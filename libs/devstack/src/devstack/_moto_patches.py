@@ -242,7 +242,7 @@ def _fast_attribute_values() -> None:
     def parse_structure(self: Any, shape: Any, value: Any) -> Any:
         if is_attribute_value(shape):
             return attribute_value(self, value)
-        return walk(self, shape, value)
+        return walk(self, shape, value)  # type: ignore[no-untyped-call]
 
     _originals["parse_structure"] = walk
 

@@ -7,7 +7,6 @@ answers full-text, by-id and by-name-prefix queries over it (also as ``cdc searc
 
 from search_indexer._items import StoredProduct, table_definition
 from search_indexer._metrics import IndexMetrics
-from search_indexer._table import IndexTable, prepare_table
 from search_indexer._text import MAX_TOKENS, document_tokens, normalize_name, tokenize
 from search_indexer.domain import (
     Deletion,
@@ -23,6 +22,7 @@ from search_indexer.errors import InvalidQueryError, SearchIndexerError
 from search_indexer.search import ProductSearch, SearchHit
 from search_indexer.settings import Settings
 from search_indexer.sink import SearchIndexSink
+from search_indexer.store import IndexTable, prepare_table
 
 __all__ = [
     "MAX_TOKENS",

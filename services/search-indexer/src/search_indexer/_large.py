@@ -31,9 +31,9 @@ from consumer_runtime import RetryableError
 
 from search_indexer._items import StoredProduct, with_pending
 from search_indexer._metrics import IndexMetrics
-from search_indexer._table import IndexTable
 from search_indexer._txn import target
 from search_indexer.domain import Deletion, Folded, PostingPlan, plan_postings
+from search_indexer.store import IndexTable
 
 __all__ = ["LargeProductWriter", "plan_for"]
 

@@ -33,9 +33,9 @@ from consumer_runtime import Batch
 
 from search_indexer._items import StoredProduct
 from search_indexer._metrics import IndexMetrics
-from search_indexer._table import IndexTable
 from search_indexer._versions import below_sweep
 from search_indexer.domain import Deletion, Folded, ProductChange
+from search_indexer.store import IndexTable
 
 __all__ = ["Sweeper", "sweeps_of"]
 

@@ -27,10 +27,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from search_indexer._items import NAME_KEY_MAX_BYTES, StoredProduct, name_key
-from search_indexer._table import IndexTable
 from search_indexer._text import normalize_name, tokenize
 from search_indexer.domain import price_buckets_between, rank_key
 from search_indexer.errors import InvalidQueryError
+from search_indexer.store import IndexTable
 
 __all__ = ["ProductSearch", "SearchHit"]
 

@@ -45,22 +45,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from botocore.exceptions import ClientError
 from consumer_runtime import BaseSink, Batch, Offsets, RejectedError, RetryableError
 from prometheus_client import CollectorRegistry
-from sink_kit.aws import aws_errors, error_code, retry_at_start
+from sink_kit.aws import retry_at_start
 
 from search_indexer._items import StoredProduct, parse_product
 from search_indexer._large import LargeProductWriter, plan_for
 from search_indexer._metrics import IndexMetrics
 from search_indexer._sweep import Sweeper
-from search_indexer._table import (
-    POSTING_CONDITION,
-    IndexTable,
-    make_dynamodb_client,
-    prepare_table,
-    product_guard,
-)
 from search_indexer._txn import (
     MAX_ITEMS,
     Unit,
@@ -74,6 +66,13 @@ from search_indexer._txn import (
 )
 from search_indexer.domain import Deletion, Folded, ProductChange, fold
 from search_indexer.settings import Settings
+from search_indexer.store import (
+    POSTING_CONDITION,
+    IndexTable,
+    make_dynamodb_client,
+    prepare_table,
+    product_guard,
+)
 
 __all__ = [
     "POSTING_CONDITION",
@@ -287,13 +286,9 @@ class SearchIndexSink(BaseSink[ProductChange]):
         items = [entry for unit in txn for entry in unit.items]
         what = f"transact write {self.table.name} ({len(txn)} products)"
         try:
-            with aws_errors(what):
-                try:
-                    self.table.client.transact_write_items(TransactItems=items)
-                except ClientError as exc:
-                    if error_code(exc) != "TransactionCanceledException":
-                        raise
-                    return list(outcomes_of_cancellation(exc.response, txn))
+            cancelled = self.table.transact(items, what)
+            if cancelled is not None:
+                return list(outcomes_of_cancellation(cancelled, txn))
         except RejectedError as exc:  # ValidationException: the request as a whole
             if len(txn) > 1:
                 return [UnitResult("split", message=str(exc)) for _ in txn]

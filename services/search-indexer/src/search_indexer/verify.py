@@ -23,8 +23,8 @@ from devstack.verify import Check, VerifyContext
 from sink_kit.aws import make_client
 
 from search_indexer._items import parse_product
-from search_indexer._table import IndexTable
 from search_indexer._text import document_tokens, indexed_text
+from search_indexer.store import IndexTable
 
 SERVICE = "search-indexer"
 DEFAULT_TABLE = "product-search-index"

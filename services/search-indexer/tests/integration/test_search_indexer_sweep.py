@@ -32,11 +32,11 @@ from search_indexer import (
     prepare_table,
     verify,
 )
-from search_indexer._client import SCAN_READ_TIMEOUT_S
 from search_indexer._items import parse_product, posting_item, product_item
 from search_indexer.domain import make_decoder
 from search_indexer.settings import Settings
 from search_indexer.sink import make_dynamodb_client
+from search_indexer.store import SCAN_READ_TIMEOUT_S
 
 TOPIC = "dbserver1.public.products"
 SWEPT = "search_index_swept_products_total"
