@@ -23,9 +23,7 @@ ALLOWED: dict[str, int] = {
     "libs/devstack/src/devstack/chaos.py": 520,
     "services/event-store-writer/src/event_store_writer/_dlq_cli.py": 420,
     "libs/devstack/src/devstack/simulator.py": 464,
-    "libs/cdc-cli/src/cdc_cli/_offsets.py": 461,
     "services/analytics-flusher/src/analytics_flusher/sink.py": 428,
-    "libs/cdc-cli/src/cdc_cli/_dlq_topic.py": 418,
 }
 
 
