@@ -18,11 +18,7 @@ SOURCES = ("libs/*/src", "services/*/src", "k8s/operator/src", "examples/*/src")
 #: Still over the limit, to be split by role (not cut in the middle of a concept); the number
 #: is the most lines each may keep until then.
 ALLOWED: dict[str, int] = {
-    "libs/devstack/src/devstack/badinput.py": 586,
-    "libs/devstack/src/devstack/_aws_faults.py": 546,
-    "libs/devstack/src/devstack/chaos.py": 520,
     "services/event-store-writer/src/event_store_writer/_dlq_cli.py": 420,
-    "libs/devstack/src/devstack/simulator.py": 464,
     "services/analytics-flusher/src/analytics_flusher/sink.py": 428,
 }
 
