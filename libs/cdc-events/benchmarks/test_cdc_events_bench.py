@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import orjson
 from cdc_events import ChangeEvent, ColumnTypes, DecimalColumn, Parser, source_version
-from cdc_events._logical import encode_decimal
+from cdc_events._decimal import encode_decimal
 from cdc_events.testing import golden
 
 N_EVENTS = 20_000  # ~0.1-0.5 s per pass here; enough for a stable rate

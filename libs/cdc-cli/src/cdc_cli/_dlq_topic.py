@@ -16,19 +16,15 @@ the Java client's partitioner; ``send`` returns once the broker acknowledged eve
 4. write ``replayed`` for them.
 
 A dead letter left ``replaying`` (the run was cut off between 1 and 4) is *in doubt*. The next
-replay settles it: it reads the original topic from shortly before the claim and looks for a
-record whose ``__cdc.replay.from`` names it. Found: it is marked ``replayed`` without being
-produced again. Not found: it is replayed anew once the claim is older than the take-over delay
-(``--takeover-after``, 5 minutes by default: a running replay holds a claim for seconds), and
-left alone before that, since the claimant may still be at work.
+replay settles it (``_dlq_doubt``): found in its original topic, it is marked ``replayed``
+without being produced again; not found, it is replayed anew once the claim is older than the
+take-over delay, and left alone before that.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
 from itertools import groupby
 from typing import TypeVar
 
@@ -40,15 +36,8 @@ from consumer_runtime import (
     TopicPartition,
 )
 
-from cdc_cli._dlq_records import (
-    REPLAY_FROM,
-    DeadLetterRecord,
-    DlqId,
-    dead_letter_of,
-    header_value,
-    replay_record,
-    replay_reference,
-)
+from cdc_cli._dlq_doubt import TAKEOVER_AFTER_S, find_replayed, triage
+from cdc_cli._dlq_records import DeadLetterRecord, DlqId, dead_letter_of, replay_record
 from cdc_cli._dlq_status import (
     DISCARDED,
     REPLAYED,
@@ -70,14 +59,6 @@ from cdc_cli._dlq_status import (
 #: original topic and one more status write per chunk; a cut-off run leaves at most this many
 #: in doubt.
 CHUNK = 100
-#: How long a claim without an outcome is left to its claimant before another replay takes it
-#: over. A running replay holds a claim for one produce (the publisher gives up after 10 s), so
-#: five minutes is long for a live one; a stalled one (SIGSTOP, a suspended laptop) that wakes
-#: after a take-over would produce a second copy, hence not shorter.
-TAKEOVER_AFTER_S = 300.0
-#: An in-doubt record is looked for from this long before its claim's timestamp: the claim is
-#: written before the produce, but clocks of two machines may differ.
-_SCAN_BEFORE_CLAIM_MS = 5 * 60 * 1000
 
 
 T = TypeVar("T")
@@ -313,32 +294,8 @@ class TopicDlq:
         replayed; those not found whose claim is old enough are returned for a take-over."""
         if not in_doubt:
             return []
-        found: dict[str, str] = {}
-        ordered = sorted(in_doubt, key=lambda item: item[0].provenance.topic or "")
-        for topic, group in groupby(ordered, key=lambda item: item[0].provenance.topic or ""):
-            items = list(group)
-            since = min(_claimed_at_ms(claim) for _, claim in items) - _SCAN_BEFORE_CLAIM_MS
-            found.update(self._replayed_since(topic, since))
-        now_ms = time.time() * 1000
-        settled: list[tuple[DeadLetterRecord, str]] = []
-        takeovers: list[tuple[DeadLetterRecord, str | None]] = []
-        for dead, claim in in_doubt:
-            where = found.get(replay_reference(self.dlq_topic, dead.id))
-            age_s = (now_ms - _claimed_at_ms(claim)) / 1000
-            if where is not None:
-                settled.append((dead, where))
-            elif age_s >= takeover_after_s:
-                takeovers.append((dead, claim.claim))
-            else:
-                outcome.skipped.append(
-                    Skipped(
-                        str(dead.id),
-                        REPLAYING,
-                        f"claimed {age_s:.0f}s ago by a replay ({claim.by}) and not in "
-                        f"{dead.provenance.topic} yet: it may still be running; another "
-                        f"replay takes it over {takeover_after_s:.0f}s after the claim",
-                    )
-                )
+        found = find_replayed(self.admin, in_doubt)
+        settled, takeovers = triage(in_doubt, found, self.dlq_topic, takeover_after_s, outcome)
         if settled:
             holders = {dead.id: self.book.current[dead.id].claim for dead, _ in settled}
             marks = [
@@ -358,22 +315,6 @@ class TopicDlq:
                 (dead, where) for dead, where in settled if self.book.state(dead.id) == REPLAYED
             ]
         return takeovers
-
-    def _replayed_since(self, topic: str, since_ms: float) -> dict[str, str]:
-        """``__cdc.replay.from`` -> ``topic[partition]@offset`` of the records of ``topic``
-        from ``since_ms`` on (the first of each)."""
-        if topic not in self.admin.topics():
-            return {}
-        partitions = self.admin.partitions([topic])
-        starts = self.admin.offsets_for_times(partitions, int(max(0, since_ms)))
-        out: dict[str, str] = {}
-        wanted = {tp: o for tp, o in starts.items() if o is not None}
-        for message in self.admin.read(wanted):
-            ref = header_value(message.headers() or [], REPLAY_FROM)
-            if ref is not None:
-                where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
-                out.setdefault(ref.decode("utf-8", errors="replace"), where)
-        return out
 
     # -- discard ---------------------------------------------------------------------------
 
@@ -406,13 +347,3 @@ class TopicDlq:
 
 def _topic(dead: DeadLetterRecord) -> str:
     return dead.provenance.topic or ""
-
-
-def _claimed_at_ms(claim: StatusRecord) -> float:
-    """When a claim was written: its record's timestamp, else its ``at``."""
-    if claim.timestamp_ms > 0:
-        return float(claim.timestamp_ms)
-    try:
-        return datetime.fromisoformat(claim.at).timestamp() * 1000
-    except ValueError:
-        return 0.0

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from cdc_events import _decimal as dec
 from cdc_events import _logical as lg
 from cdc_events._errors import ParseError
 
@@ -73,11 +74,11 @@ ColumnSpec = DecimalColumn | str
 def decimal_decoder(spec: DecimalColumn, mode: DecimalHandlingMode) -> Decoder:
     """The decoder of one decimal column under one ``decimal.handling.mode``."""
     scale = spec.scale
-    precise = lg.decimal_decoder(scale) if scale is not None else None
+    precise = dec.decimal_decoder(scale) if scale is not None else None
 
     def decode(value: Any, path: str) -> Any:
         if type(value) is dict:
-            return lg.decode_variable_decimal(value, path)
+            return dec.decode_variable_decimal(value, path)
         if type(value) is str and mode == "precise":
             if precise is not None:
                 return precise(value, path)
@@ -87,8 +88,8 @@ def decimal_decoder(spec: DecimalColumn, mode: DecimalHandlingMode) -> Decoder:
                     f"{path}: a precise decimal without a scale; declare "
                     "DecimalColumn(scale=N) for this column",
                 )
-            return lg.decode_decimal(value, scale, path)
-        return lg.decode_decimal_text(value, scale, path)
+            return dec.decode_decimal(value, scale, path)
+        return dec.decode_decimal_text(value, scale, path)
 
     return decode
 
@@ -119,10 +120,10 @@ class ColumnTypes:
             decoders: dict[str, Decoder] = {}
             for column, spec in columns.items():
                 if isinstance(spec, DecimalColumn):
-                    if spec.scale is not None and not -lg.MAX_SCALE <= spec.scale <= lg.MAX_SCALE:
+                    if spec.scale is not None and not -dec.MAX_SCALE <= spec.scale <= dec.MAX_SCALE:
                         raise ValueError(
                             f"{table}.{column}: DecimalColumn scale {spec.scale} is outside "
-                            f"[-{lg.MAX_SCALE}, {lg.MAX_SCALE}]"
+                            f"[-{dec.MAX_SCALE}, {dec.MAX_SCALE}]"
                         )
                     decoders[column] = decimal_decoder(spec, decimal_handling_mode)
                 elif isinstance(spec, str) and spec in NAMED_TYPES:

@@ -13,7 +13,7 @@ for the record (a gap to report and close), never a normal outcome.
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 ERROR_CODES: Final = frozenset(
     {
@@ -70,3 +70,11 @@ class ParseError(CdcEventsError):
             f"{what}: unexpected {type(exc).__name__} ({detail}); the parser has no precise "
             "check for this input yet",
         )
+
+
+def type_mismatch(what: str, value: Any, path: str) -> ParseError:
+    """``ParseError("type_mismatch")``: the value at ``path`` is not ``what`` (shown cut short)."""
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return ParseError("type_mismatch", f"{path}: expected {what}, got {shown}")

@@ -13,20 +13,25 @@ Speed: the JSON converter repeats the whole schema (several KB) in every record.
 last schema is kept as its exact bytes next to its compiled decoder; a record whose bytes start
 with ``{"schema":`` + those bytes + ``,"payload":`` has that schema (a complete JSON value is
 delimited by its own text), so only the payload is parsed, and no schema is walked or even
-parsed again. Any other layout takes the full path, which gives the same answer.
+parsed again. Any other layout takes the full path, which gives the same answer. The frame
+itself (bytes, JSON, the schema's text, its compiled decoders) is read by ``_converter``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
-
-import orjson
 
 from cdc_events import _event_id as eid
 from cdc_events import _fields as fl
-from cdc_events._column_types import ColumnTypes, Decoder
+from cdc_events._column_types import ColumnTypes
 from cdc_events._construct import new_change_event
+from cdc_events._converter import (
+    CompiledValue,
+    as_bytes,
+    load_json,
+    schema_text,
+    split_payload,
+)
 from cdc_events._errors import ParseError
 from cdc_events._fields import MAX_TS_MS, MIN_TS_MS
 from cdc_events._model import (
@@ -48,7 +53,6 @@ from cdc_events._record_kinds import (
 from cdc_events._schema import (
     RowDecoder,
     compile_key,
-    compile_row,
     passthrough_row,
     registry_row_decoder,
     schema_fingerprint,
@@ -60,47 +64,6 @@ DEFAULT_MAX_BYTES: Final = 1 << 20  # 1 MiB: Kafka's default max.message.bytes i
 # stop a pathological stream (a new schema per record) from growing memory without end.
 _MAX_TOPICS: Final = 4096
 _MAX_SCHEMAS: Final = 1024
-
-_PREFIX: Final = b'{"schema":'
-_SEP: Final = b',"payload":'
-
-
-class _Compiled:
-    """A value schema and its decoders, compiled on first use."""
-
-    __slots__ = ("_envelope_rows", "_row", "overrides", "schema")
-
-    def __init__(self, schema: Any, overrides: Mapping[str, Decoder] | None) -> None:
-        self.schema = schema
-        self.overrides = overrides
-        self._envelope_rows: tuple[RowFn, RowFn] | None = None
-        self._row: RowFn | None = None
-
-    def envelope_rows(self) -> tuple[RowFn, RowFn]:
-        """Decoders of ``before`` and ``after``."""
-        if self._envelope_rows is None:
-            fields = self.schema.get("fields") if isinstance(self.schema, dict) else None
-            by_name = {
-                f["field"]: f
-                for f in (fields if isinstance(fields, list) else ())
-                if isinstance(f, dict) and isinstance(f.get("field"), str)
-            }
-            after_schema = by_name.get("after")
-            before_schema = by_name.get("before")
-            if after_schema is None and before_schema is None:
-                raise ParseError("type_mismatch", "schema: an envelope without before/after")
-            after = compile_row(after_schema or before_schema, "after", self.overrides)
-            before = after
-            if before_schema is not None and before_schema != after_schema:
-                before = compile_row(before_schema, "before", self.overrides)
-            self._envelope_rows = (before.decode, after.decode)
-        return self._envelope_rows
-
-    def row(self) -> RowFn:
-        """Decoder of the whole value as one row (the unwrap form)."""
-        if self._row is None:
-            self._row = compile_row(self.schema, "row", self.overrides).decode
-        return self._row
 
 
 class Parser:
@@ -119,9 +82,9 @@ class Parser:
     ) -> None:
         self.column_types = column_types
         self.max_bytes = max_bytes
-        self._values: dict[str, tuple[bytes, _Compiled]] = {}
+        self._values: dict[str, tuple[bytes, CompiledValue]] = {}
         self._keys: dict[str, tuple[bytes, RowDecoder | None]] = {}
-        self._compiled: dict[tuple[str, int], _Compiled] = {}
+        self._compiled: dict[tuple[str, int], CompiledValue] = {}
         self._rows: dict[tuple[str | None, str | None, str | None], RowFn] = {}
 
     # -- entry ------------------------------------------------------------------------------
@@ -155,9 +118,9 @@ class Parser:
     ) -> Record:
         max_bytes = self.max_bytes
         if key is not None and (type(key) is not bytes or len(key) > max_bytes):
-            key = self._bytes(key, "key")
+            key = as_bytes(key, "key", max_bytes)
         if type(value) is not bytes or len(value) > max_bytes:
-            value = self._bytes(value, "value")
+            value = as_bytes(value, "value", max_bytes)
         if value is None:
             return Tombstone(self._key(topic, key, None)[1], topic, partition, offset)
         payload, compiled = self._value(topic, value)
@@ -198,78 +161,15 @@ class Parser:
             "schema change or ExtractNewRecordState row (add.fields=op or __deleted)",
         )
 
-    # -- bytes and JSON ---------------------------------------------------------------------
+    # -- values and keys: cached schemas -----------------------------------------------------
 
-    def _bytes(self, data: object, what: str) -> bytes | None:
-        if data is None or isinstance(data, bytes):
-            pass
-        elif isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        elif isinstance(data, str):
-            data = data.encode("utf-8", "surrogatepass")
-        else:
-            raise ParseError("type_mismatch", f"{what} must be bytes, got {type(data).__name__}")
-        if data is not None and len(data) > self.max_bytes:
-            raise ParseError(
-                "too_large",
-                f"{what} is {len(data)} bytes, over the {self.max_bytes}-byte limit; raise "
-                "Parser(max_bytes=...) if such records are expected",
-            )
-        return data
-
-    @staticmethod
-    def _load(data: bytes, what: str) -> Any:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as uexc:
-                raise ParseError(
-                    "bad_utf8", f"{what} is not valid UTF-8 at byte {uexc.start}"
-                ) from exc
-            raise ParseError("not_json", f"{what} is not valid JSON: {exc}") from exc
-
-    @staticmethod
-    def _split(data: bytes, cached: bytes) -> Any:
-        """The payload if ``data`` is ``{"schema":<cached>,"payload":<payload>}``, else None."""
-        n = 10 + len(cached)
-        if (
-            data.startswith(cached, 10)
-            and data.startswith(_SEP, n)
-            and data.startswith(_PREFIX)
-            and data.endswith(b"}")
-        ):
-            try:
-                # A view: the payload is parsed where it lies, not copied out first.
-                return (orjson.loads(memoryview(data)[n + 11 : -1]),)
-            except orjson.JSONDecodeError:
-                return None
-        return None
-
-    @staticmethod
-    def _schema_bytes(data: bytes, schema: Any) -> bytes | None:
-        """The exact text of the schema inside ``data``, if it can be located and verified."""
-        if not data.startswith(_PREFIX):
-            return None
-        end = data.find(_SEP, 10)
-        if end < 0:
-            return None
-        candidate = data[10:end]
-        try:
-            if orjson.loads(candidate) != schema:
-                return None
-        except orjson.JSONDecodeError:
-            return None
-        return candidate
-
-    def _value(self, topic: str, value: bytes) -> tuple[Any, _Compiled | None]:
+    def _value(self, topic: str, value: bytes) -> tuple[Any, CompiledValue | None]:
         entry = self._values.get(topic)
         if entry is not None:
-            hit = self._split(value, entry[0])
+            hit = split_payload(value, entry[0])
             if hit is not None:
                 return hit[0], entry[1]
-        doc = self._load(value, "value")
+        doc = load_json(value, "value")
         if doc is None:
             return None, None
         if type(doc) is not dict:
@@ -280,14 +180,14 @@ class Parser:
         if schema is None or payload is None:
             return payload, None
         compiled = self._compile(schema, payload, topic)
-        text = self._schema_bytes(value, schema)
+        text = schema_text(value, schema)
         if text is not None:
             if len(self._values) >= _MAX_TOPICS:
                 self._values.clear()
             self._values[topic] = (text, compiled)
         return payload, compiled
 
-    def _compile(self, schema: Any, payload: Any, topic: str) -> _Compiled:
+    def _compile(self, schema: Any, payload: Any, topic: str) -> CompiledValue:
         overrides = None
         if self.column_types is not None and isinstance(payload, dict):
             schema_name, table, db = fl.table_of(payload, topic)
@@ -297,7 +197,7 @@ class Parser:
         if compiled is None:
             if len(self._compiled) >= _MAX_SCHEMAS:
                 self._compiled.clear()
-            compiled = self._compiled[cache_key] = _Compiled(schema, overrides)
+            compiled = self._compiled[cache_key] = CompiledValue(schema, overrides)
         return compiled
 
     def _key(
@@ -324,17 +224,17 @@ class Parser:
             return None, None
         entry = self._keys.get(topic)
         decoder: RowDecoder | None
-        if entry is not None and (hit := self._split(key, entry[0])) is not None:
+        if entry is not None and (hit := split_payload(key, entry[0])) is not None:
             raw, decoder = hit[0], entry[1]
         else:
-            doc = self._load(key, "key")
+            doc = load_json(key, "key")
             decoder = None
             if type(doc) is dict and len(doc) == 2 and "schema" in doc and "payload" in doc:
                 raw = doc["payload"]
                 key_schema = doc["schema"]
                 if isinstance(key_schema, dict) and key_schema.get("type") == "struct":
                     decoder = compile_key(key_schema)
-                    text = self._schema_bytes(key, key_schema)
+                    text = schema_text(key, key_schema)
                     if text is not None:
                         if len(self._keys) >= _MAX_TOPICS:
                             self._keys.clear()
@@ -387,7 +287,7 @@ class Parser:
     def _change(
         self,
         payload: dict[str, Any],
-        compiled: _Compiled | None,
+        compiled: CompiledValue | None,
         topic: str,
         partition: int,
         offset: int,

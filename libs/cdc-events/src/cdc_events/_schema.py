@@ -3,9 +3,10 @@
 The middle layer of the parser. A Debezium topic carries one schema for thousands of events;
 walking it per event (looking up logical names, parameters, types) would cost more than parsing
 the payload. ``compile_row`` turns a ``struct`` schema into a flat tuple of per-field steps (type
-check, TOAST placeholder check, logical-type decoder from ``_logical``) and a function generated
-from them (``_rowcode``); ``RowDecoder.decode`` runs the generated function and falls back to
-the steps for any row it does not take. ``_parser`` caches compiled schemas.
+check, TOAST placeholder check, logical-type decoder from ``_logical`` or ``_decimal``) and a
+function generated from them (``_rowcode``); ``RowDecoder.decode`` runs the generated function
+and falls back to the steps for any row it does not take. ``_parser`` caches compiled schemas
+(``_converter.CompiledValue``).
 
 A value that violates its declared type (a string in an ``int32`` field, ``null`` in a required
 field, a field the schema does not declare) raises ``ParseError("type_mismatch")``. A schema
@@ -19,6 +20,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from cdc_events import _decimal as dec
 from cdc_events import _logical as lg
 from cdc_events._column_types import Decoder
 from cdc_events._errors import ParseError
@@ -67,12 +69,12 @@ def _decimal_scale(schema: Mapping[str, Any], path: str) -> int:
 
 def _logical_decoder(name: str, schema: Mapping[str, Any], path: str) -> Decoder | None:
     if name == "org.apache.kafka.connect.data.Decimal":
-        return lg.decimal_decoder(_decimal_scale(schema, path))
+        return dec.decimal_decoder(_decimal_scale(schema, path))
     return _LOGICAL.get(name)
 
 
 _LOGICAL: Final[Mapping[str, Decoder]] = {
-    "io.debezium.data.VariableScaleDecimal": lg.decode_variable_decimal,
+    "io.debezium.data.VariableScaleDecimal": dec.decode_variable_decimal,
     "org.apache.kafka.connect.data.Date": lg.decode_date,
     "io.debezium.time.Date": lg.decode_date,
     "org.apache.kafka.connect.data.Timestamp": lg.decode_timestamp_ms,

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from cdc_events import _logical as lg
+from cdc_events import _decimal as dec
 from cdc_events._errors import ParseError
 from cdc_events._model import normalise
 
@@ -96,10 +96,10 @@ class UserActivity(BaseModel):
             raise ValueError(f"amount {value!r:.40} is not a decimal number") from None
         if not amount.is_finite():
             raise ValueError("amount must be finite")
-        if not lg.in_decimal_range(amount):
+        if not dec.in_decimal_range(amount):
             raise ValueError(
                 f"amount {value!r:.40} is out of range (its scale is outside "
-                f"[-{lg.MAX_SCALE}, {lg.MAX_SCALE}])"
+                f"[-{dec.MAX_SCALE}, {dec.MAX_SCALE}])"
             )
         return amount
 

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 from cdc_events import UNCHANGED, ParseError
+from cdc_events._decimal import decimal_decoder, decode_decimal
 from cdc_events._logical import (
     PLACEHOLDER,
     PLACEHOLDER_B64,
     PLACEHOLDER_CODES,
-    decimal_decoder,
-    decode_decimal,
     decode_uuid,
 )
 from cdc_events._schema import RowDecoder, compile_row, passthrough_row

@@ -8,17 +8,19 @@ from decimal import Decimal
 
 import pytest
 from cdc_events import ParseError
-from cdc_events._logical import (
-    decode_date,
+from cdc_events._decimal import (
     decode_decimal,
     decode_decimal_text,
+    decode_variable_decimal,
+    encode_decimal,
+)
+from cdc_events._logical import (
+    decode_date,
     decode_time_us,
     decode_timestamp_ms,
     decode_timestamp_ns,
     decode_timestamp_us,
-    decode_variable_decimal,
     decode_zoned_timestamp,
-    encode_decimal,
 )
 from hypothesis import given
 from hypothesis import strategies as st

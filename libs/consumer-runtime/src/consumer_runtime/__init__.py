@@ -8,13 +8,13 @@ whose ``run()`` its ``__main__`` calls; their tests use ``consumer_runtime.testi
 tools use ``KafkaAdmin`` (consumer groups, committed offsets, watermarks).
 """
 
-from consumer_runtime._admin import (
+from consumer_runtime._admin import KafkaAdmin
+from consumer_runtime._admin_types import (
     GroupActiveError,
     GroupDescription,
     GroupListing,
     GroupMember,
     GroupState,
-    KafkaAdmin,
     KafkaUnreachableError,
     Watermarks,
 )

@@ -1,12 +1,13 @@
 """Kafka admin operations for operators' tools: consumer groups, their offsets, watermarks.
 
-The second module (with ``_kafka``) allowed to import ``confluent_kafka``. It backs ``cdc
-status``, ``cdc offsets``, ``cdc replay`` and ``cdc dlq``: list and describe consumer groups
-(state, members, assignments), read committed offsets, watermarks and offsets for a timestamp,
-alter a group's committed offsets, read the records of partitions without joining a group, and
-create a topic. Everything is returned as small frozen dataclasses (records as
-``InMemoryMessage``) keyed by the runtime's own ``TopicPartition``; Kafka failures are raised
-as ``KafkaClientError`` subclasses with a message that names what failed.
+With ``_kafka`` (and ``_admin_read``, which reads partitions for it) the only modules allowed
+to import ``confluent_kafka``. It backs ``cdc status``, ``cdc offsets``, ``cdc replay`` and
+``cdc dlq``: list and describe consumer groups (state, members, assignments), read committed
+offsets, watermarks and offsets for a timestamp, alter a group's committed offsets, read the
+records of partitions without joining a group, and create a topic. Everything is returned as
+small frozen dataclasses (``_admin_types``; records as ``InMemoryMessage``) keyed by the
+runtime's own ``TopicPartition``; Kafka failures are raised as ``KafkaClientError`` subclasses
+with a message that names what failed.
 
 Offsets follow Kafka's convention everywhere: a committed offset is the next offset to read,
 an end offset is the offset the next produced record will get.
@@ -14,18 +15,13 @@ an end offset is the offset the next produced record will get.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import confluent_kafka
 from confluent_kafka import (
-    Consumer,
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
@@ -33,6 +29,16 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
+from consumer_runtime._admin_read import PartitionReader
+from consumer_runtime._admin_types import (
+    GroupActiveError,
+    GroupDescription,
+    GroupListing,
+    GroupMember,
+    GroupState,
+    KafkaUnreachableError,
+    Watermarks,
+)
 from consumer_runtime._errors import KafkaClientError
 from consumer_runtime._message import InMemoryMessage, TopicPartition
 
@@ -68,103 +74,6 @@ _GROUP_ACTIVE_CODES = frozenset(
 _UNREACHABLE_CODES = frozenset(
     {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
 )
-
-
-class KafkaUnreachableError(KafkaClientError):
-    """No broker answered: the bootstrap address is wrong or the cluster is down."""
-
-
-class GroupActiveError(KafkaClientError):
-    """The group has members, so its committed offsets cannot be changed from outside."""
-
-    def __init__(self, group: str, state: GroupState, members: int) -> None:
-        who = f"{members} active member(s)" if members else f"state {state}"
-        super().__init__(
-            f"consumer group {group!r} is active ({who}); its offsets can only be changed "
-            "while it has no members"
-        )
-        self.group = group
-        self.state = state
-        self.members = members
-
-
-class GroupState(StrEnum):
-    """A consumer group's state, with Kafka's names."""
-
-    STABLE = "Stable"
-    PREPARING_REBALANCE = "PreparingRebalance"
-    COMPLETING_REBALANCE = "CompletingRebalance"
-    EMPTY = "Empty"
-    DEAD = "Dead"
-    UNKNOWN = "Unknown"
-
-    @classmethod
-    def from_kafka(cls, state: object) -> GroupState:
-        name = getattr(state, "name", None)
-        return _STATES.get(str(name), cls.UNKNOWN)
-
-
-_STATES = {
-    "STABLE": GroupState.STABLE,
-    "PREPARING_REBALANCING": GroupState.PREPARING_REBALANCE,
-    "COMPLETING_REBALANCING": GroupState.COMPLETING_REBALANCE,
-    "EMPTY": GroupState.EMPTY,
-    "DEAD": GroupState.DEAD,
-}
-# The states in which a group has no members (Dead: it does not exist, or no longer).
-_INACTIVE_STATES = frozenset({GroupState.EMPTY, GroupState.DEAD})
-
-
-@dataclass(frozen=True, slots=True)
-class GroupListing:
-    """One group of ``list_groups``; the state may be ``Unknown`` if the broker omits it."""
-
-    group_id: str
-    state: GroupState
-    simple: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class GroupMember:
-    """A member of a consumer group and the partitions assigned to it."""
-
-    member_id: str
-    client_id: str
-    host: str
-    instance_id: str | None = None
-    assignment: tuple[TopicPartition, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class GroupDescription:
-    """A consumer group's state, members and assignment strategy."""
-
-    group_id: str
-    state: GroupState
-    members: tuple[GroupMember, ...] = ()
-    assignor: str = ""
-    coordinator: str | None = None
-
-    @property
-    def active(self) -> bool:
-        """True unless the group is Empty or Dead and has no members.
-
-        Any other state (Stable, rebalancing, or a state the broker did not report) counts as
-        active, like ``kafka-consumer-groups --reset-offsets`` does.
-        """
-        return bool(self.members) or self.state not in _INACTIVE_STATES
-
-    def assigned_to(self) -> dict[TopicPartition, GroupMember]:
-        """Which member holds each assigned partition."""
-        return {tp: m for m in self.members for tp in m.assignment}
-
-
-@dataclass(frozen=True, slots=True)
-class Watermarks:
-    """A partition's offset range: ``low`` is the first offset, ``high`` the end offset."""
-
-    low: int
-    high: int
 
 
 class KafkaAdmin:
@@ -249,15 +158,7 @@ class KafkaAdmin:
                 raise self._error("listing consumer groups", first)
             raise KafkaClientError(f"listing consumer groups failed: {first}")
         return sorted(
-            (
-                GroupListing(
-                    g.group_id,
-                    GroupState.from_kafka(getattr(g, "state", None)),
-                    bool(g.is_simple_consumer_group),
-                )
-                for g in result.valid or []
-            ),
-            key=lambda g: g.group_id,
+            (GroupListing.from_kafka(g) for g in result.valid or []), key=lambda g: g.group_id
         )
 
     def describe_groups(self, groups: Sequence[str]) -> dict[str, GroupDescription]:
@@ -271,30 +172,7 @@ class KafkaAdmin:
         out: dict[str, GroupDescription] = {}
         for group, future in futures.items():
             desc = self._result(future, f"describing consumer group {group!r}")
-            coordinator = desc.coordinator
-            out[group] = GroupDescription(
-                group_id=group,
-                state=GroupState.from_kafka(desc.state),
-                members=tuple(
-                    GroupMember(
-                        member_id=m.member_id,
-                        client_id=m.client_id or "",
-                        host=m.host or "",
-                        instance_id=m.group_instance_id,
-                        assignment=tuple(
-                            sorted(
-                                TopicPartition(tp.topic, tp.partition)
-                                for tp in (m.assignment.topic_partitions if m.assignment else [])
-                            )
-                        ),
-                    )
-                    for m in desc.members or []
-                ),
-                assignor=desc.partition_assignor or "",
-                coordinator=(
-                    f"{coordinator.host}:{coordinator.port}" if coordinator is not None else None
-                ),
-            )
+            out[group] = GroupDescription.from_kafka(group, desc)
         return out
 
     def describe_group(self, group: str) -> GroupDescription:
@@ -390,7 +268,7 @@ class KafkaAdmin:
         ends = {tp: m.high for tp, m in marks.items()}
         if exact:
             starts = {tp: max(m.low, m.high - 1) for tp, m in marks.items() if m.high > m.low}
-            for tp, last in self._read_tails(starts).items():
+            for tp, last in self._reader().last_offsets(starts).items():
                 ends[tp] = max(ends[tp], last + 1)
         return ends
 
@@ -432,56 +310,9 @@ class KafkaAdmin:
             # Never past the watermark minus one: a fetch beyond the end waits instead of
             # reporting the end, and the last batch may reach past a trailing watermark.
             begin[tp] = min(wanted[tp], max(low, high - 1))
-        out: dict[TopicPartition, list[InMemoryMessage]] = {tp: [] for tp in begin}
         if not begin:
             return []
-        consumer = self._reader()
-        pending = set(begin)
-        try:
-            consumer.assign(
-                [
-                    confluent_kafka.TopicPartition(tp.topic, tp.partition, o)
-                    for tp, o in begin.items()
-                ]
-            )
-            idle_since = time.monotonic()
-            while pending:
-                if time.monotonic() - idle_since > self.timeout_s:
-                    raise KafkaClientError(
-                        f"reading {len(pending)} partition(s) got nothing for "
-                        f"{self.timeout_s:g}s: {', '.join(map(str, sorted(pending)[:5]))}"
-                    )
-                for msg in consumer.consume(1000, 0.2):
-                    idle_since = time.monotonic()
-                    tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            raise KafkaClientError(f"reading {tp} failed: {err}")
-                        pending.discard(tp)
-                        continue
-                    offset = int(msg.offset() or 0)
-                    if tp not in pending or offset < wanted[tp]:
-                        continue
-                    out[tp].append(
-                        InMemoryMessage(
-                            tp.topic,
-                            tp.partition,
-                            offset,
-                            msg.key(),
-                            msg.value(),
-                            # Consumed records carry a list of (name, bytes or None).
-                            tuple(cast(list[tuple[str, bytes | None]], msg.headers() or [])),
-                            msg.timestamp()[1],
-                        )
-                    )
-                    if max_per_partition is not None and len(out[tp]) >= max_per_partition:
-                        pending.discard(tp)
-        except KafkaException as exc:
-            raise self._error("reading records", exc) from exc
-        finally:
-            consumer.close()
-        return [m for tp in sorted(out) for m in out[tp]]
+        return self._reader().records(begin, wanted, max_per_partition)
 
     def create_topic(
         self, name: str, *, partitions: int = 1, config: Mapping[str, str] | None = None
@@ -523,69 +354,8 @@ class KafkaAdmin:
             out[tp] = (int(info.offset), int(info.timestamp))
         return out
 
-    def _reader(self) -> Consumer:
-        """A consumer for ``assign`` only: it never joins a group nor commits."""
-        config = {
-            **self.config,
-            "group.id": f"cdc-admin-reader-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "fetch.wait.max.ms": 100,
-        }
-        try:
-            return Consumer(config)
-        except (KafkaException, ValueError, TypeError) as exc:
-            raise KafkaClientError(f"invalid Kafka consumer configuration: {exc}") from exc
-
-    def _read_tails(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """Read each partition from its start offset to the end; the last offset read."""
-        if not starts:
-            return {}
-        config = {
-            **self.config,
-            # assign() only: no join, no commit, so the group never appears on the cluster.
-            "group.id": f"cdc-admin-probe-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_uncommitted",
-            "fetch.wait.max.ms": 100,
-        }
-        try:
-            consumer = Consumer(config)
-        except (KafkaException, ValueError, TypeError) as exc:
-            raise KafkaClientError(f"invalid Kafka consumer configuration: {exc}") from exc
-        last: dict[TopicPartition, int] = {}
-        pending = set(starts)
-        try:
-            consumer.assign(
-                [
-                    confluent_kafka.TopicPartition(tp.topic, tp.partition, o)
-                    for tp, o in starts.items()
-                ]
-            )
-            deadline = time.monotonic() + self.timeout_s
-            while pending:
-                if time.monotonic() > deadline:
-                    raise KafkaClientError(
-                        f"reading the end of {len(pending)} partition(s) timed out after "
-                        f"{self.timeout_s:g}s: {', '.join(map(str, sorted(pending)[:5]))}"
-                    )
-                for msg in consumer.consume(1000, 0.2):
-                    tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
-                    err = msg.error()
-                    if err is None:
-                        last[tp] = max(last.get(tp, -1), int(msg.offset() or 0))
-                    elif err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(tp)
-                    else:
-                        raise KafkaClientError(f"reading the end of {tp} failed: {err}")
-        except KafkaException as exc:
-            raise self._error("reading the end of partitions", exc) from exc
-        finally:
-            consumer.close()
-        return last
+    def _reader(self) -> PartitionReader:
+        return PartitionReader(self.config, self.timeout_s, self._error)
 
     def _result(self, future: Future[Any], what: str) -> Any:
         try:

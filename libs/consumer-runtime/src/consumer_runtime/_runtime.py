@@ -27,8 +27,9 @@ from consumer_runtime._dlq import DlqProducer
 from consumer_runtime._errors import SettingsError
 from consumer_runtime._health import HealthServer, HealthState
 from consumer_runtime._logging import configure_logging
-from consumer_runtime._loop import Backoff, ConsumerLoop
+from consumer_runtime._loop import ConsumerLoop
 from consumer_runtime._metrics import Metrics
+from consumer_runtime._retry import Backoff
 from consumer_runtime._settings import RuntimeSettings
 from consumer_runtime._sink import CommitStrategy, Decoder, Sink
 

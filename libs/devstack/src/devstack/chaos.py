@@ -4,7 +4,7 @@ every read model still equals the source database.
 A :class:`ChaosDriver` drives a started :class:`~devstack.Pipeline`. With ``random.Random(seed)``
 it plans a schedule (:func:`plan_faults`: which faults, in which order, which targets, when) and
 injects the faults one at a time, with a gap between them, so every outage is one a production
-system must survive on its own:
+system must survive on its own (``_chaos_faults``):
 
 * ``service_kill``: SIGKILL of a service process (a crashed pod), started again after a pause;
 * ``relay_restart``: SIGKILL of the Debezium relay, started again: Debezium resumes from its
@@ -25,7 +25,7 @@ Every fault is logged with its wall time, offset, kind, target and duration. Wha
 the driver (an exception, Ctrl-C), paused processes are resumed and the sink database started
 again (``try``/``finally``); the caller's ``Pipeline.close()`` then stops everything. A service
 that exits on its own during the run is recorded as an unexpected exit and started again, like
-Kubernetes would.
+Kubernetes would (``_chaos_watch``).
 
 After the schedule the simulator stops, the driver waits until every committed change is in the
 broker (at least once: a relay restart re-emits changes), and verification compares every read
@@ -36,20 +36,16 @@ The same seed gives the same schedule and the same simulated workload: ``cdc dev
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from devstack._chaos_clocks import metric_total
+from devstack._chaos_faults import SingleFaults
 from devstack._chaos_overlap import LagSampler, OverlapFaults, RefusedStream
 from devstack._chaos_plan import (
     FAULT_KINDS,
@@ -66,6 +62,7 @@ from devstack._chaos_plan import (
     topic_events,
 )
 from devstack._chaos_skew import ClockSkewFault
+from devstack._chaos_watch import ProcessWatch, now_iso
 from devstack._flow import FlowMonitor
 from devstack._kafka_io import read_topic
 from devstack._pipeline import FlowCheck, Pipeline, flow_checks
@@ -94,8 +91,6 @@ __all__ = [
 ]
 
 
-# A service that exits on its own is started again after this (doubling, capped) back-off.
-_RESTART_BACKOFF_S: Final = (2.0, 15.0)
 _POLL_S: Final = 0.25
 
 Phase = Literal["begin", "end"]
@@ -106,20 +101,10 @@ Phase = Literal["begin", "end"]
 
 def assigned_partitions(svc: ServiceProcess) -> float | None:
     """``cdc_assigned_partitions`` of a service, or None when it does not answer."""
-    try:
-        with urllib.request.urlopen(svc.metrics_url, timeout=1) as resp:  # noqa: S310
-            text = resp.read().decode()
-    except (urllib.error.URLError, OSError):
-        return None
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "cdc_assigned_partitions":
-                total += sample.value
-    return total
+    return metric_total(svc.metrics_url, "cdc_assigned_partitions")
 
 
-class ChaosDriver(OverlapFaults, ClockSkewFault):
+class ChaosDriver(SingleFaults, OverlapFaults, ClockSkewFault, ProcessWatch):
     """Injects a seeded fault schedule into a started pipeline, then drains and verifies."""
 
     def __init__(
@@ -285,7 +270,7 @@ class ChaosDriver(OverlapFaults, ClockSkewFault):
         p.monitor = FlowMonitor(p.stack.broker.bootstrap, p.topics)
         p.monitor.start()
 
-    # -- time, and processes that exit on their own -------------------------------------------
+    # -- time (processes that exit on their own: ``ProcessWatch``) ---------------------------
 
     def _sleep(self, seconds: float) -> None:
         self._sleep_until(time.monotonic() + seconds)
@@ -298,56 +283,12 @@ class ChaosDriver(OverlapFaults, ClockSkewFault):
                 return
             time.sleep(min(_POLL_S, left))
 
-    def _check_processes(self) -> None:
-        """Record a service that exited without being told to, and start it again (with a
-        back-off), as Kubernetes restarts a crashed container."""
-        if self.pipeline.simulator_error is not None:
-            raise RuntimeError(f"the simulator failed: {self.pipeline.simulator_error!r}")
-        now = time.monotonic()
-        relay = self.pipeline.stack.relay
-        if relay is not None and not self._relay_down and not relay.process.running:
-            self._unexpected_exit("relay", relay.process.returncode, relay.process.log_path)
-            self._relay_down = True
-            try:
-                relay.start()
-            finally:
-                self._relay_down = False
-        for svc in list(self.pipeline.services):
-            key = id(svc)
-            if key in self._down or svc.process.running:
-                continue
-            if key not in self._restart_at:
-                n = self._restarts[key]
-                self._restart_at[key] = now + min(
-                    _RESTART_BACKOFF_S[0] * 2**n, _RESTART_BACKOFF_S[1]
-                )
-                self._unexpected_exit(svc.name, svc.process.returncode, svc.log_path)
-            elif now >= self._restart_at[key]:
-                del self._restart_at[key]
-                self._restarts[key] += 1
-                svc.start()
-
-    def _unexpected_exit(self, target: str, returncode: int | None, log: Path) -> None:
-        record = FaultRecord(
-            seq=0,
-            kind="unexpected_exit",
-            target=target,
-            planned_at_s=0.0,
-            at_s=round(time.monotonic() - self._t0, 2) if self._t0 else 0.0,
-            wall_time=_now_iso(),
-            detail=f"exit code {returncode}; log {log}",
-            done=True,
-        )
-        self.unexpected_exits.append(record)
-        if self.on_fault is not None:
-            self.on_fault(record, "end")
-
-    # -- faults -------------------------------------------------------------------------------
+    # -- faults (the single ones: ``SingleFaults``) ----------------------------------------------
 
     def _inject(self, seq: int, planned: PlannedFault) -> None:
         record = FaultRecord(seq, planned.kind, planned.target, planned.at_s)
         record.at_s = round(time.monotonic() - self._t0, 2)
-        record.wall_time = _now_iso()
+        record.wall_time = now_iso()
         self.faults.append(record)
         if self.on_fault is not None:
             self.on_fault(record, "begin")
@@ -369,103 +310,6 @@ class ChaosDriver(OverlapFaults, ClockSkewFault):
             if svc.spec.name == name and svc.replica == 0:
                 return svc
         raise KeyError(f"no running service {name!r}")
-
-    def _fault_service_kill(self, planned: PlannedFault) -> str:
-        svc = self._service(planned.target)
-        old_pid = svc.process.pid if svc.process.running else None
-        self._down.add(id(svc))
-        self._undo["service_kill"] = svc.process.kill  # left dead: close() reaps it
-        try:
-            svc.process.kill()
-            self._sleep(planned.duration_s)
-            svc.start()
-        finally:
-            self._down.discard(id(svc))
-            self._undo.pop("service_kill", None)
-        return f"SIGKILL pid {old_pid}; started again as pid {svc.process.pid}"
-
-    def _fault_relay_restart(self, planned: PlannedFault) -> str:
-        relay = self.pipeline.stack.relay
-        if relay is None:
-            raise RuntimeError("no relay")
-        before = sum(relay.status().get("produced", {}).values())
-        old_pid = relay.process.pid
-        self._undo["relay_restart"] = relay.kill
-        self._relay_down = True
-        try:
-            relay.kill()
-            self._sleep(planned.duration_s)
-            relay.start()  # waits until Debezium streams again
-        finally:
-            self._relay_down = False
-            self._undo.pop("relay_restart", None)
-        return (
-            f"SIGKILL pid {old_pid} after {before} records produced; streaming again as "
-            f"pid {relay.process.pid}"
-        )
-
-    def _fault_broker_pause(self, planned: PlannedFault) -> str:
-        return self._pause(self.pipeline.stack.broker.process, "broker", planned.duration_s)
-
-    def _fault_aws_pause(self, planned: PlannedFault) -> str:
-        return self._pause(self.pipeline.stack.aws.process, "aws", planned.duration_s)
-
-    def _pause(self, process: Any, name: str, seconds: float) -> str:
-        self._undo[f"{name}_pause"] = process.resume
-        try:
-            process.pause()
-            self._sleep(seconds)
-        finally:
-            process.resume()
-            self._undo.pop(f"{name}_pause", None)
-        return f"SIGSTOP pid {process.pid} for {seconds:g}s, then SIGCONT"
-
-    def _fault_sink_stop(self, planned: PlannedFault) -> str:
-        sink = self.pipeline.stack.sink
-
-        def start_again() -> None:
-            if not sink.process.running:
-                sink.start()
-
-        self._undo["sink_stop"] = start_again  # kept if this fails: _restore starts it
-        sink.stop()
-        self._sleep(planned.duration_s)
-        sink.start()
-        self._undo.pop("sink_stop", None)
-        return f"fast shutdown, down {planned.duration_s:g}s, started again on the same data"
-
-    def _fault_replica_add(self, planned: PlannedFault) -> str:
-        svc = self.pipeline.add_replica(planned.target)
-        self._replica = svc
-        return f"{svc.name} started (pid {svc.process.pid}) in group {svc.group_id}"
-
-    def _fault_replica_remove(self, planned: PlannedFault) -> str:
-        svc = self._replica
-        if svc is None:
-            raise RuntimeError("no replica to remove")
-        self._down.add(id(svc))
-        try:
-            rc = self.pipeline.remove_replica(svc)
-        finally:
-            self._down.discard(id(svc))
-        self._replica = None
-        return f"{svc.name} SIGTERM: exit code {rc}"
-
-    def _restore(self) -> None:
-        """Undo whatever a fault left half-done: resume paused servers, start the sink
-        database again (the services' final flush needs it); killed processes stay dead."""
-        for name, action in reversed(list(self._undo.items())):
-            with contextlib.suppress(Exception):
-                action()
-            self._undo.pop(name, None)
-        with contextlib.suppress(Exception):
-            stack = self.pipeline.stack
-            stack.broker.process.resume()
-            stack.aws.process.resume()
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def run_chaos(

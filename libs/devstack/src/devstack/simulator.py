@@ -3,8 +3,8 @@
 Every operation is one source transaction, as a web shop would commit it: sign-ups, profile
 changes, new products, restocks, price/name/description changes, orders placed with their items
 (decrementing stock in the same transaction), paid, shipped or cancelled (restoring stock),
-occasional product deletes and re-creates. User-activity events go straight to the
-``user-events`` topic. The simulator keeps a ledger of every row change it committed and a
+occasional product deletes and re-creates (``_shop_ops``). User-activity events go straight to
+the ``user-events`` topic. The simulator keeps a ledger of every row change it committed and a
 log of every activity event the broker acknowledged, so checks can compare sinks with truth.
 
 Clocks can be made to lie (``lying_clock``, set by the chaos run's ``clock_skew`` fault): while
@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +38,8 @@ import typer
 from confluent_kafka import Producer
 
 from devstack._broker import create_topics
-from devstack._shop import _insert_customer, price, product_description, product_name
+from devstack._shop import price
+from devstack._shop_ops import OPERATIONS, ShopOperations
 from devstack.truth import SENT_AT
 
 USER_EVENTS_TOPIC = "user-events"
@@ -49,22 +49,6 @@ LyingClock = Callable[[str], datetime | None]
 STAMPED = (USER_EVENTS_TOPIC, "orders.created_at", "products.updated_at")
 EVENT_TYPES = ("click", "view", "add_to_cart", "purchase")
 _EVENT_WEIGHTS = (50, 30, 12, 8)
-
-# (operation, weight): an order's life cycle dominates, as in a real shop.
-_OPERATIONS: tuple[tuple[str, int], ...] = (
-    ("signup", 5),
-    ("update_customer", 2),
-    ("new_product", 2),
-    ("restock", 8),
-    ("change_price", 5),
-    ("rename_product", 4),
-    ("place_order", 35),
-    ("pay_order", 15),
-    ("ship_order", 10),
-    ("cancel_order", 6),
-    ("delete_product", 1),
-    ("recreate_product", 1),
-)
 
 
 @dataclass
@@ -95,7 +79,7 @@ class Ledger:
         }
 
 
-class ShopSimulator:
+class ShopSimulator(ShopOperations):
     """Drives the workload at ``rate`` source transactions per second."""
 
     def __init__(
@@ -136,7 +120,7 @@ class ShopSimulator:
                     "partitioner": "murmur2_random",
                 }
             )
-        self._names, self._weights = zip(*_OPERATIONS, strict=True)
+        self._names, self._weights = zip(*OPERATIONS, strict=True)
         #: While set, asked for event and row times (chaos ``clock_skew``; see the docstring).
         self.lying_clock: LyingClock | None = None
 
@@ -197,167 +181,6 @@ class ShopSimulator:
                 self.ledger.add(table, op, n)
             self.ledger.operations[name] += 1
         return str(name)
-
-    # -- operations: each returns the row changes it made as (table, op, count) -------------
-
-    def _pick(self, cur: psycopg2.extensions.cursor, sql: str) -> Any:
-        cur.execute(sql + " ORDER BY random() LIMIT 1")
-        row = cur.fetchone()
-        return None if row is None else row
-
-    def _op_signup(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        _insert_customer(cur, self.rng)
-        return [("customers", "c", 1)]
-
-    def _op_update_customer(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        row = self._pick(cur, "SELECT id FROM customers")
-        if row is None:
-            return []
-        cur.execute(
-            "UPDATE customers SET country = %s WHERE id = %s",
-            (self.rng.choice(("DE", "FR", "US", "GB", "ES")), row[0]),
-        )
-        return [("customers", "u", 1)]
-
-    def _op_new_product(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        cur.execute(
-            "INSERT INTO products (name, description, price, stock) VALUES (%s, %s, %s, %s)",
-            (
-                product_name(self.rng),
-                product_description(self.rng, long=self.rng.random() < 0.05),
-                price(self.rng),
-                self.rng.randint(0, 100),
-            ),
-        )
-        return [("products", "c", 1)]
-
-    def _op_restock(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        row = self._pick(cur, "SELECT id FROM products WHERE stock < 30")
-        if row is None:
-            return []
-        cur.execute(
-            "UPDATE products SET stock = stock + %s, updated_at = COALESCE(%s, now()) "
-            "WHERE id = %s",
-            (self.rng.randint(10, 100), self._lie("products.updated_at"), row[0]),
-        )
-        return [("products", "u", 1)]
-
-    def _op_change_price(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        row = self._pick(cur, "SELECT id FROM products")
-        if row is None:
-            return []
-        cur.execute(
-            "UPDATE products SET price = %s, updated_at = COALESCE(%s, now()) WHERE id = %s",
-            (price(self.rng), self._lie("products.updated_at"), row[0]),
-        )
-        return [("products", "u", 1)]
-
-    def _op_rename_product(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        row = self._pick(cur, "SELECT id FROM products")
-        if row is None:
-            return []
-        if self.rng.random() < 0.5:
-            cur.execute(
-                "UPDATE products SET name = %s, updated_at = COALESCE(%s, now()) WHERE id = %s",
-                (product_name(self.rng), self._lie("products.updated_at"), row[0]),
-            )
-        else:
-            cur.execute(
-                "UPDATE products SET description = %s, updated_at = COALESCE(%s, now()) "
-                "WHERE id = %s",
-                (product_description(self.rng), self._lie("products.updated_at"), row[0]),
-            )
-        return [("products", "u", 1)]
-
-    def _op_place_order(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        customer = self._pick(cur, "SELECT id FROM customers")
-        if customer is None:
-            return []
-        cur.execute(
-            "SELECT id, price, stock FROM products WHERE stock > 0 ORDER BY random() LIMIT %s",
-            (self.rng.randint(1, 4),),
-        )
-        lines = [(pid, unit, self.rng.randint(1, min(3, stock))) for pid, unit, stock in cur]
-        if not lines:
-            return []
-        total = sum((unit * qty for _, unit, qty in lines), Decimal("0.00"))
-        cur.execute(
-            "INSERT INTO orders (customer_id, status, total, created_at) "
-            "VALUES (%s, 'pending', %s, COALESCE(%s, now())) RETURNING id",
-            (customer[0], total, self._lie("orders.created_at")),
-        )
-        order_row = cur.fetchone()
-        assert order_row is not None
-        for pid, unit, qty in lines:
-            cur.execute(
-                "INSERT INTO order_items (order_id, product_id, quantity, unit_price) "
-                "VALUES (%s, %s, %s, %s)",
-                (order_row[0], pid, qty, unit),
-            )
-            cur.execute("UPDATE products SET stock = stock - %s WHERE id = %s", (qty, pid))
-        return [("orders", "c", 1), ("order_items", "c", len(lines)), ("products", "u", len(lines))]
-
-    def _set_status(
-        self, cur: psycopg2.extensions.cursor, src: tuple[str, ...], dst: str
-    ) -> list[tuple[str, str, int]]:
-        cur.execute(
-            "SELECT id FROM orders WHERE status = ANY(%s) ORDER BY random() LIMIT 1 FOR UPDATE",
-            (list(src),),
-        )
-        row = cur.fetchone()
-        if row is None:
-            return []
-        cur.execute("UPDATE orders SET status = %s WHERE id = %s", (dst, row[0]))
-        changes = [("orders", "u", 1)]
-        if dst == "cancelled":
-            # Cancelling puts the items back on the shelf, in the same transaction. A product
-            # deleted since the order was placed has nothing to restore.
-            cur.execute(
-                "UPDATE products p SET stock = p.stock + i.quantity FROM order_items i "
-                "WHERE i.order_id = %s AND p.id = i.product_id",
-                (row[0],),
-            )
-            if cur.rowcount:
-                changes.append(("products", "u", cur.rowcount))
-        return changes
-
-    def _op_pay_order(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        return self._set_status(cur, ("pending",), "paid")
-
-    def _op_ship_order(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        return self._set_status(cur, ("paid",), "shipped")
-
-    def _op_cancel_order(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        return self._set_status(cur, ("pending", "paid"), "cancelled")
-
-    def _op_delete_product(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        row = self._pick(cur, "SELECT id FROM products")
-        if row is None:
-            return []
-        cur.execute("DELETE FROM products WHERE id = %s", (row[0],))
-        return [("products", "d", 1)]
-
-    def _op_recreate_product(self, cur: psycopg2.extensions.cursor) -> list[tuple[str, str, int]]:
-        # A deleted product comes back under its old id (a shop re-listing an item).
-        cur.execute(
-            "SELECT i.product_id FROM order_items i LEFT JOIN products p "
-            "ON p.id = i.product_id WHERE p.id IS NULL ORDER BY random() LIMIT 1"
-        )
-        row = cur.fetchone()
-        if row is None:
-            return []
-        cur.execute(
-            "INSERT INTO products (id, name, description, price, stock) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (
-                row[0],
-                product_name(self.rng),
-                product_description(self.rng),
-                price(self.rng),
-                self.rng.randint(0, 50),
-            ),
-        )
-        return [("products", "c", 1)]
 
     # -- user activity ----------------------------------------------------------------------
 

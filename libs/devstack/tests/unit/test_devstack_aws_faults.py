@@ -10,7 +10,13 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.parsers import create_parser
-from devstack._aws_faults import THROTTLEABLE_SERVICES, Answer, _Faults, service_of, throttle_answer
+from devstack._aws_throttle import (
+    THROTTLEABLE_SERVICES,
+    Answer,
+    Faults,
+    service_of,
+    throttle_answer,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,12 +73,12 @@ def test_s3_answer_is_slow_down() -> None:
     assert parsed["ResponseMetadata"]["RequestId"] == dict(answer.headers)["x-amz-request-id"]
 
 
-def _decisions(faults: _Faults, services: list[str]) -> list[bool]:
+def _decisions(faults: Faults, services: list[str]) -> list[bool]:
     return [faults.should_throttle(s) for s in services]
 
 
 def test_decisions_depend_on_the_seed_only() -> None:
-    faults = _Faults(seed=None)
+    faults = Faults(seed=None)
     faults.throttle(0.5, THROTTLEABLE_SERVICES, seed=99)
     first = _decisions(faults, ["dynamodb"] * 500)
     assert 200 < sum(first) < 300
@@ -84,7 +90,7 @@ def test_decisions_depend_on_the_seed_only() -> None:
 
 
 def test_full_none_and_cleared_throttles() -> None:
-    faults = _Faults(seed=1)
+    faults = Faults(seed=1)
     assert not any(_decisions(faults, ["dynamodb", "s3"] * 10))  # off at start
     faults.throttle(1.0, THROTTLEABLE_SERVICES, seed=None)
     assert all(_decisions(faults, ["dynamodb", "s3"] * 10))
@@ -99,11 +105,11 @@ def test_full_none_and_cleared_throttles() -> None:
 )
 def test_bad_throttles_are_refused(fraction: float, services: set[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        _Faults(seed=1).throttle(fraction, frozenset(services), seed=None)
+        Faults(seed=1).throttle(fraction, frozenset(services), seed=None)
 
 
 def test_counters_reset_on_demand() -> None:
-    faults = _Faults(seed=1)
+    faults = Faults(seed=1)
     faults.count("fwd", "s3")
     faults.count("thr", "dynamodb")
     stats = faults.stats(reset=True)

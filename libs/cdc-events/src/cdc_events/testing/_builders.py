@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from cdc_events._logical import EPOCH, EPOCH_DATE, encode_decimal
+from cdc_events._decimal import encode_decimal
+from cdc_events._logical import EPOCH, EPOCH_DATE
 from cdc_events.testing._golden import KafkaRecord
 
 _DEFAULT_TS_MS = 1_704_164_645_000  # 2024-01-02T03:04:05Z, a fixed time keeps ids stable
