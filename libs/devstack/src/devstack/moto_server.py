@@ -13,6 +13,7 @@ Run: ``python -m devstack.moto_server -H 127.0.0.1 -p PORT``.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import threading
 from collections.abc import Iterable
@@ -46,6 +47,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     _moto_patches.apply()
+    # The tables live in this process as millions of small objects. With the default
+    # thresholds a full collection walked all of them every few hundred writes (18 % of the
+    # time of a run of conditional writes on a 12,000-item table); young generations are still
+    # collected as usual, the full one a hundred times less often.
+    gc.set_threshold(700, 10, 1000)
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host, args.port, _Serialised(app), threaded=True, request_handler=MotoRequestHandler
