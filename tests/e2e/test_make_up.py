@@ -40,6 +40,10 @@ def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path)
     assert "every committed change reached the broker" in out
     assert "MISMATCH" not in out
     assert "where to look" in out and "cdc dev verify" in out
+    # The run's peaks: each service's largest lag and p99 while the simulator ran.
+    peaks = out[out.index("while the simulator ran") : out.index("every committed change")]
+    assert "max lag" in peaks and "p99 e2e (whole run)" in peaks
+    assert all(s in peaks for s in ("stats-aggregator", "search-indexer")), peaks
     # The verification table: a PASS verdict, a row per check of each of the four services.
     assert "verification against the source database: PASS" in out, out[-6000:]
     assert "FAIL" not in out

@@ -62,6 +62,8 @@ class DevUp:
         self.verify_timeout_s = verify_timeout_s
         self._stop = threading.Event()
         self._rates: dict[str, deque[tuple[float, int]]] = {}
+        #: per service, the most seen while the simulator ran: lag (records), recent p99 (s)
+        self._peaks: dict[str, tuple[float, float]] = {}
 
     def request_stop(self, *_: Any) -> None:
         if self._stop.is_set():
@@ -116,6 +118,7 @@ class DevUp:
         except KeyboardInterrupt:
             interrupted = True
         ledger = p.stop_simulator()
+        self._print_peaks()
         c.print(
             f"simulator stopped after {time.monotonic() - started:.0f}s: "
             f"{sum(ledger.operations.values())} transactions, "
@@ -255,6 +258,8 @@ class DevUp:
                 ),
             )
         for svc, st in statuses:
+            lag_peak, p99_peak = self._peaks.get(svc.name, (0.0, 0.0))
+            self._peaks[svc.name] = (max(lag_peak, st.lag), max(p99_peak, st.latency_p99_s or 0.0))
             alive = svc.process.running
             services.add_row(
                 svc.name,
@@ -275,6 +280,22 @@ class DevUp:
             + f"   relay pid {status.get('pid', '-')}"
         )
         return Group(header, table, services, lag) if p.services else Group(header, table)
+
+    def _print_peaks(self) -> None:
+        """While the simulator ran: each service's largest lag and largest p99 of a refresh
+        (the live view shows them now; this is "throughout"), and its p99 over the whole run."""
+        if not self._peaks:
+            return
+        table = Table(title="while the simulator ran (every refresh)", expand=False)
+        for col in ("service", "max lag", "max p99 e2e (recent)", "p99 e2e (whole run)"):
+            table.add_column(col, justify="left" if col == "service" else "right")
+        for svc in self.pipeline.services:
+            lag, p99 = self._peaks.get(svc.name, (0.0, 0.0))
+            overall = svc.overall_p99_s
+            table.add_row(
+                svc.name, f"{lag:.0f}", f"{p99:.2f}s", "-" if overall is None else f"{overall:.2f}s"
+            )
+        self.console.print(table)
 
     def _print_checks(self, checks: list[FlowCheck]) -> None:
         table = Table(title="every committed change reached the broker")

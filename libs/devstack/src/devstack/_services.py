@@ -120,6 +120,12 @@ class ServiceProcess:
         )
 
     @property
+    def overall_p99_s(self) -> float | None:
+        """p99 end-to-end latency of everything written since the process started, as of the
+        last status (the upper bound of its histogram bucket)."""
+        return _quantile(list(self._latency_seen.items()), 0.99)
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.health_port}/metrics"
 
