@@ -44,6 +44,9 @@ class RelayConfig(BaseModel):
             # Flush source offsets every second: a hard-killed relay re-emits at most ~1 s of
             # changes on restart (at-least-once, as with Kafka Connect).
             "offset.flush.interval.ms": "1000",
+            # The engine waits this long for more changes when its queue is empty (500 ms by
+            # default): every change waited up to that long before it reached the broker.
+            "poll.interval.ms": "100",
             "database.hostname": self.db_host,
             "database.port": str(self.db_port),
             "database.user": self.db_user,

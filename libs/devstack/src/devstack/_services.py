@@ -119,11 +119,17 @@ class ServiceProcess:
             env=env,
         )
 
+    def p99_since(self, baseline: dict[float, float] | None = None) -> float | None:
+        """p99 end-to-end latency of everything written since ``baseline`` (a copy of
+        ``latency_seen`` taken earlier; ``None``: since the process started), as of the last
+        status (the upper bound of its histogram bucket)."""
+        seen = recent_buckets(baseline or {}, self._latency_seen)
+        return _quantile(list(seen.items()), 0.99)
+
     @property
-    def overall_p99_s(self) -> float | None:
-        """p99 end-to-end latency of everything written since the process started, as of the
-        last status (the upper bound of its histogram bucket)."""
-        return _quantile(list(self._latency_seen.items()), 0.99)
+    def latency_seen(self) -> dict[float, float]:
+        """The latency histogram as last scraped (le -> cumulative count)."""
+        return dict(self._latency_seen)
 
     @property
     def metrics_url(self) -> str:
