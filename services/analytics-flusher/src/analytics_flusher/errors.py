@@ -3,6 +3,8 @@ runtime's ``RetryableError`` in ``sink``) so handlers never catch botocore or ur
 
 from __future__ import annotations
 
+from consumer_runtime import FencedError
+
 
 class AnalyticsFlusherError(Exception):
     """Root of the flusher's own errors."""
@@ -25,3 +27,20 @@ class UnwritablePartError(AnalyticsFlusherError):
     Not retried, not dead-lettered, nothing dropped: the process stops (the runtime exits 1
     without committing past the part), and its records are read again after the restart.
     """
+
+
+class FencedCommitError(AnalyticsFlusherError, FencedError):
+    """An append to an Iceberg changes table refused because a writer of a higher consumer-group
+    generation has written one of its partitions (``store._iceberg``): this writer missed a
+    rebalance. Nothing of the append is stored, and it is never retried by the committer.
+
+    It is the runtime's ``FencedError`` (a ``RetryableError``, not a ``PermanentError``: the
+    records are valid, and a permanent error would dead-letter them): the runtime retries the
+    batch with the partitions paused until the rebalance sheds them. ``partitions`` names what
+    the table records for each fenced partition: ``(topic, partition) -> (next offset,
+    generation)``.
+    """
+
+    def __init__(self, message: str, partitions: dict[tuple[str, int], tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.partitions = partitions

@@ -1,19 +1,33 @@
 """Helpers for the flusher's integration tests: run ``python -m analytics_flusher`` as a child
-process against the embedded stack, read the lake back, compare it with the ground truth."""
+process against the embedded stack, read the lake back, compare it with the ground truth; and
+the Iceberg catalog of a test (``iceberg``: its tables in a private schema of the sink
+PostgreSQL, its warehouse in the test's bucket on the AWS emulator)."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
-from analytics_flusher import verify
+from analytics_flusher import ItemChange, verify
+from analytics_flusher.store._iceberg import (
+    ITEMS_CHANGES,
+    CatalogConfig,
+    ExactlyOnceCommitter,
+    ensure_changes_tables,
+    item_rows,
+    open_catalog,
+)
 from devstack import AwsEmulator, DebeziumRelay, ManagedProcess, PostgresServer, free_port
+from devstack.pytest_plugin import SinkSchema
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table import Table
 
 TOPICS = "dbserver1.public.orders,dbserver1.public.order_items"
 # tansu: a group join waits for the session timeout of departed members; short keeps tests fast.
@@ -171,3 +185,115 @@ class Kit:
 @pytest.fixture
 def kit() -> type[Kit]:
     return Kit
+
+
+# -- Iceberg ----------------------------------------------------------------------------------
+
+ITEMS_TOPIC = "dbserver1.public.order_items"
+T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+class StallingCatalog(SqlCatalog):
+    """The real catalog, whose first ``commit_table`` stops before committing: it sets
+    ``entered`` and waits for ``release``. ``commits`` counts the calls (every attempt of a
+    transaction reaches the catalog through it)."""
+
+    def __init__(self, name: str, **properties: str) -> None:
+        super().__init__(name, **properties)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.commits = 0
+
+    def commit_table(self, table: Any, requirements: Any, updates: Any) -> Any:
+        self.commits += 1
+        if self.commits == 1:
+            self.entered.set()
+            assert self.release.wait(60), "the test never released the stalled commit"
+        return super().commit_table(table, requirements, updates)
+
+
+class Iceberg:
+    """A test's catalog: writers (each its own catalog connection, as separate members are),
+    rows of ``order_items_changes`` and what the table and the bucket hold."""
+
+    def __init__(self, config: CatalogConfig, aws: AwsEmulator, bucket: str) -> None:
+        self.config = config
+        self.aws_env = aws.env
+        self.s3 = aws.client("s3")
+        self.bucket = bucket
+        ensure_changes_tables(open_catalog(config), config.namespace)
+
+    def writer(self) -> ExactlyOnceCommitter:
+        return ExactlyOnceCommitter(open_catalog(self.config), self.config.namespace)
+
+    def stalling_writer(self) -> tuple[ExactlyOnceCommitter, StallingCatalog]:
+        catalog = StallingCatalog(self.config.name, **self.config.properties())
+        return ExactlyOnceCommitter(catalog, self.config.namespace), catalog
+
+    @staticmethod
+    def items(partition: int, offsets: Sequence[int], quantity: int = 1) -> pa.Table:
+        """One ``order_items`` creation per offset: item id = partition * 1,000,000 + offset."""
+        return item_rows(
+            partition,
+            [
+                ItemChange(
+                    item_id=partition * 1_000_000 + offset,
+                    order_id=offset // 3 + 1,
+                    product_id=offset % 7 + 1,
+                    quantity=quantity,
+                    unit_price=Decimal("2.50"),
+                    deleted=False,
+                    op="c",
+                    source_ts_ms=T0_MS + offset * 1000,
+                    offset=offset,
+                    version=f"q{offset:061d}",
+                    event_id=f"{partition}-{offset}",
+                )
+                for offset in offsets
+            ],
+        )
+
+    def table(self, name: str = ITEMS_CHANGES) -> Table:
+        return open_catalog(self.config).load_table((self.config.namespace, name))
+
+    def rows(self) -> list[tuple[int, int, int]]:
+        """(partition, offset, quantity) of every row of ``order_items_changes``, sorted."""
+        scanned = self.table().scan().to_arrow()
+        columns = ("kafka_partition", "kafka_offset", "quantity")
+        return sorted(zip(*(scanned.column(c).to_pylist() for c in columns), strict=True))
+
+    def orphans(self, name: str = ITEMS_CHANGES) -> set[str]:
+        """Data files in the bucket that no snapshot of the table refers to."""
+        table = self.table(name)
+        referenced = {
+            entry.data_file.file_path
+            for snapshot in table.snapshots()
+            for manifest in snapshot.manifests(table.io)
+            for entry in manifest.fetch_manifest_entry(table.io)
+        }
+        prefix = f"{table.metadata.location.removeprefix(f's3://{self.bucket}/')}/data/"
+        stored = {
+            f"s3://{self.bucket}/{obj['Key']}"
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for obj in page.get("Contents", [])
+            if not obj["Key"].endswith("/")  # pyarrow's directory markers
+        }
+        return stored - referenced
+
+
+@pytest.fixture
+def iceberg_config(
+    sink_schema: SinkSchema, s3_bucket: str, aws_emulator: AwsEmulator
+) -> CatalogConfig:
+    """A catalog nothing has been created in yet (no catalog tables, no namespace)."""
+    return CatalogConfig.from_env(
+        sink_schema.url, f"s3://{s3_bucket}/warehouse", env=aws_emulator.env
+    )
+
+
+@pytest.fixture
+def iceberg(iceberg_config: CatalogConfig, s3_bucket: str, aws_emulator: AwsEmulator) -> Iceberg:
+    """The same catalog with its namespace and changes tables."""
+    return Iceberg(iceberg_config, aws_emulator, s3_bucket)

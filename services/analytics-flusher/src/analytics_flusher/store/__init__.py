@@ -1,6 +1,7 @@
 """The data lake on S3: the only package of the flusher that imports the storage clients
-(pyarrow to encode its objects, DuckDB to query them; boto3 through ``sink_kit.aws``); an
-import-linter contract (``.importlinter``) enforces it.
+(pyarrow to encode its objects, DuckDB to query them, pyiceberg and SQLAlchemy for the Iceberg
+catalog; boto3 through ``sink_kit.aws``); an import-linter contract (``.importlinter``)
+enforces it.
 
 ``sink`` writes through the ``S3Store`` that ``open_lake`` opens, with the objects encoded by
 ``_parquet`` (on the uploads' thread, ``_uploads``); ``verify`` reads the lake back through
@@ -8,7 +9,9 @@ import-linter contract (``.importlinter``) enforces it.
 
 - ``_parquet``: report tables as Parquet (and JSON lines), byte for byte reproducibly;
 - ``_s3``: the bucket the sink writes to, and its client;
-- ``_verify_reads``: what ``cdc dev verify`` reads (the mirrored objects, their versions).
+- ``_verify_reads``: what ``cdc dev verify`` reads (the mirrored objects, their versions);
+- ``_iceberg``: the lake as Iceberg tables (pyiceberg, a SQL catalog in PostgreSQL), in
+  progress: not imported here, the running service does not use it yet.
 """
 
 from typing import TYPE_CHECKING
