@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import configparser
 import re
 import subprocess
 from pathlib import Path
@@ -124,3 +125,29 @@ def test_every_readme_opens_with_a_layout_table_of_its_modules(service_dir: Path
     modules = _layout_modules((service_dir / "README.md").read_text())
     assert len(modules) == len(set(modules)), "one row per module"
     assert sorted(modules) == sorted(_package_modules(_package(service_dir)))
+
+
+def _pure_contract_modules() -> set[str]:
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    section = config["importlinter:contract:domains-are-pure"]
+    return set(section["source_modules"].split())
+
+
+@pytest.mark.parametrize("service_dir", SERVICE_DIRS, ids=lambda p: p.name)
+def test_every_module_a_readme_calls_pure_is_in_the_purity_contract(service_dir: Path) -> None:
+    """A layout row whose job starts with "pure" names a module the import-linter contract
+    ``domains-are-pure`` checks: the README's word is enforced, not only written."""
+    package = _package(service_dir).name
+    readme = (service_dir / "README.md").read_text()
+    first = re.split(r"^## ", readme, flags=re.M)[1]
+    pure = []
+    for line in first.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if line.startswith("|") and len(cells) > 3 and cells[2].startswith("pure"):
+            for path in re.findall(r"`((?:\w+/)*\w+)\.py`", cells[1]):
+                pure.append(f"{package}." + path.replace("/", "."))
+    contract = _pure_contract_modules()
+    assert not [m for m in pure if m not in contract], "add them to domains-are-pure"
+    if service_dir.parent.name == "services":
+        assert pure, "a service has pure modules (its domain at least)"
