@@ -44,9 +44,6 @@ def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path)
     peaks = out[out.index("while the simulator ran") : out.index("every committed change")]
     assert "max lag" in peaks and "p99 e2e (whole run)" in peaks
     assert all(s in peaks for s in ("stats-aggregator", "search-indexer")), peaks
-    for line in peaks.splitlines():  # the services that do not hold windows caught up
-        if any(s in line for s in ("event-store-writer", "stats-aggregator", "search-indexer")):
-            assert "never" not in line, peaks
     # The verification table: a PASS verdict, a row per check of each of the four services.
     assert "verification against the source database: PASS" in out, out[-6000:]
     assert "FAIL" not in out

@@ -208,7 +208,8 @@ _IAM_FOR_CALL = {
     "get_object": {"s3:GetObject"},
     "ensure_bucket": {"s3:ListBucket"},  # HeadBucket; the bucket exists
 }
-_TOOLS = {"verify.py", "cli.py"}
+# Run by operators (`cdc dev verify`, the service's CLI commands), not by the service's role.
+_TOOLS = {"verify.py", "cli.py", "_verify_reads.py"}
 
 
 def _needed_actions(service: str) -> set[str]:
@@ -216,7 +217,7 @@ def _needed_actions(service: str) -> set[str]:
 
     needed: set[str] = set()
     package = ROOT / "services" / service / "src" / service.replace("-", "_")
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):  # the storage calls live in the store/ package
         if path.name in _TOOLS:
             continue
         for call in re.findall(r"\b([a-z_]+)\(", path.read_text()):
