@@ -189,7 +189,8 @@ class ProductSearch:
             for other in postings[1:]:
                 ids &= other
             # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
-            chunks = [sorted(ids)[i : i + _BATCH_GET] for i in range(0, len(ids), _BATCH_GET)]
+            ordered = sorted(ids)
+            chunks = [ordered[i : i + _BATCH_GET] for i in range(0, len(ordered), _BATCH_GET)]
             found = pool.map(lambda c: self.table.read_products(c, consistent=False), chunks)
             return [p for products in found for p in products.values()]
 
