@@ -326,7 +326,7 @@ class DevUp:
                 table.add_row(svc.name, "never", "-", "-", "-", whole)
                 continue
             at, baseline = self._caught_up[svc.name]
-            lag, p99 = self._peaks[svc.name]
+            lag, p99 = self._peaks.get(svc.name, (0.0, 0.0))  # caught up on the last refresh
             since = _seconds(svc.p99_since(baseline))
             table.add_row(svc.name, f"{at:.0f}s", f"{lag:.0f}", f"{p99:.2f}s", since, whole)
         self.console.print(table)
