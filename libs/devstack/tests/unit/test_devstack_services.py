@@ -53,3 +53,15 @@ def test_the_live_p99_follows_recent_observations_not_the_start(tmp_path: Any) -
     assert svc._recent_p99(now) == 0.1
     # Nothing new: the last figure stays.
     assert svc._recent_p99(now) == 0.1
+
+
+def test_p99_since_a_baseline_leaves_out_what_came_before_it(tmp_path: Any) -> None:
+    from devstack._services import ServiceProcess
+
+    svc = ServiceProcess(SERVICES[0], {}, tmp_path)
+    # The start: 100 records at 30 s. Since then: 100 more, all within 1.5 s.
+    start = {1.5: 0.0, 30.0: 100.0, float("inf"): 100.0}
+    svc._latency_seen = {1.5: 100.0, 30.0: 200.0, float("inf"): 200.0}
+    assert svc.p99_since() == 30.0  # the whole run holds the start's
+    assert svc.p99_since(start) == 1.5
+    assert svc.latency_seen == svc._latency_seen and svc.latency_seen is not svc._latency_seen
