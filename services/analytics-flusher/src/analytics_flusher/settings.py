@@ -6,13 +6,17 @@ upper-cased (``S3_BUCKET``, ``WINDOW_SECONDS``, ...). See the README for the ful
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from consumer_runtime import RuntimeSettings
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import NoDecode
 
 from analytics_flusher.domain import WindowConfig
+
+if TYPE_CHECKING:
+    from analytics_flusher.store._iceberg import CatalogConfig
 
 #: What the open windows of one process may hold, estimated (``MAX_OPEN_BYTES``): 32 MiB, and
 #: as much again for closed parts still uploading. The pod's limit is 512 MiB (k8s/base). The
@@ -73,6 +77,44 @@ class FlusherSettings(RuntimeSettings):
     # 5 attempts with 0.5 s doubling backoff: ~7.5 s of retries before the batch is retried by
     # the runtime's own (longer) backoff.
     http_sink_max_attempts: int = Field(default=5, ge=1, le=20)
+
+    # -- the Iceberg tables (README, "Iceberg tables") -------------------------------------------
+    # ``sql``: a pyiceberg SQL catalog in PostgreSQL (``LAKE_CATALOG_URI``); ``glue``: the AWS
+    # Glue Data Catalog of the account and region (EKS).
+    lake_catalog: Literal["sql", "glue"] = "sql"
+    # The SQL catalog's database, ``postgresql+psycopg2://user:pass@host:port/db``. With the SQL
+    # catalog and no URI, the changes tables are not written (the Parquet reports still are).
+    lake_catalog_uri: SecretStr | None = None
+    # Where new tables are created: ``s3://<bucket>/<prefix>``; by default the lake's bucket,
+    # under ``warehouse``.
+    lake_warehouse: str | None = None
+    lake_namespace: str = Field(default="analytics", min_length=1, pattern=r"^[A-Za-z0-9_]+$")
+    # How often the buffered changes are committed to the Iceberg tables: what a query sees is
+    # at most this old (plus one commit). 15 s keeps files and snapshots few (about 6,000
+    # snapshots a day per table before expiry) and is well inside a minute of freshness.
+    lake_commit_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+
+    @property
+    def iceberg_enabled(self) -> bool:
+        return self.lake_catalog == "glue" or self.lake_catalog_uri is not None
+
+    def catalog_config(self) -> CatalogConfig | None:
+        """Where the Iceberg tables are (None: not written, see ``lake_catalog_uri``)."""
+        from analytics_flusher.store._iceberg import CatalogConfig
+
+        if not self.iceberg_enabled:
+            return None
+        uri = self.lake_catalog_uri.get_secret_value() if self.lake_catalog_uri else ""
+        return CatalogConfig.from_env(
+            uri,
+            self.lake_warehouse or f"s3://{self.s3_bucket}/warehouse",
+            namespace=self.lake_namespace,
+            kind=self.lake_catalog,
+            env={
+                **os.environ,
+                **({"AWS_ENDPOINT_URL": self.aws_endpoint_url} if self.aws_endpoint_url else {}),
+            },
+        )
 
     def window_config(self) -> WindowConfig:
         return WindowConfig(

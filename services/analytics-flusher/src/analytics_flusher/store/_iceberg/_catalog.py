@@ -45,6 +45,8 @@ class CatalogConfig:
     warehouse: str
     namespace: str = "analytics"
     name: str = "lake"
+    #: ``sql`` (a pyiceberg ``SqlCatalog`` at ``uri``) or ``glue`` (the AWS Glue Data Catalog).
+    kind: str = "sql"
     endpoint_url: str | None = None
     region: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
@@ -56,6 +58,10 @@ class CatalogConfig:
             raise ValueError(f"warehouse {self.warehouse!r} is not an s3://bucket/prefix location")
         if not self.namespace or "." in self.namespace:
             raise ValueError(f"namespace {self.namespace!r}: one level, not empty")
+        if self.kind not in ("sql", "glue"):
+            raise ValueError(f"catalog kind {self.kind!r}: sql or glue")
+        if self.kind == "sql" and not self.uri:
+            raise ValueError("a SQL catalog needs its database URI")
 
     @classmethod
     def from_env(
@@ -64,6 +70,7 @@ class CatalogConfig:
         warehouse: str,
         *,
         namespace: str = "analytics",
+        kind: str = "sql",
         env: Mapping[str, str] | None = None,
     ) -> CatalogConfig:
         """The S3 settings from ``env`` (this process's environment by default)."""
@@ -72,6 +79,7 @@ class CatalogConfig:
             uri=uri,
             warehouse=warehouse,
             namespace=namespace,
+            kind=kind,
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
