@@ -159,6 +159,9 @@ class Pipeline:
             spec_env = dict(env)
             if spec.database:
                 spec_env["DATABASE_URL"] = self.stack.sink.create_database(spec.database)
+            if spec.catalog_database:
+                catalog = self.stack.sink.create_database(spec.catalog_database)
+                spec_env["LAKE_CATALOG_URI"] = catalog
             self._env[spec.name] = spec_env
             self.services.append(ServiceProcess(spec, spec_env, self.work_dir).start())
         self.info().save(self.work_dir / STACK_FILE)

@@ -33,6 +33,8 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
     # Its own database on the sink server, as in production: services never share tables.
     database: str | None = None
+    # The database of its Iceberg catalog on the sink server (``LAKE_CATALOG_URI``).
+    catalog_database: str | None = None
 
     @property
     def available(self) -> bool:
@@ -69,7 +71,10 @@ SERVICES = (
             "GRACE_SECONDS": str(LAKE_GRACE_S),
             "MAX_CLOCK_SKEW_SECONDS": str(LAKE_GRACE_S),
             "IDLE_FLUSH_SECONDS": "10",
+            # The changes tables: a run of minutes sees a commit every few seconds.
+            "LAKE_COMMIT_INTERVAL_SECONDS": "5",
         },
+        catalog_database="lake_catalog",
     ),
 )
 

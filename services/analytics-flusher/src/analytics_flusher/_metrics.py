@@ -37,9 +37,18 @@ class LakeMetrics:
             registry=self.registry,
         )
 
-    def count_skewed(self, topic: str, n: int) -> None:
-        if n:
-            self.clock_skewed.labels(SERVICE, topic).inc(n)
+    def count_skewed(self, topic: str, partition: int, n: int, *, bound_ms: int) -> None:
+        """Count and log ``n`` changes of one batch ahead of the clock's bound."""
+        if not n:
+            return
+        self.clock_skewed.labels(SERVICE, topic).inc(n)
+        _log.warning(
+            "changes ahead of the clock; they do not move the watermark",
+            topic=topic,
+            partition=partition,
+            count=n,
+            bound_ms=bound_ms,
+        )
 
     def record_sweeps(self, part: Part) -> None:
         """Log and count the sweeps of a part whose objects are all written (durable)."""

@@ -28,12 +28,17 @@ from concurrent.futures import wait as wait_for
 from decimal import localcontext
 from typing import Protocol
 
+import structlog
 from consumer_runtime import RetryableError
 
-from analytics_flusher._reports import ReportTable, build_reports, iso_utc
+from analytics_flusher._http import HttpPoster
+from analytics_flusher._metrics import LakeMetrics
+from analytics_flusher._reports import ReportTable, build_reports, iso_utc, window_summary
 from analytics_flusher.domain import MONEY, Part
-from analytics_flusher.errors import UnwritablePartError
+from analytics_flusher.errors import HttpSinkUnavailable, UnwritablePartError
 from analytics_flusher.store import encode_jsonl, encode_parquet
+
+_log = structlog.get_logger("analytics_flusher")
 
 
 class ObjectStore(Protocol):
@@ -221,4 +226,36 @@ def unwritable(part: Part, key: str, exc: BaseException) -> UnwritablePartError:
         "lost: the process stops and reads them again when it restarts. An encoding error is "
         "a bug in the flusher (every record was checked when it was received): fix it and "
         "redeploy. A refusal by the store: check the bucket and the service's permissions."
+    )
+
+
+def retire(
+    part: Part,
+    tables: list[ReportTable],
+    http: HttpPoster | None,
+    metrics: LakeMetrics,
+    stats: dict[str, int],
+) -> None:
+    """A part whose objects are all written: its summary POSTed (``http``), its sweeps logged
+    and counted, the part logged. An analytics API that did not take the summary is the
+    runtime's ``RetryableError`` (the part is retired again on the next call)."""
+    if http is not None and tables:
+        try:
+            http.post(tables[0].key, window_summary(part, tables))
+        except HttpSinkUnavailable as exc:
+            raise RetryableError(str(exc)) from exc
+    metrics.record_sweeps(part)
+    late = sum(s.count for s in part.late.values())
+    stats["parts"] += 1
+    stats["late_events"] += late
+    _log.info(
+        "window part written",
+        topic=part.topic,
+        partition=part.partition,
+        window_start=part.window_start,
+        offsets=f"{part.first_offset}..{part.last_offset}",
+        events=part.events,
+        rows=len(part.images),
+        late_events=late,
+        objects=len(tables),
     )

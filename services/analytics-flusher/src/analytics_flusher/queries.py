@@ -26,13 +26,18 @@ Rows whose reads of that snapshot are not written yet (another partition behind)
 until they are: self-healing (the README's "Sweeps"). The per-window summaries are history and
 do not apply sweeps; only these current-state queries do.
 
+The same queries run over the Iceberg changes tables (``render_iceberg``): every change of a row
+is the row's image after it, so the rule is the same.
+
 ``root`` is where the report prefixes live: ``s3://bucket/reports`` with DuckDB's ``httpfs``
 (or the same SQL in Athena over the Hive-partitioned tables), or a local copy of the objects.
 """
 
 from __future__ import annotations
 
-_LATEST = """
+#: The image reports' objects under ``{root}``, as the queries' ``order_parts`` and
+#: ``item_parts``.
+_PARQUET_PARTS = """
 WITH order_parts AS (
     SELECT * FROM read_parquet(
         '{root}/orders/**/*.parquet', hive_partitioning = false, union_by_name = true)
@@ -43,7 +48,26 @@ WITH order_parts AS (
         '{root}/order_items/**/*.parquet', hive_partitioning = false, union_by_name = true)
     UNION ALL BY NAME SELECT NULL::VARCHAR AS source_version, NULL::VARCHAR AS sweep_version,
         NULL::BIGINT AS sweep_offset WHERE false
-), order_sweep AS (  -- '' when no sweep was recorded: every version is at or above it
+)"""
+
+#: The Iceberg changes tables (registered under their names: ``orders_changes``,
+#: ``order_items_changes``) in the image reports' shape: a change is the image of its row after
+#: it, ``order_day`` the UTC date of ``created_at``, a sweep's offset its change's.
+ICEBERG_PARTS = """
+WITH order_parts AS (
+    SELECT *, op = 'd' AS deleted,
+        CAST(timezone('UTC', created_at) AS DATE) AS order_day,
+        'orders' AS kafka_topic,
+        CASE WHEN sweep_version IS NOT NULL THEN kafka_offset END AS sweep_offset
+    FROM orders_changes
+), item_parts AS (
+    SELECT *, op = 'd' AS deleted,
+        'order_items' AS kafka_topic,
+        CASE WHEN sweep_version IS NOT NULL THEN kafka_offset END AS sweep_offset
+    FROM order_items_changes
+)"""
+
+_LATEST = """{parts}, order_sweep AS (  -- '' without a sweep: every version is at or above it
     SELECT coalesce(max(sweep_version), '') AS version FROM order_parts
 ), item_sweep AS (
     SELECT coalesce(max(sweep_version), '') AS version FROM item_parts
@@ -154,4 +178,11 @@ GROUP BY order_day HAVING sum(net_orders) <> 0 OR sum(net_revenue) <> 0 ORDER BY
 def render(query: str, root: str, n: int = 100) -> str:
     """``query`` for the report prefixes under ``root`` (no trailing slash)."""
     safe = root.rstrip("/").replace("'", "''")
-    return query.replace("{root}", safe).replace("{n}", str(int(n)))
+    return (
+        query.replace("{parts}", _PARQUET_PARTS).replace("{root}", safe).replace("{n}", str(int(n)))
+    )
+
+
+def render_iceberg(query: str, n: int = 100) -> str:
+    """``query`` over the Iceberg changes tables, registered in DuckDB under their names."""
+    return query.replace("{parts}", ICEBERG_PARTS).replace("{n}", str(int(n)))

@@ -23,17 +23,19 @@ Event times are bounded by the processing clock (``wall_clock``, read once per b
 more than ``max_clock_skew_ms`` ahead of it does not move its partition's watermark
 (``domain.PartitionWindows.add``) and is counted in ``lake_clock_skewed_records_total``.
 
-Memory: besides the per-partition caps of ``WindowConfig``, the estimated bytes of every open
-window of the process are bounded by ``max_open_bytes``; past it, the windows of the partition
-holding the most are closed (a forced flush, like the caps'), checked after each record. Parts
-closed and still uploading are held to as much again (``_uploads.Uploads.throttle``).
+Memory (README, "Memory"): besides ``WindowConfig``'s per-partition caps, the open windows of
+the process hold at most ``max_open_bytes`` (past it, those of the partition holding most are
+closed), and parts still uploading as much again (``_uploads.Uploads.throttle``).
 
-Refusals: ``write_batch`` first checks every change against the lake's column types
-(``_encodable``) and refuses the batch (``RejectedError``) if one does not fit, before folding
-any of it; the runtime isolates that record and dead-letters it, so an object that cannot be
-encoded is never built from data. An upload that fails for good anyway (a bug, or the store
-refusing the object) is not retried: it raises ``UnwritablePartError`` and the process stops
-without committing past the part.
+Refusals (README, "Refused records"): ``write_batch`` checks every change against the lake's
+column types (``_encodable``) before folding any, and refuses the batch (``RejectedError``):
+the runtime dead-letters that record. An upload failing for good raises
+``UnwritablePartError``: the process stops without committing past the part.
+
+Iceberg (README, "Iceberg tables"): with a catalog configured, every change is also handed to
+``changes`` (``store.ChangesWriter``), committed to the changes tables every
+``LAKE_COMMIT_INTERVAL_SECONDS`` (and on revoke and shutdown), and a partition is durable only
+up to its first change not yet committed there.
 """
 
 from __future__ import annotations
@@ -52,12 +54,10 @@ from analytics_flusher._changes import Change
 from analytics_flusher._encodable import refuse_unencodable
 from analytics_flusher._http import HttpPoster
 from analytics_flusher._metrics import LakeMetrics
-from analytics_flusher._reports import ReportTable, window_summary
-from analytics_flusher._uploads import ObjectStore, Uploads, unwritable
+from analytics_flusher._uploads import ObjectStore, Uploads, retire, unwritable
 from analytics_flusher.domain import MONEY, Held, Part, PartitionWindows, WindowConfig
-from analytics_flusher.errors import HttpSinkUnavailable
 from analytics_flusher.settings import DEFAULT_MAX_OPEN_BYTES, FlusherSettings
-from analytics_flusher.store import open_lake
+from analytics_flusher.store import ChangesWriter, open_lake, open_writer
 
 _log = structlog.get_logger("analytics_flusher")
 
@@ -86,6 +86,7 @@ class LakeSink(BaseSink[Change]):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         metrics: LakeMetrics | None = None,
+        changes: ChangesWriter | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -99,6 +100,9 @@ class LakeSink(BaseSink[Change]):
         self.metrics = metrics or LakeMetrics()
         # Served by the runtime on /metrics next to its own (consumer_runtime's Sink docs).
         self.metrics_registry = self.metrics.registry
+        # The Iceberg changes tables (None: not configured): every change, committed on an
+        # interval, exactly once (``store._iceberg._writer``).
+        self.changes = changes
         self._lock = threading.RLock()
         self._windows: dict[TopicPartition, PartitionWindows] = {}
         self._pending: dict[TopicPartition, list[Part]] = {}
@@ -133,6 +137,7 @@ class LakeSink(BaseSink[Change]):
     @classmethod
     def from_settings(cls, settings: FlusherSettings) -> LakeSink:
         store = open_lake(settings)
+        metrics = LakeMetrics()
         http = None
         if settings.http_sink_url is not None:
             http = HttpPoster(
@@ -151,6 +156,8 @@ class LakeSink(BaseSink[Change]):
             upload_concurrency=settings.upload_concurrency,
             max_inflight=settings.upload_max_inflight,
             max_open_bytes=settings.max_open_bytes,
+            metrics=metrics,
+            changes=open_writer(settings, metrics.registry),
         )
 
     # -- the runtime's hooks --------------------------------------------------------------------
@@ -158,6 +165,8 @@ class LakeSink(BaseSink[Change]):
     def write_batch(self, batch: Batch[Change]) -> Offsets | None:
         refuse_unencodable(batch)  # before anything is folded: the batch is taken whole or not
         with self._lock, localcontext(MONEY):
+            if self.changes is not None:
+                self.changes.claim_pending()
             now = self._clock()
             now_ms = int(self._wall_clock() * 1000)
             held, bound = self._held, self.max_open_bytes
@@ -172,9 +181,19 @@ class LakeSink(BaseSink[Change]):
                         self._shed()
                 self._last_seen[tp] = now
                 if skewed:
-                    self._count_skewed(tp, skewed, now_ms)
+                    self.metrics.count_skewed(
+                        tp.topic,
+                        tp.partition,
+                        skewed,
+                        bound_ms=now_ms + self.config.max_clock_skew_ms,
+                    )
+                    self.stats["clock_skewed"] += skewed
             for tp, next_offset in batch.next_offsets.items():
                 self._state(tp).advance(next_offset)
+                if self.changes is not None:
+                    self.changes.add(tp, batch.records.get(tp, ()), next_offset)
+            if self.changes is not None and self.changes.due():
+                self.changes.commit()
             self._write_pending(list(self._pending), wait=False)
             return self._durable(list(self._windows))
 
@@ -182,6 +201,8 @@ class LakeSink(BaseSink[Change]):
         with self._lock:
             for tp in partitions:
                 self._state(tp)
+            if self.changes is not None:
+                self.changes.assign(partitions)
 
     def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
         with self._lock:
@@ -190,6 +211,8 @@ class LakeSink(BaseSink[Change]):
                     if tp in self._windows:
                         self._windows[tp].close_all(self._pending.setdefault(tp, []))
                 self._write_pending([tp for tp in partitions if tp in self._pending], wait=True)
+                if self.changes is not None:
+                    self.changes.commit(partitions)
                 return self._durable([tp for tp in partitions if tp in self._windows])
             finally:
                 self._drop(partitions)
@@ -203,6 +226,8 @@ class LakeSink(BaseSink[Change]):
             for tp, state in self._windows.items():
                 state.close_all(self._pending.setdefault(tp, []))
             self._write_pending(list(self._pending), wait=True)
+            if self.changes is not None:
+                self.changes.commit()
             return self._durable(list(self._windows))
 
     def close(self) -> None:
@@ -251,6 +276,10 @@ class LakeSink(BaseSink[Change]):
         """The runtime's wall-clock turn: close quiet windows, report what is now durable."""
         self.flush_idle()
         with self._lock:
+            if self.changes is not None:
+                self.changes.claim_pending()
+                if self.changes.due():
+                    self.changes.commit()
             return self._durable(list(self._windows)) or None
 
     def _idle_loop(self) -> None:
@@ -261,17 +290,6 @@ class LakeSink(BaseSink[Change]):
                 _log.exception("idle flush failed unexpectedly")
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _count_skewed(self, tp: TopicPartition, n: int, now_ms: int) -> None:
-        self.metrics.count_skewed(tp.topic, n)
-        self.stats["clock_skewed"] += n
-        _log.warning(
-            "changes ahead of the clock; they do not move the watermark",
-            topic=tp.topic,
-            partition=tp.partition,
-            count=n,
-            bound_ms=now_ms + self.config.max_clock_skew_ms,
-        )
 
     def _state(self, tp: TopicPartition) -> PartitionWindows:
         state = self._windows.get(tp)
@@ -304,6 +322,8 @@ class LakeSink(BaseSink[Change]):
             self._last_seen.pop(tp, None)
             for part in self._pending.pop(tp, []):
                 self._uploads.forget(part)
+        if self.changes is not None:
+            self.changes.drop(partitions)
 
     def _durable(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
@@ -316,6 +336,9 @@ class LakeSink(BaseSink[Change]):
             if pending:
                 first = min(p.first_offset for p in pending)
                 offset = first if offset is None else min(offset, first)
+            held = None if self.changes is None else self.changes.durable(tp)
+            if held is not None:
+                offset = held if offset is None else min(offset, held)
             if offset is not None:
                 out[tp] = offset
         return out
@@ -358,7 +381,7 @@ class LakeSink(BaseSink[Change]):
                     ):
                         failure = (part, *found)  # a final failure before a transient one
                     break
-                self._retire(part, self._uploads.tables(part))
+                retire(part, self._uploads.tables(part), self.http, self.metrics, self.stats)
                 self._uploads.forget(pending.pop(0))
         if failure is None:
             return
@@ -366,28 +389,6 @@ class LakeSink(BaseSink[Change]):
         if isinstance(exc, RetryableError):
             raise exc
         raise unwritable(part, key, exc) from exc
-
-    def _retire(self, part: Part, tables: list[ReportTable]) -> None:
-        if self.http is not None and tables:
-            try:
-                self.http.post(tables[0].key, window_summary(part, tables))
-            except HttpSinkUnavailable as exc:
-                raise RetryableError(str(exc)) from exc
-        self.metrics.record_sweeps(part)
-        late = sum(s.count for s in part.late.values())
-        self.stats["parts"] += 1
-        self.stats["late_events"] += late
-        _log.info(
-            "window part written",
-            topic=part.topic,
-            partition=part.partition,
-            window_start=part.window_start,
-            offsets=f"{part.first_offset}..{part.last_offset}",
-            events=part.events,
-            rows=len(part.images),
-            late_events=late,
-            objects=len(tables),
-        )
 
 
 def build_sink(settings: FlusherSettings) -> LakeSink:

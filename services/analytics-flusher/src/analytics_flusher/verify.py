@@ -14,6 +14,7 @@ Needs the ``verify`` extra (the dev stack).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from analytics_flusher.queries import (
     ORDER_STATUS_COUNTS,
     PRODUCT_SALES_BY_DAY,
 )
-from analytics_flusher.store import LakeMirror
+from analytics_flusher.store import CatalogConfig, IcebergReader, LakeMirror
 
 if TYPE_CHECKING:
     from analytics_flusher.store import SourceConnection
@@ -45,22 +46,33 @@ class Lake(LakeMirror):
         """The four report totals, in the shapes of :func:`expected` (empty: nothing yet)."""
         if not self.sync() or not (self.mirror / self.prefix / "order_items").exists():
             return {}
-        rows = self.rows
-        return {
-            "daily_sales": {
-                d: truth.DailySales(d, int(n), Decimal(r).quantize(CENTS))
-                for d, n, r in rows(DAILY_SALES)
-            },
-            "product_sales_by_day": {
-                (d, p): (int(u), Decimal(r).quantize(CENTS))
-                for d, p, u, r in rows(PRODUCT_SALES_BY_DAY)
-            },
-            "customer_spend_by_day": {
-                (d, c): (int(n), Decimal(s).quantize(CENTS))
-                for d, c, n, s in rows(CUSTOMER_SPEND_BY_DAY)
-            },
-            "order_status_counts": {s: int(n) for s, n in rows(ORDER_STATUS_COUNTS)},
-        }
+        return totals(self.rows)
+
+
+def iceberg_totals(config: CatalogConfig) -> dict[str, Any]:
+    """The same totals from the Iceberg changes tables (empty: the tables do not exist yet)."""
+    reader = IcebergReader(config)
+    return totals(reader.rows) if reader.load() else {}
+
+
+def totals(rows: Callable[[str], list[tuple[Any, ...]]]) -> dict[str, Any]:
+    """The four report totals from ``rows`` (a query's rows over the Parquet images or the
+    Iceberg tables), in the shapes of :func:`expected`."""
+    return {
+        "daily_sales": {
+            d: truth.DailySales(d, int(n), Decimal(r).quantize(CENTS))
+            for d, n, r in rows(DAILY_SALES)
+        },
+        "product_sales_by_day": {
+            (d, p): (int(u), Decimal(r).quantize(CENTS))
+            for d, p, u, r in rows(PRODUCT_SALES_BY_DAY)
+        },
+        "customer_spend_by_day": {
+            (d, c): (int(n), Decimal(s).quantize(CENTS))
+            for d, c, n, s in rows(CUSTOMER_SPEND_BY_DAY)
+        },
+        "order_status_counts": {s: int(n) for s, n in rows(ORDER_STATUS_COUNTS)},
+    }
 
 
 def expected(source: SourceConnection) -> dict[str, Any]:
@@ -72,10 +84,20 @@ def expected(source: SourceConnection) -> dict[str, Any]:
     }
 
 
-def compare(lake: Lake, source: SourceConnection) -> list[Check]:
+def compare(
+    lake: Lake, source: SourceConnection, iceberg: CatalogConfig | None = None
+) -> list[Check]:
+    """The Parquet images' totals (and the Iceberg tables', given their catalog) against the
+    source's, and every rewritten key's bytes."""
     want = expected(source)
     got = lake.totals()
     out = [diff_maps(SERVICE, name, want[name], got.get(name, {})) for name in REPORTS]
+    if iceberg is not None:
+        tables = iceberg_totals(iceberg)
+        out += [
+            diff_maps(SERVICE, f"iceberg {name}", want[name], tables.get(name, {}))
+            for name in REPORTS
+        ]
     versions = lake.versions()
     rewritten = {k: e for k, e in versions.items() if len(e) > 1}
     differing = sorted(k for k, e in rewritten.items() if len(set(e)) > 1)
@@ -99,7 +121,15 @@ def checks(ctx: VerifyContext) -> list[Check]:
     service_env = ctx.info.env_of(SERVICE)
     bucket = service_env["S3_BUCKET"]
     prefix = service_env.get("S3_PREFIX", "reports")
+    iceberg = None
+    if service_env.get("LAKE_CATALOG_URI"):
+        iceberg = CatalogConfig.from_env(
+            service_env["LAKE_CATALOG_URI"],
+            service_env.get("LAKE_WAREHOUSE") or f"s3://{bucket}/warehouse",
+            namespace=service_env.get("LAKE_NAMESPACE", "analytics"),
+            env={**ctx.info.aws_env, "AWS_ENDPOINT_URL": ctx.info.aws_endpoint_url or ""},
+        )
     with tempfile.TemporaryDirectory(prefix="lake-") as mirror:
         lake = Lake(s3, bucket, Path(mirror), prefix)
         with ctx.source() as conn:
-            return compare(lake, conn)
+            return compare(lake, conn, iceberg)

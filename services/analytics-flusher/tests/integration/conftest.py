@@ -18,6 +18,7 @@ import pytest
 from analytics_flusher import ItemChange, verify
 from analytics_flusher.store._iceberg import (
     ITEMS_CHANGES,
+    ORDERS_CHANGES,
     CatalogConfig,
     ExactlyOnceCommitter,
     ensure_changes_tables,
@@ -41,7 +42,38 @@ CENTS = Decimal("0.01")
 
 
 class Lake(verify.Lake):
-    """The test's bucket, read back through a local mirror (only new objects are fetched)."""
+    """The test's bucket, read back through a local mirror (only new objects are fetched), and
+    the test's Iceberg changes tables."""
+
+    def __init__(self, *args: Any, iceberg: CatalogConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.iceberg = iceberg
+
+    def iceberg_totals(self) -> dict[str, Any]:
+        return verify.iceberg_totals(self.iceberg)
+
+    def iceberg_offsets(self) -> dict[str, list[tuple[int, int]]]:
+        """Per changes table, the (partition, offset) of every row, sorted (duplicates kept)."""
+        catalog = open_catalog(self.iceberg)
+        out = {}
+        for name in (ORDERS_CHANGES, ITEMS_CHANGES):
+            rows = catalog.load_table((self.iceberg.namespace, name)).scan().to_arrow()
+            pairs = zip(
+                rows.column("kafka_partition").to_pylist(),
+                rows.column("kafka_offset").to_pylist(),
+                strict=True,
+            )
+            out[name] = sorted(pairs)
+        return out
+
+    def assert_iceberg_exactly_once(self) -> int:
+        """No (partition, offset) twice in a changes table; returns the rows."""
+        total = 0
+        for name, pairs in self.iceberg_offsets().items():
+            doubled = len(pairs) - len(set(pairs))
+            assert not doubled, f"{name}: {doubled} changes written twice"
+            total += len(pairs)
+        return total
 
     def assert_rewrites_identical(self) -> int:
         """Every key written more than once holds the same bytes each time; returns how many."""
@@ -72,11 +104,20 @@ def diff(expected: dict[str, Any], actual: dict[str, Any]) -> str:
 class Flushers:
     """Start/stop flusher child processes of one test; all are killed at teardown."""
 
-    def __init__(self, tmp_path: Path, bootstrap: str, aws: AwsEmulator, bucket: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        bootstrap: str,
+        aws: AwsEmulator,
+        bucket: str,
+        catalog: CatalogConfig | None = None,
+    ) -> None:
         self.tmp_path = tmp_path
         self.bootstrap = bootstrap
         self.aws = aws
         self.bucket = bucket
+        # The Iceberg catalog every flusher of the test writes its changes tables to.
+        self.catalog = catalog
         self.started: list[ManagedProcess] = []
 
     def start(self, name: str, group: str, **env: str) -> ManagedProcess:
@@ -97,6 +138,16 @@ class Flushers:
             "BATCH_MAX_WAIT_MS": "200",
             "RETRY_MAX_S": "2",
             "LOG_FORMAT": "console",
+            **(
+                {
+                    "LAKE_CATALOG_URI": self.catalog.uri,
+                    "LAKE_WAREHOUSE": self.catalog.warehouse,
+                    "LAKE_NAMESPACE": self.catalog.namespace,
+                    "LAKE_COMMIT_INTERVAL_SECONDS": "2",
+                }
+                if self.catalog is not None
+                else {}
+            ),
             **env,
         }
         proc = ManagedProcess(
@@ -117,10 +168,11 @@ def flushers(
     aws_emulator: AwsEmulator,
     s3_bucket: str,
     debezium_relay: DebeziumRelay,
+    iceberg_config: CatalogConfig,
 ) -> Iterator[Flushers]:
     s3 = aws_emulator.client("s3")
     s3.put_bucket_versioning(Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"})
-    kit = Flushers(tmp_path, kafka_bootstrap, aws_emulator, s3_bucket)
+    kit = Flushers(tmp_path, kafka_bootstrap, aws_emulator, s3_bucket, iceberg_config)
     yield kit
     for proc in kit.started:
         proc.kill()
@@ -131,8 +183,10 @@ def flushers(
 
 
 @pytest.fixture
-def lake(aws_emulator: AwsEmulator, s3_bucket: str, tmp_path: Path) -> Lake:
-    return Lake(aws_emulator.client("s3"), s3_bucket, tmp_path / "mirror")
+def lake(
+    aws_emulator: AwsEmulator, s3_bucket: str, tmp_path: Path, iceberg_config: CatalogConfig
+) -> Lake:
+    return Lake(aws_emulator.client("s3"), s3_bucket, tmp_path / "mirror", iceberg=iceberg_config)
 
 
 class Background:
@@ -170,16 +224,22 @@ class Kit:
 
     @staticmethod
     def converge(lake: Lake, source: PostgresServer, timeout: float = 90.0) -> dict[str, Any]:
-        """Wait until the lake's totals equal the source's; fail with a readable diff."""
+        """Wait until the lake's totals, from the Parquet images and from the Iceberg changes
+        tables, equal the source's; fail with a readable diff."""
         expected = source_truth(source)
         deadline = time.monotonic() + timeout
-        actual: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            actual = lake.totals()
-            if actual == expected:
-                return expected
-            time.sleep(1.0)
-        raise AssertionError("lake totals differ from the source:\n" + diff(expected, actual))
+        for what, read in (("lake", lake.totals), ("Iceberg", lake.iceberg_totals)):
+            actual: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                actual = read()
+                if actual == expected:
+                    break
+                time.sleep(1.0)
+            else:
+                raise AssertionError(
+                    f"{what} totals differ from the source:\n" + diff(expected, actual)
+                )
+        return expected
 
 
 @pytest.fixture

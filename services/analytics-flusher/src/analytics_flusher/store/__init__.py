@@ -10,17 +10,52 @@ enforces it.
 - ``_parquet``: report tables as Parquet (and JSON lines), byte for byte reproducibly;
 - ``_s3``: the bucket the sink writes to, and its client;
 - ``_verify_reads``: what ``cdc dev verify`` reads (the mirrored objects, their versions);
-- ``_iceberg``: the lake as Iceberg tables (pyiceberg, a SQL catalog in PostgreSQL), in
-  progress: not imported here, the running service does not use it yet.
+- ``_iceberg``: the lake as Iceberg tables (pyiceberg; a SQL catalog in PostgreSQL or AWS
+  Glue): the changes tables ``sink`` commits to through ``open_writer``'s ``ChangesWriter``.
 """
 
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
+
+from analytics_flusher.settings import FlusherSettings
+from analytics_flusher.store._iceberg import (
+    ITEMS_CHANGES,
+    ORDERS_CHANGES,
+    CatalogConfig,
+    ChangesWriter,
+    open_changes_writer,
+)
 from analytics_flusher.store._parquet import SCHEMAS, encode_jsonl, encode_parquet
 from analytics_flusher.store._s3 import S3Store, open_lake
-from analytics_flusher.store._verify_reads import LakeMirror
+from analytics_flusher.store._verify_reads import IcebergReader, LakeMirror
 
 if TYPE_CHECKING:
     from analytics_flusher.store._verify_reads import SourceConnection as SourceConnection
 
-__all__ = ["SCHEMAS", "LakeMirror", "S3Store", "encode_jsonl", "encode_parquet", "open_lake"]
+__all__ = [
+    "SCHEMAS",
+    "CatalogConfig",
+    "ChangesWriter",
+    "IcebergReader",
+    "LakeMirror",
+    "S3Store",
+    "encode_jsonl",
+    "encode_parquet",
+    "open_lake",
+    "open_writer",
+]
+
+
+def open_writer(
+    settings: FlusherSettings, registry: CollectorRegistry | None = None
+) -> ChangesWriter | None:
+    """The writer of the Iceberg changes tables the settings name (None: no catalog
+    configured); the catalog, namespace and tables are created when missing."""
+    config = settings.catalog_config()
+    if config is None:
+        return None
+    tables = {settings.orders_table: ORDERS_CHANGES, settings.items_table: ITEMS_CHANGES}
+    return open_changes_writer(
+        config, tables, interval_s=settings.lake_commit_interval_seconds, registry=registry
+    )

@@ -11,12 +11,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analytics_flusher.queries import render
+from analytics_flusher.queries import render, render_iceberg
+from analytics_flusher.store._iceberg import (
+    CHANGES_TABLES,
+    CatalogConfig,
+    open_catalog,
+)
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as SourceConnection
 
-__all__ = ["LakeMirror", "SourceConnection"]
+__all__ = ["IcebergReader", "LakeMirror", "SourceConnection"]
 
 
 class LakeMirror:
@@ -64,3 +69,38 @@ class LakeMirror:
             for v in page.get("Versions", []):
                 out[v["Key"]].append(v["ETag"])
         return dict(out)
+
+
+class IcebergReader:
+    """The changes tables of a catalog, scanned to Arrow once (``load``) and queried with the
+    same documented queries (``queries.render_iceberg``) in an in-memory DuckDB."""
+
+    def __init__(self, config: CatalogConfig) -> None:
+        self.config = config
+        self._tables: dict[str, Any] = {}
+
+    def load(self) -> bool:
+        """Scan both changes tables as they are now; False if one does not exist yet."""
+        from pyiceberg.exceptions import NoSuchTableError
+
+        catalog = open_catalog(self.config)
+        try:
+            self._tables = {
+                name: catalog.load_table((self.config.namespace, name)).scan().to_arrow()
+                for name in CHANGES_TABLES
+            }
+        except NoSuchTableError:
+            return False
+        return True
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of one of ``queries``' current-state queries over the loaded tables."""
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            for name, table in self._tables.items():
+                con.register(name, table)
+            return con.sql(render_iceberg(sql)).fetchall()
+        finally:
+            con.close()

@@ -1,5 +1,4 @@
-"""The lake as Apache Iceberg tables (in progress: the running service does not use it yet; it
-writes Parquet objects through ``store._s3``).
+"""The lake as Apache Iceberg tables: the changes tables the sink commits to (``_writer``).
 
 - ``_catalog``: ``CatalogConfig`` and ``open_catalog``: a pyiceberg ``SqlCatalog`` in
   PostgreSQL with an S3 warehouse, the namespace created when missing;
@@ -7,8 +6,9 @@ writes Parquet objects through ``store._s3``).
   missing, and their rows from the decoded changes;
 - ``_positions``: pure: the Kafka positions a snapshot records, and the rule that fences a
   zombie's append or skips a replayed one;
-- ``_commit``: ``ExactlyOnceCommitter``: appends checked against that rule and committed only
-  on the snapshot they were checked against (no rebase by pyiceberg's own retry).
+- ``_commit``: ``ExactlyOnceCommitter``: claims, and appends checked against that rule and
+  committed only on the snapshot they were checked against (no rebase by pyiceberg's own retry);
+- ``_writer``: ``ChangesWriter``: the sink's per-partition buffers, committed on an interval.
 """
 
 from analytics_flusher.store._iceberg._catalog import CatalogConfig, ensure_namespace, open_catalog
@@ -34,6 +34,11 @@ from analytics_flusher.store._iceberg._tables import (
     item_rows,
     order_rows,
 )
+from analytics_flusher.store._iceberg._writer import (
+    ChangesWriter,
+    WriterMetrics,
+    open_changes_writer,
+)
 
 __all__ = [
     "CHANGES_TABLES",
@@ -42,16 +47,19 @@ __all__ = [
     "SUMMARY_GENERATION",
     "SUMMARY_POSITIONS",
     "CatalogConfig",
+    "ChangesWriter",
     "CommitPlan",
     "CommitResult",
     "ExactlyOnceCommitter",
     "Position",
+    "WriterMetrics",
     "decode_positions",
     "encode_positions",
     "ensure_changes_tables",
     "ensure_namespace",
     "item_rows",
     "open_catalog",
+    "open_changes_writer",
     "order_rows",
     "plan_commit",
     "recorded_positions",

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -52,6 +52,8 @@ from analytics_flusher.store._iceberg._positions import (
     SUMMARY_GENERATION,
     SUMMARY_POSITIONS,
     Position,
+    claim_key,
+    decode_claims,
     decode_positions,
     encode_positions,
     plan_commit,
@@ -167,16 +169,59 @@ class ExactlyOnceCommitter:
         where a writer resumes on assignment."""
         return recorded_positions(self._load(table))[1]
 
+    def claim(
+        self, table: str, partitions: Collection[TopicPartition]
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, Position]]:
+        """Claim ``partitions`` of ``table`` for this writer (on assignment; ``_positions``,
+        "Generations are claims"): one commit of the table's properties raising each claim to
+        one above both the claim and the generation recorded for the partition. Returns the
+        generations claimed and every partition's position as the claim's snapshot records it
+        (from then on only this writer can move them). Retried from the start when another
+        commit lands first, ``RetryableError`` past ``max_attempts``."""
+        wanted = sorted(set(partitions))
+        name = f"{self.namespace}.{table}"
+        if not wanted:
+            return {}, self.positions(table)
+        for attempt in range(1, self.max_attempts + 1):
+            loaded = self._load(table)
+            base, recorded = recorded_positions(loaded)
+            claims = decode_claims(loaded.properties)
+            generations = {
+                tp: 1 + max(claims.get(tp, 0), recorded[tp].generation if tp in recorded else 0)
+                for tp in wanted
+            }
+            transaction = _PinnedTransaction(loaded, base)
+            try:
+                with transient(f"claiming partitions of {name}"):
+                    transaction.set_properties(
+                        {claim_key(tp): str(g) for tp, g in generations.items()}
+                    )
+                    transaction.commit_transaction()
+            except CommitFailedException as exc:
+                _log.info("table moved during a claim; claiming again", table=name, error=exc)
+                time.sleep(self.backoff_s * attempt * (1 + random.random()))
+                continue
+            _log.info(
+                "claimed partitions",
+                table=name,
+                generations={f"{tp.topic}[{tp.partition}]": g for tp, g in generations.items()},
+            )
+            return generations, recorded
+        raise RetryableError(
+            f"{name}: other commits kept landing first ({self.max_attempts} attempts)"
+        )
+
     def append(
         self,
         table: str,
         rows: pa.Table,
         end_offsets: Mapping[TopicPartition, int],
-        generation: int,
+        generation: int | Mapping[TopicPartition, int],
     ) -> CommitResult:
         """Append ``rows`` (of one topic: ``kafka_partition`` / ``kafka_offset`` say where each
         comes from) covering, per partition, the records before ``end_offsets[p]``, written by
-        a member of consumer-group generation ``generation``.
+        a writer of generation ``generation`` (the claims ``claim`` returned, per partition; one
+        number for all of them is taken as is, for tests and tools).
 
         ``FencedCommitError`` if a newer generation has written one of the partitions; a
         duplicate (everything recorded already) commits nothing; ``ValueError`` if ``rows`` hold
@@ -190,7 +235,7 @@ class ExactlyOnceCommitter:
         for attempt in range(1, self.max_attempts + 1):
             loaded = self._load(table)
             base, recorded = recorded_positions(loaded)
-            plan = plan_commit(recorded, end_offsets, generation)
+            plan = plan_commit(recorded, end_offsets, generation, decode_claims(loaded.properties))
             if plan.fenced:
                 raise _fenced(name, plan.fenced, generation)
             if plan.duplicate:
@@ -199,7 +244,9 @@ class ExactlyOnceCommitter:
             kept = _drop_recorded(rows, plan.keep_from)
             summary = {
                 SUMMARY_POSITIONS: encode_positions(plan.positions),
-                SUMMARY_GENERATION: str(generation),
+                SUMMARY_GENERATION: str(
+                    generation if isinstance(generation, int) else max(generation.values())
+                ),
             }
             transaction = _PinnedTransaction(loaded, base)
             try:
@@ -219,14 +266,18 @@ class ExactlyOnceCommitter:
 
 
 def _fenced(
-    name: str, fenced: Mapping[TopicPartition, Position], generation: int
+    name: str,
+    fenced: Mapping[TopicPartition, Position],
+    generation: int | Mapping[TopicPartition, int],
 ) -> FencedCommitError:
+    mine = {tp: generation if isinstance(generation, int) else generation[tp] for tp in fenced}
     described = ", ".join(
-        f"{tp} (next offset {p.offset}, generation {p.generation})"
+        f"{tp} (this writer's generation {mine[tp]}; next offset {p.offset}, "
+        f"generation {p.generation})"
         for tp, p in sorted(fenced.items())
     )
     return FencedCommitError(
-        f"{name}: not written: a writer of a newer generation than {generation} has written "
+        f"{name}: not written: a writer of a newer generation claimed or has written "
         f"{described}; this member missed a rebalance",
         {(tp.topic, tp.partition): (p.offset, p.generation) for tp, p in fenced.items()},
     )

@@ -22,9 +22,19 @@ Otherwise the commit records, for each partition it covers, ``max(e[p], r[p])`` 
 always holds every partition's position.
 
 Offsets order the records of one partition; they are never versions of a row (that is
-``source_version``). Generations only grow within a consumer group: a group deleted and
-created again starts below what the table records, and its writers would be fenced (the flusher
-is not wired to these tables yet; the wiring has to settle that).
+``source_version``).
+
+**Generations are claims, kept in the table.** A member that is assigned a partition *claims*
+it before writing (``_commit.ExactlyOnceCommitter.claim``): a commit of the table's properties
+that raises ``cdc.owner.<topic>.<partition>`` (``claim_key``) to one above both the claim and
+the generation the table records for it. That number is the member's generation for the
+partition (``generation`` may be a mapping per partition), and a claim is ``claimed[p]`` here:
+an append whose generation of ``p`` is below ``claimed[p]`` is fenced as well, even before the
+new owner has written anything. The claim and every append are commits of the same table
+metadata, compared and swapped by the catalog, so a claim landing between a zombie's check and
+its commit makes that commit fail and be checked again. Kafka's own group generation is not
+used: the Python client does not expose it, and a group deleted and created again starts it
+over, below what the table records.
 """
 
 from __future__ import annotations
@@ -36,10 +46,13 @@ from dataclasses import dataclass, field
 from consumer_runtime import TopicPartition
 
 __all__ = [
+    "CLAIM_PREFIX",
     "SUMMARY_GENERATION",
     "SUMMARY_POSITIONS",
     "CommitPlan",
     "Position",
+    "claim_key",
+    "decode_claims",
     "decode_positions",
     "encode_positions",
     "plan_commit",
@@ -47,8 +60,30 @@ __all__ = [
 
 #: The snapshot summary key holding every partition's position (JSON, see ``encode_positions``).
 SUMMARY_POSITIONS = "cdc.positions"
-#: The snapshot summary key holding the generation of the writer that made the snapshot.
+#: The snapshot summary key holding the generation of the writer that made the snapshot (the
+#: highest of its partitions').
 SUMMARY_GENERATION = "cdc.generation"
+#: The table property prefix of the claims: ``cdc.owner.<topic>.<partition>`` -> generation.
+CLAIM_PREFIX = "cdc.owner."
+
+
+def claim_key(tp: TopicPartition) -> str:
+    """The table property holding ``tp``'s claim."""
+    return f"{CLAIM_PREFIX}{tp.topic}.{tp.partition}"
+
+
+def decode_claims(properties: Mapping[str, str]) -> dict[TopicPartition, int]:
+    """Every claim among a table's properties (others are ignored; a malformed claim is a
+    ``ValueError``: a property under the prefix that this module did not write)."""
+    out: dict[TopicPartition, int] = {}
+    for key, value in properties.items():
+        if not key.startswith(CLAIM_PREFIX):
+            continue
+        topic, _, partition = key[len(CLAIM_PREFIX) :].rpartition(".")
+        if not topic or not partition.isdigit() or not value.isdigit():
+            raise ValueError(f"table property {key}={value!r} is not a claim")
+        out[TopicPartition(topic, int(partition))] = int(value)
+    return out
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -87,22 +122,35 @@ class CommitPlan:
 def plan_commit(
     recorded: Mapping[TopicPartition, Position],
     end_offsets: Mapping[TopicPartition, int],
-    generation: int,
+    generation: int | Mapping[TopicPartition, int],
+    claimed: Mapping[TopicPartition, int] | None = None,
 ) -> CommitPlan:
     """The rule of the module docstring: ``recorded`` is what the checked snapshot holds,
-    ``end_offsets`` the next offset after the append's records per partition it covers."""
+    ``end_offsets`` the next offset after the append's records per partition it covers,
+    ``generation`` the writer's (one for all, or per partition), ``claimed`` the table's claims.
+
+    A partition fenced by a claim alone (nothing recorded above the writer's generation) is
+    reported with the position recorded for it, or offset 0, and the claim's generation."""
     if not end_offsets:
         raise ValueError("an append covers at least one partition")
-    if generation < 0:
-        raise ValueError(f"generation {generation} is negative")
+    gens = (
+        dict.fromkeys(end_offsets, generation) if isinstance(generation, int) else dict(generation)
+    )
     for tp, end in end_offsets.items():
         if end < 0:
             raise ValueError(f"end offset {end} of {tp} is negative")
-    fenced = {
-        tp: recorded[tp]
-        for tp in end_offsets
-        if tp in recorded and recorded[tp].generation > generation
-    }
+        if tp not in gens:
+            raise ValueError(f"no generation for {tp}")
+        if gens[tp] < 0:
+            raise ValueError(f"generation {gens[tp]} of {tp} is negative")
+    claimed = claimed or {}
+    fenced: dict[TopicPartition, Position] = {}
+    for tp in end_offsets:
+        before = recorded.get(tp)
+        if before is not None and before.generation > gens[tp]:
+            fenced[tp] = before
+        elif claimed.get(tp, 0) > gens[tp]:
+            fenced[tp] = Position(before.offset if before else 0, claimed[tp])
     if fenced:
         return CommitPlan(fenced=fenced)
     new = {tp for tp, end in end_offsets.items() if tp not in recorded or end > recorded[tp].offset}
@@ -111,7 +159,7 @@ def plan_commit(
     positions = dict(recorded)
     for tp, end in end_offsets.items():
         before = recorded.get(tp)
-        positions[tp] = Position(end if before is None else max(end, before.offset), generation)
+        positions[tp] = Position(end if before is None else max(end, before.offset), gens[tp])
     keep_from = {tp: recorded[tp].offset for tp in end_offsets if tp in recorded}
     return CommitPlan(keep_from=keep_from, positions=positions)
 

@@ -49,6 +49,7 @@ __all__ = [
     "ensure_changes_tables",
     "item_rows",
     "order_rows",
+    "table_rows",
 ]
 
 ORDERS_CHANGES: Final = "orders_changes"
@@ -153,6 +154,12 @@ def order_rows(partition: int, changes: Iterable[OrderChange]) -> pa.Table:
 def item_rows(partition: int, changes: Iterable[ItemChange]) -> pa.Table:
     """``order_items_changes`` rows of one partition's decoded changes (as ``order_rows``)."""
     return _rows(ITEMS_CHANGES, partition, list(changes))
+
+
+def table_rows(table: str, partition: int, changes: Sequence[OrderChange | ItemChange]) -> pa.Table:
+    """Rows of ``table`` (``ORDERS_CHANGES`` or ``ITEMS_CHANGES``) from one partition's changes,
+    which must all be of that table."""
+    return _rows(table, partition, changes)
 
 
 def _rows(table: str, partition: int, changes: Sequence[OrderChange | ItemChange]) -> pa.Table:

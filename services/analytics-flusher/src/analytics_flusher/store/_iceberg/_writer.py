@@ -1,0 +1,259 @@
+"""The changes tables as the sink writes them: ``ChangesWriter`` buffers each partition's
+decoded changes and commits them every ``interval_s`` through the ``ExactlyOnceCommitter``.
+
+- **Claims.** Partitions assigned to this process are claimed (``ExactlyOnceCommitter.claim``)
+  before anything of theirs is written; the claim's generation is this writer's generation of
+  the partition, and the positions the table records are where its records start to count:
+  a record below its partition's position is in the table already (a redelivery after a crash
+  between the table commit and the Kafka commit) and is not buffered again. Claims run on the
+  next call after the assignment (``claim_pending``), not inside the consumer's rebalance
+  callback, so an unreachable catalog is the runtime's ordinary ``RetryableError``.
+- **Commits.** ``due`` says when the oldest buffered change has waited ``interval_s`` or the
+  buffers hold ``max_rows``; ``commit`` appends each table's buffered rows in one snapshot
+  recording the partitions' end offsets (the next offset handed over, skipped records
+  included) and generations. A failed commit keeps the buffers (the next call tries again);
+  a fenced one (``FencedCommitError``) too: the rebalance that follows drops them.
+- **Durable up to.** A partition with buffered changes is durable up to its first buffered
+  offset; one without holds nothing back (``durable`` returns None).
+
+Which table a partition belongs to comes from its topic's last dot-separated part (Debezium's
+``<prefix>.<schema>.<table>``) through ``tables``; a topic it does not name is claimed when its
+first change arrives, by the change's type.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import structlog
+from consumer_runtime import TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from analytics_flusher._changes import Change, OrderChange
+from analytics_flusher.store._iceberg._catalog import CatalogConfig, open_catalog
+from analytics_flusher.store._iceberg._commit import ExactlyOnceCommitter
+from analytics_flusher.store._iceberg._tables import (
+    ITEMS_CHANGES,
+    ORDERS_CHANGES,
+    ensure_changes_tables,
+    table_rows,
+)
+
+__all__ = ["ChangesWriter", "WriterMetrics", "open_changes_writer"]
+
+_log = structlog.get_logger("analytics_flusher")
+
+_SERVICE = "analytics-flusher"
+
+
+class WriterMetrics:
+    """The Iceberg commits' figures, in the sink's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.commit_seconds = Histogram(
+            "lake_iceberg_commit_seconds",
+            "Time to commit one changes table (write its data files, swap its metadata).",
+            ["service", "table"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=registry,
+        )
+        self.freshness = Histogram(
+            "lake_iceberg_freshness_seconds",
+            "From the source commit (source.ts_ms) to queryable in the changes table, per row.",
+            ["service", "table"],
+            buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300),
+            registry=registry,
+        )
+        self.rows = Counter(
+            "lake_iceberg_rows_committed_total",
+            "Rows appended to the changes tables (rows a replay already recorded excluded).",
+            ["service", "table"],
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "lake_iceberg_recorded_skipped_total",
+            "Changes not buffered because the table already records their offsets (a replay).",
+            ["service", "table"],
+            registry=registry,
+        )
+
+
+@dataclass(slots=True)
+class _Buffer:
+    table: str
+    changes: list[Change] = field(default_factory=list)
+    #: The next offset handed over: every record below it is buffered, skipped or recorded.
+    next_offset: int = 0
+
+
+class ChangesWriter:
+    """Buffers per partition, commits per table (see the module docstring)."""
+
+    def __init__(
+        self,
+        committer: ExactlyOnceCommitter,
+        tables: Mapping[str, str],
+        *,
+        interval_s: float = 15.0,
+        max_rows: int = 50_000,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.committer = committer
+        self.tables = dict(tables)  # a topic's table name (its last part) -> changes table
+        self.interval_s = interval_s
+        self.max_rows = max_rows
+        self.metrics = WriterMetrics(registry or CollectorRegistry())
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._generations: dict[TopicPartition, int] = {}
+        self._unclaimed: set[TopicPartition] = set()
+        self._since: float | None = None  # when the oldest buffered change was added
+        self._rows = 0
+
+    # -- assignment -----------------------------------------------------------------------------
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Note ``partitions`` as to be claimed (``claim_pending``, on the next call)."""
+        self._unclaimed.update(tp for tp in partitions if tp not in self._buffers)
+
+    def claim_pending(self) -> None:
+        """Claim the partitions assigned since the last call whose table is known by topic."""
+        by_table: dict[str, list[TopicPartition]] = {}
+        for tp in self._unclaimed:
+            table = self.tables.get(tp.topic.rsplit(".", 1)[-1])
+            if table is not None:
+                by_table.setdefault(table, []).append(tp)
+        for table, partitions in sorted(by_table.items()):
+            self._claim(table, partitions)
+
+    def _claim(self, table: str, partitions: Sequence[TopicPartition]) -> None:
+        generations, recorded = self.committer.claim(table, partitions)
+        for tp in partitions:
+            self._generations[tp] = generations[tp]
+            position = recorded.get(tp)
+            self._buffers[tp] = _Buffer(table, next_offset=position.offset if position else 0)
+            self._unclaimed.discard(tp)
+
+    def drop(self, partitions: Iterable[TopicPartition]) -> None:
+        """Forget ``partitions`` (revoked after a commit, or lost): their buffers go."""
+        for tp in partitions:
+            buffer = self._buffers.pop(tp, None)
+            if buffer is not None:
+                self._rows -= len(buffer.changes)
+            self._generations.pop(tp, None)
+            self._unclaimed.discard(tp)
+        if not self._rows:
+            self._since = None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def add(self, tp: TopicPartition, changes: Sequence[Change], next_offset: int) -> None:
+        """Buffer the changes of ``tp`` the table does not record yet (a record below the
+        partition's next offset is a redelivery: the runtime retrying a batch, or a replay of
+        what a commit already holds), and note that everything below ``next_offset`` was handed
+        over."""
+        buffer = self._buffers.get(tp)
+        if buffer is None:
+            if not changes:
+                return  # nothing to write; the partition is claimed with its first change
+            table = ORDERS_CHANGES if type(changes[0]) is OrderChange else ITEMS_CHANGES
+            self._claim(table, [tp])
+            buffer = self._buffers[tp]
+        start = buffer.next_offset
+        fresh = [c for c in changes if c.offset >= start] if changes else []
+        if len(fresh) < len(changes):
+            self.metrics.skipped.labels(_SERVICE, buffer.table).inc(len(changes) - len(fresh))
+        if fresh:
+            if not self._rows:
+                self._since = self._clock()
+            buffer.changes += fresh
+            self._rows += len(fresh)
+        buffer.next_offset = max(buffer.next_offset, next_offset)
+
+    def due(self) -> bool:
+        """The oldest buffered change has waited ``interval_s``, or the buffers are full."""
+        if not self._rows or self._since is None:
+            return False
+        return self._rows >= self.max_rows or self._clock() - self._since >= self.interval_s
+
+    def commit(self, partitions: Iterable[TopicPartition] | None = None) -> int:
+        """Append what is buffered (of ``partitions``, else of all), one snapshot per table;
+        returns the rows appended. A failure leaves the buffers as they were (the next call
+        commits them); tables committed before it are not committed again (their buffers
+        emptied)."""
+        chosen = list(self._buffers) if partitions is None else list(partitions)
+        by_table: dict[str, list[TopicPartition]] = {}
+        for tp in chosen:
+            buffer = self._buffers.get(tp)
+            if buffer is not None and buffer.changes:
+                by_table.setdefault(buffer.table, []).append(tp)
+        written = 0
+        for table, tps in sorted(by_table.items()):
+            written += self._commit_table(table, sorted(tps))
+        if not self._rows:
+            self._since = None
+        return written
+
+    def _commit_table(self, table: str, partitions: list[TopicPartition]) -> int:
+        started = time.perf_counter()
+        parts = [table_rows(table, tp.partition, self._buffers[tp].changes) for tp in partitions]
+        rows = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        ends = {tp: self._buffers[tp].next_offset for tp in partitions}
+        generations = {tp: self._generations[tp] for tp in partitions}
+        result = self.committer.append(table, rows, ends, generations)
+        committed_ms = self._wall_clock() * 1000
+        fresh = self.metrics.freshness.labels(_SERVICE, table)
+        for tp in partitions:
+            buffer = self._buffers[tp]
+            for change in buffer.changes:
+                fresh.observe(max(0.0, (committed_ms - change.source_ts_ms) / 1000))
+            self._rows -= len(buffer.changes)
+            buffer.changes = []
+        elapsed = time.perf_counter() - started
+        self.metrics.commit_seconds.labels(_SERVICE, table).observe(elapsed)
+        self.metrics.rows.labels(_SERVICE, table).inc(result.written)
+        _log.info(
+            "changes committed",
+            table=table,
+            snapshot_id=result.snapshot_id,
+            rows=result.written,
+            already_recorded=result.already_recorded,
+            partitions=len(partitions),
+            seconds=round(elapsed, 3),
+        )
+        return result.written
+
+    # -- durability -----------------------------------------------------------------------------
+
+    def durable(self, tp: TopicPartition) -> int | None:
+        """The first offset of ``tp`` not yet in the table, when changes of it are buffered."""
+        buffer = self._buffers.get(tp)
+        if buffer is None or not buffer.changes:
+            return None
+        return buffer.changes[0].offset
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._rows
+
+
+def open_changes_writer(
+    config: CatalogConfig,
+    tables: Mapping[str, str],
+    *,
+    interval_s: float,
+    registry: CollectorRegistry | None = None,
+) -> ChangesWriter:
+    """The catalog opened, its namespace and changes tables created when missing, and a writer
+    over them; ``tables`` maps a source table's name (a topic's last part) to its changes
+    table (``ORDERS_CHANGES``, ``ITEMS_CHANGES``)."""
+    catalog = open_catalog(config)
+    ensure_changes_tables(catalog, config.namespace)
+    committer = ExactlyOnceCommitter(catalog, config.namespace)
+    return ChangesWriter(committer, tables, interval_s=interval_s, registry=registry)
