@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 from analytics_flusher.store._iceberg import (
     Position,
+    claim_key,
+    decode_claims,
     decode_positions,
     encode_positions,
     plan_commit,
@@ -134,3 +136,48 @@ def test_positions_round_trip_through_the_summary_text() -> None:
 def test_a_summary_this_module_did_not_write_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         decode_positions(text)
+
+
+# -- claims: generations per partition, kept in the table's properties ---------------------------
+
+
+def test_a_claim_above_the_writers_generation_fences_it_before_anything_is_recorded() -> None:
+    plan = plan_commit({}, {P0: 10}, {P0: 1}, claimed={P0: 2})
+    assert not plan.writes
+    assert plan.fenced == {P0: Position(0, 2)}
+
+
+def test_a_claim_fences_with_the_recorded_offset() -> None:
+    plan = plan_commit({P0: Position(40, 1)}, {P0: 60}, {P0: 1}, claimed={P0: 2})
+    assert plan.fenced == {P0: Position(40, 2)}
+
+
+def test_the_writers_own_claim_does_not_fence_it_and_is_recorded_per_partition() -> None:
+    plan = plan_commit(
+        {P0: Position(40, 1)}, {P0: 60, P1: 5}, {P0: 2, P1: 7}, claimed={P0: 2, P1: 7}
+    )
+    assert plan.writes
+    assert plan.positions == {P0: Position(60, 2), P1: Position(5, 7)}
+
+
+def test_a_claim_on_another_partition_does_not_fence() -> None:
+    plan = plan_commit({}, {P0: 10}, {P0: 1}, claimed={P1: 9})
+    assert plan.writes
+
+
+def test_a_partition_without_a_generation_is_refused() -> None:
+    with pytest.raises(ValueError, match="no generation"):
+        plan_commit({}, {P0: 10, P1: 3}, {P0: 1})
+
+
+def test_claims_are_read_from_the_table_properties_only_under_their_prefix() -> None:
+    properties = {
+        claim_key(P0): "3",
+        claim_key(ITEMS0): "1",
+        "write.parquet.compression-codec": "zstd",
+    }
+    assert decode_claims(properties) == {P0: 3, ITEMS0: 1}
+    with pytest.raises(ValueError, match="not a claim"):
+        decode_claims({"cdc.owner.orders.x": "1"})
+    with pytest.raises(ValueError, match="not a claim"):
+        decode_claims({claim_key(P0): "-1"})

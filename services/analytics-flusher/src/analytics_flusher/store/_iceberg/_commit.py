@@ -9,7 +9,10 @@ positions **only if the table's current snapshot is still the one it checked**:
   (none yet: the branch must not exist). ``SqlCatalog.commit_table`` validates it against the
   metadata it loads and swaps the metadata location with ``UPDATE ... WHERE metadata_location =
   <the one it loaded>``: a commit that lands in between makes it fail with
-  ``CommitFailedException``. The check and the commit are therefore atomic.
+  ``CommitFailedException``. The catalog applies the commit to the metadata it loads then, not
+  to the one the transaction was built on, so a commit moving no snapshot (a claim: table
+  properties only) would pass that check; ``_AssertClaims`` requires the claims to be those
+  the append was checked against. The check and the commit are therefore atomic.
 - pyiceberg's ``Transaction.commit_transaction`` retries a ``CommitFailedException`` on its own
   (``commit.retry.num-retries``, 4 by default): it refreshes the table and calls
   ``Transaction._rebuild_snapshot_updates``, which drops every ``AssertRefSnapshotId`` and
@@ -33,22 +36,26 @@ import random
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import structlog
 from consumer_runtime import RetryableError, TopicPartition
+from pydantic import Field
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io import FileIO
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import ancestors_of
-from pyiceberg.table.update import AssertRefSnapshotId
+from pyiceberg.table.update import AssertRefSnapshotId, ValidatableTableRequirement
 
 from analytics_flusher.errors import FencedCommitError
 from analytics_flusher.store._iceberg._catalog import transient
 from analytics_flusher.store._iceberg._positions import (
+    CLAIM_PREFIX,
     SUMMARY_GENERATION,
     SUMMARY_POSITIONS,
     Position,
@@ -68,20 +75,47 @@ class _Overtaken(CommitFailedException):
     """Another commit landed on the table between the check and this commit."""
 
 
+class _AssertClaims(ValidatableTableRequirement):
+    """The table's claims (``cdc.owner.*`` properties) are still those the commit was checked
+    against. A claim is a commit of properties only, which moves no snapshot, and the catalogs
+    apply a commit to the metadata they load at commit time, not to the one it was built on:
+    without this, a claim landing between a zombie's check and its commit would not stop it.
+    Validated in process by the SQL and Glue catalogs (``Catalog._update_and_stage_table``)."""
+
+    type: Literal["assert-cdc-claims"] = Field(default="assert-cdc-claims")
+    claims: dict[str, str] = Field(default_factory=dict)
+
+    def validate(self, base_metadata: TableMetadata | None) -> None:
+        if base_metadata is None:
+            raise CommitFailedException("Requirement failed: current table metadata is missing")
+        now = _claim_properties(base_metadata.properties)
+        if now != self.claims:
+            raise CommitFailedException("Requirement failed: the partitions' claims changed")
+
+
+def _claim_properties(properties: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in properties.items() if k.startswith(CLAIM_PREFIX)}
+
+
 class _PinnedTransaction(Transaction):
-    """A pyiceberg transaction committed once, on the snapshot it was built on, or not at all."""
+    """A pyiceberg transaction committed once, on the snapshot and the claims it was built on,
+    or not at all."""
 
     def __init__(self, table: Table, base_snapshot_id: int | None) -> None:
         super().__init__(table)
         self._base_snapshot_id = base_snapshot_id
+        self._claims = _claim_properties(table.properties)
 
     def commit_transaction(self) -> Table:
-        # The pin, whatever the producers staged: main must still be the checked snapshot.
+        # The pin, whatever the producers staged: main must still be the checked snapshot, and
+        # the claims those it was checked against.
         pin = AssertRefSnapshotId.model_validate(
             {"snapshot-id": self._base_snapshot_id, "ref": MAIN_BRANCH}
         )
-        others = (r for r in self._requirements if not isinstance(r, AssertRefSnapshotId))
-        self._requirements = (*others, pin)
+        others = (
+            r for r in self._requirements if not isinstance(r, AssertRefSnapshotId | _AssertClaims)
+        )
+        self._requirements = (*others, pin, _AssertClaims(claims=self._claims))  # type: ignore[assignment]
         data_files = [
             data_file.file_path
             for producer in self._snapshot_producers
