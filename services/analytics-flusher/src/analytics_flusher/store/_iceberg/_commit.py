@@ -115,7 +115,7 @@ class _PinnedTransaction(Transaction):
         others = (
             r for r in self._requirements if not isinstance(r, AssertRefSnapshotId | _AssertClaims)
         )
-        self._requirements = (*others, pin, _AssertClaims(claims=self._claims))  # type: ignore[assignment]
+        self._requirements = (*others, pin, _AssertClaims(claims=self._claims))  # type: ignore[arg-type]
         data_files = [
             data_file.file_path
             for producer in self._snapshot_producers
