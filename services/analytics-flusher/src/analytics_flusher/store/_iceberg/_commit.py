@@ -85,7 +85,7 @@ class _AssertClaims(ValidatableTableRequirement):
     type: Literal["assert-cdc-claims"] = Field(default="assert-cdc-claims")
     claims: dict[str, str] = Field(default_factory=dict)
 
-    def validate(self, base_metadata: TableMetadata | None) -> None:
+    def validate(self, base_metadata: TableMetadata | None) -> None:  # type: ignore[override]
         if base_metadata is None:
             raise CommitFailedException("Requirement failed: current table metadata is missing")
         now = _claim_properties(base_metadata.properties)
