@@ -65,6 +65,10 @@ class OrderChange:
     #: ``cdc_events.sweep_version`` on a snapshot's last read of the table, else None: the rows
     #: of ``table`` whose newest version is below it are gone from the source (``domain.Part``).
     sweep: str | None = None
+    #: The row's other columns (name, decoded value), in the image's order: columns added to
+    #: the source table after this flusher's were fixed, written to the changes table as they
+    #: appear (README, "Schema evolution"). Empty for the shop's own columns and for deletes.
+    extra: tuple[tuple[str, Any], ...] = ()
 
     #: The lake's image report of this table, and the table a sweep it carries applies to.
     table: ClassVar[str] = "orders"
@@ -103,6 +107,8 @@ class ItemChange:
     event_id: str
     #: As ``OrderChange.sweep``.
     sweep: str | None = None
+    #: As ``OrderChange.extra``.
+    extra: tuple[tuple[str, Any], ...] = ()
 
     #: As ``OrderChange.table``.
     table: ClassVar[str] = "order_items"
@@ -121,6 +127,16 @@ class ItemChange:
 Change = OrderChange | ItemChange
 
 _sizeof = sys.getsizeof
+
+#: The source columns each change type holds in its own fields; any other is an ``extra``.
+ORDER_COLUMNS = frozenset(("id", "customer_id", "status", "total", "created_at"))
+ITEM_COLUMNS = frozenset(("id", "order_id", "product_id", "quantity", "unit_price"))
+
+
+def _extra(row: dict[str, Any], known: frozenset[str]) -> tuple[tuple[str, Any], ...]:
+    """The columns of ``row`` not in ``known`` (a value Debezium left out, a TOASTed column an
+    update did not change, is left out: written as null)."""
+    return tuple((k, v) for k, v in row.items() if k not in known and v is not UNCHANGED)
 
 
 # -- decoding -----------------------------------------------------------------------------------
@@ -237,6 +253,7 @@ class Decoder:
             sweep=sweep_version(event),
             event_id=event.event_id,
             before_status=before_status,
+            extra=_extra(row, ORDER_COLUMNS) if len(row) > len(ORDER_COLUMNS) else (),
         )
 
     def item_change(self, event: ChangeView) -> ItemChange:
@@ -262,4 +279,5 @@ class Decoder:
             version=self._versions.of(event),
             sweep=sweep_version(event),
             event_id=event.event_id,
+            extra=_extra(row, ITEM_COLUMNS) if len(row) > len(ITEM_COLUMNS) else (),
         )

@@ -19,6 +19,12 @@ class UnencodableValueError(AnalyticsFlusherError):
     cause of the ``RejectedError`` that refuses its batch, so the dead letter names it."""
 
 
+class SchemaMismatchError(AnalyticsFlusherError):
+    """A change holds a value its Iceberg changes table's column cannot take (the source
+    column's type changed; ``store._iceberg._evolve``). Raised as the cause of the
+    ``RejectedError`` that refuses its batch, so the dead letter names it."""
+
+
 class UnwritablePartError(AnalyticsFlusherError):
     """A closed window part could not be written, and retrying cannot help: its Parquet could
     not be encoded (a bug: every record was checked when it was received) or the store refused

@@ -167,6 +167,7 @@ class LakeSink(BaseSink[Change]):
         with self._lock, localcontext(MONEY):
             if self.changes is not None:
                 self.changes.claim_pending()
+                self.changes.refuse_incompatible(batch)
             now = self._clock()
             now_ms = int(self._wall_clock() * 1000)
             held, bound = self._held, self.max_open_bytes

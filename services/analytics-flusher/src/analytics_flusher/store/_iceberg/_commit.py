@@ -194,6 +194,10 @@ class ExactlyOnceCommitter:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
 
+    def load(self, table: str) -> Table:
+        """The table as the catalog holds it now."""
+        return self._load(table)
+
     def _load(self, table: str) -> Table:
         with transient(f"loading {self.namespace}.{table}"):
             return self.catalog.load_table((self.namespace, table))

@@ -29,12 +29,15 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import structlog
-from consumer_runtime import TopicPartition
+from consumer_runtime import Batch, RejectedError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from pyiceberg.types import IcebergType
 
 from analytics_flusher._changes import Change, OrderChange
+from analytics_flusher.errors import SchemaMismatchError
 from analytics_flusher.store._iceberg._catalog import CatalogConfig, open_catalog
 from analytics_flusher.store._iceberg._commit import ExactlyOnceCommitter
+from analytics_flusher.store._iceberg._evolve import evolve, extra_arrays, extra_columns, refusal
 from analytics_flusher.store._iceberg._tables import (
     ITEMS_CHANGES,
     ORDERS_CHANGES,
@@ -70,6 +73,13 @@ class WriterMetrics:
         self.rows = Counter(
             "lake_iceberg_rows_committed_total",
             "Rows appended to the changes tables (rows a replay already recorded excluded).",
+            ["service", "table"],
+            registry=registry,
+        )
+        self.nulled = Counter(
+            "lake_iceberg_values_nulled_total",
+            "Values written as null because their column took another type meanwhile (another "
+            "process added it first); refused values are dead-lettered instead, not counted here.",
             ["service", "table"],
             registry=registry,
         )
@@ -114,6 +124,8 @@ class ChangesWriter:
         self._generations: dict[TopicPartition, int] = {}
         self._unclaimed: set[TopicPartition] = set()
         self._since: float | None = None  # when the oldest buffered change was added
+        # Per table, its columns' types: its schema's, and those changes taken will add.
+        self._columns: dict[str, dict[str, IcebergType]] = {}
         self._rows = 0
 
     # -- assignment -----------------------------------------------------------------------------
@@ -204,6 +216,9 @@ class ChangesWriter:
         started = time.perf_counter()
         parts = [table_rows(table, tp.partition, self._buffers[tp].changes) for tp in partitions]
         rows = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        changes = [c for tp in partitions for c in self._buffers[tp].changes]
+        if any(c.extra for c in changes):
+            rows = self._with_extra_columns(table, rows, changes)
         ends = {tp: self._buffers[tp].next_offset for tp in partitions}
         generations = {tp: self._generations[tp] for tp in partitions}
         result = self.committer.append(table, rows, ends, generations)
@@ -228,6 +243,47 @@ class ChangesWriter:
             seconds=round(elapsed, 3),
         )
         return result.written
+
+    # -- schema evolution (``_evolve``) ---------------------------------------------------------
+
+    def refuse_incompatible(self, batch: Batch[Change]) -> None:
+        """Raise ``RejectedError`` (caused by ``SchemaMismatchError``) if a change of ``batch``
+        holds a value its changes table's column cannot take; note the types of the columns
+        the batch adds, so a later change holding another type is refused too."""
+        for records in batch.records.values():
+            for change in records:
+                if not change.extra:
+                    continue
+                table = ORDERS_CHANGES if type(change) is OrderChange else ITEMS_CHANGES
+                columns = self._column_types(table)
+                reason = refusal(table, columns, change)
+                if reason is not None:
+                    raise RejectedError(reason) from SchemaMismatchError(reason)
+                for name, kind in extra_columns([change]).items():
+                    if kind is not None:
+                        columns.setdefault(name, kind)
+
+    def _column_types(self, table: str) -> dict[str, IcebergType]:
+        columns = self._columns.get(table)
+        if columns is None:
+            schema = self.committer.load(table).schema()
+            columns = self._columns[table] = {f.name: f.field_type for f in schema.fields}
+        return columns
+
+    def _with_extra_columns(self, table: str, rows: pa.Table, changes: list[Change]) -> pa.Table:
+        """``rows`` with the changes' extra columns, added to the table first if missing."""
+        evolved = evolve(self.committer.load(table), extra_columns(changes))
+        schema = evolved.schema()
+        self._column_types(table).update({f.name: f.field_type for f in schema.fields})
+        fields, arrays, nulled = extra_arrays(schema, changes)
+        if nulled:
+            self.metrics.nulled.labels(_SERVICE, table).inc(nulled)
+            _log.warning(
+                "values that no longer fit their column written as null", table=table, values=nulled
+            )
+        for column, array in zip(fields, arrays, strict=True):
+            rows = rows.append_column(column, array)
+        return rows
 
     # -- durability -----------------------------------------------------------------------------
 
