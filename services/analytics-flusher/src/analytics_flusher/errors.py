@@ -50,3 +50,13 @@ class FencedCommitError(AnalyticsFlusherError, FencedError):
     def __init__(self, message: str, partitions: dict[tuple[str, int], tuple[int, int]]) -> None:
         super().__init__(message)
         self.partitions = partitions
+
+
+class LakeReadError(AnalyticsFlusherError):
+    """A read of the Iceberg tables failed (``store._iceberg._read``, the ``cdc lake``
+    commands): the catalog database or the warehouse unreachable, a table that does not exist,
+    a query DuckDB refused. The message is one line that names what to fix."""
+
+
+class UnknownSnapshotError(LakeReadError):
+    """A snapshot id that no table of the namespace has (``--as-of SNAPSHOT_ID``)."""

@@ -35,4 +35,6 @@ SERVICE = ServiceDescriptor(
         "ranges double-count when summed, so take exact figures from the image query"
     ),
     verifier="analytics_flusher.verify:checks",
+    # `cdc lake query | snapshots | tables` over the Iceberg tables.
+    commands="analytics_flusher.cli:register_commands",
 )

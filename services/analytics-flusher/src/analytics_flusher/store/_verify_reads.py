@@ -15,6 +15,8 @@ from analytics_flusher.queries import render, render_iceberg
 from analytics_flusher.store._iceberg import (
     CHANGES_TABLES,
     CatalogConfig,
+    lake_query,
+    load_tables,
     open_catalog,
 )
 
@@ -72,35 +74,19 @@ class LakeMirror:
 
 
 class IcebergReader:
-    """The changes tables of a catalog, scanned to Arrow once (``load``) and queried with the
-    same documented queries (``queries.render_iceberg``) in an in-memory DuckDB."""
+    """The changes tables of a catalog, queried with the same documented queries
+    (``queries.render_iceberg``) through ``lake_query`` (DuckDB over their Arrow scans)."""
 
     def __init__(self, config: CatalogConfig) -> None:
         self.config = config
-        self._tables: dict[str, Any] = {}
+        self._catalog: Any = None
 
     def load(self) -> bool:
-        """Scan both changes tables as they are now; False if one does not exist yet."""
-        from pyiceberg.exceptions import NoSuchTableError
-
-        catalog = open_catalog(self.config)
-        try:
-            self._tables = {
-                name: catalog.load_table((self.config.namespace, name)).scan().to_arrow()
-                for name in CHANGES_TABLES
-            }
-        except NoSuchTableError:
-            return False
-        return True
+        """Open the catalog; False while one of the changes tables does not exist yet."""
+        self._catalog = open_catalog(self.config)
+        names = set(load_tables(self._catalog, self.config.namespace))
+        return set(CHANGES_TABLES) <= names
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """The rows of one of ``queries``' current-state queries over the loaded tables."""
-        import duckdb
-
-        con = duckdb.connect()
-        try:
-            for name, table in self._tables.items():
-                con.register(name, table)
-            return con.sql(render_iceberg(sql)).fetchall()
-        finally:
-            con.close()
+        """The rows of one of ``queries``' current-state queries over the tables as they are."""
+        return lake_query(self._catalog, self.config.namespace, render_iceberg(sql))[1]

@@ -8,7 +8,11 @@
   zombie's append or skips a replayed one;
 - ``_commit``: ``ExactlyOnceCommitter``: claims, and appends checked against that rule and
   committed only on the snapshot they were checked against (no rebase by pyiceberg's own retry);
-- ``_writer``: ``ChangesWriter``: the sink's per-partition buffers, committed on an interval.
+- ``_writer``: ``ChangesWriter``: the sink's per-partition buffers, committed on an interval;
+- ``_read``: the tables read back at a point in time (now, a snapshot id, a time), the
+  current-state views over the changes tables, and SQL over both through DuckDB (``cdc lake``);
+- ``_snapshots``: each table's snapshots (their summaries: counts, positions, generation) and
+  its current state, from the metadata.
 """
 
 from analytics_flusher.store._iceberg._catalog import CatalogConfig, ensure_namespace, open_catalog
@@ -28,6 +32,21 @@ from analytics_flusher.store._iceberg._positions import (
     encode_positions,
     plan_commit,
 )
+from analytics_flusher.store._iceberg._read import (
+    CURRENT_VIEWS,
+    AsOf,
+    lake_query,
+    load_tables,
+    open_for_reading,
+    resolve_as_of,
+    scan_tables,
+)
+from analytics_flusher.store._iceberg._snapshots import (
+    SnapshotInfo,
+    TableInfo,
+    list_tables,
+    snapshots,
+)
 from analytics_flusher.store._iceberg._tables import (
     CHANGES_TABLES,
     ITEMS_CHANGES,
@@ -44,16 +63,20 @@ from analytics_flusher.store._iceberg._writer import (
 
 __all__ = [
     "CHANGES_TABLES",
+    "CURRENT_VIEWS",
     "ITEMS_CHANGES",
     "ORDERS_CHANGES",
     "SUMMARY_GENERATION",
     "SUMMARY_POSITIONS",
+    "AsOf",
     "CatalogConfig",
     "ChangesWriter",
     "CommitPlan",
     "CommitResult",
     "ExactlyOnceCommitter",
     "Position",
+    "SnapshotInfo",
+    "TableInfo",
     "WriterMetrics",
     "claim_key",
     "decode_claims",
@@ -62,9 +85,16 @@ __all__ = [
     "ensure_changes_tables",
     "ensure_namespace",
     "item_rows",
+    "lake_query",
+    "list_tables",
+    "load_tables",
     "open_catalog",
     "open_changes_writer",
+    "open_for_reading",
     "order_rows",
     "plan_commit",
     "recorded_positions",
+    "resolve_as_of",
+    "scan_tables",
+    "snapshots",
 ]
