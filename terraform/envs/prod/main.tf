@@ -1,6 +1,7 @@
-# One environment of the platform: network, EKS, PostgreSQL, DynamoDB, the data lake, ECR, one
-# IAM role per consumer and, optionally, MSK. Everything environment-specific is a variable
-# (terraform.tfvars); envs/staging and envs/prod differ only there and in backend.tf.
+# One environment of the platform: network, EKS, PostgreSQL, DynamoDB, the data lake and its
+# Glue catalog, ECR, one IAM role per consumer and, optionally, MSK. Everything
+# environment-specific is a variable (terraform.tfvars); envs/staging and envs/prod differ only
+# there and in backend.tf.
 
 data "aws_caller_identity" "current" {}
 
@@ -104,6 +105,13 @@ module "data_lake" {
   kms_key_arn = aws_kms_key.platform.arn
 }
 
+# The catalog of the lake's Iceberg tables: a Glue database, its files in the lake's bucket.
+module "lake_catalog" {
+  source        = "../../modules/glue-catalog"
+  database_name = var.lake_namespace
+  bucket_name   = module.data_lake.bucket_name
+}
+
 module "ecr" {
   source       = "../../modules/ecr"
   repositories = concat(local.services, ["cdc-operator", "debezium-connect"])
@@ -117,7 +125,13 @@ module "iam" {
   search_table_arn     = module.dynamodb.product_search_index_arn
   inventory_table_arn  = module.dynamodb.inventory_realtime_arn
   data_lake_bucket_arn = module.data_lake.bucket_arn
-  kms_key_arn          = aws_kms_key.platform.arn
+  lake_catalog = {
+    catalog_arn      = module.lake_catalog.catalog_arn
+    database_arn     = module.lake_catalog.database_arn
+    tables_arn       = module.lake_catalog.tables_arn
+    warehouse_prefix = module.lake_catalog.warehouse_prefix
+  }
+  kms_key_arn = aws_kms_key.platform.arn
   external_secrets_readable_arns = concat(
     module.service_databases.secret_arns, [module.postgres.master_user_secret_arn]
   )

@@ -15,6 +15,16 @@ output "data_lake_bucket" {
   value = module.data_lake.bucket_name
 }
 
+output "lake_catalog_database" {
+  description = "The Glue database of the lake's Iceberg tables: analytics-flusher's LAKE_NAMESPACE."
+  value       = module.lake_catalog.database_name
+}
+
+output "lake_warehouse" {
+  description = "analytics-flusher's LAKE_WAREHOUSE."
+  value       = module.lake_catalog.warehouse
+}
+
 output "postgres_endpoint" {
   value = module.postgres.endpoint
 }

@@ -48,6 +48,12 @@ variable "use_msk" {
   default     = false
 }
 
+variable "lake_namespace" {
+  description = "The Glue database of the lake's Iceberg tables: analytics-flusher's LAKE_NAMESPACE in k8s/overlays/<env>."
+  type        = string
+  default     = "analytics"
+}
+
 variable "rds_instance_class" {
   type    = string
   default = "db.m6g.large"

@@ -146,9 +146,35 @@ data "aws_iam_policy_document" "analytics_flusher" {
     resources = ["${var.data_lake_bucket_arn}/*"]
   }
   statement {
-    sid       = "DataLakeList"
+    sid = "DataLakeList"
+    # HeadBucket at start; and a missing Iceberg file is a 404 (not a 403) only with ListBucket.
     actions   = ["s3:ListBucket"]
     resources = [var.data_lake_bucket_arn]
+  }
+
+  # The Iceberg tables (pyiceberg's GlueCatalog, LAKE_CATALOG=glue) in the lake's Glue database
+  # (modules/glue-catalog), which Terraform creates: no glue:CreateDatabase.
+  statement {
+    sid = "LakeCatalogDatabase"
+    # At start (the namespace exists), and before creating a table (its location) or
+    # committing to one (GlueCatalog asks whether the database is an S3 Tables one).
+    actions   = ["glue:GetDatabase"]
+    resources = [var.lake_catalog.catalog_arn, var.lake_catalog.database_arn]
+  }
+  statement {
+    sid = "LakeCatalogTables"
+    # Loading a table; creating a missing changes table; a commit reads the table (its
+    # VersionId) and updates it with that VersionId (Glue's optimistic locking).
+    actions   = ["glue:GetTable", "glue:CreateTable", "glue:UpdateTable"]
+    resources = [var.lake_catalog.catalog_arn, var.lake_catalog.database_arn, var.lake_catalog.tables_arn]
+  }
+  statement {
+    sid = "LakeWarehouseObjects"
+    # The tables' data, manifest and metadata files: written, read back (metadata, manifests,
+    # the existence check before a metadata file is written) and deleted (the files of a
+    # commit the catalog refused).
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${var.data_lake_bucket_arn}/${var.lake_catalog.warehouse_prefix}/*"]
   }
 
   statement {

@@ -25,6 +25,16 @@ variable "data_lake_bucket_arn" {
   type = string
 }
 
+variable "lake_catalog" {
+  description = "The lake's Glue database (modules/glue-catalog): the ARNs of its catalog, database and tables, and the warehouse prefix of the tables' files in the data lake bucket."
+  type = object({
+    catalog_arn      = string
+    database_arn     = string
+    tables_arn       = string
+    warehouse_prefix = string
+  })
+}
+
 variable "kms_key_arn" {
   type = string
 }

@@ -6,8 +6,9 @@
 data "aws_region" "current" {}
 
 locals {
-  # DynamoDB (search index, stock projection), S3 (data lake), STS (web identity, MSK IAM).
-  interface_endpoints = ["dynamodb", "s3", "sts"]
+  # DynamoDB (search index, stock projection), Glue (the lake's Iceberg catalog), S3 (data
+  # lake), STS (web identity, MSK IAM).
+  interface_endpoints = ["dynamodb", "glue", "s3", "sts"]
 }
 
 resource "aws_security_group" "endpoints" {

@@ -90,7 +90,8 @@ def test_consumers_start_after_their_dependencies(compose: dict[str, Any]) -> No
         deps = services[name]["depends_on"]
         assert deps["kafka"]["condition"] == "service_healthy"
         assert deps["register-connector"]["condition"] == "service_completed_successfully"
-        if "DATABASE_URL" in services[name]["environment"]:
+        env = services[name]["environment"]
+        if "DATABASE_URL" in env or "LAKE_CATALOG_URI" in env:
             assert deps["sink-postgres"]["condition"] == "service_healthy"
         if "AWS_ENDPOINT_URL" in services[name]["environment"]:
             assert deps["localstack"]["condition"] == "service_healthy"
@@ -99,6 +100,26 @@ def test_consumers_start_after_their_dependencies(compose: dict[str, Any]) -> No
         for dep, cond in svc.get("depends_on", {}).items():
             if cond["condition"] == "service_healthy":
                 assert "healthcheck" in services[dep], f"{name} waits for {dep}'s health"
+
+
+def test_the_flusher_s_iceberg_catalog_is_in_the_sink_postgresql(compose: dict[str, Any]) -> None:
+    """A SQL catalog in a database the sink PostgreSQL's init script creates, the warehouse in
+    the bucket LocalStack's ready hook creates, through LocalStack's endpoint."""
+    from analytics_flusher.settings import FlusherSettings
+
+    env = compose["services"]["analytics-flusher"]["environment"]
+    settings = FlusherSettings.model_validate({k.lower(): v for k, v in env.items()})
+    config = settings.catalog_config()
+    assert config is not None and config.kind == "sql"
+    url = env["LAKE_CATALOG_URI"]
+    assert url.startswith("postgresql+psycopg2://") and "@sink-postgres:5432/" in url
+    database = url.rsplit("/", 1)[1]
+    init = "\n".join(p.read_text() for p in (ROOT / "docker/sink-postgres").glob("*.sql"))
+    assert f"CREATE DATABASE {database};" in init
+    bucket = env["S3_BUCKET"]
+    assert env["LAKE_WAREHOUSE"] == f"s3://{bucket}/warehouse"
+    assert f"s3://{bucket}" in (ROOT / "docker/localstack/init-aws.sh").read_text()
+    assert env["AWS_ENDPOINT_URL"] == "http://localstack:4566"
 
 
 def test_mounted_init_files_match_the_shared_definitions(compose: dict[str, Any]) -> None:

@@ -366,3 +366,56 @@ def test_consumers_get_their_kafka_password_and_ca_from_their_own_secret() -> No
         assert env["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}
         [ca] = [v for v in pod["volumes"] if v["name"] == "kafka-ca"]
         assert ca["secret"]["secretName"] == secret
+
+
+def _hcl_default(path: Path, variable: str) -> Any:
+    import hcl2
+
+    with path.open(encoding="utf-8") as handle:
+        blocks = hcl2.load(handle)["variable"]
+    # python-hcl2 keeps string literals' quotes, the labels' too.
+    [body] = [b for block in blocks for k, b in block.items() if k.strip('"') == variable]
+    default = body["default"]
+    return default.strip('"') if isinstance(default, str) else default
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_flusher_finds_its_lake_catalog(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flusher's settings as its pod gets them (the rendered ConfigMap as its environment)
+    give, on EKS, the Glue database and the warehouse Terraform creates and its role may use
+    (terraform/modules/glue-catalog); on the local cluster, a SQL catalog whose URL comes from
+    an optional Secret."""
+    from analytics_flusher.settings import FlusherSettings
+
+    manifests = _render(f"overlays/{overlay}")
+    data = _by(manifests, "ConfigMap")["analytics-flusher"]["data"]
+    for key in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "LAKE_CATALOG_URI",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    container = _by(manifests, "Deployment")["analytics-flusher"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    env = {e["name"]: e for e in container.get("env", [])}
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "from-its-secret")  # env[...]: a secretKeyRef
+    settings = FlusherSettings()  # type: ignore[call-arg]
+    if overlay == "local":
+        assert settings.lake_catalog == "sql"
+        ref = env["LAKE_CATALOG_URI"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "analytics-flusher-lake", "key": "url", "optional": True}
+        return
+    assert "LAKE_CATALOG_URI" not in env
+    config = settings.catalog_config()
+    assert config is not None and config.kind == "glue"
+    prefix = _hcl_default(ROOT / "terraform/modules/glue-catalog/variables.tf", "warehouse_prefix")
+    assert config.warehouse == f"s3://cdc-platform-data-lake-{overlay}/{prefix}"
+    assert config.namespace == _hcl_default(
+        ROOT / f"terraform/envs/{overlay}/variables.tf", "lake_namespace"
+    )
+    assert config.region == data["AWS_REGION"] and config.endpoint_url is None
+    assert config.access_key_id is None  # the pod's role (Pod Identity), no keys

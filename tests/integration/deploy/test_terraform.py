@@ -22,6 +22,7 @@ MODULES = (
     "rds-postgres",
     "dynamodb",
     "s3-data-lake",
+    "glue-catalog",
     "ecr",
     "iam",
     "github-deploy",
@@ -207,6 +208,21 @@ _IAM_FOR_CALL = {
     "put_object": {"s3:PutObject"},
     "get_object": {"s3:GetObject"},
     "ensure_bucket": {"s3:ListBucket"},  # HeadBucket; the bucket exists
+    # The Iceberg tables through pyiceberg's GlueCatalog (EKS), and their files in the warehouse.
+    "namespace_exists": {"glue:GetDatabase"},  # create_namespace: never, Terraform made it
+    "load_table": {"glue:GetTable", "s3:GetObject"},
+    # GetDatabase: the table's location; the metadata file written after a check it is new.
+    "create_table": {"glue:GetDatabase", "glue:CreateTable", "s3:GetObject", "s3:PutObject"},
+    # The table read (its VersionId) and updated; data files, manifests and metadata written,
+    # the parent's manifests read, a refused attempt's files deleted.
+    "commit_transaction": {
+        "glue:GetDatabase",
+        "glue:GetTable",
+        "glue:UpdateTable",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    },
 }
 # Run by operators (`cdc dev verify`, the service's CLI commands), not by the service's role.
 _TOOLS = {"verify.py", "cli.py", "_verify_reads.py"}
@@ -227,15 +243,96 @@ def _needed_actions(service: str) -> set[str]:
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s != "event-store-writer"])
 def test_each_role_grants_exactly_the_aws_calls_its_service_makes(service: str) -> None:
-    """Least privilege, per service: every DynamoDB and S3 action its code needs, and no other."""
+    """Least privilege, per service: every DynamoDB, S3 and Glue action its code needs, and no
+    other."""
     docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
     granted = {
         a
         for st in _statements(docs[service.replace("-", "_")])
         for a in _as_list(st.get("actions", []))
-        if a.startswith(("dynamodb:", "s3:"))
+        if a.startswith(("dynamodb:", "s3:", "glue:"))
     }
     assert granted == _needed_actions(service), service
+
+
+def test_the_lake_catalog_is_a_glue_database_only_the_flusher_may_use() -> None:
+    """The Glue database of the lake's Iceberg tables: the flusher's default namespace in both
+    environments, located in the warehouse; the flusher's role may read it and create and
+    update its tables, with the tables' files under the warehouse prefix only, and no other
+    role may touch Glue. The VPC reaches Glue through an endpoint (the consumers' egress is the
+    VPC only)."""
+    from analytics_flusher.settings import FlusherSettings
+
+    module = TF / "modules/glue-catalog"
+    [(_, _, database)] = [
+        (p, n, b) for p, n, b in _blocks("resource", "aws_glue_catalog_database") if n == "lake"
+    ]
+    assert database["name"] == "${var.database_name}"
+    assert database["location_uri"] == (
+        "s3://${var.bucket_name}/${var.warehouse_prefix}/${var.database_name}.db"
+    )
+    outputs = {
+        name: body["value"]
+        for block in _unquote(_load(module / "outputs.tf"))["output"]
+        for name, body in block.items()
+    }
+    assert outputs["catalog_arn"] == "${local.glue_arn_prefix}:catalog"
+    assert outputs["database_arn"] == "${aws_glue_catalog_database.lake.arn}"
+    assert (
+        outputs["tables_arn"]
+        == "${local.glue_arn_prefix}:table/${aws_glue_catalog_database.lake.name}/*"
+    )
+    assert outputs["warehouse"] == "s3://${var.bucket_name}/${var.warehouse_prefix}"
+    variables = {
+        name: body for block in _unquote(_load(module / "variables.tf"))["variable"]
+        for name, body in block.items()
+    }  # fmt: skip
+    assert variables["warehouse_prefix"]["default"] == "warehouse"
+
+    namespace = FlusherSettings.model_fields["lake_namespace"].default
+    for env in ENVS:
+        env_vars = {
+            name: body for block in _unquote(_load(TF / f"envs/{env}/variables.tf"))["variable"]
+            for name, body in block.items()
+        }  # fmt: skip
+        assert env_vars["lake_namespace"]["default"] == namespace
+        env_main = _unquote(_load(TF / f"envs/{env}/main.tf"))
+        modules = {n: b for block in env_main["module"] for n, b in block.items()}
+        assert modules["lake_catalog"]["source"] == "../../modules/glue-catalog"
+        assert modules["lake_catalog"]["database_name"] == "${var.lake_namespace}"
+        env_outputs = {
+            name: body["value"]
+            for block in _unquote(_load(TF / f"envs/{env}/outputs.tf"))["output"]
+            for name, body in block.items()
+        }
+        assert env_outputs["lake_catalog_database"] == "${module.lake_catalog.database_name}"
+
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    flusher = {st.get("sid"): st for st in _statements(docs["analytics_flusher"])}
+    catalog, database = "${var.lake_catalog.catalog_arn}", "${var.lake_catalog.database_arn}"
+    tables = "${var.lake_catalog.tables_arn}"
+    assert flusher["LakeCatalogDatabase"]["actions"] == ["glue:GetDatabase"]
+    assert flusher["LakeCatalogDatabase"]["resources"] == [catalog, database]
+    assert set(flusher["LakeCatalogTables"]["actions"]) == {
+        "glue:GetTable",
+        "glue:CreateTable",
+        "glue:UpdateTable",
+    }
+    assert flusher["LakeCatalogTables"]["resources"] == [catalog, database, tables]
+    assert flusher["LakeWarehouseObjects"]["resources"] == [
+        "${var.data_lake_bucket_arn}/${var.lake_catalog.warehouse_prefix}/*"
+    ]
+    others = {
+        (name, a)
+        for name, doc in docs.items()
+        if name != "analytics_flusher"
+        for st in _statements(doc)
+        for a in _as_list(st.get("actions", []))
+        if a.startswith(("glue:", "lakeformation:"))
+    }
+    assert not others, others
+    endpoints = _unquote(_load(TF / "modules/network/endpoints.tf"))["locals"][0]
+    assert "glue" in endpoints["interface_endpoints"]
 
 
 def test_the_event_store_needs_no_aws_permission_without_msk() -> None:

@@ -45,6 +45,9 @@ index's key makes useless. Results, order, paging and ``ScannedCount`` are moto'
 The rollback copy of a ``Put``, ``Delete`` or ``ConditionCheck`` is the stored item object itself:
 moto's put replaces the item object and its delete removes it, neither changes the old object;
 only an ``Update`` changes an item in place, so its item is still deep-copied.
+
+Glue: ``UpdateTable`` honours ``VersionId`` (optimistic locking, as AWS Glue does), which the
+lake's Iceberg commits rely on; see ``_moto_glue``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ import threading
 from collections import OrderedDict, deque
 from types import SimpleNamespace
 from typing import Any
+
+from devstack import _moto_glue
 
 __all__ = ["apply"]
 
@@ -319,4 +324,5 @@ def apply() -> None:
     _linear_item_init()
     _fast_attribute_values()
     _partition_queries()
+    _moto_glue.apply()
     _state["applied"] = True

@@ -357,3 +357,30 @@ def iceberg_config(
 def iceberg(iceberg_config: CatalogConfig, s3_bucket: str, aws_emulator: AwsEmulator) -> Iceberg:
     """The same catalog with its namespace and changes tables."""
     return Iceberg(iceberg_config, aws_emulator, s3_bucket)
+
+
+@pytest.fixture
+def glue_config(
+    s3_bucket: str, aws_emulator: AwsEmulator, unique_id: str
+) -> Iterator[CatalogConfig]:
+    """A Glue catalog on the emulator (moto's Glue) whose database, the test's own namespace,
+    does not exist yet; its tables and the database are dropped at teardown (the emulator
+    serves the whole session)."""
+    namespace = f"lake_{unique_id}"
+    yield CatalogConfig.from_env(
+        "", f"s3://{s3_bucket}/warehouse", namespace=namespace, kind="glue", env=aws_emulator.env
+    )
+    glue = aws_emulator.client("glue")
+    try:
+        for page in glue.get_paginator("get_tables").paginate(DatabaseName=namespace):
+            for table in page["TableList"]:
+                glue.delete_table(DatabaseName=namespace, Name=table["Name"])
+        glue.delete_database(Name=namespace)
+    except glue.exceptions.EntityNotFoundException:
+        pass
+
+
+@pytest.fixture
+def glue_iceberg(glue_config: CatalogConfig, s3_bucket: str, aws_emulator: AwsEmulator) -> Iceberg:
+    """The Glue catalog with its database and changes tables."""
+    return Iceberg(glue_config, aws_emulator, s3_bucket)

@@ -1,15 +1,21 @@
-"""The Iceberg catalog of the lake: a pyiceberg ``SqlCatalog`` whose tables of record live in
-PostgreSQL, with the table data and metadata files in an S3 warehouse (``s3://bucket/prefix``).
+"""The Iceberg catalog of the lake, with the table data and metadata files in an S3 warehouse
+(``s3://bucket/prefix``). Two kinds (``CatalogConfig.kind``):
 
-``CatalogConfig`` holds what the service will need: the catalog database's SQLAlchemy URL, the
-warehouse, the namespace, and the S3 endpoint, region and credentials, read from the
-environment as ``sink_kit.aws`` reads them for boto3 (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+- ``sql``: a pyiceberg ``SqlCatalog`` whose tables of record live in PostgreSQL (the dev stack,
+  docker compose, a cluster without Glue);
+- ``glue``: the AWS Glue Data Catalog of the account and region (EKS), one Glue database per
+  namespace; ``_glue`` holds what is particular to it.
+
+``CatalogConfig`` holds what the service will need: the catalog database's SQLAlchemy URL (SQL
+only), the warehouse, the namespace, and the AWS endpoint, region and credentials, read from
+the environment as ``sink_kit.aws`` reads them for boto3 (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``). Without keys in the
-environment, the file IO (pyarrow's S3 filesystem) uses the AWS SDK's default chain.
+environment, the file IO (pyarrow's S3 filesystem) and the Glue client use the AWS SDK's
+default chain (on EKS: the pod's role).
 
-``open_catalog`` is safe to run from several processes at once on a fresh database: pyiceberg
-creates its two catalog tables when they are missing (a concurrent creator's duplicate is taken
-as done), and the namespace is created only when missing (the same).
+``open_catalog`` is safe to run from several processes at once on a fresh catalog: pyiceberg
+creates the SQL catalog's two tables when they are missing (a concurrent creator's duplicate is
+taken as done), and the namespace is created only when missing (the same).
 """
 
 from __future__ import annotations
@@ -19,12 +25,19 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 from consumer_runtime import RetryableError
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from sqlalchemy import exc as sa_exc
+
+from analytics_flusher.errors import AnalyticsFlusherError
+from analytics_flusher.store._iceberg import _glue
 
 __all__ = ["CatalogConfig", "ensure_namespace", "open_catalog", "transient"]
 
@@ -36,10 +49,11 @@ _CREATE_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class CatalogConfig:
-    """Where the lake's Iceberg tables are: ``uri`` is the catalog database
-    (``postgresql+psycopg2://...``), ``warehouse`` the S3 location new tables are created under
-    (``s3://<bucket>/<prefix>``), ``namespace`` the namespace of the flusher's tables and
-    ``name`` the catalog's name (the ``catalog_name`` of its rows)."""
+    """Where the lake's Iceberg tables are: ``uri`` is the SQL catalog's database
+    (``postgresql+psycopg2://...``; unused by Glue), ``warehouse`` the S3 location new tables
+    are created under (``s3://<bucket>/<prefix>``), ``namespace`` the namespace of the
+    flusher's tables (with Glue, the Glue database) and ``name`` the catalog's name (the
+    ``catalog_name`` of the SQL catalog's rows)."""
 
     uri: str = field(repr=False)  # it may carry the database password
     warehouse: str
@@ -47,6 +61,7 @@ class CatalogConfig:
     name: str = "lake"
     #: ``sql`` (a pyiceberg ``SqlCatalog`` at ``uri``) or ``glue`` (the AWS Glue Data Catalog).
     kind: str = "sql"
+    #: An emulator's endpoint (moto, LocalStack) for S3 and Glue; None on AWS.
     endpoint_url: str | None = None
     region: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
@@ -62,6 +77,9 @@ class CatalogConfig:
             raise ValueError(f"catalog kind {self.kind!r}: sql or glue")
         if self.kind == "sql" and not self.uri:
             raise ValueError("a SQL catalog needs its database URI")
+        if self.kind == "glue" and not self.region:
+            # Glue is regional and boto3 does not read AWS_REGION for the client's region.
+            raise ValueError("a Glue catalog needs the region: set AWS_REGION")
 
     @classmethod
     def from_env(
@@ -73,7 +91,7 @@ class CatalogConfig:
         kind: str = "sql",
         env: Mapping[str, str] | None = None,
     ) -> CatalogConfig:
-        """The S3 settings from ``env`` (this process's environment by default)."""
+        """The AWS settings from ``env`` (this process's environment by default)."""
         env = os.environ if env is None else env
         return cls(
             uri=uri,
@@ -87,9 +105,19 @@ class CatalogConfig:
             session_token=env.get("AWS_SESSION_TOKEN") or None,
         )
 
-    def properties(self) -> dict[str, str]:
-        """The pyiceberg catalog properties (``SqlCatalog(name, **properties)``)."""
-        props = {"uri": self.uri, "warehouse": self.warehouse}
+    def properties(self) -> dict[str, Any]:
+        """The pyiceberg catalog properties of this kind (``SqlCatalog(name, **properties)``,
+        ``GlueCatalog(name, **properties)``): the S3 file IO's, plus the SQL catalog's
+        database or the Glue client's region, endpoint, credentials and retries (strings, but
+        ``glue.max-retries``: an int, which pyiceberg hands to botocore as it is)."""
+        props: dict[str, Any] = {"warehouse": self.warehouse, **self._s3_properties()}
+        if self.kind == "glue":
+            props.update(_glue.client_properties(self))
+        else:
+            props["uri"] = self.uri
+        return props
+
+    def _s3_properties(self) -> dict[str, str]:
         optional = {
             "s3.endpoint": self.endpoint_url,
             "s3.region": self.region,
@@ -97,7 +125,7 @@ class CatalogConfig:
             "s3.secret-access-key": self.secret_access_key,
             "s3.session-token": self.session_token,
         }
-        props.update({key: value for key, value in optional.items() if value})
+        props = {key: value for key, value in optional.items() if value}
         if self.endpoint_url:
             # An emulator (moto, LocalStack) serves buckets by path, not by host name.
             props["s3.path-style-access"] = "true"
@@ -106,22 +134,36 @@ class CatalogConfig:
 
 @contextmanager
 def transient(what: str) -> Iterator[None]:
-    """The catalog database or the warehouse unreachable (a dropped or refused connection, no
-    pooled connection, an S3 request that failed: pyarrow raises ``OSError``) is the runtime's
-    ``RetryableError``; everything else propagates (a bug, or a conflict the caller handles)."""
+    """The catalog unreachable (the SQL catalog's database: a dropped or refused connection,
+    no pooled connection; the Glue API: no connection, a timeout, throttling or a server-side
+    failure, see ``_glue.unavailable``) or the warehouse unreachable (an S3 request that
+    failed: pyarrow raises ``OSError``) is the runtime's ``RetryableError``; everything else
+    propagates (a bug, a refusal such as missing permissions, or a conflict the caller
+    handles)."""
     try:
         yield
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
         raise RetryableError(f"{what}: catalog database unavailable ({exc})") from exc
+    except (BotoCoreError, ClientError) as exc:
+        # Before OSError: botocore's timeouts are also OSErrors (through requests' classes).
+        if not _glue.unavailable(exc):
+            raise
+        raise RetryableError(f"{what}: AWS Glue unavailable ({exc})") from exc
     except OSError as exc:
         raise RetryableError(f"{what}: warehouse unavailable ({exc})") from exc
 
 
-def open_catalog(config: CatalogConfig) -> SqlCatalog:
-    """The catalog, its tables in the database created when missing, and the namespace.
+def open_catalog(config: CatalogConfig) -> Catalog:
+    """The catalog (for SQL, its tables in the database created when missing) and the
+    namespace, created when missing.
 
-    An outage of the database is the runtime's ``RetryableError`` (``transient``).
+    An outage of the catalog is the runtime's ``RetryableError`` (``transient``).
     """
+    if config.kind == "glue":
+        with transient("opening the Glue catalog"):
+            catalog: Catalog = GlueCatalog(config.name, **config.properties())
+        ensure_namespace(catalog, config.namespace)
+        return catalog
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
         try:
             with transient("opening the Iceberg catalog"):
@@ -138,10 +180,12 @@ def open_catalog(config: CatalogConfig) -> SqlCatalog:
     return catalog
 
 
-def ensure_namespace(catalog: SqlCatalog, namespace: str) -> bool:
+def ensure_namespace(catalog: Catalog, namespace: str) -> bool:
     """Create ``namespace`` if missing; True if this call created it. Two processes creating
-    it at once both succeed (pyiceberg checks, then inserts: the loser's insert is a duplicate
-    key, which is taken as done once the namespace is seen)."""
+    it at once both succeed (pyiceberg checks, then creates: the loser's creation is a
+    duplicate key or Glue's ``AlreadyExistsException``, which is taken as done once the
+    namespace is seen). A Glue role that may not create the database (on AWS, Terraform
+    creates it) fails with ``AnalyticsFlusherError`` saying so."""
     with transient(f"creating namespace {namespace}"):
         if catalog.namespace_exists(namespace):
             return False
@@ -153,5 +197,13 @@ def ensure_namespace(catalog: SqlCatalog, namespace: str) -> bool:
             if not catalog.namespace_exists(namespace):
                 raise
             return False
+        except ClientError as exc:
+            if not _glue.access_denied(exc):
+                raise
+            raise AnalyticsFlusherError(
+                f"the Glue database {namespace!r} does not exist and this role may not create "
+                "it: create it with Terraform (terraform/modules/glue-catalog, `terraform "
+                "apply`) or set LAKE_NAMESPACE to the database it created"
+            ) from exc
     _log.info("created Iceberg namespace", namespace=namespace)
     return True

@@ -22,7 +22,7 @@ from typing import Final
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import structlog
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -103,7 +103,7 @@ def _by_day(schema: Schema) -> PartitionSpec:
     )
 
 
-def ensure_changes_tables(catalog: SqlCatalog, namespace: str) -> dict[str, Table]:
+def ensure_changes_tables(catalog: Catalog, namespace: str) -> dict[str, Table]:
     """Both changes tables in ``namespace`` (which must exist: ``open_catalog`` creates it),
     created when missing. A table that exists without one of the columns above is refused
     (``AnalyticsFlusherError``): it is not one of these tables."""
@@ -113,7 +113,7 @@ def ensure_changes_tables(catalog: SqlCatalog, namespace: str) -> dict[str, Tabl
     }
 
 
-def _ensure_table(catalog: SqlCatalog, namespace: str, name: str, schema: Schema) -> Table:
+def _ensure_table(catalog: Catalog, namespace: str, name: str, schema: Schema) -> Table:
     identifier = (namespace, name)
     log = structlog.get_logger("analytics_flusher").bind(table=f"{namespace}.{name}")
     with transient(f"creating table {namespace}.{name}"):
