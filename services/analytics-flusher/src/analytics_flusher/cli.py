@@ -40,6 +40,7 @@ from analytics_flusher._lake_text import (
     tables_table,
     to_json,
 )
+from analytics_flusher._maintain_cli import add_commands as add_maintenance
 
 if TYPE_CHECKING:
     from analytics_flusher.store._iceberg import CatalogConfig
@@ -307,9 +308,11 @@ def tables(
 def register_commands(app: typer.Typer) -> None:
     """Add the ``lake`` group to the ``cdc`` application (the descriptor's ``commands``)."""
     lake = typer.Typer(
-        no_args_is_help=True, help="The analytics lake's Iceberg tables: query, time travel."
+        no_args_is_help=True,
+        help="The analytics lake's Iceberg tables: query, time travel, maintenance.",
     )
     lake.command("query")(query)
     lake.command("snapshots")(snapshots)
     lake.command("tables")(tables)
+    add_maintenance(lake)
     app.add_typer(lake, name="lake")

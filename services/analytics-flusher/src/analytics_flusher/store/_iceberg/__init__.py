@@ -13,7 +13,12 @@
 - ``_read``: the tables read back at a point in time (now, a snapshot id, a time), the
   current-state views over the changes tables, and SQL over both through DuckDB (``cdc lake``);
 - ``_snapshots``: each table's snapshots (their summaries: counts, positions, generation) and
-  its current state, from the metadata.
+  its current state, from the metadata;
+- ``_compact``: the small files of a partition rewritten as few, in one snapshot replacing
+  exactly them, committed only on a head where they are still live;
+- ``_expire``: old snapshots expired, keeping the positions reachable, and the files only they
+  referenced deleted;
+- ``_maintain``: both over every table of a namespace (``cdc lake maintain``).
 """
 
 from analytics_flusher.store._iceberg._catalog import CatalogConfig, ensure_namespace, open_catalog
@@ -21,6 +26,27 @@ from analytics_flusher.store._iceberg._commit import (
     CommitResult,
     ExactlyOnceCommitter,
     recorded_positions,
+)
+from analytics_flusher.store._iceberg._compact import (
+    DEFAULT_MIN_INPUT_FILES,
+    DEFAULT_TARGET_FILE_BYTES,
+    CompactionPlan,
+    CompactionResult,
+    compact,
+    plan_compaction,
+)
+from analytics_flusher.store._iceberg._expire import (
+    DEFAULT_RETAIN_LAST,
+    ExpiryPlan,
+    ExpiryResult,
+    expire_snapshots,
+    plan_expiry,
+)
+from analytics_flusher.store._iceberg._maintain import (
+    DEFAULT_OLDER_THAN,
+    MaintenanceReport,
+    TableMaintenance,
+    maintain,
 )
 from analytics_flusher.store._iceberg._positions import (
     SUMMARY_GENERATION,
@@ -65,6 +91,10 @@ from analytics_flusher.store._iceberg._writer import (
 __all__ = [
     "CHANGES_TABLES",
     "CURRENT_VIEWS",
+    "DEFAULT_MIN_INPUT_FILES",
+    "DEFAULT_OLDER_THAN",
+    "DEFAULT_RETAIN_LAST",
+    "DEFAULT_TARGET_FILE_BYTES",
     "ITEMS_CHANGES",
     "ORDERS_CHANGES",
     "SUMMARY_GENERATION",
@@ -74,26 +104,37 @@ __all__ = [
     "ChangesWriter",
     "CommitPlan",
     "CommitResult",
+    "CompactionPlan",
+    "CompactionResult",
     "ExactlyOnceCommitter",
+    "ExpiryPlan",
+    "ExpiryResult",
+    "MaintenanceReport",
     "Position",
     "SnapshotInfo",
     "TableInfo",
+    "TableMaintenance",
     "WriterMetrics",
     "claim_key",
+    "compact",
     "decode_claims",
     "decode_positions",
     "encode_positions",
     "ensure_changes_tables",
     "ensure_namespace",
+    "expire_snapshots",
     "item_rows",
     "lake_query",
     "list_tables",
     "load_tables",
+    "maintain",
     "open_catalog",
     "open_changes_writer",
     "open_for_reading",
     "order_rows",
     "plan_commit",
+    "plan_compaction",
+    "plan_expiry",
     "recorded_positions",
     "resolve_as_of",
     "scan_tables",
