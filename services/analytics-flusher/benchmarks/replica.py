@@ -11,8 +11,7 @@ import sys
 import time
 from typing import Any
 
-from analytics_flusher import Decoder, FlusherSettings
-from analytics_flusher.sink import build_sink
+from analytics_flusher import Decoder, FlusherSettings, build_sink
 from consumer_runtime import Batch, CommitStrategy, Offsets, run_service
 from consumer_runtime.testing import ForwardingSink
 

@@ -4,6 +4,7 @@
 ``queries`` holds the DuckDB queries that compute exact totals from the written objects.
 """
 
+from analytics_flusher._build import build_sink
 from analytics_flusher._changes import Change, Decoder, ItemChange, OrderChange
 from analytics_flusher._reports import REPORTS, ReportTable, build_reports, object_key
 from analytics_flusher._uploads import ObjectStore
@@ -15,7 +16,7 @@ from analytics_flusher.errors import (
     UnwritablePartError,
 )
 from analytics_flusher.settings import FlusherSettings
-from analytics_flusher.sink import LakeSink, build_sink
+from analytics_flusher.sink import LakeSink
 from analytics_flusher.store import SCHEMAS, S3Store, encode_jsonl, encode_parquet
 
 __all__ = [

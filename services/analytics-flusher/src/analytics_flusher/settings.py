@@ -93,6 +93,13 @@ class FlusherSettings(RuntimeSettings):
     # at most this old (plus one commit). 15 s keeps files and snapshots few (about 6,000
     # snapshots a day per table before expiry) and is well inside a minute of freshness.
     lake_commit_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # The report tables are recomputed from the changes tables this often (0: never; ``cdc lake
+    # reports`` on demand): a scan of the changes tables each time, so a minute, not seconds.
+    lake_reports_interval_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    # Compaction and snapshot expiry (``cdc lake maintain``) this often (0: never, e.g. when a
+    # CronJob runs the command instead); snapshots older than the retention are expired.
+    lake_maintain_interval_seconds: float = Field(default=3600.0, ge=0, le=7 * 86_400)
+    lake_snapshot_retention_seconds: float = Field(default=3600.0, ge=0, le=365 * 86_400)
 
     @property
     def iceberg_enabled(self) -> bool:

@@ -34,8 +34,9 @@ the runtime dead-letters that record. An upload failing for good raises
 
 Iceberg (README, "Iceberg tables"): with a catalog configured, every change is also handed to
 ``changes`` (``store.ChangesWriter``), committed to the changes tables every
-``LAKE_COMMIT_INTERVAL_SECONDS`` (and on revoke and shutdown), and a partition is durable only
-up to its first change not yet committed there.
+``LAKE_COMMIT_INTERVAL_SECONDS`` in the background (and on revoke and shutdown, waited for),
+and a partition is durable only up to its first change not yet committed there; ``jobs``
+materializes the report tables and maintains the tables while this process leads.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ from analytics_flusher._http import HttpPoster
 from analytics_flusher._metrics import LakeMetrics
 from analytics_flusher._uploads import ObjectStore, Uploads, retire, unwritable
 from analytics_flusher.domain import MONEY, Held, Part, PartitionWindows, WindowConfig
-from analytics_flusher.settings import DEFAULT_MAX_OPEN_BYTES, FlusherSettings
-from analytics_flusher.store import ChangesWriter, open_lake, open_writer
+from analytics_flusher.settings import DEFAULT_MAX_OPEN_BYTES
+from analytics_flusher.store import ChangesWriter, LakeJobs
 
 _log = structlog.get_logger("analytics_flusher")
 
@@ -87,6 +88,7 @@ class LakeSink(BaseSink[Change]):
         wall_clock: Callable[[], float] = time.time,
         metrics: LakeMetrics | None = None,
         changes: ChangesWriter | None = None,
+        leader_partition: TopicPartition | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -101,8 +103,12 @@ class LakeSink(BaseSink[Change]):
         # Served by the runtime on /metrics next to its own (consumer_runtime's Sink docs).
         self.metrics_registry = self.metrics.registry
         # The Iceberg changes tables (None: not configured): every change, committed on an
-        # interval, exactly once (``store._iceberg._writer``).
+        # interval, exactly once (``store._iceberg._writer``); the report tables and the
+        # tables' maintenance run by ``jobs`` while this process holds ``leader_partition``.
         self.changes = changes
+        self.jobs: LakeJobs | None = None
+        self.leader_partition = leader_partition
+        self._assigned: set[TopicPartition] = set()
         self._lock = threading.RLock()
         self._windows: dict[TopicPartition, PartitionWindows] = {}
         self._pending: dict[TopicPartition, list[Part]] = {}
@@ -133,32 +139,6 @@ class LakeSink(BaseSink[Change]):
         if idle_thread:
             self._thread = threading.Thread(target=self._idle_loop, name="idle-flush", daemon=True)
             self._thread.start()
-
-    @classmethod
-    def from_settings(cls, settings: FlusherSettings) -> LakeSink:
-        store = open_lake(settings)
-        metrics = LakeMetrics()
-        http = None
-        if settings.http_sink_url is not None:
-            http = HttpPoster(
-                str(settings.http_sink_url),
-                timeout_s=settings.http_sink_timeout_s,
-                max_attempts=settings.http_sink_max_attempts,
-            )
-        return cls(
-            store,
-            settings.window_config(),
-            prefix=settings.s3_prefix,
-            top_n=settings.top_n,
-            jsonl_copy=settings.jsonl_copy,
-            http=http,
-            idle_flush_s=settings.idle_flush_seconds,
-            upload_concurrency=settings.upload_concurrency,
-            max_inflight=settings.upload_max_inflight,
-            max_open_bytes=settings.max_open_bytes,
-            metrics=metrics,
-            changes=open_writer(settings, metrics.registry),
-        )
 
     # -- the runtime's hooks --------------------------------------------------------------------
 
@@ -193,8 +173,8 @@ class LakeSink(BaseSink[Change]):
                 self._state(tp).advance(next_offset)
                 if self.changes is not None:
                     self.changes.add(tp, batch.records.get(tp, ()), next_offset)
-            if self.changes is not None and self.changes.due():
-                self.changes.commit()
+            if self.changes is not None:
+                self.changes.poll()  # a commit due starts in the background
             self._write_pending(list(self._pending), wait=False)
             return self._durable(list(self._windows))
 
@@ -202,6 +182,7 @@ class LakeSink(BaseSink[Change]):
         with self._lock:
             for tp in partitions:
                 self._state(tp)
+            self._assigned.update(partitions)
             if self.changes is not None:
                 self.changes.assign(partitions)
 
@@ -231,7 +212,15 @@ class LakeSink(BaseSink[Change]):
                 self.changes.commit()
             return self._durable(list(self._windows))
 
+    def leads(self) -> bool:
+        """This process holds ``leader_partition``: it runs the lake's scheduled jobs."""
+        return self.leader_partition in self._assigned
+
     def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.stop()
+        if self.changes is not None:
+            self.changes.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -279,8 +268,7 @@ class LakeSink(BaseSink[Change]):
         with self._lock:
             if self.changes is not None:
                 self.changes.claim_pending()
-                if self.changes.due():
-                    self.changes.commit()
+                self.changes.poll()
             return self._durable(list(self._windows)) or None
 
     def _idle_loop(self) -> None:
@@ -323,6 +311,7 @@ class LakeSink(BaseSink[Change]):
             self._last_seen.pop(tp, None)
             for part in self._pending.pop(tp, []):
                 self._uploads.forget(part)
+        self._assigned.difference_update(partitions)
         if self.changes is not None:
             self.changes.drop(partitions)
 
@@ -390,8 +379,3 @@ class LakeSink(BaseSink[Change]):
         if isinstance(exc, RetryableError):
             raise exc
         raise unwritable(part, key, exc) from exc
-
-
-def build_sink(settings: FlusherSettings) -> LakeSink:
-    """The runtime's sink factory."""
-    return LakeSink.from_settings(settings)

@@ -11,6 +11,7 @@ and reports as durable only what is committed.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -167,3 +168,47 @@ def test_a_partition_of_an_unknown_topic_is_claimed_with_its_first_change(iceber
     assert decode_claims(iceberg.table().properties) == {P0: 1}
     w.commit()
     assert iceberg.rows() == [(0, 0, 1)]
+
+
+def test_a_commit_runs_in_the_background_while_changes_are_buffered(iceberg: Any) -> None:
+    clock = Clock()
+    w = writer(iceberg.writer(), clock)
+    w.assign([P0])
+    w.claim_pending()
+    w.add(P0, [change(0), change(1)], 2)
+    clock.now = 10.0
+    w.poll()  # due: the commit starts on its thread and poll returns
+    w.add(P0, [change(2)], 3)  # the consumer goes on meanwhile
+    assert w.durable(P0) == 0  # held back by the running commit's first offset
+    assert w.commit() == 1  # waits for the running one, then commits the rest
+    assert w.durable(P0) is None
+    assert iceberg.rows() == [(0, 0, 1), (0, 1, 1), (0, 2, 1)]
+    w.close()
+
+
+def test_a_failed_background_commit_is_raised_and_its_changes_are_kept(iceberg: Any) -> None:
+    clock = Clock()
+    old = writer(iceberg.writer(), clock)
+    old.assign([P0])
+    old.claim_pending()
+    old.add(P0, [change(0), change(1)], 2)
+    new = writer(iceberg.writer())
+    new.assign([P0])
+    new.claim_pending()
+    clock.now = 10.0
+    old.poll()
+    old.add(P0, [change(2)], 3)
+    with pytest.raises(FencedCommitError):
+        _poll_until_raised(old)
+    assert old.durable(P0) == 0
+    assert old.buffered_rows == 3  # put back in front of the buffer, in order
+    assert iceberg.rows() == []
+    old.close()
+
+
+def _poll_until_raised(w: ChangesWriter) -> None:
+    """Poll until the background commit's failure is raised (the commit fails on its thread;
+    the next poll after that raises it)."""
+    for _ in range(300):
+        w.poll()
+        time.sleep(0.1)

@@ -14,6 +14,7 @@ enforces it.
   Glue): the changes tables ``sink`` commits to through ``open_writer``'s ``ChangesWriter``.
 """
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -24,6 +25,7 @@ from analytics_flusher.store._iceberg import (
     ORDERS_CHANGES,
     CatalogConfig,
     ChangesWriter,
+    LakeJobs,
     open_changes_writer,
 )
 from analytics_flusher.store._parquet import SCHEMAS, encode_jsonl, encode_parquet
@@ -38,10 +40,12 @@ __all__ = [
     "CatalogConfig",
     "ChangesWriter",
     "IcebergReader",
+    "LakeJobs",
     "LakeMirror",
     "S3Store",
     "encode_jsonl",
     "encode_parquet",
+    "open_jobs",
     "open_lake",
     "open_writer",
 ]
@@ -59,3 +63,29 @@ def open_writer(
     return open_changes_writer(
         config, tables, interval_s=settings.lake_commit_interval_seconds, registry=registry
     )
+
+
+def open_jobs(
+    settings: FlusherSettings,
+    leader: Callable[[], bool],
+    registry: CollectorRegistry | None = None,
+) -> LakeJobs | None:
+    """The lake's scheduled jobs (report tables, maintenance), started; None without a catalog
+    or with both intervals 0."""
+    config = settings.catalog_config()
+    reports, maintenance = (
+        settings.lake_reports_interval_seconds,
+        settings.lake_maintain_interval_seconds,
+    )
+    if config is None or (reports <= 0 and maintenance <= 0):
+        return None
+    return LakeJobs(
+        config,
+        leader,
+        window_ms=settings.window_seconds * 1000,
+        top_n=settings.top_n,
+        reports_interval_s=reports,
+        maintain_interval_s=maintenance,
+        snapshot_retention_s=settings.lake_snapshot_retention_seconds,
+        registry=registry,
+    ).start()

@@ -14,6 +14,8 @@
   current-state views over the changes tables, and SQL over both through DuckDB (``cdc lake``);
 - ``_snapshots``: each table's snapshots (their summaries: counts, positions, generation) and
   its current state, from the metadata;
+- ``_reports``: the report tables, recomputed from the changes tables (exact by construction);
+- ``_jobs``: the reports and the maintenance on a schedule, in the flusher, while it leads;
 - ``_compact``: the small files of a partition rewritten as few, in one snapshot replacing
   exactly them, committed only on a head where they are still live;
 - ``_expire``: old snapshots expired, keeping the positions reachable, and the files only they
@@ -42,6 +44,7 @@ from analytics_flusher.store._iceberg._expire import (
     expire_snapshots,
     plan_expiry,
 )
+from analytics_flusher.store._iceberg._jobs import LakeJobs
 from analytics_flusher.store._iceberg._maintain import (
     DEFAULT_OLDER_THAN,
     MaintenanceReport,
@@ -67,6 +70,13 @@ from analytics_flusher.store._iceberg._read import (
     open_for_reading,
     resolve_as_of,
     scan_tables,
+)
+from analytics_flusher.store._iceberg._reports import (
+    REPORT_SOURCES,
+    REPORT_TABLES,
+    ReportsResult,
+    compute_reports,
+    materialize_reports,
 )
 from analytics_flusher.store._iceberg._snapshots import (
     SnapshotInfo,
@@ -97,6 +107,8 @@ __all__ = [
     "DEFAULT_TARGET_FILE_BYTES",
     "ITEMS_CHANGES",
     "ORDERS_CHANGES",
+    "REPORT_SOURCES",
+    "REPORT_TABLES",
     "SUMMARY_GENERATION",
     "SUMMARY_POSITIONS",
     "AsOf",
@@ -109,14 +121,17 @@ __all__ = [
     "ExactlyOnceCommitter",
     "ExpiryPlan",
     "ExpiryResult",
+    "LakeJobs",
     "MaintenanceReport",
     "Position",
+    "ReportsResult",
     "SnapshotInfo",
     "TableInfo",
     "TableMaintenance",
     "WriterMetrics",
     "claim_key",
     "compact",
+    "compute_reports",
     "decode_claims",
     "decode_positions",
     "encode_positions",
@@ -128,6 +143,7 @@ __all__ = [
     "list_tables",
     "load_tables",
     "maintain",
+    "materialize_reports",
     "open_catalog",
     "open_changes_writer",
     "open_for_reading",

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import structlog
-from consumer_runtime import Batch, RejectedError, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from consumer_runtime import Batch, RejectedError, RetryableError, TopicPartition
+from prometheus_client import CollectorRegistry
 from pyiceberg.types import IcebergType
 
 from analytics_flusher._changes import Change, OrderChange
@@ -38,6 +40,8 @@ from analytics_flusher.errors import SchemaMismatchError
 from analytics_flusher.store._iceberg._catalog import CatalogConfig, open_catalog
 from analytics_flusher.store._iceberg._commit import ExactlyOnceCommitter
 from analytics_flusher.store._iceberg._evolve import evolve, extra_arrays, extra_columns, refusal
+from analytics_flusher.store._iceberg._metrics import SERVICE as _SERVICE
+from analytics_flusher.store._iceberg._metrics import WriterMetrics
 from analytics_flusher.store._iceberg._tables import (
     ITEMS_CHANGES,
     ORDERS_CHANGES,
@@ -49,46 +53,11 @@ __all__ = ["ChangesWriter", "WriterMetrics", "open_changes_writer"]
 
 _log = structlog.get_logger("analytics_flusher")
 
-_SERVICE = "analytics-flusher"
 
-
-class WriterMetrics:
-    """The Iceberg commits' figures, in the sink's registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.commit_seconds = Histogram(
-            "lake_iceberg_commit_seconds",
-            "Time to commit one changes table (write its data files, swap its metadata).",
-            ["service", "table"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
-            registry=registry,
-        )
-        self.freshness = Histogram(
-            "lake_iceberg_freshness_seconds",
-            "From the source commit (source.ts_ms) to queryable in the changes table, per row.",
-            ["service", "table"],
-            buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300),
-            registry=registry,
-        )
-        self.rows = Counter(
-            "lake_iceberg_rows_committed_total",
-            "Rows appended to the changes tables (rows a replay already recorded excluded).",
-            ["service", "table"],
-            registry=registry,
-        )
-        self.nulled = Counter(
-            "lake_iceberg_values_nulled_total",
-            "Values written as null because their column took another type meanwhile (another "
-            "process added it first); refused values are dead-lettered instead, not counted here.",
-            ["service", "table"],
-            registry=registry,
-        )
-        self.skipped = Counter(
-            "lake_iceberg_recorded_skipped_total",
-            "Changes not buffered because the table already records their offsets (a replay).",
-            ["service", "table"],
-            registry=registry,
-        )
+#: One table's part of a commit: each partition's changes and end offset.
+_Entries = list[tuple[TopicPartition, list[Change], int]]
+#: One commit's changes, per table.
+_Sealed = dict[str, _Entries]
 
 
 @dataclass(slots=True)
@@ -127,6 +96,11 @@ class ChangesWriter:
         # Per table, its columns' types: its schema's, and those changes taken will add.
         self._columns: dict[str, dict[str, IcebergType]] = {}
         self._rows = 0
+        # Commits run on these threads (one per table), the consumer going on meanwhile; the
+        # running one's changes, and the first offset of each partition's part of it.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iceberg-commit")
+        self._inflight: tuple[_Sealed, dict[str, Future[int]]] | None = None
+        self._sealed_first: dict[TopicPartition, int] = {}
 
     # -- assignment -----------------------------------------------------------------------------
 
@@ -153,7 +127,13 @@ class ChangesWriter:
             self._unclaimed.discard(tp)
 
     def drop(self, partitions: Iterable[TopicPartition]) -> None:
-        """Forget ``partitions`` (revoked after a commit, or lost): their buffers go."""
+        """Forget ``partitions`` (revoked after a commit, or lost): their buffers go, once a
+        running commit finished (its failure is logged: the partitions are given up)."""
+        partitions = list(partitions)
+        try:
+            self._reap(wait=True)
+        except Exception as exc:
+            _log.warning("a background commit failed; its partitions are given up", error=str(exc))
         for tp in partitions:
             buffer = self._buffers.pop(tp, None)
             if buffer is not None:
@@ -194,42 +174,114 @@ class ChangesWriter:
             return False
         return self._rows >= self.max_rows or self._clock() - self._since >= self.interval_s
 
+    def poll(self) -> None:
+        """The consumer's turn (each batch, each tick): a finished background commit is taken
+        in (its failure raised here, its changes buffered again), and one is started when
+        ``due``. While one runs the consumer goes on; only buffers full (``max_rows``) with a
+        commit still running wait for it."""
+        self._reap(wait=False)
+        if self._inflight is not None and self._rows >= self.max_rows:
+            self._reap(wait=True)
+        if self._inflight is None and self.due():
+            self._start(self._seal(None))
+
     def commit(self, partitions: Iterable[TopicPartition] | None = None) -> int:
-        """Append what is buffered (of ``partitions``, else of all), one snapshot per table;
-        returns the rows appended. A failure leaves the buffers as they were (the next call
-        commits them); tables committed before it are not committed again (their buffers
-        emptied)."""
+        """Commit now (revoke, shutdown, tests): wait for a running commit, then append what is
+        buffered (of ``partitions``, else of all), one snapshot per table; returns the rows
+        appended. A failure leaves the changes buffered (the next call commits them)."""
+        self._reap(wait=True)
+        sealed = self._seal(partitions)
+        if not sealed:
+            return 0
+        self._start(sealed)
+        return self._reap(wait=True)
+
+    def close(self) -> None:
+        """Wait for a running commit (its failure is logged: nothing is committed past it),
+        then stop the commit threads."""
+        try:
+            self._reap(wait=True)
+        except Exception as exc:  # shutting down: the runtime did not commit past these rows
+            _log.warning("a background commit failed at shutdown", error=str(exc))
+        self._pool.shutdown(wait=True)
+
+    def _seal(self, partitions: Iterable[TopicPartition] | None) -> _Sealed:
+        """Take the buffered changes (of ``partitions``, else all) out of the buffers, by
+        table, with each partition's end offset: what one commit appends."""
         chosen = list(self._buffers) if partitions is None else list(partitions)
-        by_table: dict[str, list[TopicPartition]] = {}
-        for tp in chosen:
+        sealed: _Sealed = {}
+        for tp in sorted(chosen):
             buffer = self._buffers.get(tp)
-            if buffer is not None and buffer.changes:
-                by_table.setdefault(buffer.table, []).append(tp)
-        written = 0
-        for table, tps in sorted(by_table.items()):
-            written += self._commit_table(table, sorted(tps))
+            if buffer is None or not buffer.changes:
+                continue
+            changes, buffer.changes = buffer.changes, []
+            sealed.setdefault(buffer.table, []).append((tp, changes, buffer.next_offset))
+            self._sealed_first[tp] = changes[0].offset
+            self._rows -= len(changes)
         if not self._rows:
             self._since = None
+        return sealed
+
+    def _start(self, sealed: _Sealed) -> None:
+        futures = {
+            table: self._pool.submit(self._commit_table, table, entries)
+            for table, entries in sealed.items()
+        }
+        self._inflight = (sealed, futures)
+
+    def _reap(self, *, wait: bool) -> int:
+        """Take in the running commit if it finished (``wait``: once it has); returns the rows
+        it appended. A table whose append failed has its changes put back in front of its
+        partitions' buffers, and the first failure is raised (a refusal before an outage)."""
+        if self._inflight is None:
+            return 0
+        sealed, futures = self._inflight
+        if not wait and not all(f.done() for f in futures.values()):
+            return 0
+        wait_for(list(futures.values()))
+        self._inflight = None
+        written, failure = 0, None
+        for table, future in futures.items():
+            exc = future.exception()
+            if exc is None:
+                written += future.result()
+                continue
+            if failure is None or (
+                isinstance(failure, RetryableError) and not isinstance(exc, RetryableError)
+            ):
+                failure = exc
+            for tp, changes, _end in sealed[table]:
+                buffer = self._buffers.get(tp)
+                if buffer is not None:  # still this process's: written again on a later turn
+                    buffer.changes = changes + buffer.changes
+                    self._rows += len(changes)
+            if self._rows and self._since is None:
+                self._since = self._clock()
+        for entries in sealed.values():
+            for tp, _changes, _end in entries:
+                self._sealed_first.pop(tp, None)
+        if failure is not None:
+            raise failure
         return written
 
-    def _commit_table(self, table: str, partitions: list[TopicPartition]) -> int:
+    def _commit_table(
+        self, table: str, entries: list[tuple[TopicPartition, list[Change], int]]
+    ) -> int:
+        """Append one table's sealed changes (on a commit thread)."""
         started = time.perf_counter()
-        parts = [table_rows(table, tp.partition, self._buffers[tp].changes) for tp in partitions]
+        parts = [table_rows(table, tp.partition, changes) for tp, changes, _end in entries]
         rows = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        changes = [c for tp in partitions for c in self._buffers[tp].changes]
-        if any(c.extra for c in changes):
-            rows = self._with_extra_columns(table, rows, changes)
-        ends = {tp: self._buffers[tp].next_offset for tp in partitions}
-        generations = {tp: self._generations[tp] for tp in partitions}
+        everything = [c for _tp, changes, _end in entries for c in changes]
+        if any(c.extra for c in everything):
+            rows = self._with_extra_columns(table, rows, everything)
+        ends = {tp: end for tp, _changes, end in entries}
+        generations = {tp: self._generations[tp] for tp, _changes, _end in entries}
         result = self.committer.append(table, rows, ends, generations)
         committed_ms = self._wall_clock() * 1000
         fresh = self.metrics.freshness.labels(_SERVICE, table)
-        for tp in partitions:
-            buffer = self._buffers[tp]
-            for change in buffer.changes:
-                fresh.observe(max(0.0, (committed_ms - change.source_ts_ms) / 1000))
-            self._rows -= len(buffer.changes)
-            buffer.changes = []
+        for _tp, changes, _end in entries:  # the oldest change of each partition's part
+            oldest = min(c.source_ts_ms for c in changes)
+            fresh.observe(max(0.0, (committed_ms - oldest) / 1000))
         elapsed = time.perf_counter() - started
         self.metrics.commit_seconds.labels(_SERVICE, table).observe(elapsed)
         self.metrics.rows.labels(_SERVICE, table).inc(result.written)
@@ -239,7 +291,7 @@ class ChangesWriter:
             snapshot_id=result.snapshot_id,
             rows=result.written,
             already_recorded=result.already_recorded,
-            partitions=len(partitions),
+            partitions=len(entries),
             seconds=round(elapsed, 3),
         )
         return result.written
@@ -288,11 +340,14 @@ class ChangesWriter:
     # -- durability -----------------------------------------------------------------------------
 
     def durable(self, tp: TopicPartition) -> int | None:
-        """The first offset of ``tp`` not yet in the table, when changes of it are buffered."""
+        """The first offset of ``tp`` not yet in the table, when changes of it are held
+        (buffered, or in a commit still running)."""
+        held = self._sealed_first.get(tp)
         buffer = self._buffers.get(tp)
-        if buffer is None or not buffer.changes:
-            return None
-        return buffer.changes[0].offset
+        if buffer is not None and buffer.changes:
+            first = buffer.changes[0].offset
+            held = first if held is None else min(held, first)
+        return held
 
     @property
     def buffered_rows(self) -> int:

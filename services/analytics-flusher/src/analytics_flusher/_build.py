@@ -1,0 +1,51 @@
+"""The flusher's sink built from its settings (the descriptor's ``sink`` factory): the lake's
+bucket, the optional analytics API, the Iceberg changes tables and their scheduled jobs."""
+
+from __future__ import annotations
+
+from consumer_runtime import TopicPartition
+
+from analytics_flusher._http import HttpPoster
+from analytics_flusher._metrics import LakeMetrics
+from analytics_flusher.settings import FlusherSettings
+from analytics_flusher.sink import LakeSink
+from analytics_flusher.store import open_jobs, open_lake, open_writer
+
+__all__ = ["build_sink"]
+
+
+def build_sink(settings: FlusherSettings) -> LakeSink:
+    """The runtime's sink factory."""
+    metrics = LakeMetrics()
+    http = None
+    if settings.http_sink_url is not None:
+        http = HttpPoster(
+            str(settings.http_sink_url),
+            timeout_s=settings.http_sink_timeout_s,
+            max_attempts=settings.http_sink_max_attempts,
+        )
+    sink = LakeSink(
+        open_lake(settings),
+        settings.window_config(),
+        prefix=settings.s3_prefix,
+        top_n=settings.top_n,
+        jsonl_copy=settings.jsonl_copy,
+        http=http,
+        idle_flush_s=settings.idle_flush_seconds,
+        upload_concurrency=settings.upload_concurrency,
+        max_inflight=settings.upload_max_inflight,
+        max_open_bytes=settings.max_open_bytes,
+        metrics=metrics,
+        changes=open_writer(settings, metrics.registry),
+        leader_partition=TopicPartition(_orders_topic(settings), 0),
+    )
+    sink.jobs = open_jobs(settings, sink.leads, metrics.registry)
+    return sink
+
+
+def _orders_topic(settings: FlusherSettings) -> str:
+    """The subscribed topic of the orders table (its last part), else the first topic."""
+    for topic in settings.kafka_topics:
+        if topic.rsplit(".", 1)[-1] == settings.orders_table:
+            return topic
+    return settings.kafka_topics[0]
