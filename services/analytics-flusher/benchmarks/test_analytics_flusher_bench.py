@@ -29,35 +29,22 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from analytics_flusher import Decoder, FlusherSettings, LakeSink, S3Store, WindowConfig
-from cdc_events.testing import make_change
+from analytics_flusher import Decoder, LakeSink, S3Store, WindowConfig
 from confluent_kafka import Consumer
-from consumer_runtime import (
-    Batch,
-    CommitStrategy,
-    InMemoryMessage,
-    Offsets,
-    Runtime,
-    TopicPartition,
-)
-from consumer_runtime.testing import ForwardingSink, run_until
+from consumer_runtime import Batch, InMemoryMessage, TopicPartition
 from devstack import AwsEmulator, produce
-from prometheus_client import CollectorRegistry
 
-N_ORDERS = int(os.environ.get("BENCH_ORDERS", "100000"))
+from ._common import BATCH, N_ORDERS, T0_MS, TimedSink, percentiles, records, run_timed
+
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
-BATCH = 500
 DENSITIES = {"sparse": 100, "dense": 1}  # source time between two orders, ms
 
 
@@ -70,36 +57,6 @@ class NullStore:
 
     def healthy(self) -> bool:
         return True
-
-
-def records(
-    t0: int, step_ms: int = 100
-) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
-    orders, items = [], []
-    for i in range(N_ORDERS):
-        ts = t0 + i * step_ms
-        created = datetime.fromtimestamp(ts / 1000, UTC)
-        status = ("pending", "paid", "shipped", "cancelled")[i % 4]
-        op = "c" if status == "pending" else "u"
-        row = {
-            "id": i // 4 + 1,
-            "customer_id": i % 500,
-            "status": status,
-            "total": Decimal(f"{i % 997}.{i % 100:02d}"),
-            "created_at": created,
-        }
-        rec = make_change(op, table="orders", after=row, source_ts_ms=ts, with_schema=True)
-        orders.append((rec.key or b"", rec.value or b""))
-        line = {
-            "id": i + 1,
-            "order_id": i // 4 + 1,
-            "product_id": i % 300,
-            "quantity": 1 + i % 3,
-            "unit_price": Decimal("9.99"),
-        }
-        irec = make_change("c", table="order_items", after=line, source_ts_ms=ts, with_schema=True)
-        items.append((irec.key or b"", irec.value or b""))
-    return orders, items
 
 
 def consume_all(bootstrap: str, topics: list[str], n: int) -> float:
@@ -155,60 +112,6 @@ def aggregate(sink: LakeSink, decoded: list[Any]) -> float:
         sink.write_batch(batch)
     sink.flush()
     return time.perf_counter() - started
-
-
-class TimedSink(ForwardingSink[Any]):
-    """The S3 sink (or no sink: ``inner=None``, counting only), timed: from the first batch
-    until the last record is folded and every object written (``flush``); per-batch times of
-    ``write_batch``."""
-
-    def __init__(self, inner: LakeSink | None, target: int) -> None:
-        super().__init__(inner)
-        self.target = target
-        self.seen = 0
-        self.first = self.last = 0.0
-        self.done = threading.Event()
-        self.latencies: list[float] = []
-
-    def write_batch(self, batch: Batch[Any]) -> Offsets | None:
-        t0 = time.perf_counter()
-        self.first = self.first or t0
-        result = super().write_batch(batch)
-        self.latencies.append(time.perf_counter() - t0)
-        self.seen += sum(len(r) for r in batch.records.values())
-        if self.seen >= self.target and not self.done.is_set():
-            self.flush()
-            self.last = time.perf_counter()
-            self.done.set()
-        return result
-
-
-def _settings(bootstrap: str, topics: list[str], group: str, **extra: Any) -> FlusherSettings:
-    return FlusherSettings(
-        kafka_bootstrap_servers=bootstrap,
-        kafka_topics=tuple(topics),
-        kafka_group_id=group,
-        batch_size=BATCH,
-        batch_max_wait_ms=100,
-        health_port=0,
-        kafka_consumer_extra={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
-        **extra,
-    )
-
-
-def run_timed(bootstrap: str, topics: list[str], sink: TimedSink) -> float:
-    """The runtime with the flusher's decoder and ``sink`` until every record went through."""
-    settings = _settings(bootstrap, topics, f"bench-{time.monotonic_ns()}")
-    runtime: Runtime[Any] = Runtime(
-        "analytics-flusher",
-        settings,
-        Decoder(),
-        sink,
-        CommitStrategy.COMMIT_AFTER_FLUSH,
-        registry=CollectorRegistry(),
-    )
-    assert run_until(runtime, sink.done), f"only {sink.seen} of {sink.target} records folded"
-    return sink.last - sink.first
 
 
 REPLICA = Path(__file__).with_name("replica.py")
@@ -275,11 +178,6 @@ def replicas_rate(
             proc.wait(30)
 
 
-def percentiles(samples: list[float]) -> str:
-    q = statistics.quantiles(samples, n=100, method="inclusive")
-    return f"p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms over {len(samples)} batches"
-
-
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("density", list(DENSITIES))
 def test_flusher_throughput(
@@ -292,7 +190,7 @@ def test_flusher_throughput(
 ) -> None:
     orders_topic = make_topic(3, name=f"bench{time.monotonic_ns()}.public.orders")
     items_topic = make_topic(3, name=f"bench{time.monotonic_ns()}.public.order_items")
-    orders, items = records(1_767_225_600_000, DENSITIES[density])
+    orders, items = records(T0_MS, DENSITIES[density])
     produce(kafka_bootstrap, orders_topic, orders)
     produce(kafka_bootstrap, items_topic, items)
     n = len(orders) + len(items)
