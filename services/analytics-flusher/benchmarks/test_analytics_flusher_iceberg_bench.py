@@ -8,7 +8,7 @@ line; an order every millisecond of source time, the ``dense`` case of
 2. end to end, Iceberg only: the runtime loop with ``ChangesOnlySink``, the ``ChangesWriter``
    alone as ``LakeSink`` drives it (claims, ``add`` per partition, a commit when ``due``,
    "durable up to" its first uncommitted offset, a commit on revoke and on the final flush);
-3. end to end, the service's sink: ``LakeSink.from_settings`` (Parquet reports to the AWS
+3. end to end, the service's sink: ``build_sink`` (Parquet reports to the AWS
    emulator's S3 and the changes tables).
 
 2 and 3 write to a SQL catalog in the embedded PostgreSQL (a schema of the test's own) with
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from analytics_flusher import Change, FlusherSettings, LakeSink
+from analytics_flusher import Change, FlusherSettings, build_sink
 from analytics_flusher.store import ChangesWriter, open_writer
 from consumer_runtime import BaseSink, Batch, Offsets, TopicPartition
 from devstack import produce
@@ -82,14 +83,12 @@ class ChangesOnlySink(BaseSink[Change]):
         for tp, next_offset in batch.next_offsets.items():
             self.writer.add(tp, batch.records.get(tp, ()), next_offset)
             self.handed[tp] = next_offset
-        if self.writer.due():
-            self.writer.commit()
+        self.writer.poll()
         return self._durable(self.handed)
 
     def tick(self) -> Offsets | None:
         self.writer.claim_pending()
-        if self.writer.due():
-            self.writer.commit()
+        self.writer.poll()
         return self._durable(self.handed) or None
 
     def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
@@ -118,64 +117,48 @@ class ChangesOnlySink(BaseSink[Change]):
 
 
 class CommitProbe:
-    """Times the commits of one ``ChangesWriter`` (its ``commit``, its committer's ``append``
-    and ``claim`` wrapped on the instances; the writer's code runs as it is):
+    """Times the commits of one ``ChangesWriter`` (methods wrapped on the instances; the
+    writer's code runs as it is):
 
-    - ``commit_s[table]``: each commit of the table as the writer times it for
-      ``lake_iceberg_commit_seconds``: the growth of that histogram's sum over one ``commit``
-      call, which commits each table at most once;
-    - ``append_s[table]``: of it, ``ExactlyOnceCommitter.append`` (data files, manifests,
-      the catalog's metadata swap);
-    - ``blocked_s``: each ``commit`` call that committed something (both tables): the sink's
-      caller, and so the consumer, waits that long;
-    - ``claim_s``: each claim of partitions (``ExactlyOnceCommitter.claim``, on the first
-      batch after an assignment: a commit of the table's properties, also waited on);
-    - ``fresh_s``: per row, from its batch's arrival in ``write_batch`` (``arrived``) to the
-      end of the append of its table in the ``commit`` call after which the writer no longer
-      holds it (its table: the topic's last part, through ``ChangesWriter.tables``).
+    - ``commit_s[table]``: each commit of the table (``_commit_table``, on a commit thread:
+      building the rows, the data files, the catalog's metadata swap);
+    - ``blocked_s``: each ``poll`` / ``commit`` call of the consumer's thread that took longer
+      than a millisecond: what the consumer waited (a full buffer with a commit running, a
+      revoke, the final flush);
+    - ``claim_s``: each claim (a commit of the table's properties, on the consumer's thread);
+    - ``fresh_s``: per record, from the arrival of its batch in ``write_batch`` to the end of
+      the commit that made it queryable.
     """
 
     def __init__(self, writer: ChangesWriter) -> None:
         self.writer = writer
         tables = sorted(set(writer.tables.values()))
         self.commit_s: dict[str, list[float]] = {t: [] for t in tables}
-        self.append_s: dict[str, list[float]] = {t: [] for t in tables}
         self.blocked_s: list[float] = []
         self.claim_s: list[float] = []
         self.fresh_s: list[float] = []
         self.failed = 0
-        self._appended: dict[str, float] = {}  # table -> end of its append in this commit
+        self._lock = threading.Lock()
         # per partition: (arrival, last offset, records) of each batch not yet committed
         self._arrivals: dict[TopicPartition, deque[tuple[float, int, int]]] = {}
-        commit, append, claim = writer.commit, writer.committer.append, writer.committer.claim
+        commit_table, claim = writer._commit_table, writer.committer.claim
 
-        def timed_commit(partitions: Iterable[TopicPartition] | None = None) -> int:
-            before = self._histogram()
-            self._appended.clear()
+        def timed_commit_table(table: str, entries: Any) -> int:
             started = time.perf_counter()
             try:
-                written = commit(partitions)
+                written = commit_table(table, entries)
             except BaseException:
                 self.failed += 1
                 raise
             ended = time.perf_counter()
-            committed = False
-            for table, (count, total) in self._histogram().items():
-                count0, total0 = before.get(table, (0.0, 0.0))
-                if count > count0:
-                    self.commit_s[table].append(total - total0)
-                    committed = True
-            if committed:
-                self.blocked_s.append(ended - started)
-            self._settle(ended)
+            with self._lock:
+                self.commit_s[table].append(ended - started)
+                for tp, _changes, end in entries:
+                    queue = self._arrivals.get(tp, deque())
+                    while queue and queue[0][1] < end:
+                        arrival, _, count = queue.popleft()
+                        self.fresh_s.extend([ended - arrival] * count)
             return written
-
-        def timed_append(table: str, *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            result = append(table, *args, **kwargs)
-            self._appended[table] = time.perf_counter()
-            self.append_s[table].append(self._appended[table] - started)
-            return result
 
         def timed_claim(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -183,37 +166,29 @@ class CommitProbe:
             self.claim_s.append(time.perf_counter() - started)
             return result
 
-        writer.commit = timed_commit  # type: ignore[method-assign]
+        writer._commit_table = timed_commit_table  # type: ignore[method-assign]
         writer.committer.claim = timed_claim  # type: ignore[method-assign]
-        writer.committer.append = timed_append  # type: ignore[method-assign]
+        writer.poll = self._blocking(writer.poll)  # type: ignore[method-assign]
+        writer.commit = self._blocking(writer.commit)  # type: ignore[method-assign]
+
+    def _blocking(self, call: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                waited = time.perf_counter() - started
+                if waited > 0.001:
+                    self.blocked_s.append(waited)
+
+        return timed
 
     def arrived(self, batch: Batch[Any], now: float) -> None:
-        for tp, changes in batch.records.items():
-            queue = self._arrivals.setdefault(tp, deque())
-            if changes and (not queue or changes[-1].offset > queue[-1][1]):  # not a retry
-                queue.append((now, changes[-1].offset, len(changes)))
-
-    def _settle(self, now: float) -> None:
-        for tp, queue in self._arrivals.items():
-            held = self.writer.durable(tp)  # None: nothing of tp buffered any more
-            table = self.writer.tables.get(tp.topic.rsplit(".", 1)[-1], "")
-            committed = self._appended.get(table, now)
-            while queue and (held is None or queue[0][1] < held):
-                arrival, _, count = queue.popleft()
-                self.fresh_s.extend([committed - arrival] * count)
-
-    def _histogram(self) -> dict[str, tuple[float, float]]:
-        """(count, sum) of ``lake_iceberg_commit_seconds`` per table."""
-        out: dict[str, tuple[float, float]] = {}
-        for metric in self.writer.metrics.commit_seconds.collect():
-            for sample in metric.samples:
-                count, total = out.get(sample.labels["table"], (0.0, 0.0))
-                if sample.name.endswith("_count"):
-                    count = sample.value
-                elif sample.name.endswith("_sum"):
-                    total = sample.value
-                out[sample.labels["table"]] = (count, total)
-        return out
+        with self._lock:
+            for tp, changes in batch.records.items():
+                queue = self._arrivals.setdefault(tp, deque())
+                if changes and (not queue or changes[-1].offset > queue[-1][1]):  # not a retry
+                    queue.append((now, changes[-1].offset, len(changes)))
 
 
 class ProbedSink(TimedSink):
@@ -292,10 +267,10 @@ def _print_run(label: str, run: Run, parse_rate: float) -> None:
             f"data files {figures.data_files}, rows {figures.rows:,} "
             f"({figures.distinct:,} distinct offsets)"
         )
-        print(f"  {'':<20} commit {_seconds(probe.commit_s[name])}")
-        print(f"  {'':<20} of which the catalog append {_seconds(probe.append_s[name])}")
+        print(f"  {'':<20} commit (on its thread) {_seconds(probe.commit_s[name])}")
     print(
-        f"  sink waiting on commits (both tables): {_seconds(probe.blocked_s)}; "
+        f"  consumer waiting on commits (full buffers, revokes, the final flush): "
+        f"{_seconds(probe.blocked_s)}; "
         f"calls {len(probe.blocked_s)} ({probe.failed} failed), {sum(probe.blocked_s):.1f} s "
         f"in all: {run.waiting():.0%} of the run"
     )
@@ -373,7 +348,7 @@ def test_flusher_iceberg_throughput(
     )
     only = measure(kafka_bootstrap, topics, n, ChangesOnlySink(writer), writer)
     runs = {"end to end, Iceberg only": only}
-    service = LakeSink.from_settings(lake(lake_namespace="bench_service_sink"))
+    service = build_sink(lake(lake_namespace="bench_service_sink"))
     changes = _configured(service.changes)
     runs["end to end, service sink"] = measure(kafka_bootstrap, topics, n, service, changes)
     report(n, parse_rate, runs)

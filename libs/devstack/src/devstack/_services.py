@@ -71,8 +71,15 @@ SERVICES = (
             "GRACE_SECONDS": str(LAKE_GRACE_S),
             "MAX_CLOCK_SKEW_SECONDS": str(LAKE_GRACE_S),
             "IDLE_FLUSH_SECONDS": "10",
-            # The changes tables: a run of minutes sees a commit every few seconds.
+            # The Iceberg tables: a run of minutes sees a commit every few seconds, the report
+            # tables recomputed every 10 s and the tables maintained every 2 minutes. The
+            # Parquet export too, so that both lakes are verified (and the chaos run's clock
+            # faults read the lake's late report).
             "LAKE_COMMIT_INTERVAL_SECONDS": "5",
+            "LAKE_REPORTS_INTERVAL_SECONDS": "10",
+            "LAKE_MAINTAIN_INTERVAL_SECONDS": "120",
+            "LAKE_SNAPSHOT_RETENTION_SECONDS": "120",
+            "LAKE_PARQUET_EXPORT": "true",
         },
         catalog_database="lake_catalog",
     ),

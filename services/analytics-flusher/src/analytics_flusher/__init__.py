@@ -1,7 +1,11 @@
-"""Aggregates orders over event-time windows and flushes Parquet reports to an S3 data lake.
+"""Writes the shop's orders and order lines to the analytics lake: Apache Iceberg changes tables
+committed exactly once, the window reports recomputed from them, and optionally the Parquet
+objects of the lake before them.
 
-``python -m analytics_flusher`` runs the service; ``LakeSink`` and ``Decoder`` are its parts,
-``queries`` holds the DuckDB queries that compute exact totals from the written objects.
+``python -m analytics_flusher`` runs the service; ``IcebergSink`` (the tables alone),
+``LakeSink`` (the Parquet objects, with the tables when a catalog is configured) and
+``Decoder`` are its parts; ``queries`` and ``report_queries`` hold the SQL of the exact totals
+and of the reports.
 """
 
 from analytics_flusher._build import build_sink
@@ -15,6 +19,7 @@ from analytics_flusher.errors import (
     UnencodableValueError,
     UnwritablePartError,
 )
+from analytics_flusher.iceberg_sink import IcebergSink
 from analytics_flusher.settings import FlusherSettings
 from analytics_flusher.sink import LakeSink
 from analytics_flusher.store import SCHEMAS, S3Store, encode_jsonl, encode_parquet
@@ -27,6 +32,7 @@ __all__ = [
     "Decoder",
     "FlusherSettings",
     "HttpSinkUnavailable",
+    "IcebergSink",
     "ItemChange",
     "LakeSink",
     "ObjectStore",

@@ -1,5 +1,6 @@
-"""The flusher's sink built from its settings (the descriptor's ``sink`` factory): the lake's
-bucket, the optional analytics API, the Iceberg changes tables and their scheduled jobs."""
+"""The flusher's sink built from its settings (the descriptor's ``sink`` factory): the Iceberg
+changes tables and their scheduled jobs (``IcebergSink``), or the Parquet objects with the
+optional analytics API (``LakeSink``), the Iceberg tables too when a catalog is configured."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from consumer_runtime import TopicPartition
 
 from analytics_flusher._http import HttpPoster
 from analytics_flusher._metrics import LakeMetrics
+from analytics_flusher.iceberg_sink import IcebergSink
 from analytics_flusher.settings import FlusherSettings
 from analytics_flusher.sink import LakeSink
 from analytics_flusher.store import open_jobs, open_lake, open_writer
@@ -14,9 +16,17 @@ from analytics_flusher.store import open_jobs, open_lake, open_writer
 __all__ = ["build_sink"]
 
 
-def build_sink(settings: FlusherSettings) -> LakeSink:
-    """The runtime's sink factory."""
+def build_sink(settings: FlusherSettings) -> LakeSink | IcebergSink:
+    """The runtime's sink factory: the Iceberg tables alone (a catalog configured, no Parquet
+    export), else the Parquet objects, with the Iceberg tables when a catalog is configured."""
     metrics = LakeMetrics()
+    leader = TopicPartition(_orders_topic(settings), 0)
+    if not settings.parquet_enabled:
+        writer = open_writer(settings, metrics.registry)
+        assert writer is not None  # a catalog is configured (parquet_enabled otherwise)
+        tables = IcebergSink(writer, leader_partition=leader, metrics=metrics)
+        tables.jobs = open_jobs(settings, tables.leads, metrics.registry)
+        return tables
     http = None
     if settings.http_sink_url is not None:
         http = HttpPoster(
@@ -37,7 +47,7 @@ def build_sink(settings: FlusherSettings) -> LakeSink:
         max_open_bytes=settings.max_open_bytes,
         metrics=metrics,
         changes=open_writer(settings, metrics.registry),
-        leader_partition=TopicPartition(_orders_topic(settings), 0),
+        leader_partition=leader,
     )
     sink.jobs = open_jobs(settings, sink.leads, metrics.registry)
     return sink

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["REPORTS", "REPORT_VIEWS", "render_reports"]
+__all__ = ["REPORTS", "REPORT_SUMS", "REPORT_VIEWS", "render_reports"]
 
 #: Views over ``orders_changes`` and ``order_items_changes`` (registered under those names):
 #: every distinct change with the state before it, and the deltas the reports sum.
@@ -191,6 +191,26 @@ ORDER BY window_start
 #: Report table name -> the query of its rows (after ``REPORT_VIEWS``), in a fixed order.
 REPORTS: Final[dict[str, str]] = {
     name: query.replace("{window}", _WINDOW) for name, query in _QUERIES.items()
+}
+
+
+#: The report tables summed over every window (their deltas telescope to the current state):
+#: what the verifier compares with the source. (order_day, orders, revenue), (order_day,
+#: customer_id, orders, spend), (status, orders).
+REPORT_SUMS: Final[dict[str, str]] = {
+    "daily_sales": """
+SELECT order_day, sum(net_orders), sum(net_revenue) FROM sales
+GROUP BY order_day HAVING sum(net_orders) <> 0 OR sum(net_revenue) <> 0 ORDER BY order_day
+""",
+    "customer_spend_by_day": """
+SELECT order_day, customer_id, sum(net_orders), sum(net_spend) FROM customer_metrics
+GROUP BY order_day, customer_id HAVING sum(net_orders) <> 0 OR sum(net_spend) <> 0
+ORDER BY order_day, customer_id
+""",
+    "order_status_counts": """
+SELECT status, sum(net_orders) FROM status_distribution
+GROUP BY status HAVING sum(net_orders) <> 0 ORDER BY status
+""",
 }
 
 

@@ -100,6 +100,15 @@ class FlusherSettings(RuntimeSettings):
     # CronJob runs the command instead); snapshots older than the retention are expired.
     lake_maintain_interval_seconds: float = Field(default=3600.0, ge=0, le=7 * 86_400)
     lake_snapshot_retention_seconds: float = Field(default=3600.0, ge=0, le=365 * 86_400)
+    # The Parquet objects under S3_PREFIX (image and summary reports per window part), the lake
+    # before the Iceberg tables: kept as an export only when asked (it costs about a quarter
+    # of the flusher's throughput, README "Benchmark: Iceberg tables"), and always written
+    # when no catalog is configured.
+    lake_parquet_export: bool = False
+
+    @property
+    def parquet_enabled(self) -> bool:
+        return self.lake_parquet_export or not self.iceberg_enabled
 
     @property
     def iceberg_enabled(self) -> bool:

@@ -29,6 +29,7 @@ from analytics_flusher.queries import (
     ORDER_STATUS_COUNTS,
     PRODUCT_SALES_BY_DAY,
 )
+from analytics_flusher.report_queries import REPORT_SUMS
 from analytics_flusher.store import CatalogConfig, IcebergReader, LakeMirror
 
 if TYPE_CHECKING:
@@ -53,6 +54,29 @@ def iceberg_totals(config: CatalogConfig) -> dict[str, Any]:
     """The same totals from the Iceberg changes tables (empty: the tables do not exist yet)."""
     reader = IcebergReader(config)
     return totals(reader.rows) if reader.load() else {}
+
+
+def report_totals(config: CatalogConfig, *, window_ms: int, top_n: int = 100) -> dict[str, Any]:
+    """The report tables summed over every window (``report_queries.REPORT_SUMS``), in the
+    shapes of :func:`expected` (empty: the changes tables do not exist yet)."""
+    reader = IcebergReader(config)
+    if not reader.load():
+        return {}
+
+    def rows(name: str) -> list[tuple[Any, ...]]:
+        return reader.report_rows(REPORT_SUMS[name], window_ms=window_ms, top_n=top_n)
+
+    return {
+        "daily_sales": {
+            d: truth.DailySales(d, int(n), Decimal(r).quantize(CENTS))
+            for d, n, r in rows("daily_sales")
+        },
+        "customer_spend_by_day": {
+            (d, c): (int(n), Decimal(s).quantize(CENTS))
+            for d, c, n, s in rows("customer_spend_by_day")
+        },
+        "order_status_counts": {s: int(n) for s, n in rows("order_status_counts")},
+    }
 
 
 def totals(rows: Callable[[str], list[tuple[Any, ...]]]) -> dict[str, Any]:
@@ -85,35 +109,49 @@ def expected(source: SourceConnection) -> dict[str, Any]:
 
 
 def compare(
-    lake: Lake, source: SourceConnection, iceberg: CatalogConfig | None = None
+    lake: Lake | None,
+    source: SourceConnection,
+    iceberg: CatalogConfig | None = None,
+    *,
+    window_ms: int = 300_000,
 ) -> list[Check]:
-    """The Parquet images' totals (and the Iceberg tables', given their catalog) against the
-    source's, and every rewritten key's bytes."""
+    """The Parquet images' totals and every rewritten key's bytes (given the bucket), and the
+    Iceberg changes tables' and report tables' totals (given their catalog), against the
+    source's."""
     want = expected(source)
-    got = lake.totals()
-    out = [diff_maps(SERVICE, name, want[name], got.get(name, {})) for name in REPORTS]
+    out: list[Check] = []
+    if lake is not None:
+        got = lake.totals()
+        out += [diff_maps(SERVICE, name, want[name], got.get(name, {})) for name in REPORTS]
+        out.append(_rewrites(lake))
     if iceberg is not None:
         tables = iceberg_totals(iceberg)
         out += [
             diff_maps(SERVICE, f"iceberg {name}", want[name], tables.get(name, {}))
             for name in REPORTS
         ]
+        reports = report_totals(iceberg, window_ms=window_ms)
+        out += [
+            diff_maps(SERVICE, f"report tables {name}", want[name], reports.get(name, {}))
+            for name in REPORT_SUMS
+        ]
+    return out
+
+
+def _rewrites(lake: Lake) -> Check:
     versions = lake.versions()
     rewritten = {k: e for k, e in versions.items() if len(e) > 1}
     differing = sorted(k for k, e in rewritten.items() if len(set(e)) > 1)
-    out.append(
-        Check(
-            SERVICE,
-            "keys written twice hold the same bytes",
-            not differing,
-            len(rewritten),
-            len(rewritten) - len(differing),
-            f"{len(differing)} keys rewritten with other bytes, e.g. {differing[:2]}"
-            if differing
-            else "",
-        )
+    return Check(
+        SERVICE,
+        "keys written twice hold the same bytes",
+        not differing,
+        len(rewritten),
+        len(rewritten) - len(differing),
+        f"{len(differing)} keys rewritten with other bytes, e.g. {differing[:2]}"
+        if differing
+        else "",
     )
-    return out
 
 
 def checks(ctx: VerifyContext) -> list[Check]:
@@ -129,7 +167,13 @@ def checks(ctx: VerifyContext) -> list[Check]:
             namespace=service_env.get("LAKE_NAMESPACE", "analytics"),
             env={**ctx.info.aws_env, "AWS_ENDPOINT_URL": ctx.info.aws_endpoint_url or ""},
         )
+    parquet = iceberg is None or service_env.get("LAKE_PARQUET_EXPORT", "").lower() in (
+        "1",
+        "true",
+        "yes",
+    )
+    window_ms = int(service_env.get("WINDOW_SECONDS", "300")) * 1000
     with tempfile.TemporaryDirectory(prefix="lake-") as mirror:
-        lake = Lake(s3, bucket, Path(mirror), prefix)
+        lake = Lake(s3, bucket, Path(mirror), prefix) if parquet else None
         with ctx.source() as conn:
-            return compare(lake, conn, iceberg)
+            return compare(lake, conn, iceberg, window_ms=window_ms)

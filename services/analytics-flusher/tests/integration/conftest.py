@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from analytics_flusher import ItemChange, verify
+from analytics_flusher.report_queries import REPORT_SUMS
 from analytics_flusher.store._iceberg import (
     ITEMS_CHANGES,
     ORDERS_CHANGES,
@@ -51,6 +52,10 @@ class Lake(verify.Lake):
 
     def iceberg_totals(self) -> dict[str, Any]:
         return verify.iceberg_totals(self.iceberg)
+
+    def report_totals(self) -> dict[str, Any]:
+        """The report tables summed (windows of 3 s, as the flushers' ``WINDOW_SECONDS``)."""
+        return verify.report_totals(self.iceberg, window_ms=3000)
 
     def iceberg_offsets(self) -> dict[str, list[tuple[int, int]]]:
         """Per changes table, the (partition, offset) of every row, sorted (duplicates kept)."""
@@ -144,6 +149,10 @@ class Flushers:
                     "LAKE_WAREHOUSE": self.catalog.warehouse,
                     "LAKE_NAMESPACE": self.catalog.namespace,
                     "LAKE_COMMIT_INTERVAL_SECONDS": "2",
+                    "LAKE_REPORTS_INTERVAL_SECONDS": "2",
+                    # Both lakes, compared with the source by the same tests; a test of the
+                    # tables alone passes LAKE_PARQUET_EXPORT="false".
+                    "LAKE_PARQUET_EXPORT": "true",
                 }
                 if self.catalog is not None
                 else {}
@@ -223,21 +232,31 @@ class Kit:
     Background = Background
 
     @staticmethod
-    def converge(lake: Lake, source: PostgresServer, timeout: float = 90.0) -> dict[str, Any]:
-        """Wait until the lake's totals, from the Parquet images and from the Iceberg changes
-        tables, equal the source's; fail with a readable diff."""
+    def converge(
+        lake: Lake, source: PostgresServer, timeout: float = 90.0, *, parquet: bool = True
+    ) -> dict[str, Any]:
+        """Wait until the lake's totals equal the source's: from the Parquet images (unless
+        ``parquet`` is False: the flushers export none), from the Iceberg changes tables and
+        from the report tables summed; fail with a readable diff."""
         expected = source_truth(source)
+        reported = {k: expected[k] for k in REPORT_SUMS}
         deadline = time.monotonic() + timeout
-        for what, read in (("lake", lake.totals), ("Iceberg", lake.iceberg_totals)):
+        reads = [
+            ("Iceberg", lake.iceberg_totals, expected),
+            ("report tables", lake.report_totals, reported),
+        ]
+        if parquet:
+            reads.insert(0, ("lake", lake.totals, expected))
+        for what, read, want in reads:
             actual: dict[str, Any] = {}
             while time.monotonic() < deadline:
                 actual = read()
-                if actual == expected:
+                if actual == want:
                     break
                 time.sleep(1.0)
             else:
                 raise AssertionError(
-                    f"{what} totals differ from the source:\n" + diff(expected, actual)
+                    f"{what} totals differ from the source:\n" + diff(want, actual)
                 )
         return expected
 

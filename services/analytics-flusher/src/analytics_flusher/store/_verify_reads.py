@@ -17,6 +17,7 @@ from analytics_flusher.store._iceberg import (
     CatalogConfig,
     lake_query,
     load_tables,
+    materialize_reports,
     open_catalog,
 )
 
@@ -90,3 +91,9 @@ class IcebergReader:
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of one of ``queries``' current-state queries over the tables as they are."""
         return lake_query(self._catalog, self.config.namespace, render_iceberg(sql))[1]
+
+    def report_rows(self, sql: str, *, window_ms: int, top_n: int) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` over the report tables, materialized first if the changes
+        tables moved since (what the flusher's schedule would do next)."""
+        materialize_reports(self._catalog, self.config.namespace, window_ms=window_ms, top_n=top_n)
+        return lake_query(self._catalog, self.config.namespace, sql)[1]

@@ -56,7 +56,16 @@ from analytics_flusher._changes import Change
 from analytics_flusher.store._iceberg._catalog import transient
 from analytics_flusher.store._iceberg._tables import CHANGES_TABLES
 
-__all__ = ["column_name", "evolve", "extra_columns", "fits", "refusal", "type_of"]
+__all__ = [
+    "Extra",
+    "column_name",
+    "evolve",
+    "extra_arrays",
+    "extra_columns",
+    "fits",
+    "refusal",
+    "type_of",
+]
 
 _log = structlog.get_logger("analytics_flusher")
 
@@ -160,12 +169,16 @@ def refusal(table: str, columns: Mapping[str, IcebergType], change: Change) -> s
     return None
 
 
-def extra_columns(changes: Iterable[Change]) -> dict[str, IcebergType | None]:
-    """The extra columns of ``changes`` (table column name -> the type of its first non-null
+#: One change's extra columns (``OrderChange.extra``): (source column, value) pairs.
+Extra = tuple[tuple[str, Any], ...]
+
+
+def extra_columns(extras: Iterable[Extra]) -> dict[str, IcebergType | None]:
+    """The columns of changes' ``extra`` (table column name -> the type of its first non-null
     value, None while every value is null), in order of first appearance."""
     out: dict[str, IcebergType | None] = {}
-    for change in changes:
-        for source_column, value in change.extra:
+    for extra in extras:
+        for source_column, value in extra:
             name = column_name(source_column)
             if out.get(name) is None:
                 out[name] = type_of(value)
@@ -199,11 +212,12 @@ def evolve(table: Table, columns: dict[str, IcebergType | None]) -> Table:
 
 
 def extra_arrays(
-    schema: Schema, changes: Sequence[Change]
+    schema: Schema, extras: Sequence[Extra]
 ) -> tuple[list[pa.Field], list[pa.Array], int]:
-    """The Arrow fields and arrays of ``changes``' extra columns that ``schema`` holds (in its
-    types), and how many values did not fit their column and were written as null."""
-    wanted = [n for n, t in extra_columns(changes).items() if t is not None]
+    """The Arrow fields and arrays of the extra columns of ``extras`` (one per row) that
+    ``schema`` holds (in its types), and how many values did not fit their column and were
+    written as null."""
+    wanted = [n for n, t in extra_columns(extras).items() if t is not None]
     fields, arrays, nulled = [], [], 0
     for name in wanted:
         try:
@@ -211,8 +225,8 @@ def extra_arrays(
         except ValueError:
             continue  # not added (evolve runs first): nothing to write
         values: list[Any] = []
-        for change in changes:
-            value = next((v for c, v in change.extra if column_name(c) == name), None)
+        for extra in extras:
+            value = next((v for c, v in extra if column_name(c) == name), None)
             if value is not None and not fits(value, field.field_type):
                 nulled += 1
                 value = None

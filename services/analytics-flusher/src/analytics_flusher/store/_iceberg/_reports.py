@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -206,7 +207,9 @@ def _replace(catalog: Catalog, namespace: str, name: str, rows: pa.Table, source
         current = table.current_snapshot()
         transaction = _PinnedTransaction(table, None if current is None else current.snapshot_id)
         try:
-            with transient(f"replacing {namespace}.{name}"):
+            with transient(f"replacing {namespace}.{name}"), warnings.catch_warnings():
+                # An empty table's overwrite "did not match any records": expected.
+                warnings.simplefilter("ignore", UserWarning)
                 transaction.overwrite(rows, snapshot_properties=summary)
                 transaction.commit_transaction()
         except CommitFailedException:

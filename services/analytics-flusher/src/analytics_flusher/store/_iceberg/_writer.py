@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from dataclasses import dataclass, field
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import structlog
@@ -37,35 +36,27 @@ from pyiceberg.types import IcebergType
 
 from analytics_flusher._changes import Change, OrderChange
 from analytics_flusher.errors import SchemaMismatchError
+from analytics_flusher.store._iceberg._buffers import Buffer, Entries, Sealed
 from analytics_flusher.store._iceberg._catalog import CatalogConfig, open_catalog
 from analytics_flusher.store._iceberg._commit import ExactlyOnceCommitter
-from analytics_flusher.store._iceberg._evolve import evolve, extra_arrays, extra_columns, refusal
+from analytics_flusher.store._iceberg._evolve import (
+    Extra,
+    evolve,
+    extra_arrays,
+    extra_columns,
+    refusal,
+)
 from analytics_flusher.store._iceberg._metrics import SERVICE as _SERVICE
 from analytics_flusher.store._iceberg._metrics import WriterMetrics
 from analytics_flusher.store._iceberg._tables import (
     ITEMS_CHANGES,
     ORDERS_CHANGES,
     ensure_changes_tables,
-    table_rows,
 )
 
 __all__ = ["ChangesWriter", "WriterMetrics", "open_changes_writer"]
 
 _log = structlog.get_logger("analytics_flusher")
-
-
-#: One table's part of a commit: each partition's changes and end offset.
-_Entries = list[tuple[TopicPartition, list[Change], int]]
-#: One commit's changes, per table.
-_Sealed = dict[str, _Entries]
-
-
-@dataclass(slots=True)
-class _Buffer:
-    table: str
-    changes: list[Change] = field(default_factory=list)
-    #: The next offset handed over: every record below it is buffered, skipped or recorded.
-    next_offset: int = 0
 
 
 class ChangesWriter:
@@ -77,7 +68,7 @@ class ChangesWriter:
         tables: Mapping[str, str],
         *,
         interval_s: float = 15.0,
-        max_rows: int = 50_000,
+        max_rows: int = 200_000,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -89,7 +80,7 @@ class ChangesWriter:
         self.metrics = WriterMetrics(registry or CollectorRegistry())
         self._clock = clock
         self._wall_clock = wall_clock
-        self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._buffers: dict[TopicPartition, Buffer] = {}
         self._generations: dict[TopicPartition, int] = {}
         self._unclaimed: set[TopicPartition] = set()
         self._since: float | None = None  # when the oldest buffered change was added
@@ -99,7 +90,7 @@ class ChangesWriter:
         # Commits run on these threads (one per table), the consumer going on meanwhile; the
         # running one's changes, and the first offset of each partition's part of it.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iceberg-commit")
-        self._inflight: tuple[_Sealed, dict[str, Future[int]]] | None = None
+        self._inflight: tuple[Sealed, dict[str, Future[int]]] | None = None
         self._sealed_first: dict[TopicPartition, int] = {}
 
     # -- assignment -----------------------------------------------------------------------------
@@ -107,6 +98,11 @@ class ChangesWriter:
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Note ``partitions`` as to be claimed (``claim_pending``, on the next call)."""
         self._unclaimed.update(tp for tp in partitions if tp not in self._buffers)
+
+    @property
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions this writer holds (claimed, or assigned and to be claimed)."""
+        return set(self._buffers) | self._unclaimed
 
     def claim_pending(self) -> None:
         """Claim the partitions assigned since the last call whose table is known by topic."""
@@ -123,7 +119,7 @@ class ChangesWriter:
         for tp in partitions:
             self._generations[tp] = generations[tp]
             position = recorded.get(tp)
-            self._buffers[tp] = _Buffer(table, next_offset=position.offset if position else 0)
+            self._buffers[tp] = Buffer(table, next_offset=position.offset if position else 0)
             self._unclaimed.discard(tp)
 
     def drop(self, partitions: Iterable[TopicPartition]) -> None:
@@ -137,7 +133,7 @@ class ChangesWriter:
         for tp in partitions:
             buffer = self._buffers.pop(tp, None)
             if buffer is not None:
-                self._rows -= len(buffer.changes)
+                self._rows -= buffer.held.rows
             self._generations.pop(tp, None)
             self._unclaimed.discard(tp)
         if not self._rows:
@@ -158,13 +154,15 @@ class ChangesWriter:
             self._claim(table, [tp])
             buffer = self._buffers[tp]
         start = buffer.next_offset
-        fresh = [c for c in changes if c.offset >= start] if changes else []
+        fresh = changes
+        if changes and changes[0].offset < start:  # a redelivery: drop what is held or recorded
+            fresh = [c for c in changes if c.offset >= start]
         if len(fresh) < len(changes):
             self.metrics.skipped.labels(_SERVICE, buffer.table).inc(len(changes) - len(fresh))
         if fresh:
             if not self._rows:
                 self._since = self._clock()
-            buffer.changes += fresh
+            buffer.held.add(buffer.table, tp.partition, fresh)
             self._rows += len(fresh)
         buffer.next_offset = max(buffer.next_offset, next_offset)
 
@@ -205,24 +203,24 @@ class ChangesWriter:
             _log.warning("a background commit failed at shutdown", error=str(exc))
         self._pool.shutdown(wait=True)
 
-    def _seal(self, partitions: Iterable[TopicPartition] | None) -> _Sealed:
+    def _seal(self, partitions: Iterable[TopicPartition] | None) -> Sealed:
         """Take the buffered changes (of ``partitions``, else all) out of the buffers, by
         table, with each partition's end offset: what one commit appends."""
         chosen = list(self._buffers) if partitions is None else list(partitions)
-        sealed: _Sealed = {}
+        sealed: Sealed = {}
         for tp in sorted(chosen):
             buffer = self._buffers.get(tp)
-            if buffer is None or not buffer.changes:
+            if buffer is None or not buffer.held.rows or buffer.held.first is None:
                 continue
-            changes, buffer.changes = buffer.changes, []
-            sealed.setdefault(buffer.table, []).append((tp, changes, buffer.next_offset))
-            self._sealed_first[tp] = changes[0].offset
-            self._rows -= len(changes)
+            self._sealed_first[tp] = buffer.held.first
+            held = buffer.held.take()
+            sealed.setdefault(buffer.table, []).append((tp, held, buffer.next_offset))
+            self._rows -= held.rows
         if not self._rows:
             self._since = None
         return sealed
 
-    def _start(self, sealed: _Sealed) -> None:
+    def _start(self, sealed: Sealed) -> None:
         futures = {
             table: self._pool.submit(self._commit_table, table, entries)
             for table, entries in sealed.items()
@@ -250,11 +248,11 @@ class ChangesWriter:
                 isinstance(failure, RetryableError) and not isinstance(exc, RetryableError)
             ):
                 failure = exc
-            for tp, changes, _end in sealed[table]:
+            for tp, held, _end in sealed[table]:
                 buffer = self._buffers.get(tp)
                 if buffer is not None:  # still this process's: written again on a later turn
-                    buffer.changes = changes + buffer.changes
-                    self._rows += len(changes)
+                    buffer.held.put_back(held)
+                    self._rows += held.rows
             if self._rows and self._since is None:
                 self._since = self._clock()
         for entries in sealed.values():
@@ -264,24 +262,26 @@ class ChangesWriter:
             raise failure
         return written
 
-    def _commit_table(
-        self, table: str, entries: list[tuple[TopicPartition, list[Change], int]]
-    ) -> int:
+    def _commit_table(self, table: str, entries: Entries) -> int:
         """Append one table's sealed changes (on a commit thread)."""
         started = time.perf_counter()
-        parts = [table_rows(table, tp.partition, changes) for tp, changes, _end in entries]
-        rows = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        everything = [c for _tp, changes, _end in entries for c in changes]
-        if any(c.extra for c in everything):
-            rows = self._with_extra_columns(table, rows, everything)
-        ends = {tp: end for tp, _changes, end in entries}
-        generations = {tp: self._generations[tp] for tp, _changes, _end in entries}
+        chunks = [chunk for _tp, held, _end in entries for chunk in held.chunks]
+        rows = pa.concat_tables([part for part, _extras in chunks])
+        if any(extras for _part, extras in chunks):
+            aligned = [
+                extra
+                for part, extras in chunks
+                for extra in (extras if extras is not None else [()] * part.num_rows)
+            ]
+            rows = self._with_extra_columns(table, rows, aligned)
+        ends = {tp: end for tp, _held, end in entries}
+        generations = {tp: self._generations[tp] for tp, _held, _end in entries}
         result = self.committer.append(table, rows, ends, generations)
         committed_ms = self._wall_clock() * 1000
         fresh = self.metrics.freshness.labels(_SERVICE, table)
-        for _tp, changes, _end in entries:  # the oldest change of each partition's part
-            oldest = min(c.source_ts_ms for c in changes)
-            fresh.observe(max(0.0, (committed_ms - oldest) / 1000))
+        for _tp, held, _end in entries:  # the oldest change of each partition's part
+            if held.oldest_ms is not None:
+                fresh.observe(max(0.0, (committed_ms - held.oldest_ms) / 1000))
         elapsed = time.perf_counter() - started
         self.metrics.commit_seconds.labels(_SERVICE, table).observe(elapsed)
         self.metrics.rows.labels(_SERVICE, table).inc(result.written)
@@ -311,7 +311,7 @@ class ChangesWriter:
                 reason = refusal(table, columns, change)
                 if reason is not None:
                     raise RejectedError(reason) from SchemaMismatchError(reason)
-                for name, kind in extra_columns([change]).items():
+                for name, kind in extra_columns([change.extra]).items():
                     if kind is not None:
                         columns.setdefault(name, kind)
 
@@ -322,12 +322,13 @@ class ChangesWriter:
             columns = self._columns[table] = {f.name: f.field_type for f in schema.fields}
         return columns
 
-    def _with_extra_columns(self, table: str, rows: pa.Table, changes: list[Change]) -> pa.Table:
-        """``rows`` with the changes' extra columns, added to the table first if missing."""
-        evolved = evolve(self.committer.load(table), extra_columns(changes))
+    def _with_extra_columns(self, table: str, rows: pa.Table, extras: list[Extra]) -> pa.Table:
+        """``rows`` with their extra columns (``extras``, one per row), added to the table
+        first if missing."""
+        evolved = evolve(self.committer.load(table), extra_columns(extras))
         schema = evolved.schema()
         self._column_types(table).update({f.name: f.field_type for f in schema.fields})
-        fields, arrays, nulled = extra_arrays(schema, changes)
+        fields, arrays, nulled = extra_arrays(schema, extras)
         if nulled:
             self.metrics.nulled.labels(_SERVICE, table).inc(nulled)
             _log.warning(
@@ -344,8 +345,8 @@ class ChangesWriter:
         (buffered, or in a commit still running)."""
         held = self._sealed_first.get(tp)
         buffer = self._buffers.get(tp)
-        if buffer is not None and buffer.changes:
-            first = buffer.changes[0].offset
+        first = None if buffer is None else buffer.held.first
+        if first is not None:
             held = first if held is None else min(held, first)
         return held
 
