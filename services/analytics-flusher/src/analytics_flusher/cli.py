@@ -305,6 +305,50 @@ def tables(
         Console().print(tables_table(found, config.namespace))
 
 
+def reports(
+    force: Annotated[
+        bool, typer.Option("--force", help="recompute even if nothing changed since")
+    ] = False,
+    window_seconds: Annotated[
+        int,
+        typer.Option(
+            "--window-seconds",
+            envvar="WINDOW_SECONDS",
+            help="the reports' window, as the flusher's WINDOW_SECONDS",
+        ),
+    ] = 300,
+    top_n: Annotated[int, typer.Option("--top-n", envvar="TOP_N", help="top-N lists")] = 100,
+    catalog_uri: CatalogUri = None,
+    warehouse: Warehouse = None,
+    namespace: Namespace = None,
+    stack: Stack = None,
+) -> None:
+    """Recompute the report tables from the changes tables now (the flusher does it on its
+    schedule, LAKE_REPORTS_INTERVAL_SECONDS)."""
+    from analytics_flusher.errors import AnalyticsFlusherError
+    from analytics_flusher.store._iceberg import materialize_reports
+
+    try:
+        config = catalog_config(catalog_uri, warehouse, namespace, stack)
+        result = materialize_reports(
+            _catalog(config),
+            config.namespace,
+            window_ms=window_seconds * 1000,
+            top_n=top_n,
+            force=force,
+        )
+    except (LakeCliError, AnalyticsFlusherError, ValueError) as exc:
+        _fail(str(exc))
+    if result.up_to_date and not result.kept:
+        typer.echo("the report tables are up to date (nothing changed since they were written)")
+        return
+    for name, rows in result.written.items():
+        typer.echo(f"{name}: {rows} rows")
+    for name in result.kept:
+        typer.echo(f"{name}: kept (written meanwhile from the same or newer changes)")
+    typer.echo(f"in {result.seconds:.2f} s")
+
+
 def register_commands(app: typer.Typer) -> None:
     """Add the ``lake`` group to the ``cdc`` application (the descriptor's ``commands``)."""
     lake = typer.Typer(
@@ -314,5 +358,6 @@ def register_commands(app: typer.Typer) -> None:
     lake.command("query")(query)
     lake.command("snapshots")(snapshots)
     lake.command("tables")(tables)
+    lake.command("reports")(reports)
     add_maintenance(lake)
     app.add_typer(lake, name="lake")

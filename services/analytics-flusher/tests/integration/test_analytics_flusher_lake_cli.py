@@ -391,3 +391,16 @@ def test_the_commands_find_the_catalog_of_a_running_dev_stack(iceberg: Any, tmp_
     stack.write_text(json.dumps({"aws_endpoint_url": "http://x", "service_env": {}}))
     done = run(iceberg, "tables", "--stack", str(stack), catalog=False, **no_aws)
     assert done.exit_code == 2 and "has no LAKE_CATALOG_URI" in done.stderr, done.output
+
+
+def test_reports_are_recomputed_on_demand(iceberg: Any) -> None:
+    append_orders(iceberg, 0, [order(1, 0, 10, total="12.30"), order(2, 1, 11)], end=2)
+    done = run(iceberg, "reports", "--window-seconds", "60")
+    assert done.exit_code == 0, done.output
+    assert "sales: 1 rows" in done.stdout
+    assert "top_customers:" in done.stdout
+    again = run(iceberg, "reports", "--window-seconds", "60")
+    assert again.exit_code == 0, again.output
+    assert "up to date" in again.stdout
+    done = run(iceberg, "query", "SELECT sum(net_orders) FROM sales", "--format", "csv")
+    assert done.stdout.splitlines()[1] == "2"
