@@ -54,6 +54,9 @@ def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path)
         "analytics-flusher",
     ):
         assert out.count(service) >= 3, f"{service} has no checks in the table"
+    # The lake is checked three ways: its Parquet export, the Iceberg changes tables, and the
+    # report tables recomputed from them.
+    assert "iceberg daily_sales" in out and "reports daily_sales" in out, out[-6000:]
     for op_row in ("dbserver1.public.orders", "dbserver1.public.order_items", "user-events"):
         assert op_row in out
     leftovers = [

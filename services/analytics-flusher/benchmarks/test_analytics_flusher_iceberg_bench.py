@@ -5,11 +5,11 @@ line; an order every millisecond of source time, the ``dense`` case of
 
 1. consume + parse: the real runtime loop with the service's decoder and a sink that only
    counts: the raw limit of one process;
-2. end to end, Iceberg only: the runtime loop with ``ChangesOnlySink``, the ``ChangesWriter``
-   alone as ``LakeSink`` drives it (claims, ``add`` per partition, a commit when ``due``,
-   "durable up to" its first uncommitted offset, a commit on revoke and on the final flush);
-3. end to end, the service's sink: ``build_sink`` (Parquet reports to the AWS
-   emulator's S3 and the changes tables).
+2. end to end, the service: the runtime loop with ``build_sink``'s sink, with a catalog and
+   the defaults: ``IcebergSink``, the changes tables alone (claims, Arrow buffers, background
+   commits, "durable up to" the first uncommitted offset, a commit on the final flush);
+3. end to end with the Parquet export (``LAKE_PARQUET_EXPORT=true``): ``LakeSink``, the
+   Parquet reports to the AWS emulator's S3 and the same changes tables.
 
 2 and 3 write to a SQL catalog in the embedded PostgreSQL (a schema of the test's own) with
 the warehouse in the test's bucket on the AWS emulator, each to its own namespace (the
@@ -17,9 +17,9 @@ positions the first run records would make the second skip everything), committi
 ``LAKE_COMMIT_INTERVAL_SECONDS`` (the service's default; ``BENCH_COMMIT_INTERVAL_S``
 overrides it) or sooner when the writer's buffers are full. Their rate is from the first
 batch until the final commit. Per changes table: every commit's time, as the writer itself
-times it for ``lake_iceberg_commit_seconds`` (building the rows, writing the data files,
-swapping the metadata) but exact, where the histogram's buckets are too coarse for
-percentiles, and of it the catalog append alone; the commits, snapshots and data files; the
+runs it on its commit thread (the data files, the manifests, the metadata swap), exact where
+the histogram's buckets are too coarse for percentiles; the time the consumer waited on
+commits; the commits, snapshots and data files; the
 rows at the end, which must equal the changes produced (the one assertion: a run that lost or
 doubled rows has no figures worth reading).
 
@@ -40,17 +40,15 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from analytics_flusher import Change, FlusherSettings, build_sink
-from analytics_flusher.store import ChangesWriter, open_writer
-from consumer_runtime import BaseSink, Batch, Offsets, TopicPartition
+from analytics_flusher import FlusherSettings, IcebergSink, build_sink
+from analytics_flusher.store import ChangesWriter
+from consumer_runtime import Batch, Offsets, TopicPartition
 from devstack import produce
 from devstack.pytest_plugin import SinkSchema
-from prometheus_client import CollectorRegistry
 
 from ._common import BATCH, N_ORDERS, T0_MS, TimedSink, bench_settings, quantile, records, run_timed
 
@@ -65,55 +63,6 @@ P99_COMMIT_TARGET_S = 2.0  # per changes table
 # One end-to-end run of 200,000 records takes well under a minute on an idle machine; a busy
 # shared one can be several times slower.
 RUN_TIMEOUT_S = 900.0
-
-
-class ChangesOnlySink(BaseSink[Change]):
-    """The changes tables alone: the ``ChangesWriter`` driven as ``LakeSink`` drives it, with
-    no windows and no Parquet reports."""
-
-    def __init__(self, writer: ChangesWriter) -> None:
-        self.writer = writer
-        self.handed: dict[TopicPartition, int] = {}  # next offset handed over, per partition
-
-    def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
-        self.writer.assign(partitions)
-
-    def write_batch(self, batch: Batch[Change]) -> Offsets | None:
-        self.writer.claim_pending()
-        for tp, next_offset in batch.next_offsets.items():
-            self.writer.add(tp, batch.records.get(tp, ()), next_offset)
-            self.handed[tp] = next_offset
-        self.writer.poll()
-        return self._durable(self.handed)
-
-    def tick(self) -> Offsets | None:
-        self.writer.claim_pending()
-        self.writer.poll()
-        return self._durable(self.handed) or None
-
-    def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
-        try:
-            self.writer.commit(partitions)
-            return self._durable(partitions)
-        finally:
-            self.on_lost(partitions)
-
-    def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
-        self.writer.drop(partitions)
-        for tp in partitions:
-            self.handed.pop(tp, None)
-
-    def flush(self) -> Offsets | None:
-        self.writer.commit()
-        return self._durable(self.handed)
-
-    def _durable(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        out = {}
-        for tp in partitions:
-            if tp in self.handed:
-                held = self.writer.durable(tp)
-                out[tp] = self.handed[tp] if held is None else held
-        return out
 
 
 class CommitProbe:
@@ -230,9 +179,10 @@ class Run:
         return max(quantile(s, 0.99) for s in self.probe.commit_s.values())
 
 
-def measure(bootstrap: str, topics: list[str], n: int, sink: Any, writer: ChangesWriter) -> Run:
-    """``sink`` (which commits through ``writer``) in the runtime over the ``n`` records, then
-    what its changes tables hold."""
+def measure(bootstrap: str, topics: list[str], n: int, sink: Any) -> Run:
+    """``sink`` (which commits through its ``changes`` writer) in the runtime over the ``n``
+    records, then what its changes tables hold."""
+    writer = _configured(sink.changes)
     probe = CommitProbe(writer)
     seconds = run_timed(bootstrap, topics, ProbedSink(sink, n, probe), timeout_s=RUN_TIMEOUT_S)
     catalog, namespace = writer.committer.catalog, writer.committer.namespace
@@ -343,18 +293,15 @@ def test_flusher_iceberg_throughput(
         lake_warehouse=f"s3://{s3_bucket}/warehouse",
         lake_commit_interval_seconds=COMMIT_INTERVAL_S,
     )
-    writer = _configured(
-        open_writer(lake(lake_namespace="bench_changes_only"), CollectorRegistry())
-    )
-    only = measure(kafka_bootstrap, topics, n, ChangesOnlySink(writer), writer)
-    runs = {"end to end, Iceberg only": only}
     service = build_sink(lake(lake_namespace="bench_service_sink"))
-    changes = _configured(service.changes)
-    runs["end to end, service sink"] = measure(kafka_bootstrap, topics, n, service, changes)
+    assert isinstance(service, IcebergSink)  # a catalog and no export: the tables alone
+    runs = {"end to end, service (tables)": measure(kafka_bootstrap, topics, n, service)}
+    export = build_sink(lake(lake_namespace="bench_with_export", lake_parquet_export=True))
+    runs["end to end, + Parquet export"] = measure(kafka_bootstrap, topics, n, export)
     report(n, parse_rate, runs)
 
     # Every change in its table exactly once: as many rows as changes, none at the same offset.
-    expected = {writer.tables[topic]: count for topic, count in produced.items()}
+    expected = {service.changes.tables[topic]: count for topic, count in produced.items()}
     held = {
         (label, name): (t.rows, t.distinct)
         for label, run in runs.items()

@@ -189,7 +189,8 @@ class DevUp:
         for service, url in sorted(info.databases.items()):
             table.add_row(f"{service} DB", url)
         table.add_row("AWS endpoint", s.aws.endpoint_url)
-        table.add_row("S3 data lake", f"s3://{DATA_LAKE_BUCKET}/reports/")
+        table.add_row("Iceberg tables", f"s3://{DATA_LAKE_BUCKET}/warehouse/ (cdc lake tables)")
+        table.add_row("S3 data lake (Parquet)", f"s3://{DATA_LAKE_BUCKET}/reports/")
         table.add_row("DynamoDB tables", f"{SEARCH_TABLE}, {INVENTORY_TABLE}")
         for svc in self.pipeline.services:
             table.add_row(f"{svc.name} metrics", svc.metrics_url)
@@ -204,6 +205,10 @@ class DevUp:
             ("cdc stats customer 1", "statistics of one customer"),
             ("cdc history orders 1", "a row's full history from the event store"),
             ("cdc dlq list", "dead-lettered records"),
+            (
+                'cdc lake query "SELECT * FROM sales ORDER BY window_start DESC LIMIT 5"',
+                "SQL over the lake's Iceberg tables (time travel: --as-of)",
+            ),
         ):
             examples.add_row(f"[cyan]{cmd}[/]", what)
         self.console.print(

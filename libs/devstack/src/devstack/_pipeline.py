@@ -219,6 +219,9 @@ class Pipeline:
         for svc in self.services:
             groups[svc.spec.name] = svc.group_id
             service_env[svc.spec.name] = dict(svc.spec.env)
+            catalog = self._env.get(svc.spec.name, {}).get("LAKE_CATALOG_URI")
+            if catalog:  # the lake's Iceberg catalog: the verifier and `cdc lake` read it
+                service_env[svc.spec.name]["LAKE_CATALOG_URI"] = catalog
             url = self._env.get(svc.spec.name, {}).get("DATABASE_URL")
             if svc.spec.database and url:
                 databases[svc.spec.name] = url

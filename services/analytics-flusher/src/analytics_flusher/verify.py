@@ -132,7 +132,7 @@ def compare(
         ]
         reports = report_totals(iceberg, window_ms=window_ms)
         out += [
-            diff_maps(SERVICE, f"report tables {name}", want[name], reports.get(name, {}))
+            diff_maps(SERVICE, f"reports {name}", want[name], reports.get(name, {}))
             for name in REPORT_SUMS
         ]
     return out

@@ -57,7 +57,12 @@ class LakeJobs:
         self.maintain_interval_s = maintain_interval_s
         self.snapshot_retention = timedelta(seconds=snapshot_retention_s)
         self._clock = clock
-        self._due = {"reports": 0.0, "maintain": clock() + maintain_interval_s}
+        # The first runs one interval after the start: a process that restarts (a deploy, a
+        # crash loop) does not recompute or maintain each time it comes up.
+        self._due = {
+            "reports": clock() + reports_interval_s,
+            "maintain": clock() + maintain_interval_s,
+        }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._catalog: Catalog | None = None

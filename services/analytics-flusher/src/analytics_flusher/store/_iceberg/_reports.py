@@ -120,9 +120,12 @@ def materialize_reports(
         sources[name] = (
             None if snapshot is None else (snapshot.snapshot_id, snapshot.sequence_number or 0)
         )
-    if not force and all(
-        _recorded(_load_or_none(catalog, namespace, name)) == sources for name in REPORT_TABLES
-    ):
+    if all(source is None for source in sources.values()) or (
+        not force
+        and all(
+            _recorded(_load_or_none(catalog, namespace, name)) == sources for name in REPORT_TABLES
+        )
+    ):  # no change yet, or none since the tables were written
         return ReportsResult(sources, seconds=time.perf_counter() - started)
     with transient("scanning the changes tables"):
         rows = {
