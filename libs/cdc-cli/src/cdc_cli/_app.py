@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from consumer_runtime import configure_logging
 
 from cdc_cli import _dlq, _offsets, _status, _verify
 
@@ -70,6 +71,9 @@ def load_plugins(target: typer.Typer) -> list[str]:
 
 
 def main() -> None:
+    # What the libraries a command calls log goes to stderr, warnings and worse only: stdout
+    # is the command's output (``--json`` documents, tables), never interleaved with logs.
+    configure_logging("WARNING", "console")
     load_plugins(app)
     app()
 

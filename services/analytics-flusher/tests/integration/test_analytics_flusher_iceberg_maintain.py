@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -337,8 +338,10 @@ def test_the_writer_goes_on_after_maintenance_with_its_positions(iceberg: Any) -
 
 
 def test_cdc_lake_maintain_plans_with_dry_run_then_maintains(
-    iceberg: Any, monkeypatch: pytest.MonkeyPatch
+    iceberg: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # No dev stack description where the command looks for one (it would use that lake).
+    monkeypatch.chdir(tmp_path)
     writer = iceberg.writer()
     end = append_batches(writer, 6)
     root, lake = typer.Typer(), typer.Typer()

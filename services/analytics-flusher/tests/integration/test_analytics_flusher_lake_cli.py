@@ -9,6 +9,9 @@ typer's ``CliRunner``, also with the catalog taken from a dev stack description.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -404,3 +407,35 @@ def test_reports_are_recomputed_on_demand(iceberg: Any) -> None:
     assert "up to date" in again.stdout
     done = run(iceberg, "query", "SELECT sum(net_orders) FROM sales", "--format", "csv")
     assert done.stdout.splitlines()[1] == "2"
+
+
+def test_the_cdc_executable_keeps_logs_off_stdout(iceberg: Any, tmp_path: Path) -> None:
+    """Libraries log while a command runs (a materialization logs each run); the real ``cdc``
+    sends that to stderr, so stdout is the command's output alone (``--json`` documents)."""
+    append_orders(iceberg, 0, [order(1, 0, 10)], end=1)
+    cdc = Path(sys.executable).with_name("cdc")
+    options = ["--catalog-uri", iceberg.config.uri, "--warehouse", iceberg.config.warehouse]
+    options += ["--namespace", iceberg.config.namespace]
+    env = {**os.environ, **iceberg.aws_env, "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(cdc), "lake", "reports", *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "report tables materialized" not in done.stdout
+    assert done.stdout.startswith("sales: "), done.stdout
+    listed = subprocess.run(
+        [str(cdc), "lake", "tables", "--json", *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert {t["table"] for t in json.loads(listed.stdout)} >= {"orders_changes", "sales"}
