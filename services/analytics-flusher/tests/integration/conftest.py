@@ -187,10 +187,16 @@ def flushers(
     yield kit
     for proc in kit.started:
         proc.kill()
-    # Versioned objects are not removed by the bucket fixture's plain deletes.
+    # Versioned objects are not removed by the bucket fixture's plain deletes; a thousand a
+    # request (the Iceberg tables' files are many).
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=s3_bucket):
-        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-            s3.delete_object(Bucket=s3_bucket, Key=v["Key"], VersionId=v["VersionId"])
+        versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
+        for start in range(0, len(versions), 1000):
+            chunk = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in versions[start : start + 1000]
+            ]
+            s3.delete_objects(Bucket=s3_bucket, Delete={"Objects": chunk, "Quiet": True})
 
 
 @pytest.fixture

@@ -75,28 +75,6 @@ def test_sigkill_mid_window(
     assert lake.assert_iceberg_exactly_once() > 0
 
 
-def test_rebalance_between_two_flushers(
-    flushers: Any,
-    lake: Any,
-    kit: Any,
-    shop_simulator: ShopSimulator,
-    source_postgres: Any,
-    kafka_group: str,
-) -> None:
-    first = flushers.start("flusher-a", kafka_group)
-    with kit.Background(lambda: shop_simulator.run(duration=20.0)):
-        kit.wait_for_write(first)
-        second = flushers.start("flusher-b", kafka_group)
-        # b joins: a flushes the partitions it gives up, b resumes them from a's commit.
-        kit.wait_for_write(second)
-        time.sleep(1.0)
-        assert first.stop(timeout=30) == 0  # a leaves: its windows flushed, b takes the rest
-    kit.converge(lake, source_postgres)
-    second.stop(timeout=30)
-    lake.assert_rewrites_identical()
-    assert lake.assert_iceberg_exactly_once() > 0
-
-
 def test_s3_outage(
     flushers: Any,
     lake: Any,
