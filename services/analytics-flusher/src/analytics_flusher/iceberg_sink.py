@@ -80,7 +80,7 @@ class IcebergSink(BaseSink[Change]):
 
     def leads(self) -> bool:
         """This process holds ``leader_partition``: it runs the lake's scheduled jobs."""
-        return self.leader_partition in self.changes.assigned
+        return self.leader_partition is not None and self.changes.holds(self.leader_partition)
 
     def close(self) -> None:
         if self.jobs is not None:

@@ -161,13 +161,17 @@ def test_a_fenced_commit_keeps_the_buffer_and_writes_nothing(iceberg: Any) -> No
 
 def test_a_partition_of_an_unknown_topic_is_claimed_with_its_first_change(iceberg: Any) -> None:
     w = ChangesWriter(iceberg.writer(), {}, interval_s=10.0)
+    assert not w.holds(P0)
     w.assign([P0])
+    assert w.holds(P0)  # assigned, to be claimed: the lake's jobs may run here already
     w.claim_pending()  # the topic names no table: nothing claimed yet
     assert decode_claims(iceberg.table().properties) == {}
     w.add(P0, [change(0)], 1)
     assert decode_claims(iceberg.table().properties) == {P0: 1}
     w.commit()
     assert iceberg.rows() == [(0, 0, 1)]
+    w.drop([P0])
+    assert not w.holds(P0)
 
 
 def test_a_commit_runs_in_the_background_while_changes_are_buffered(iceberg: Any) -> None:

@@ -130,4 +130,7 @@ class LakeJobs:
 
     def _loop(self) -> None:
         while not self._stop.wait(_TICK_S):
-            self.run_due()
+            try:
+                self.run_due()
+            except Exception:  # the thread must survive anything (run_due logs a job's own)
+                _log.exception("lake jobs turn failed; trying again")

@@ -99,10 +99,10 @@ class ChangesWriter:
         """Note ``partitions`` as to be claimed (``claim_pending``, on the next call)."""
         self._unclaimed.update(tp for tp in partitions if tp not in self._buffers)
 
-    @property
-    def assigned(self) -> set[TopicPartition]:
-        """The partitions this writer holds (claimed, or assigned and to be claimed)."""
-        return set(self._buffers) | self._unclaimed
+    def holds(self, tp: TopicPartition) -> bool:
+        """``tp`` is this writer's (claimed, or assigned and to be claimed). Safe from another
+        thread: two membership tests, no iteration over what the consumer's thread changes."""
+        return tp in self._buffers or tp in self._unclaimed
 
     def claim_pending(self) -> None:
         """Claim the partitions assigned since the last call whose table is known by topic."""
