@@ -163,9 +163,10 @@ data "aws_iam_policy_document" "analytics_flusher" {
   }
   statement {
     sid = "LakeCatalogTables"
-    # Loading a table; creating a missing changes table; a commit reads the table (its
+    # Loading a table; listing the database's tables (the service's maintenance job goes
+    # over each); creating a missing changes or report table; a commit reads the table (its
     # VersionId) and updates it with that VersionId (Glue's optimistic locking).
-    actions   = ["glue:GetTable", "glue:CreateTable", "glue:UpdateTable"]
+    actions   = ["glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable"]
     resources = [var.lake_catalog.catalog_arn, var.lake_catalog.database_arn, var.lake_catalog.tables_arn]
   }
   statement {

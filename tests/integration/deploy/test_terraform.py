@@ -210,6 +210,8 @@ _IAM_FOR_CALL = {
     "ensure_bucket": {"s3:ListBucket"},  # HeadBucket; the bucket exists
     # The Iceberg tables through pyiceberg's GlueCatalog (EKS), and their files in the warehouse.
     "namespace_exists": {"glue:GetDatabase"},  # create_namespace: never, Terraform made it
+    # The tables of the namespace: the service's maintenance job goes over every one.
+    "list_tables": {"glue:GetTables"},
     "load_table": {"glue:GetTable", "s3:GetObject"},
     # GetDatabase: the table's location; the metadata file written after a check it is new.
     "create_table": {"glue:GetDatabase", "glue:CreateTable", "s3:GetObject", "s3:PutObject"},
@@ -315,6 +317,7 @@ def test_the_lake_catalog_is_a_glue_database_only_the_flusher_may_use() -> None:
     assert flusher["LakeCatalogDatabase"]["resources"] == [catalog, database]
     assert set(flusher["LakeCatalogTables"]["actions"]) == {
         "glue:GetTable",
+        "glue:GetTables",
         "glue:CreateTable",
         "glue:UpdateTable",
     }
