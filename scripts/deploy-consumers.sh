@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build, push and deploy the CDC consumers to an EKS environment.
+# Build, push and deploy the CDC consumers and the read API (query-api) to an EKS environment.
 #
 #   ./scripts/deploy-consumers.sh [--env staging|prod] [--services a,b] [--tag TAG]
 #                                 [--dry-run] [--skip-build] [--sign] [--region REGION]
@@ -13,14 +13,14 @@
 #
 # Replica counts are never touched: the manifests carry no `replicas`, and server-side apply
 # under the field manager "deploy-consumers" never owns the field, so counts set with
-# `kubectl scale` or by the CdcConsumer operator survive every deploy.
+# `kubectl scale`, by the CdcConsumer operator or by query-api's autoscaler survive every deploy.
 #
 # --dry-run prints the plan and runs only read-only calls (identity, repository and image
 # look-ups, rendering, a server-side dry-run apply). Environment: AWS_REGION (default
 # eu-west-1), ROLLOUT_TIMEOUT (default 300s), KUBECTL_CONTEXT (default: the current context).
 set -euo pipefail
 
-readonly ALL_SERVICES="event-store-writer,stats-aggregator,search-indexer,analytics-flusher"
+readonly ALL_SERVICES="event-store-writer,stats-aggregator,search-indexer,analytics-flusher,query-api"
 readonly NAMESPACE="cdc-consumers"
 readonly FIELD_MANAGER="deploy-consumers"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, SERVICES
+from .conftest import API, DEPLOYED, ROOT
 
 SCRIPT = ROOT / "scripts" / "deploy-consumers.sh"
 ACCOUNT = "123456789012"
@@ -211,10 +211,10 @@ def test_missing_repositories_are_created_and_existing_images_not_rebuilt(
     proc, calls = _run(stubs, "--tag", "abc123", STUB_EXISTING_IMAGES="event-store-writer")
     assert proc.returncode == 0, proc.stderr
     created = [c for c in calls if "create-repository" in c]
-    assert len(created) == len(SERVICES)
+    assert len(created) == len(DEPLOYED)
     assert all("--image-tag-mutability IMMUTABLE" in c and "scanOnPush=true" in c for c in created)
     built = [c for c in calls if c.startswith("docker build")]
-    assert len(built) == len(SERVICES) - 1
+    assert len(built) == len(DEPLOYED) - 1
     assert not any("event-store-writer" in c for c in built)
 
 
@@ -397,3 +397,43 @@ def test_a_provision_job_that_fails_stops_the_deploy_before_the_consumers(
     assert "kubectl -n cdc-consumers logs job/db-provision" in proc.stderr
     applies = [c for c in calls if c.startswith("kubectl apply")]
     assert len(applies) == 1 and "component=provision" in applies[0]  # the consumers: never
+
+
+def test_the_read_api_is_built_pushed_pinned_and_rolled_out_like_the_consumers(
+    stubs: dict[str, str],
+) -> None:
+    """query-api: the one Dockerfile with its service and module, its own ECR repository, its
+    image pinned by digest in the rendered Deployment, and its rollout waited for."""
+    proc, calls = _run(stubs, "--services", API, "--tag", "abc123", STUB_EXISTING_REPOS="")
+    assert proc.returncode == 0, proc.stderr
+    image = f"{REGISTRY}/cdc-platform/{API}:abc123"
+    expected_order = [
+        f"aws ecr create-repository --region eu-west-1 --repository-name cdc-platform/{API}",
+        f"docker build --file {ROOT}/docker/service/Dockerfile --build-arg SERVICE={API} "
+        f"--build-arg PACKAGE=query_api --tag {image} {ROOT}",
+        f"docker push {image}",
+        "kubectl kustomize",
+        f"kubectl rollout status deployment/{API} --namespace cdc-consumers",
+    ]
+    positions = []
+    for prefix in expected_order:
+        matches = [i for i, c in enumerate(calls) if c.startswith(prefix)]
+        assert matches, f"missing call {prefix!r} in {calls}"
+        positions.append(matches[0])
+    assert positions == sorted(positions), calls
+    # Only the API is built and waited for; the consumers keep the image that runs.
+    assert [c for c in calls if c.startswith("docker build")] == [expected_order[1]]
+    assert [c for c in calls if "rollout status" in c] == [
+        c for c in calls if c.startswith(expected_order[-1])
+    ]
+    rendered = list(yaml.safe_load_all(Path(stubs["STUB_LOG"] + ".rendered").read_text()))
+    images = {
+        m["metadata"]["name"]: m["spec"]["template"]["spec"]["containers"][0]["image"]
+        for m in rendered
+        if m["kind"] == "Deployment"
+    }
+    assert images[API] == f"{REGISTRY}/cdc-platform/{API}@{_digest(API, 'abc123')}"
+    assert images["search-indexer"] == f"{REGISTRY}/cdc-platform/search-indexer:previous"
+    # The autoscaler owns its replica count: nothing rendered sets one.
+    assert all("replicas" not in m["spec"] for m in rendered if m["kind"] == "Deployment")
+    assert f"{API}@{_digest(API, 'abc123')}" in proc.stdout.split("summary")[-1]
