@@ -1,13 +1,13 @@
 # One environment of the platform: network, EKS, PostgreSQL, DynamoDB, the data lake and its
-# Glue catalog, ECR, one IAM role per consumer and, optionally, MSK. Everything
-# environment-specific is a variable (terraform.tfvars); envs/staging and envs/prod differ only
-# there and in backend.tf.
+# Glue catalog, ECR, one IAM role per consumer, a read-only one for the read API (query-api)
+# and, optionally, MSK. Everything environment-specific is a variable (terraform.tfvars);
+# envs/staging and envs/prod differ only there and in backend.tf.
 
 data "aws_caller_identity" "current" {}
 
 locals {
   name     = "cdc-platform-${var.environment}"
-  services = ["event-store-writer", "stats-aggregator", "search-indexer", "analytics-flusher"]
+  services = ["event-store-writer", "stats-aggregator", "search-indexer", "analytics-flusher", "query-api"]
 }
 
 data "aws_iam_policy_document" "platform_key_policy" {

@@ -37,6 +37,11 @@ output "consumer_role_arns" {
   value = module.iam.role_arns
 }
 
+output "query_api_role_arn" {
+  description = "The read API's read-only role; on an IRSA cluster, its ServiceAccount's eks.amazonaws.com/role-arn."
+  value       = module.iam.query_api_role_arn
+}
+
 output "msk_bootstrap_brokers" {
   value = var.use_msk ? module.msk[0].bootstrap_brokers_sasl_iam : null
 }

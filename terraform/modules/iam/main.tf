@@ -1,5 +1,5 @@
-# One IAM role per consumer, bound to its Kubernetes ServiceAccount through an EKS Pod
-# Identity association. Each role may touch only its own table, bucket, key and Kafka topics
+# One IAM role per consumer, and one read-only role for the read API, each bound to its
+# Kubernetes ServiceAccount through an EKS Pod Identity association. Each role may touch only its own table, bucket, key and Kafka topics
 # and group (the Kafka statements, in kafka.tf, apply when MSK with IAM auth is used; see
 # modules/msk).
 
@@ -202,6 +202,73 @@ resource "aws_eks_pod_identity_association" "analytics_flusher" {
   namespace       = var.namespace
   service_account = "analytics-flusher"
   role_arn        = aws_iam_role.analytics_flusher.arn
+}
+
+# The read API (services/query-api): reads only. The search index and the stock table (items,
+# batches, queries, on the tables and their indexes); the lake's Glue database and its tables'
+# files under the warehouse prefix; the platform key to decrypt them. No write action, no
+# DescribeTable (the tables are Terraform's), no Kafka: MSK statements are not merged in.
+data "aws_iam_policy_document" "query_api" {
+  statement {
+    sid     = "ReadTables"
+    actions = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
+    resources = [
+      var.search_table_arn, "${var.search_table_arn}/index/*",
+      var.inventory_table_arn, "${var.inventory_table_arn}/index/*",
+    ]
+  }
+
+  statement {
+    sid       = "LakeCatalogDatabase"
+    actions   = ["glue:GetDatabase"]
+    resources = [var.lake_catalog.catalog_arn, var.lake_catalog.database_arn]
+  }
+  statement {
+    sid = "LakeCatalogTables"
+    # Loading a table (its current metadata file) and listing the database's tables.
+    actions   = ["glue:GetTable", "glue:GetTables"]
+    resources = [var.lake_catalog.catalog_arn, var.lake_catalog.database_arn, var.lake_catalog.tables_arn]
+  }
+  statement {
+    sid = "LakeWarehouseObjects"
+    # The tables' metadata, manifests and data files.
+    actions   = ["s3:GetObject"]
+    resources = ["${var.data_lake_bucket_arn}/${var.lake_catalog.warehouse_prefix}/*"]
+  }
+  statement {
+    sid       = "LakeWarehouseList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.data_lake_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.lake_catalog.warehouse_prefix}/*"]
+    }
+  }
+
+  statement {
+    sid       = "DecryptWithDataKey"
+    actions   = ["kms:Decrypt", "kms:DescribeKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role" "query_api" {
+  name               = "${var.name_prefix}-query-api"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "query_api" {
+  name   = "query-api-read-only"
+  role   = aws_iam_role.query_api.id
+  policy = data.aws_iam_policy_document.query_api.json
+}
+
+resource "aws_eks_pod_identity_association" "query_api" {
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = "query-api"
+  role_arn        = aws_iam_role.query_api.arn
 }
 
 # External Secrets Operator's controller (ServiceAccount external-secrets in its namespace): it

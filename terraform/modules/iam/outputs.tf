@@ -7,6 +7,11 @@ output "role_arns" {
   }
 }
 
+output "query_api_role_arn" {
+  description = "The read API's read-only role (Pod Identity for cdc-consumers/query-api)."
+  value       = aws_iam_role.query_api.arn
+}
+
 output "operator_role_arn" {
   description = "The operator's role (reads consumer lag over MSK IAM); null without MSK."
   value       = var.msk == null ? null : aws_iam_role.operator[0].arn

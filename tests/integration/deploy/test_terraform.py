@@ -12,7 +12,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from .conftest import ROOT, SERVICES
+from .conftest import API, ROOT, SERVICES, needs_api
 
 TF = ROOT / "terraform"
 MODULES = (
@@ -127,7 +127,7 @@ def test_one_pod_identity_role_per_service() -> None:
         body["service_account"]: body
         for _, _, body in _blocks("resource", "aws_eks_pod_identity_association")
     }
-    assert set(assocs) == {*SERVICES, "cdc-operator", "external-secrets"}
+    assert set(assocs) == {*SERVICES, API, "cdc-operator", "external-secrets"}
     namespaces = {
         "cdc-operator": "operator_namespace",
         "external-secrets": "external_secrets_namespace",
@@ -234,6 +234,7 @@ def _needed_actions(service: str) -> set[str]:
     import re
 
     needed: set[str] = set()
+    # The AWS calls of the code (the read API's too, once it is in the tree).
     package = ROOT / "services" / service / "src" / service.replace("-", "_")
     for path in package.rglob("*.py"):  # the storage calls live in the store/ package
         if path.name in _TOOLS:
@@ -333,7 +334,9 @@ def test_the_lake_catalog_is_a_glue_database_only_the_flusher_may_use() -> None:
         for a in _as_list(st.get("actions", []))
         if a.startswith(("glue:", "lakeformation:"))
     }
-    assert not others, others
+    # The read API may read the catalog (test_the_read_api_s_role_may_only_read below).
+    assert others <= {("query_api", "glue:GetDatabase"), ("query_api", "glue:GetTable"),
+                      ("query_api", "glue:GetTables")}, others  # fmt: skip
     endpoints = _unquote(_load(TF / "modules/network/endpoints.tf"))["locals"][0]
     assert "glue" in endpoints["interface_endpoints"]
 
@@ -471,3 +474,82 @@ def test_service_database_logins_live_in_secrets_manager_and_only_external_secre
     # Generated, long, and safe inside the URL the consumers get (no characters to escape).
     password = {name: body for _, name, body in _blocks("resource", "random_password")}["this"]
     assert password["length"] >= 32 and password["special"] is False
+
+
+# What the read API may do: read. Its role's whole action set, which its code's calls must fall
+# within (test below) and which holds no write.
+QUERY_API_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+}
+# An action is a read when its verb is one of these (the IAM service authorization reference's
+# "Read" and "List" access levels for DynamoDB, Glue, S3 and KMS, by name).
+_READ_VERBS = ("Get", "BatchGet", "Query", "Scan", "List", "Describe", "Decrypt")
+
+
+def _query_api_statements() -> dict[str, dict[str, Any]]:
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    return {st["sid"]: st for st in _statements(docs["query_api"])}
+
+
+def test_the_read_api_s_role_may_only_read() -> None:
+    """query-api's role: exactly the read actions it needs, none that writes, each on the
+    consumers' tables (and their indexes), the lake's Glue database and tables, and the
+    warehouse prefix of the lake bucket; no Kafka document merged in, and its own Pod Identity
+    association."""
+    statements = _query_api_statements()
+    granted = {a for st in statements.values() for a in _as_list(st["actions"])}
+    assert granted == QUERY_API_ACTIONS
+    writes = {a for a in granted if not a.split(":", 1)[1].startswith(_READ_VERBS)}
+    assert not writes, writes
+    tables = [
+        "${var.search_table_arn}",
+        "${var.search_table_arn}/index/*",
+        "${var.inventory_table_arn}",
+        "${var.inventory_table_arn}/index/*",
+    ]
+    assert statements["ReadTables"]["resources"] == tables
+    catalog, database = "${var.lake_catalog.catalog_arn}", "${var.lake_catalog.database_arn}"
+    assert statements["LakeCatalogDatabase"]["resources"] == [catalog, database]
+    assert statements["LakeCatalogTables"]["resources"] == [
+        catalog, database, "${var.lake_catalog.tables_arn}"
+    ]  # fmt: skip
+    prefix = "${var.lake_catalog.warehouse_prefix}"
+    assert statements["LakeWarehouseObjects"]["resources"] == [
+        "${var.data_lake_bucket_arn}/" + prefix + "/*"
+    ]
+    listing = statements["LakeWarehouseList"]
+    assert listing["resources"] == ["${var.data_lake_bucket_arn}"]
+    [condition] = _as_list(listing["condition"])
+    assert (condition["test"], condition["variable"], condition["values"]) == (
+        "StringLike", "s3:prefix", [prefix + "/*"]
+    )  # fmt: skip
+    assert statements["DecryptWithDataKey"]["resources"] == ["${var.kms_key_arn}"]
+    docs = {name: doc for _, name, doc in _blocks("data", "aws_iam_policy_document")}
+    assert "source_policy_documents" not in docs["query_api"]
+    assocs = {
+        body["service_account"]: body
+        for _, _, body in _blocks("resource", "aws_eks_pod_identity_association")
+    }
+    assert assocs[API]["role_arn"] == "${aws_iam_role.query_api.arn}"
+    for env in ENVS:
+        outputs = (TF / f"envs/{env}/outputs.tf").read_text()
+        assert "module.iam.query_api_role_arn" in outputs, env
+        assert f'"{API}"' in (TF / f"envs/{env}/main.tf").read_text(), env  # its ECR repository
+
+
+def test_the_read_api_s_code_calls_only_what_its_role_allows() -> None:
+    """The AWS calls in services/query-api (mapped to IAM actions like the consumers') are all
+    reads its role grants."""
+    needs_api()
+    needed = _needed_actions(API)
+    assert needed, "no AWS call found in query_api: is the call map missing one?"
+    assert needed <= QUERY_API_ACTIONS, sorted(needed - QUERY_API_ACTIONS)
