@@ -141,9 +141,8 @@ def test_the_api_reads_its_keys_and_the_consumers_stores(overlay: str) -> None:
     if overlay == "local":
         ref = env["LAKE_CATALOG_URI"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "analytics-flusher-lake", "key": "url", "optional": True}
-    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] < (
-        pod["terminationGracePeriodSeconds"]
-    )
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < pause < pod["terminationGracePeriodSeconds"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -163,7 +162,9 @@ def test_the_api_takes_traffic_only_from_the_ingress_and_prometheus(overlay: str
     policy = policies[API]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     peers = [p for rule in policy["ingress"] for p in rule["from"]]
-    namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers}
+    namespaces = {
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers
+    }
     assert namespaces == {"ingress-nginx", "monitoring"}
     assert all(rule["ports"] == [{"protocol": "TCP", "port": 8080}] for rule in policy["ingress"])
     assert all(rule.get("to") for rule in policy["egress"])
@@ -254,4 +255,3 @@ def test_the_service_image_builds_the_api() -> None:
     text = SERVICE_DOCKERFILE.read_text()
     for lib in sorted(_workspace_deps(ROOT / "services" / API)):
         assert f"COPY libs/{lib}/ libs/{lib}/" in text, f"{API} image misses libs/{lib}"
-
