@@ -57,11 +57,34 @@ chaos: $(STAMP) ## Faults (overlapping too) on a seeded schedule while the pipel
 # here), and on the server-bound tiers that would push CI past its time budget; those tiers
 # exercise the I/O edges the unit tier leaves out. With PYTEST_ARGS (a subset) there is no floor,
 # and a tier with no selected test (pytest's exit 5) is not a failure.
+#
+# The whole suite runs the end-to-end tier (E2E_TESTS: the chaos run's 270 s fault schedule,
+# the bad-input run and a bounded `make up`, each on a whole stack of its own, about 10
+# minutes, mostly waiting on their schedules) in a second pytest process beside the other tiers
+# instead of after them: a third of the suite's time. Its output follows theirs (E2E_LOG); the
+# exit status is non-zero if either failed. Everything a test starts lives under its own
+# temporary directory and ports. With PYTEST_ARGS the tiers run one after the other in one
+# process, as before.
 COVERAGE_FLOOR ?= 60
+E2E_TESTS := tests/e2e
+E2E_LOG := .pytest-e2e.log
 test: $(STAMP) ## Run the test suite (unit under coverage, integration, e2e) against the embedded stack
-	$(VENV)/bin/pytest -m unit --cov --cov-report=term \
-	  $(if $(PYTEST_ARGS),,--cov-fail-under=$(COVERAGE_FLOOR)) $(PYTEST_ARGS) || [ $$? -eq 5 -a -n "$(PYTEST_ARGS)" ]
-	$(VENV)/bin/pytest -m "not unit and not benchmark" $(PYTEST_ARGS) || [ $$? -eq 5 -a -n "$(PYTEST_ARGS)" ]
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@status=0; \
+	$(VENV)/bin/pytest -m "not unit and not benchmark" -p no:cacheprovider $(E2E_TESTS) \
+	  > $(E2E_LOG) 2>&1 & e2e=$$!; \
+	trap 'kill -INT $$e2e 2>/dev/null; wait $$e2e' INT TERM; \
+	$(VENV)/bin/pytest -m unit --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) \
+	  || status=$$?; \
+	$(VENV)/bin/pytest -m "not unit and not benchmark" --ignore=$(E2E_TESTS) || status=$$?; \
+	wait $$e2e || status=$$?; \
+	echo "== $(E2E_TESTS), run beside the tiers above (log: $(E2E_LOG)) =="; \
+	cat $(E2E_LOG); \
+	exit $$status
+else
+	$(VENV)/bin/pytest -m unit --cov --cov-report=term $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(VENV)/bin/pytest -m "not unit and not benchmark" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+endif
 
 test-unit: $(STAMP) ## Run only the unit tests (no servers, seconds)
 	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)

@@ -46,6 +46,14 @@ The rollback copy of a ``Put``, ``Delete`` or ``ConditionCheck`` is the stored i
 moto's put replaces the item object and its delete removes it, neither changes the old object;
 only an ``Update`` changes an item in place, so its item is still deep-copied.
 
+Puts inside a transaction: moto checks each ``Put``'s condition against the stored item, then
+calls its own ``put_item`` with the same condition, which looks the item up and evaluates the
+condition a second time (a third of the time of a conditional transactional put of a product
+item). Nothing can change the item between the two (moto serves one request at a time, and a
+transaction cannot name an item twice), so the second evaluation decides as the first did: the
+put inside a transaction is made without it. Validation, the item's construction and the write
+are moto's.
+
 Glue: ``UpdateTable`` honours ``VersionId`` (optimistic locking, as AWS Glue does), which the
 lake's Iceberg commits rely on; see ``_moto_glue``.
 """
@@ -296,6 +304,22 @@ def _partition_queries() -> None:
     Table.query = partition_query  # type: ignore[method-assign]
 
 
+def _single_check_in_transactions(models: Any, during: threading.local) -> None:
+    put_item = models.DynamoDBBackend.put_item
+
+    @functools.wraps(put_item)
+    def put_once(
+        self: Any, table_name: str, item_attrs: dict[str, Any], *args: Any, **kw: Any
+    ) -> Any:
+        if getattr(during, "transaction", False) and not args:
+            # transact_write_items has just checked this condition on this very item.
+            kw = {**kw, "condition_expression": None}
+        return put_item(self, table_name, item_attrs, *args, **kw)
+
+    _originals["put_item"] = put_item
+    models.DynamoDBBackend.put_item = put_once
+
+
 def apply() -> None:
     """Install the patches (idempotent). Call before the server handles a request."""
     if _state["applied"]:
@@ -304,15 +328,19 @@ def apply() -> None:
     from moto.dynamodb.models.table import Table
 
     original = models.DynamoDBBackend.transact_write_items
+    during = threading.local()
 
     @functools.wraps(original)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         saved = _named_items(self, transact_items)
+        during.transaction = True
         try:
             original(self, transact_items)
         except BaseException:
             _restore(saved)
             raise
+        finally:
+            during.transaction = False
 
     # Only transact_write_items and update_item use ``copy`` in that module; update_item copies
     # one item, which the shim still deep-copies.
@@ -320,6 +348,7 @@ def apply() -> None:
         deepcopy=functools.partial(_deepcopy_except_tables, Table)
     )
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _single_check_in_transactions(models, during)
     _memoise_parser()
     _linear_item_init()
     _fast_attribute_values()

@@ -87,6 +87,58 @@ def test_a_committed_transaction_writes_every_item(table: Any) -> None:
     assert _get(table, "b") == {"pk": {"S": "b"}, "v": {"S": "p20"}}
 
 
+def test_a_put_in_a_transaction_checks_its_condition_once_and_decides_as_moto(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb import comparisons
+    from moto.dynamodb.models import table as moto_table
+
+    evaluated: list[str | None] = []
+    parse = comparisons.get_filter_expression
+
+    def counting(expression: Any, *args: Any) -> Any:
+        evaluated.append(expression)
+        return parse(expression, *args)
+
+    monkeypatch.setattr(comparisons, "get_filter_expression", counting)
+    monkeypatch.setattr(moto_table, "get_filter_expression", counting)
+    import moto.dynamodb.models as models
+
+    monkeypatch.setattr(models, "get_filter_expression", counting)
+    table.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"S": "p10"}})
+    evaluated.clear()
+
+    def put(pk: str, version: str) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": "t",
+                "Item": {"pk": {"S": pk}, "v": {"S": version}},
+                "ConditionExpression": "attribute_not_exists(v) OR v < :v",
+                "ExpressionAttributeValues": {":v": {"S": version}},
+            }
+        }
+
+    table.transact_write_items(TransactItems=[put("a", "p20"), put("b", "p20")])
+    conditions = [e for e in evaluated if e is not None]
+    assert conditions == ["attribute_not_exists(v) OR v < :v"] * 2  # moto's check, not again
+    assert _get(table, "a") == {"pk": {"S": "a"}, "v": {"S": "p20"}}
+    # The check still decides: an older version cancels the whole transaction.
+    with pytest.raises(ClientError) as caught:
+        table.transact_write_items(TransactItems=[put("a", "p15"), put("c", "p20")])
+    reasons = [r["Code"] for r in caught.value.response["CancellationReasons"]]
+    assert reasons == ["ConditionalCheckFailed", "None"]
+    assert _get(table, "a") == {"pk": {"S": "a"}, "v": {"S": "p20"}}
+    assert _get(table, "c") is None
+    # Outside a transaction a conditional put still checks its condition itself.
+    with pytest.raises(ClientError):
+        table.put_item(
+            TableName="t",
+            Item={"pk": {"S": "a"}, "v": {"S": "p15"}},
+            ConditionExpression="v < :v",
+            ExpressionAttributeValues={":v": {"S": "p15"}},
+        )
+
+
 def test_an_item_past_400_kb_is_refused_as_dynamodb_refuses_it(table: Any) -> None:
     attrs = {f"a{i}": {"S": "x" * 30_000} for i in range(14)}  # ~420 KB over 14 attributes
     with pytest.raises(ClientError) as caught:
