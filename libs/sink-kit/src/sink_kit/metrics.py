@@ -93,11 +93,13 @@ class AwsCallMetrics:
         return client
 
     def _make_done(self, aws: str) -> Any:
-        def done(*, model: Any, context: dict[str, Any], **_: Any) -> None:
+        # ``after-call`` passes the model, ``after-call-error`` (a connection error, a timeout)
+        # does not: the operation comes from the context ``before-call`` filled.
+        def done(*, context: dict[str, Any], **_: Any) -> None:
             started = context.pop(_START, None)
             if started is not None:
-                elapsed = time.perf_counter() - started
-                self.seconds.labels(self.service, aws, model.name).observe(elapsed)
+                elapsed = time.perf_counter() - started[0]
+                self.seconds.labels(self.service, aws, started[1]).observe(elapsed)
 
         return done
 
@@ -115,8 +117,8 @@ class AwsCallMetrics:
         return retry_seen
 
 
-def _start(*, context: dict[str, Any], **_: Any) -> None:
-    context[_START] = time.perf_counter()
+def _start(*, model: Any, context: dict[str, Any], **_: Any) -> None:
+    context[_START] = (time.perf_counter(), model.name)
 
 
 class PoolCollector(Collector):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from devstack import AwsEmulator
 from devstack.pytest_plugin import SinkSchema
 from prometheus_client import CollectorRegistry
@@ -35,10 +35,14 @@ def test_every_aws_call_is_timed_by_service_and_operation(
     other.list_tables()
     with pytest.raises(ClientError):
         client.describe_table(TableName="does-not-exist")
+    # A call that never got an answer (connection refused) is timed too.
+    dead = metrics.instrument(make_client("dynamodb", "us-east-1", "http://127.0.0.1:9"))
+    with pytest.raises(EndpointConnectionError):
+        dead.describe_table(TableName="t")
     labels = {"service": "test-service", "aws_service": "dynamodb"}
     assert _sample(registry, f"{AWS_CALL_SECONDS}_count", **labels, operation="ListTables") == 3
     # A call answered with an error is timed too.
-    assert _sample(registry, f"{AWS_CALL_SECONDS}_count", **labels, operation="DescribeTable") == 1
+    assert _sample(registry, f"{AWS_CALL_SECONDS}_count", **labels, operation="DescribeTable") == 2
     assert _sample(registry, f"{AWS_CALL_SECONDS}_sum", **labels, operation="ListTables") > 0
     assert _sample(registry, f"{AWS_THROTTLES}", **labels, operation="ListTables") == 0
 
