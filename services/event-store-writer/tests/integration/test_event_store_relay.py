@@ -105,6 +105,9 @@ def _check_metrics(writer: ManagedProcess) -> None:
         'event_store_rows_appended_total{service="event-store-writer",table="cdc_events"}' in body
     )
     assert "cdc_messages_total" in body
+    # The pool's use: its limit (DB_POOL_SIZE 5 + DB_MAX_OVERFLOW 5), and what is in use.
+    assert 'cdc_db_pool_size{service="event-store-writer",pool="sink"} 10.0' in body
+    assert 'cdc_db_pool_checked_out{service="event-store-writer",pool="sink"}' in body
 
 
 def _cli() -> typer.Typer:
