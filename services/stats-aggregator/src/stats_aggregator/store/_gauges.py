@@ -56,23 +56,28 @@ class StoreGauges(Collector):
         except sa.exc.SQLAlchemyError as exc:
             _log.warning("store gauges unavailable", error=str(exc).splitlines()[0])
             return
-        backlog = GaugeMetricFamily(
-            "cdc_outbox_backlog",
-            "Rows waiting in an outbox: low_stock_alerts (alerts not yet published), "
-            "inventory_projection (products not yet written to the DynamoDB projection).",
-            labels=["service", "outbox"],
-        )
+        backlog, products = _families()
         backlog.add_metric([SERVICE_NAME, "low_stock_alerts"], float(alerts))
         if self._projection:
             backlog.add_metric([SERVICE_NAME, "inventory_projection"], float(unprojected))
-        yield backlog
-        products = GaugeMetricFamily(
-            "cdc_low_stock_products",
-            "Products whose stock is below LOW_STOCK_THRESHOLD now (deleted products excluded).",
-            labels=["service"],
-        )
         products.add_metric([SERVICE_NAME], float(low))
-        yield products
+        yield from (backlog, products)
 
     def describe(self) -> Iterable[Metric]:
-        return []  # read at scrape time only: no database query at registration
+        """The families without samples: no database query at registration."""
+        return [*self._pool.describe(), *_families()]
+
+
+def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    backlog = GaugeMetricFamily(
+        "cdc_outbox_backlog",
+        "Rows waiting in an outbox: low_stock_alerts (alerts not yet published), "
+        "inventory_projection (products not yet written to the DynamoDB projection).",
+        labels=["service", "outbox"],
+    )
+    products = GaugeMetricFamily(
+        "cdc_low_stock_products",
+        "Products whose stock is below LOW_STOCK_THRESHOLD now (deleted products excluded).",
+        labels=["service"],
+    )
+    return backlog, products
