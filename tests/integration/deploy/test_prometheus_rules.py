@@ -73,3 +73,18 @@ def test_a_wrong_expectation_fails(promtool: str, tmp_path: Path) -> None:
     wrong.write_text(yaml.safe_dump(case))
     result = _run(promtool, "test", "rules", str(wrong))
     assert result.returncode != 0
+
+
+def test_the_compose_prometheus_config_loads_the_rules(promtool: str, tmp_path: Path) -> None:
+    """docker compose's Prometheus configuration, its rules glob pointed at the rules file it
+    mounts, passes `promtool check config` (which loads the rules too)."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yaml"]
+    config["rule_files"] = [str(MONITORING / "prometheus-rules.yaml")]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = _run(promtool, "check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    count = sum(len(g["rules"]) for g in rule["spec"]["groups"])
+    assert f"SUCCESS: {count} rules found" in result.stdout + result.stderr
