@@ -151,3 +151,70 @@ def test_kubernetes_configmaps_name_only_real_settings() -> None:
         data = yaml.safe_load(path.read_text())["data"]
         unknown = set(data) - ALLOWED_SETTINGS[service] - AWS_SDK_ENV
         assert not unknown, f"{path.relative_to(ROOT)} sets unknown settings {sorted(unknown)}"
+
+
+def _mounts(svc: dict[str, Any]) -> dict[str, str]:
+    """The service's bind mounts: container path -> repository path."""
+    out = {}
+    for volume in svc.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("./"):
+            out[target] = source[2:]
+    return out
+
+
+def test_prometheus_scrapes_every_consumer_s_metrics_port(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    mounts = _mounts(prometheus)
+    config = yaml.safe_load((ROOT / mounts["/etc/prometheus/prometheus.yml"]).read_text())
+    targets = {
+        t
+        for job in config["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics"
+        for sc in job["static_configs"]
+        for t in sc["targets"]
+    }
+    for name in SERVICES:
+        port = services[name]["environment"]["HEALTH_PORT"]
+        assert f"{name}:{port}" in targets, name
+    # The alert rules it evaluates are the cluster's, through the generated plain file.
+    rules = [target for target in mounts if target.startswith("/etc/prometheus/rules/")]
+    assert [mounts[r] for r in rules] == ["k8s/monitoring/prometheus-rules.yaml"]
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yaml"]
+    assert all(r.endswith(".yaml") for r in rules)
+
+
+def test_grafana_provisions_every_dashboard_and_the_prometheus_datasource(
+    compose: dict[str, Any],
+) -> None:
+    grafana = compose["services"]["grafana"]
+    mounts = _mounts(grafana)
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    datasources = yaml.safe_load((provisioning / "datasources/prometheus.yaml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["isDefault"] is True
+    prometheus_port = compose["services"]["prometheus"]["ports"][0].rsplit(":", 1)[1]
+    assert source["url"] == f"http://prometheus:{prometheus_port}"
+    providers = yaml.safe_load((provisioning / "dashboards/cdc.yaml").read_text())["providers"]
+    paths = {p["options"]["path"] for p in providers}
+    # Each provider reads a mounted folder, and the folders hold every dashboard of k8s/.
+    mounted = {target: ROOT / mounts[target] for target in paths}
+    shipped = {p.name for folder in mounted.values() for p in folder.glob("*.json")}
+    assert shipped == {p.name for p in (ROOT / "k8s/monitoring/dashboards").glob("*.json")}
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert any(home.startswith(path + "/") for path in paths)
+    assert (mounted[home.rsplit("/", 1)[0]] / home.rsplit("/", 1)[1]).exists()
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_kafka_ui_points_at_the_broker_and_the_connect_cluster(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    env = services["kafka-ui"]["environment"]
+    assert env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == "kafka:9092"
+    assert (
+        "PLAINTEXT://kafka:9092" in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    )
+    assert env["KAFKA_CLUSTERS_0_KAFKACONNECT_0_ADDRESS"] == "http://connect:8083"
+    assert services["connect"]["ports"] == ["8083:8083"]
+    assert services["kafka-ui"]["depends_on"]["kafka"]["condition"] == "service_healthy"

@@ -5,9 +5,10 @@ optional analytics API (``LakeSink``), the Iceberg tables too when a catalog is 
 from __future__ import annotations
 
 from consumer_runtime import TopicPartition
+from sink_kit.metrics import AwsCallMetrics
 
 from analytics_flusher._http import HttpPoster
-from analytics_flusher._metrics import LakeMetrics
+from analytics_flusher._metrics import SERVICE, LakeMetrics, SinkGauges
 from analytics_flusher.iceberg_sink import IcebergSink
 from analytics_flusher.settings import FlusherSettings
 from analytics_flusher.sink import LakeSink
@@ -26,6 +27,7 @@ def build_sink(settings: FlusherSettings) -> LakeSink | IcebergSink:
         assert writer is not None  # a catalog is configured (parquet_enabled otherwise)
         tables = IcebergSink(writer, leader_partition=leader, metrics=metrics)
         tables.jobs = open_jobs(settings, tables.leads, metrics.registry)
+        metrics.registry.register(SinkGauges(tables.buffered))
         return tables
     http = None
     if settings.http_sink_url is not None:
@@ -35,7 +37,8 @@ def build_sink(settings: FlusherSettings) -> LakeSink | IcebergSink:
             max_attempts=settings.http_sink_max_attempts,
         )
     sink = LakeSink(
-        open_lake(settings),
+        # Its S3 calls timed and throttled attempts counted, in the sink's registry.
+        open_lake(settings, AwsCallMetrics(metrics.registry, SERVICE)),
         settings.window_config(),
         prefix=settings.s3_prefix,
         top_n=settings.top_n,
@@ -50,6 +53,7 @@ def build_sink(settings: FlusherSettings) -> LakeSink | IcebergSink:
         leader_partition=leader,
     )
     sink.jobs = open_jobs(settings, sink.leads, metrics.registry)
+    metrics.registry.register(SinkGauges(sink.buffered, http))
     return sink
 
 

@@ -55,8 +55,12 @@ class HttpPoster:
         self._max_attempts = max_attempts
         self._transport = transport
         self._sleep = sleep
+        #: Requests by outcome (``cdc_http_sink_requests_total``): accepted (2xx), rejected
+        #: (another 4xx, not retried), failed (each attempt that met a connection error, a 5xx
+        #: or a 429).
         self.sent = 0
         self.rejected = 0
+        self.failed = 0
 
     def post(self, idempotency_key: str, document: dict[str, Any]) -> bool:
         """True when accepted, False when rejected with a 4xx; raises ``HttpSinkUnavailable``
@@ -69,6 +73,7 @@ class HttpPoster:
             try:
                 status = self._transport(self.url, body, headers, self._timeout_s)
             except OSError as exc:
+                self.failed += 1
                 problem = f"unreachable ({exc})"
             else:
                 if 200 <= status < 300:
@@ -82,6 +87,7 @@ class HttpPoster:
                         key=idempotency_key,
                     )
                     return False
+                self.failed += 1
                 problem = f"HTTP {status}"
             if attempt < self._max_attempts:
                 self._sleep(delay)

@@ -20,7 +20,7 @@ from consumer_runtime import BaseSink, Batch, Offsets, TopicPartition
 
 from analytics_flusher._changes import Change
 from analytics_flusher._encodable import refuse_unencodable
-from analytics_flusher._metrics import LakeMetrics
+from analytics_flusher._metrics import Buffered, LakeMetrics
 from analytics_flusher.store import ChangesWriter, LakeJobs
 
 __all__ = ["IcebergSink"]
@@ -53,6 +53,11 @@ class IcebergSink(BaseSink[Change]):
             self._handed[tp] = max(next_offset, self._handed.get(tp, 0))
         self.changes.poll()  # a commit due starts in the background
         return self._durable(list(self._handed))
+
+    def buffered(self) -> list[Buffered]:
+        """What waits for the next commit (``cdc_sink_buffered_*{buffer="iceberg"}``)."""
+        rows, size = self.changes.buffered()
+        return [Buffered("iceberg", rows, size)]
 
     def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
         self.changes.assign(partitions)

@@ -54,7 +54,7 @@ from consumer_runtime import BaseSink, Batch, Offsets, RetryableError, TopicPart
 from analytics_flusher._changes import Change
 from analytics_flusher._encodable import refuse_unencodable
 from analytics_flusher._http import HttpPoster
-from analytics_flusher._metrics import LakeMetrics
+from analytics_flusher._metrics import Buffered, LakeMetrics
 from analytics_flusher._uploads import ObjectStore, Uploads, retire, unwritable
 from analytics_flusher.domain import MONEY, Held, Part, PartitionWindows, WindowConfig
 from analytics_flusher.settings import DEFAULT_MAX_OPEN_BYTES
@@ -233,6 +233,22 @@ class LakeSink(BaseSink[Change]):
         """The estimated bytes held by the open windows of every partition (``max_open_bytes``
         bounds it)."""
         return self._held.bytes
+
+    def buffered(self) -> list[Buffered]:
+        """The open windows (their count, rows and estimated bytes) and, with the Iceberg
+        tables, what waits for their next commit: the ``cdc_sink_*`` gauges."""
+        with self._lock:
+            states = list(self._windows.values())
+            windows = Buffered(
+                "parquet_windows",
+                sum(s.rows for s in states),
+                self._held.bytes,
+                sum(len(s.open) for s in states),
+            )
+        if self.changes is None:
+            return [windows]
+        rows, size = self.changes.buffered()
+        return [windows, Buffered("iceberg", rows, size)]
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait until no upload is queued or running (finished or failed); the parts are

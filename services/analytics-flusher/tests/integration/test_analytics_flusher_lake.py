@@ -7,11 +7,16 @@ versioned) must have held the same bytes each time.
 
 from __future__ import annotations
 
+import threading
 import time
+import urllib.request
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from devstack import ShopSimulator
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,10 +42,13 @@ def test_totals_match_the_source(
     kafka_group: str,
     env: dict[str, str],
 ) -> None:
-    proc = flushers.start("flusher", kafka_group, **env)
-    shop_simulator.run(duration=RUN_S)
-    totals = kit.converge(lake, source_postgres)
-    assert sum(d.orders for d in totals["daily_sales"].values()) > 0
+    with _AnalyticsApi() as api:
+        proc = flushers.start("flusher", kafka_group, HTTP_SINK_URL=api.url, **env)
+        with _Scraper(int(proc.env["HEALTH_PORT"])) as scraped:
+            shop_simulator.run(duration=RUN_S)
+            totals = kit.converge(lake, source_postgres)
+        assert sum(d.orders for d in totals["daily_sales"].values()) > 0
+        _check_metrics(scraped, api)
     assert proc.stop(timeout=30) == 0
     forced = proc.log_path.read_text(errors="replace").count("past MAX_OPEN_BYTES")
     assert (forced > 0) == bool(env), forced
@@ -50,6 +58,94 @@ def test_totals_match_the_source(
     assert all("/dt=" in k and "/hour=" in k and "/window=" in k for k in keys)
     lake.assert_rewrites_identical()
     assert lake.assert_iceberg_exactly_once() > 0
+
+
+class _AnalyticsApi:
+    """A real HTTP server standing for the analytics API: accepts every summary (200)."""
+
+    def __init__(self) -> None:
+        self.posts = 0
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                api.posts += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/summaries"
+
+    def __enter__(self) -> _AnalyticsApi:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _Scraper:
+    """Scrapes the process's /metrics twice a second while the test runs; keeps each
+    sample's highest value (gauges that rise and fall) and its last one."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.high: dict[tuple[str, frozenset[tuple[str, str]]], float] = defaultdict(float)
+        self.last: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._scrape()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._scrape()
+
+    def _scrape(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return  # not serving yet
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                key = (s.name, frozenset(s.labels.items()))
+                self.high[key] = max(self.high[key], s.value)
+                self.last[key] = s.value
+
+    def value(self, name: str, *, high: bool = False, **labels: str) -> float:
+        """Summed over the other labels."""
+        samples = self.high if high else self.last
+        want = set(labels.items())
+        return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+def _check_metrics(scraped: _Scraper, api: _AnalyticsApi) -> None:
+    """The process served its own figures: the buffers it held, its S3 calls, its HTTP sink."""
+    svc = {"service": "analytics-flusher"}
+    assert scraped.value("cdc_sink_open_windows", high=True, buffer="parquet_windows", **svc) > 0
+    assert scraped.value("cdc_sink_buffered_bytes", high=True, buffer="parquet_windows", **svc) > 0
+    assert scraped.value("cdc_sink_buffered_rows", high=True, buffer="iceberg", **svc) > 0
+    puts = scraped.value(
+        "cdc_aws_call_duration_seconds_count", aws_service="s3", operation="PutObject", **svc
+    )
+    assert puts > 0
+    accepted = scraped.value("cdc_http_sink_requests_total", outcome="accepted", **svc)
+    assert 0 < accepted <= api.posts
+    assert scraped.value("cdc_http_sink_requests_total", outcome="failed", **svc) == 0
 
 
 def test_sigkill_mid_window(

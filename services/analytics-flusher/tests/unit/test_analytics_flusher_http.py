@@ -9,8 +9,10 @@ import orjson
 import pytest
 from analytics_flusher import Decoder, HttpSinkUnavailable, LakeSink, WindowConfig
 from analytics_flusher._http import HttpPoster
+from analytics_flusher._metrics import Buffered, SinkGauges
 from consumer_runtime import CommitStrategy
 from consumer_runtime.testing import SinkHarness
+from prometheus_client import CollectorRegistry
 
 
 class FakeApi:
@@ -35,6 +37,23 @@ def test_retries_5xx_and_connection_errors_then_succeeds() -> None:
     assert poster(api).post("k1", {"a": 1})
     assert len(api.calls) == 3
     assert all(h["Idempotency-Key"] == "k1" for _, _, h in api.calls)
+
+
+def test_requests_are_counted_by_outcome_and_served_as_a_counter() -> None:
+    p = poster(FakeApi([503, OSError("refused"), 200, 422]))
+    assert p.post("k1", {}) and not p.post("k2", {})
+    assert (p.sent, p.rejected, p.failed) == (1, 1, 2)
+    registry = CollectorRegistry()
+    registry.register(SinkGauges(lambda: [Buffered("parquet_windows", 7, 512, 2)], p))
+    value = registry.get_sample_value
+    labels = {"service": "analytics-flusher"}
+    assert value("cdc_http_sink_requests_total", {**labels, "outcome": "accepted"}) == 1
+    assert value("cdc_http_sink_requests_total", {**labels, "outcome": "rejected"}) == 1
+    assert value("cdc_http_sink_requests_total", {**labels, "outcome": "failed"}) == 2
+    buffer = {**labels, "buffer": "parquet_windows"}
+    assert value("cdc_sink_open_windows", buffer) == 2
+    assert value("cdc_sink_buffered_rows", buffer) == 7
+    assert value("cdc_sink_buffered_bytes", buffer) == 512
 
 
 def test_4xx_is_not_retried() -> None:

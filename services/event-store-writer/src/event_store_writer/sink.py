@@ -35,6 +35,7 @@ from consumer_runtime import (
     TopicPartition,
 )
 from prometheus_client import CollectorRegistry
+from sink_kit.metrics import PoolCollector
 
 from event_store_writer._metrics import SERVICE, StoreMetrics
 from event_store_writer._prepared import Prepared
@@ -78,11 +79,15 @@ class EventStoreSink(BaseSink[StoreRecord]):
     @classmethod
     def from_settings(cls, settings: Settings) -> EventStoreSink:
         """The production wiring: engine from ``DATABASE_URL``, schema migrated at start."""
+        engine = connect(settings)
+        metrics = StoreMetrics()
+        # The pool's use, read when scraped (``cdc_db_pool_checked_out``, ``cdc_db_pool_size``).
+        metrics.registry.register(PoolCollector(engine, SERVICE))
         sink = cls(
-            connect(settings),
+            engine,
             settings.group_id(SERVICE),
             partitions_ahead=settings.partitions_ahead,
-            metrics=StoreMetrics(),
+            metrics=metrics,
         )
         sink.ensure_ahead()
         return sink

@@ -23,6 +23,7 @@ from devstack import (
 from devstack.pytest_plugin import SinkSchema
 from devstack.truth import read_activity_log
 from event_store_writer.cli import register
+from prometheus_client.parser import text_string_to_metric_families
 from sink_kit.postgres import make_engine
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -105,6 +106,15 @@ def _check_metrics(writer: ManagedProcess) -> None:
         'event_store_rows_appended_total{service="event-store-writer",table="cdc_events"}' in body
     )
     assert "cdc_messages_total" in body
+    # The pool's use: its limit (DB_POOL_SIZE 5 + DB_MAX_OVERFLOW 5), and what is in use.
+    pool = {
+        s.name: s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.labels == {"service": "event-store-writer", "pool": "sink"}
+    }
+    assert pool["cdc_db_pool_size"] == 10
+    assert 0 <= pool["cdc_db_pool_checked_out"] <= 10
 
 
 def _cli() -> typer.Typer:

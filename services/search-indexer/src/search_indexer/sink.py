@@ -48,6 +48,7 @@ import structlog
 from consumer_runtime import BaseSink, Batch, Offsets, RejectedError, RetryableError
 from prometheus_client import CollectorRegistry
 from sink_kit.aws import retry_at_start
+from sink_kit.metrics import AwsCallMetrics
 
 from search_indexer._items import StoredProduct, parse_product
 from search_indexer._large import LargeProductWriter, plan_for
@@ -136,7 +137,12 @@ class SearchIndexSink(BaseSink[ProductChange]):
     def from_settings(
         cls, settings: Settings, registry: CollectorRegistry | None = None
     ) -> SearchIndexSink:
-        client = make_dynamodb_client(settings.aws_region, settings.aws_endpoint_url)
+        metrics = IndexMetrics(registry)
+        # Every DynamoDB call timed and throttled attempts counted, served with the rest.
+        aws = AwsCallMetrics(metrics.registry, "search-indexer")
+        client = aws.instrument(
+            make_dynamodb_client(settings.aws_region, settings.aws_endpoint_url)
+        )
         if settings.create_table:
             retry_at_start(
                 lambda: prepare_table(client, settings.dynamodb_table),
@@ -146,11 +152,13 @@ class SearchIndexSink(BaseSink[ProductChange]):
             IndexTable(
                 client,
                 settings.dynamodb_table,
-                make_dynamodb_client(settings.aws_region, settings.aws_endpoint_url, scans=True),
+                aws.instrument(
+                    make_dynamodb_client(settings.aws_region, settings.aws_endpoint_url, scans=True)
+                ),
             ),
             write_concurrency=settings.write_concurrency,
             deletion_marker_ttl_s=settings.deletion_marker_ttl_s,
-            metrics=IndexMetrics(registry),
+            metrics=metrics,
         )
 
     # -- Sink --------------------------------------------------------------------------------

@@ -35,6 +35,14 @@ def test_outage_and_crash_lose_nothing(
         60,
         message="indexing",
     )
+    # The process serves the sink's own figures too: its counters and its DynamoDB calls.
+    assert indexer.metric("search_index_products_total") > 0
+    assert (
+        indexer.metric(
+            "cdc_aws_call_duration_seconds_count", service="search-indexer", aws_service="dynamodb"
+        )
+        > 0
+    )
 
     aws_emulator.process.pause()
     try:

@@ -39,6 +39,7 @@ from consumer_runtime import (
     TopicPartition,
     create_publisher,
 )
+from sink_kit.metrics import AwsCallMetrics
 
 from stats_aggregator import store
 from stats_aggregator._metrics import StatsMetrics
@@ -96,11 +97,17 @@ class StatsSink(BaseSink[Record]):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StatsSink:
+        metrics = StatsMetrics()
+        engine = store.connect(settings)
+        projection = store.open_projection(settings, AwsCallMetrics(metrics.registry, SERVICE_NAME))
+        # Outbox backlogs, low-stock products and pool use: read from the store when scraped.
+        metrics.registry.register(store.StoreGauges(engine, projection=projection is not None))
         return cls(
-            store.connect(settings),
+            engine,
+            metrics=metrics,
             group=settings.group_id(SERVICE_NAME),
             threshold=settings.low_stock_threshold,
-            projection=store.open_projection(settings),
+            projection=projection,
             publisher=RuntimePublisher(create_publisher(settings, SERVICE_NAME)),
             alerts_topic=settings.alerts_topic,
             max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),

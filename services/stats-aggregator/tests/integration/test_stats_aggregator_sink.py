@@ -12,9 +12,10 @@ from cdc_events.testing import make_change, make_tombstone, make_user_activity
 from consumer_runtime import CommitStrategy, Message, PermanentError, TopicPartition
 from consumer_runtime.testing import SinkHarness
 from devstack.pytest_plugin import SinkSchema
+from prometheus_client import CollectorRegistry
 from sink_kit.postgres import make_engine, upgrade_schema
 from stats_aggregator import Decoder, StatsSink, scores
-from stats_aggregator.store import MIGRATION_LOCK, MIGRATIONS
+from stats_aggregator.store import MIGRATION_LOCK, MIGRATIONS, StoreGauges
 
 T0 = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)
 ORDERS = "dbserver1.public.orders"
@@ -86,6 +87,7 @@ def test_statistics_offsets_and_reemits_in_one_transaction(sink_schema: SinkSche
     assert alerts[0][3]["source"]["lsn"] == 111
     assert sink.stats["reemits_skipped"] == 1
     assert [d.code for d in h.dead_letters] == ["not_json"]
+    _check_store_gauges(sink)
     # Offsets live with the data: a new sink resumes exactly after the last batch.
     fresh = _sink(sink_schema)
     stored = fresh.stored_offsets([TopicPartition(t, 0) for t in (ORDERS, ITEMS, PRODUCTS)])
@@ -96,6 +98,20 @@ def test_statistics_offsets_and_reemits_in_one_transaction(sink_schema: SinkSche
     }
     h.shutdown()
     fresh.close()
+
+
+def _check_store_gauges(sink: StatsSink) -> None:
+    """The gauges read from the store equal its rows: no publisher, so the alert waits."""
+    registry = CollectorRegistry()
+    registry.register(StoreGauges(sink.engine, projection=False))
+    waiting = _rows(sink, "SELECT count(*) FROM low_stock_alerts WHERE published_at IS NULL")
+    backlog = {"service": "stats-aggregator", "outbox": "low_stock_alerts"}
+    assert registry.get_sample_value("cdc_outbox_backlog", backlog) == waiting[0][0] == 1
+    low = {"service": "stats-aggregator"}
+    assert registry.get_sample_value("cdc_low_stock_products", low) == 1
+    pool = {"service": "stats-aggregator", "pool": "sink"}
+    assert registry.get_sample_value("cdc_db_pool_size", pool) == 10  # 5 + 5 overflow
+    assert registry.get_sample_value("cdc_db_pool_checked_out", pool) == 0
 
 
 def test_user_events_are_counted_once_and_scored(sink_schema: SinkSchema) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from devstack import (
     read_topic,
     wait_until,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from sink_kit.postgres import make_engine
 from stats_aggregator.store import inventory_table_definition
 from typer.testing import CliRunner
@@ -29,6 +31,46 @@ from typer.testing import CliRunner
 # (hundreds of orders, dozens of cancellations, restocks, price changes, a few deletes).
 RATE = 100.0
 DURATION_S = 12.0
+
+
+def _scrape(rig: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    url = f"http://127.0.0.1:{rig.env['HEALTH_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _check_metrics(rig: Any, truth: dict[int, Any]) -> None:
+    """The process serves its own figures: the outboxes drained (equal to their rows), the
+    low-stock products of the truth, the projection's DynamoDB calls timed, the pool's use."""
+    samples = _scrape(rig)
+    svc = ("service", "stats-aggregator")
+
+    def value(name: str, *labels: tuple[str, str]) -> float | None:
+        return samples.get((name, tuple(sorted((svc, *labels)))))
+
+    with rig.engine.connect() as conn:
+        waiting = conn.execute(
+            sa.text("SELECT count(*) FROM low_stock_alerts WHERE published_at IS NULL")
+        ).scalar_one()
+    assert value("cdc_outbox_backlog", ("outbox", "low_stock_alerts")) == waiting == 0
+    assert value("cdc_outbox_backlog", ("outbox", "inventory_projection")) == 0
+    # Products below the threshold now, as the truth has them (restocks may leave none: the
+    # sink's test sees one).
+    low = sum(1 for p in truth.values() if p[5] and not p[6])
+    assert value("cdc_low_stock_products") == low
+    puts = value(
+        "cdc_aws_call_duration_seconds_count",
+        ("aws_service", "dynamodb"),
+        ("operation", "PutItem"),
+    )
+    assert puts is not None and puts > 0, sorted(k for k in samples if "aws" in k[0])
+    assert value("cdc_db_pool_size", ("pool", "sink")) == 10
+    assert value("cdc_db_pool_checked_out", ("pool", "sink")) is not None
 
 
 def _run_simulator(sim: ShopSimulator, duration: float) -> threading.Thread:
@@ -100,6 +142,7 @@ def test_statistics_equal_the_ground_truth_and_the_cli_shows_them(
     published = read_topic(kafka_bootstrap, alerts_topic, expected=len(rows), timeout=30)
     assert sorted(r.key.decode() for r in published if r.key) == sorted(pid for pid, _ in rows)
     engine.dispose()
+    _check_metrics(stats_rig, truth)
 
     # The CLI reads the same rows.
     from cdc_cli import app, load_plugins  # the operator CLI; services register commands

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from consumer_runtime import RetryableError
 from sink_kit.aws import aws_errors, ensure_bucket, make_client, retry_at_start
+from sink_kit.metrics import AwsCallMetrics
 
 from analytics_flusher.settings import FlusherSettings
 
@@ -48,10 +49,13 @@ class S3Store:
         return self._ok
 
 
-def open_lake(settings: FlusherSettings) -> S3Store:
+def open_lake(settings: FlusherSettings, aws_metrics: AwsCallMetrics | None = None) -> S3Store:
     """The production store: ``S3_BUCKET`` through a client for ``AWS_REGION`` and
-    ``AWS_ENDPOINT_URL``, the bucket created if it does not exist."""
+    ``AWS_ENDPOINT_URL``, the bucket created if it does not exist; the client's calls timed
+    and throttles counted in ``aws_metrics`` when given."""
     client = make_client("s3", settings.aws_region, settings.aws_endpoint_url)
+    if aws_metrics is not None:
+        aws_metrics.instrument(client)
     created = retry_at_start(
         lambda: ensure_bucket(client, settings.s3_bucket, settings.aws_region),
         f"checking bucket {settings.s3_bucket}",

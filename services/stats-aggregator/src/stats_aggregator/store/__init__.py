@@ -9,6 +9,7 @@ of ``_outbox``; the CLI reads through ``StatsReader``; ``verify`` through ``read
 - ``_engine``: the engine from the settings, the migrations, transactions, offsets, health;
 - ``_read_model``, ``_states``, ``_sweeps``: the SQL of the statistics, the states, the sweeps;
 - ``_outbox``: the alert outbox and the DynamoDB stock projection, after the commit;
+- ``_gauges``: the outbox backlogs, low-stock products and pool use, read when scraped;
 - ``_reader``: what ``cdc stats`` reads; ``_verify_reads``: what ``cdc dev verify`` reads.
 """
 
@@ -25,6 +26,7 @@ from stats_aggregator.store._engine import (
     ping,
     transaction,
 )
+from stats_aggregator.store._gauges import StoreGauges
 from stats_aggregator.store._outbox import (
     PAGE,
     UNPROJECTED,
@@ -60,6 +62,7 @@ __all__ = [
     "RuntimePublisher",
     "SourceConnection",
     "StatsReader",
+    "StoreGauges",
     "add_user_totals",
     "advance_watermark",
     "batch_transaction",

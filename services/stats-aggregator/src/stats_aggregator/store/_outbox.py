@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from botocore.exceptions import ClientError
 from consumer_runtime import OutgoingRecord, Publisher
 from sink_kit.aws import aws_errors, ensure_table, error_code, make_client
+from sink_kit.metrics import AwsCallMetrics
 from sqlalchemy.engine import Connection
 
 from stats_aggregator.settings import Settings
@@ -206,12 +207,17 @@ def inventory_table_definition() -> dict[str, Any]:
     return definition
 
 
-def open_projection(settings: Settings) -> InventoryProjection | None:
+def open_projection(
+    settings: Settings, aws_metrics: AwsCallMetrics | None = None
+) -> InventoryProjection | None:
     """The DynamoDB stock projection ``INVENTORY_TABLE`` names (the table created first when
-    ``INVENTORY_CREATE_TABLE``), or None without one."""
+    ``INVENTORY_CREATE_TABLE``), or None without one; its client's calls timed and throttles
+    counted in ``aws_metrics`` when given."""
     if not settings.inventory_table:
         return None
     client = make_client("dynamodb", settings.aws_region, settings.aws_endpoint_url)
+    if aws_metrics is not None:
+        aws_metrics.instrument(client)
     if settings.inventory_create_table:
         definition = inventory_table_definition() | {"TableName": settings.inventory_table}
         ensure_table(client, definition)

@@ -166,6 +166,12 @@ class ChangesWriter:
             self._rows += len(fresh)
         buffer.next_offset = max(buffer.next_offset, next_offset)
 
+    def buffered(self) -> tuple[int, int]:
+        """Rows buffered and not yet taken by a commit, and their Arrow bytes (read by the
+        metrics scrape on its own thread: copies of the containers, no lock needed)."""
+        held = [b.held for b in list(self._buffers.values())]
+        return self._rows, sum(t.nbytes for h in held for t, _ in list(h.chunks))
+
     def due(self) -> bool:
         """The oldest buffered change has waited ``interval_s``, or the buffers are full."""
         if not self._rows or self._since is None:
