@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import psutil
 from cdc_events.testing import make_change
 from consumer_runtime import CommitStrategy, InMemoryMessage
 from consumer_runtime.testing import SinkHarness
@@ -53,6 +54,36 @@ def _row(rng: random.Random, pid: int, price: Decimal | None = None) -> dict[str
         "price": price if price is not None else Decimal(rng.randint(100, 20000)) / 100,
         "stock": rng.randint(0, 100),
     }
+
+
+class _Cpu:
+    """CPU seconds of the emulator's process and of this one (the consumer) over a phase: on
+    two cores both share, the wall-clock rates depend on the machine's load, the CPU each side
+    spends per item much less."""
+
+    def __init__(self, emulator: AwsEmulator) -> None:
+        self._procs = (psutil.Process(emulator.process.pid), psutil.Process())
+        self.spent: dict[str, tuple[float, float]] = {}
+
+    def _now(self) -> tuple[float, float]:
+        times = [p.cpu_times() for p in self._procs]
+        return times[0].user + times[0].system, times[1].user + times[1].system
+
+    def measure(self, phase: str, run: Any) -> Any:
+        before = self._now()
+        try:
+            return run()
+        finally:
+            after = self._now()
+            prev = self.spent.get(phase, (0.0, 0.0))
+            self.spent[phase] = (
+                prev[0] + after[0] - before[0],
+                prev[1] + after[1] - before[1],
+            )
+
+    def per_item_us(self, phase: str, items: int) -> tuple[float, float]:
+        emulator, consumer = self.spent[phase]
+        return emulator / items * 1e6, consumer / items * 1e6
 
 
 def _raw_batch_write_rate(client: Any, table: str, n: int) -> float:
@@ -148,7 +179,8 @@ def test_products_per_second_next_to_raw_batch_writes(
         name_tokens, desc_tokens = document_tokens(r["name"], r["description"])
         postings += len({*name_tokens, *desc_tokens})
 
-    raw = _raw_batch_write_rate(client, table, 2000)
+    cpu = _Cpu(aws_emulator)
+    raw = cpu.measure("raw", lambda: _raw_batch_write_rate(client, table, 2000))
     prepare_table(client, f"{table}-raw")
     raw_products = _raw_product_item_rate(client, f"{table}-raw", rows)
     sink = SearchIndexSink(IndexTable(client, table), write_concurrency=8)
@@ -185,13 +217,13 @@ def test_products_per_second_next_to_raw_batch_writes(
             )
             for r in rows
         ]
-        update_rates.append(_index(harness, updates))
+        update_rates.append(cpu.measure("price", lambda u=updates: _index(harness, u)))
     update_rate = PRICE_ROUNDS / sum(1 / r for r in update_rates)  # over the whole phase
     written = sink.metrics.value("search_index_products_total", outcome="written")
     assert written == (1 + PRICE_ROUNDS) * PRODUCTS, written  # every change written, none skipped
     # The raw rate again, on the table as the price changes found it (12,000 items, not empty):
     # the ratio is to the mean of both measurements.
-    raw_after = _raw_batch_write_rate(client, table, 2000)
+    raw_after = cpu.measure("raw", lambda: _raw_batch_write_rate(client, table, 2000))
     raw_before, raw = raw, (raw + raw_after) / 2
     harness.shutdown()
 
@@ -216,6 +248,13 @@ def test_products_per_second_next_to_raw_batch_writes(
     print(f"    = {update_rate / raw:.0%} of the raw item rate; {_pct(latencies)}")
     print(
         "    cost on AWS: 5 write units per price change (2 transactional + 3 in the two indexes)"
+    )
+    raw_cpu = cpu.per_item_us("raw", 4000)
+    price_cpu = cpu.per_item_us("price", PRICE_ROUNDS * PRODUCTS)
+    print(
+        f"  CPU per item, emulator / consumer: raw {raw_cpu[0]:.0f} / {raw_cpu[1]:.0f} us;"
+        f" price change {price_cpu[0]:.0f} / {price_cpu[1]:.0f} us"
+        f" (emulator {price_cpu[0] / raw_cpu[0]:.2f}x a raw item's)"
     )
     # The emulator answers GSI and posting queries by walking the table: give reads the
     # generic client's 10 s timeout instead of the writer's 2 s.
