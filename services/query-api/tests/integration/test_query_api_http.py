@@ -225,3 +225,18 @@ def test_an_unreachable_backend_is_503_and_a_slow_one_504(stack: Stack) -> None:
     slow = stack.settings.model_copy(update={"api_port": free_port(), "backend_timeout_s": 0.001})
     with serve(slow) as url, httpx.Client(base_url=url, headers={"X-API-Key": READ_KEY}) as c:
         _problem(c.get("/v1/lake/reports/sales"), 504, "backend-timeout")
+
+
+def test_the_example_client_follows_pages_reuses_etags_and_raises_problems(
+    server: str, stack: Stack
+) -> None:
+    from query_api_client import Problem, QueryApiClient
+
+    with QueryApiClient(server, READ_KEY) as api:
+        hits = list(api.search("espresso", page_size=4))
+        assert hits == _json([h.to_dict() for h in stack.search.search("espresso", limit=500)])
+        first = api.statistics("customers", 2)
+        assert api.statistics("customers", 2) == first and api.not_modified == 1
+        with pytest.raises(Problem) as caught:
+            api.availability(424242)
+        assert caught.value.status == 404 and caught.value.type == "/problems/not-found"
