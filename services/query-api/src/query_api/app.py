@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from query_api._metrics import MetricsMiddleware
@@ -29,6 +30,8 @@ from query_api.settings import Settings
 __all__ = ["API_VERSION", "create_app"]
 
 API_VERSION = "v1"
+
+_log = structlog.get_logger("query_api")
 
 
 def create_app(
@@ -44,6 +47,12 @@ def create_app(
         settings.api_keys_file,
         settings.api_keys.get_secret_value() if settings.api_keys else None,
     )
+
+    if not len(store.ring):
+        _log.warning(
+            "no API keys: every /v1 route answers 401; set API_KEYS_FILE or API_KEYS",
+            path=str(settings.api_keys_file),
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ the server. The DynamoDB and Iceberg clients are thread-safe and shared.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +69,10 @@ class Backends:
             "statement_timeout_ms": max(timeout_ms, 1000),
             "application_name": "query-api",
         }
-        aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
+        # boto3 needs a region even for an emulator; without AWS_REGION or AWS_DEFAULT_REGION
+        # it is us-east-1, as sink_kit gives the dev stack's clients.
+        region = settings.aws_region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        aws = {"region": region, "endpoint_url": settings.aws_endpoint_url}
         catalog = settings.catalog_config()
         return cls(
             timeout_s=settings.backend_timeout_s,

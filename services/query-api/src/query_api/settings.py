@@ -12,7 +12,7 @@ the services' own, so one Secret or ConfigMap can feed both:
 | ``EVENT_STORE_URL`` | unset | the event store (event-store-writer's ``DATABASE_URL``) |
 | ``DYNAMODB_TABLE`` | ``product-search-index`` | the search index (search-indexer's) |
 | ``INVENTORY_TABLE`` | unset | the ``inventory-realtime`` projection (stats-aggregator's) |
-| ``AWS_ENDPOINT_URL`` / ``AWS_REGION`` | unset | the AWS emulator / region (DynamoDB, S3, Glue) |
+| ``AWS_ENDPOINT_URL`` / ``AWS_REGION`` | unset | the emulator / region (else ``us-east-1``) |
 | ``LAKE_CATALOG`` | ``sql`` | the lake's catalog: ``sql`` or ``glue`` (analytics-flusher's) |
 | ``LAKE_CATALOG_URI`` | unset | the SQL catalog's database (unset with ``sql``: no lake) |
 | ``LAKE_WAREHOUSE`` | ``s3://$S3_BUCKET/warehouse`` | the warehouse |

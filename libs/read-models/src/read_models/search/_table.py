@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from consumer_runtime import RetryableError
 from sink_kit.aws import aws_errors
 
@@ -160,6 +160,6 @@ class SearchTable:
         try:
             with aws_errors(f"describe {self.name}"):
                 self.client.describe_table(TableName=self.name)
-        except (RetryableError, ClientError):
+        except (RetryableError, ClientError, BotoCoreError):  # unreachable, no access, no table
             return False
         return True

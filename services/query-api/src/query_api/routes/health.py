@@ -32,6 +32,8 @@ async def _check(found: Backends, name: str, ping: Any) -> str:
         await found.call(name, ping)
     except (ReadModelError, BackendTimeout) as exc:
         return f"failing: {exc}"
+    except Exception as exc:  # a readiness probe reports any failure (credentials, a bug)
+        return f"failing: {type(exc).__name__}: {exc}"
     return "ok"
 
 
