@@ -1,4 +1,5 @@
-"""Product search over the index the sink maintains: full text, by id, by name prefix.
+"""Product search over the index the search indexer maintains: full text, by id, by name prefix,
+and the price listing. Used by the indexer's ``cdc search`` and by the query API.
 
 Full text (``ProductSearch.search``): the query goes through the same tokeniser as the
 documents; the postings of every query token are read and intersected (AND semantics); the
@@ -20,19 +21,21 @@ stored name, and an id no product can have is not looked up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from search_indexer._items import NAME_KEY_MAX_BYTES, StoredProduct, name_key
-from search_indexer._text import normalize_name, tokenize
-from search_indexer.domain import price_buckets_between, rank_key
-from search_indexer.errors import InvalidQueryError
-from search_indexer.store import IndexTable
+from read_models.errors import InvalidQueryError
+from read_models.search._items import NAME_KEY_MAX_BYTES, StoredProduct, name_key
+from read_models.search._prices import price_buckets_between, rank_key
+from read_models.search._table import SearchTable
+from read_models.search._text import normalize_name, tokenize
 
 __all__ = ["ProductSearch", "SearchHit"]
+
+T = TypeVar("T")
 
 # Postings of several tokens, and the candidates' items, are read in parallel.
 _READ_CONCURRENCY = 8
@@ -107,8 +110,11 @@ def _price(value: Decimal | float | str | None, what: str) -> Decimal | None:
 class ProductSearch:
     """Read side of the index. Thread-safe (one boto3 client, no per-call state)."""
 
-    def __init__(self, table: IndexTable) -> None:
+    def __init__(self, table: SearchTable) -> None:
         self.table = table
+        # One pool for the parallel reads of every search (a pool per search would start and
+        # join its threads each time); its threads start on first use.
+        self._pool = ThreadPoolExecutor(_READ_CONCURRENCY, thread_name_prefix="search-read")
 
     @classmethod
     def connect(
@@ -118,7 +124,7 @@ class ProductSearch:
         region: str | None = None,
         endpoint_url: str | None = None,
     ) -> ProductSearch:
-        return cls(IndexTable.connect(table_name, region=region, endpoint_url=endpoint_url))
+        return cls(SearchTable.connect(table_name, region=region, endpoint_url=endpoint_url))
 
     def search(
         self,
@@ -182,17 +188,22 @@ class ProductSearch:
         return [_hit(p) for _, _, p in matches[:limit]]
 
     def _by_tokens(self, tokens: list[str]) -> list[StoredProduct]:
-        with ThreadPoolExecutor(_READ_CONCURRENCY) as pool:
-            postings = list(pool.map(self.table.posting_ids, tokens))
-            postings.sort(key=len)
-            ids = set(postings[0])
-            for other in postings[1:]:
-                ids &= other
-            # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
-            ordered = sorted(ids)
-            chunks = [ordered[i : i + _BATCH_GET] for i in range(0, len(ordered), _BATCH_GET)]
-            found = pool.map(lambda c: self.table.read_products(c, consistent=False), chunks)
-            return [p for products in found for p in products.values()]
+        postings = self._map(self.table.posting_ids, tokens)
+        postings.sort(key=len)
+        ids = set(postings[0])
+        for other in postings[1:]:
+            ids &= other
+        # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
+        ordered = sorted(ids)
+        chunks = [ordered[i : i + _BATCH_GET] for i in range(0, len(ordered), _BATCH_GET)]
+        found = self._map(lambda c: self.table.read_products(c, consistent=False), chunks)
+        return [p for products in found for p in products.values()]
+
+    def _map(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
+        """``fn`` over ``items``: in this thread for one, in parallel on the pool for more."""
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
 
     def _by_price(
         self, low: Decimal | None, high: Decimal | None, in_stock: bool | None, limit: int
