@@ -152,7 +152,7 @@
 
   function renderTop(page) {
     const body = $("top-products").tBodies[0];
-    body.replaceChildren(...page.rows.map((r) => row({ productId: r.product_id }, [
+    body.replaceChildren(...page.rows.map((r) => row({ topProduct: r.product_id }, [
       cell("#" + r.product_id, "product_id", r.product_id),
       cell(count(r.units), "units", r.units),
       cell(money(r.revenue), "revenue", r.revenue),
@@ -173,7 +173,7 @@
   function renderLowStock(page) {
     const items = page.items;
     figure("low-stock-count", items.length, items.length >= LOW_STOCK_LIMIT ? count(items.length) + "+" : count(items.length));
-    $("low-stock").tBodies[0].replaceChildren(...items.slice(0, 15).map((p) => row({ productId: p.product_id }, [
+    $("low-stock").tBodies[0].replaceChildren(...items.slice(0, 15).map((p) => row({ lowStockProduct: p.product_id }, [
       cell(p.name ? p.name + " (#" + p.product_id + ")" : "#" + p.product_id, "product_id", p.product_id),
       cell(count(p.stock), "stock", p.stock),
     ])));
