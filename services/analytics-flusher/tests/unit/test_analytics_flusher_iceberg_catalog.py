@@ -122,3 +122,12 @@ def test_the_sql_catalog_and_the_warehouse_outages_stay_retryable() -> None:
         raise sa_exc.OperationalError("SELECT 1", {}, Exception("refused"))
     with pytest.raises(RetryableError, match="warehouse unavailable"), transient("x"):
         raise OSError("S3 request failed")
+
+
+@pytest.mark.unit
+def test_the_read_library_knows_every_report_table() -> None:
+    """The query API lists and reads the report tables by ``read_models.lake.REPORT_TABLES``."""
+    from analytics_flusher.store._iceberg._reports import REPORT_TABLES
+    from read_models.lake import REPORT_TABLES as READ
+
+    assert READ == REPORT_TABLES

@@ -5,7 +5,8 @@ and its offsets in one transaction, ``rebuild_state`` folds a row's history back
 Run it with ``python -m event_store_writer``; read it back with ``cdc history`` / ``cdc state``.
 """
 
-from event_store_writer._state import StoredEvent, normalise_row, parse_key, rebuild_state
+from read_models.events import StoredEvent, normalise_row, parse_key, rebuild_state
+
 from event_store_writer.domain import (
     CHANGE_COLUMNS,
     USER_EVENT_COLUMNS,

@@ -5,95 +5,34 @@ A row keeps a record that could not be decoded exactly as it was received: key a
 runtime's ``__connect.errors.*`` provenance headers go to the DLQ topic only, never here).
 ``replay_record`` rebuilds that record for a replay to its original topic, with one header
 added (``cdc.dlq.replayed-from``: the row's id) so a consumer can tell a replay from the
-original. Bytes are shown as ``consumer_runtime.dlq_text`` shows every dead letter.
+original. The rows themselves (``DeadLetterRow``, ``Selection``) are read by
+``read_models.events``; replays and discards, the writes, are the writer's.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from consumer_runtime import OutgoingRecord
-from consumer_runtime.dlq_text import describe_bytes
+from read_models.events import STATUSES, DeadLetterRow, Selection, parse_time
 
-from event_store_writer._state import parse_time
+__all__ = [
+    "REPLAYED_FROM_HEADER",
+    "STATUSES",
+    "DeadLetterRow",
+    "Outcome",
+    "Selection",
+    "Skipped",
+    "check_status",
+    "parse_since",
+    "replay_record",
+]
 
-STATUSES = ("new", "replayed", "discarded")
 #: Added to a replayed record: the id of the ``dead_letter_queue`` row it was replayed from.
 REPLAYED_FROM_HEADER = "cdc.dlq.replayed-from"
-
-Headers = tuple[tuple[str, bytes | None], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterRow:
-    """One row of ``dead_letter_queue``; ``key``/``value``/``headers`` as received."""
-
-    id: int
-    created_at: datetime
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    error_type: str
-    error_code: str
-    error_message: str
-    retry_count: int
-    status: str
-    status_changed_at: datetime | None = None
-    status_changed_by: str | None = None
-    status_reason: str | None = None
-
-    @property
-    def position(self) -> str:
-        return f"{self.topic}[{self.partition}]@{self.offset}"
-
-    def summary(self) -> dict[str, Any]:
-        """Everything but the payload (sizes only): one entry of ``cdc dlq list --json``."""
-        return {
-            "id": self.id,
-            "created_at": self.created_at.isoformat(),
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "error_type": self.error_type,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "status": self.status,
-            "retry_count": self.retry_count,
-            "status_changed_at": (
-                None if self.status_changed_at is None else self.status_changed_at.isoformat()
-            ),
-            "status_changed_by": self.status_changed_by,
-            "status_reason": self.status_reason,
-            "key_size": None if self.key is None else len(self.key),
-            "value_size": None if self.value is None else len(self.value),
-            "header_count": len(self.headers),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """The whole row, bytes losslessly (base64, plus the text when UTF-8)."""
-        out = self.summary()
-        out["key"] = describe_bytes(self.key)
-        out["value"] = describe_bytes(self.value)
-        out["headers"] = [{"name": name, **describe_bytes(value)} for name, value in self.headers]
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """Which rows a command works on: ids (if any) narrowed by the filters."""
-
-    ids: tuple[int, ...] = ()
-    status: str | None = None
-    topic: str | None = None
-    code: str | None = None
-    since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +73,6 @@ class Outcome:
 
 
 # -- headers and the replayed record ---------------------------------------------------------
-
-
-def decode_headers(raw: Any) -> Headers:
-    """The ``headers`` column (``[[name, base64 or null], ...]`` or NULL) as bytes."""
-    if not raw:
-        return ()
-    return tuple(
-        (str(name), None if value is None else base64.b64decode(value)) for name, value in raw
-    )
 
 
 def replay_record(row: DeadLetterRow) -> OutgoingRecord:

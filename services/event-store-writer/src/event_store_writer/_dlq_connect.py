@@ -77,16 +77,18 @@ def broker(given: str | None) -> str:
 @contextmanager
 def open_store(database_url: str | None) -> Iterator[StoreReader]:
     """The store reader; its errors end the command with exit 2 and the reason."""
+    from read_models import ReadModelError
+
     from event_store_writer.errors import StoreQueryError
     from event_store_writer.store import StoreReader
 
     try:
         reader = StoreReader(store_url(database_url))
-    except StoreQueryError as exc:
+    except (StoreQueryError, ReadModelError) as exc:
         fail(str(exc))
     try:
         yield reader
-    except StoreQueryError as exc:
+    except (StoreQueryError, ReadModelError) as exc:
         fail(str(exc))
     finally:
         reader.close()

@@ -25,6 +25,7 @@ from cdc_events import (
     source_version,
     sweep_version,
 )
+from read_models.events import key_hash, key_json
 
 from event_store_writer._positions import (
     orphan_tombstone_id,
@@ -35,8 +36,6 @@ from event_store_writer._values import (
     _json,
     _row_json,
     iso_ms,
-    key_hash,
-    key_json,
     pg_text_array,
 )
 

@@ -16,10 +16,9 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from read_models.events import parse_key, parse_time
 from rich.console import Console
 from rich.table import Table
-
-from event_store_writer._state import parse_key, parse_time
 
 _URL = typer.Option(
     "--database-url", envvar="DATABASE_URL", help="SQLAlchemy URL of the event store"
@@ -54,13 +53,15 @@ def history(
     as_json: Annotated[bool, _JSON] = False,
 ) -> None:
     """Print the full history of one row, in source order."""
+    from read_models import ReadModelError
+
     from event_store_writer.errors import StoreQueryError
 
     reader = _reader(database_url)
     try:
         parsed = _key(reader, table, key)
         events = reader.history(table, parsed)
-    except StoreQueryError as exc:
+    except (StoreQueryError, ReadModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
@@ -99,6 +100,8 @@ def state(
     as_json: Annotated[bool, _JSON] = False,
 ) -> None:
     """Rebuild one row as it was at a time from the event store."""
+    from read_models import ReadModelError
+
     from event_store_writer.errors import StoreQueryError
 
     try:
@@ -109,7 +112,7 @@ def state(
     try:
         parsed = _key(reader, table, key)
         row, count = reader.state(table, parsed, when)
-    except StoreQueryError as exc:
+    except (StoreQueryError, ReadModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:

@@ -34,6 +34,7 @@ from cdc_events import (
     Versions,
     parse_user_activity,
 )
+from read_models.events import key_hash, key_json
 
 from event_store_writer._months import (
     month_bounds_ms,
@@ -61,8 +62,6 @@ from event_store_writer._rows import (
 )
 from event_store_writer._values import (
     iso_ms,
-    key_hash,
-    key_json,
     pg_text_array,
 )
 

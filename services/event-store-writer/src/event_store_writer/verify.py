@@ -21,9 +21,9 @@ from cdc_events import ParseError
 from consumer_runtime import InMemoryMessage
 from devstack import SHOP_TABLES, USER_EVENTS_TOPIC, read_topic
 from devstack.verify import Check, VerifyContext, diff_maps
+from read_models.events import StoredEvent, normalise_row, rebuild_state
 from sink_kit.postgres import make_engine
 
-from event_store_writer._state import StoredEvent, normalise_row, rebuild_state
 from event_store_writer.domain import ChangeRow, EventDecoder
 from event_store_writer.store import (
     Engine,

@@ -18,11 +18,11 @@ from event_store_writer._dlq import (
     Outcome,
     Skipped,
     check_status,
-    decode_headers,
     parse_since,
     replay_record,
 )
 from event_store_writer.store._writer import _headers_json
+from read_models.events import decode_headers
 from rich.console import Console
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

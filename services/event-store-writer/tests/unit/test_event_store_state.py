@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from event_store_writer import StoredEvent, normalise_row, parse_key, rebuild_state
-from event_store_writer._state import parse_time
+from read_models.events import parse_time
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -2,12 +2,21 @@
 
 The service consumes ``dbserver1.public.products`` (``python -m search_indexer``) and keeps one
 item per product plus token postings in the ``product-search-index`` table; ``ProductSearch``
-answers full-text, by-id and by-name-prefix queries over it (also as ``cdc search``).
+(``read_models.search``, re-exported) answers full-text, by-id and by-name-prefix queries over
+it (also as ``cdc search``).
 """
+
+from read_models.search import (
+    MAX_TOKENS,
+    ProductSearch,
+    SearchHit,
+    document_tokens,
+    normalize_name,
+    tokenize,
+)
 
 from search_indexer._items import StoredProduct, table_definition
 from search_indexer._metrics import IndexMetrics
-from search_indexer._text import MAX_TOKENS, document_tokens, normalize_name, tokenize
 from search_indexer.domain import (
     Deletion,
     Folded,
@@ -19,7 +28,6 @@ from search_indexer.domain import (
     price_buckets_between,
 )
 from search_indexer.errors import InvalidQueryError, SearchIndexerError
-from search_indexer.search import ProductSearch, SearchHit
 from search_indexer.settings import Settings
 from search_indexer.sink import SearchIndexSink
 from search_indexer.store import IndexTable, prepare_table

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import orjson
+from read_models.search import document_tokens
 
 from search_indexer._items import (
     TOKENS_HASH_ATTR,
@@ -43,7 +44,6 @@ from search_indexer._items import (
     removed_posting_item,
     with_pending,
 )
-from search_indexer._text import document_tokens
 from search_indexer.domain import Deletion, Folded, PostingPlan
 
 __all__ = [

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from read_models.search import LEGACY_VERSION
+
 __all__ = ["LEGACY_VERSION", "below_sweep"]
 
-#: The version of whatever has no source version: a numeric (Kafka offset) version or pending
-#: entry written by the previous release, or no version at all. Below every source version
-#: (``""`` sorts first), so the next write of the product replaces or settles it.
-LEGACY_VERSION: Final = ""
+# LEGACY_VERSION (``read_models.search``, where stored items are parsed): the version of
+# whatever has no source version; below every source version, so the next write replaces it.
 
 #: The first letter of the versions a sweep may delete, by the sweep's own first letter: its
 #: form, and that form before generations (``p``/``m``, class first: below every ``q``/``n``).

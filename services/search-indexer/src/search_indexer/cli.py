@@ -14,11 +14,9 @@ from typing import Annotated
 
 import orjson
 import typer
+from read_models.search import InvalidQueryError, ProductSearch, SearchHit
 from rich.console import Console
 from rich.table import Table
-
-from search_indexer.errors import InvalidQueryError
-from search_indexer.search import ProductSearch, SearchHit
 
 __all__ = ["register"]
 

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
+from read_models import InvalidQueryError
+
+# InvalidQueryError: a search that cannot be answered as given; raised by ``ProductSearch``
+# (``read_models``), re-exported here.
 __all__ = ["InvalidQueryError", "SearchIndexerError"]
 
 
 class SearchIndexerError(Exception):
     """Root of the search indexer's own errors."""
-
-
-class InvalidQueryError(SearchIndexerError, ValueError):
-    """A search request that cannot be answered as given (the message says why)."""

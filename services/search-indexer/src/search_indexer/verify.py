@@ -20,10 +20,10 @@ from typing import Any
 import psycopg2.extensions
 from devstack import truth
 from devstack.verify import Check, VerifyContext
+from read_models.search import document_tokens, indexed_text
 from sink_kit.aws import make_client
 
 from search_indexer._items import parse_product
-from search_indexer._text import document_tokens, indexed_text
 from search_indexer.store import IndexTable
 
 SERVICE = "search-indexer"

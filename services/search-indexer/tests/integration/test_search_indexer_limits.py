@@ -16,9 +16,9 @@ from decimal import Decimal
 import orjson
 from cdc_events.testing import make_change
 from consumer_runtime.testing import SinkHarness
+from read_models.search import TOKEN_MAX_BYTES, indexed_text
 from search_indexer import MAX_TOKENS, IndexTable, Product, ProductSearch, SearchIndexSink, decode
 from search_indexer._items import parse_product, product_item, with_pending
-from search_indexer._text import TOKEN_MAX_BYTES, indexed_text
 
 TOPIC = "dbserver1.public.products"
 # DynamoDB's limits (UTF-8 bytes), for the table's and the GSIs' key attributes alike.

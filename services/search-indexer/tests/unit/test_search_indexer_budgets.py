@@ -9,6 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from read_models.search import (
+    DESCRIPTION_MAX_BYTES,
+    NAME_MAX_BYTES,
+    TOKEN_MAX_BYTES,
+    bound_token,
+    indexed_text,
+    normalize_name,
+    utf8_prefix,
+)
 from search_indexer import MAX_TOKENS, Product, ProductSearch, document_tokens, tokenize
 from search_indexer._items import (
     NAME_KEY_MAX_BYTES,
@@ -19,15 +28,6 @@ from search_indexer._items import (
     product_item,
     removed_posting_item,
     with_pending,
-)
-from search_indexer._text import (
-    DESCRIPTION_MAX_BYTES,
-    NAME_MAX_BYTES,
-    TOKEN_MAX_BYTES,
-    bound_token,
-    indexed_text,
-    normalize_name,
-    utf8_prefix,
 )
 
 PARTITION_KEY_MAX = 2048

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from read_models.search import fold, stem
 from search_indexer import MAX_TOKENS, document_tokens, normalize_name, tokenize
-from search_indexer._text import fold, stem
 
 
 def test_folding_is_unicode_aware_and_drops_accents() -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from read_models import ReadModelError
 from rich.console import Console
 from rich.table import Table
 
@@ -49,11 +50,14 @@ def _show(kind: str, key: int | str, database_url: str, as_json: bool) -> None:
     from stats_aggregator.store import StatsReader  # database client only when a command runs
 
     console = Console()
+    reader = StatsReader(database_url)
     try:
-        row = StatsReader(database_url).get(kind, key)
-    except StatsAggregatorError as exc:
+        row = reader.get(kind, key)
+    except (StatsAggregatorError, ReadModelError) as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    finally:
+        reader.close()
     if row is None:
         Console(stderr=True).print(f"no statistics for {kind} {key}")
         raise typer.Exit(1)

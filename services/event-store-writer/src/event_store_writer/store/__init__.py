@@ -6,7 +6,8 @@ the CLI reads through ``StoreReader``; ``verify`` through the reads of ``_verify
 
 - ``_engine``: the engine from the settings, the migrations, the health probe;
 - ``_writer``, ``_sql``: one write of a batch (COPY, absorbed ids, offsets) and its SQL;
-- ``_reader``, ``_history_reads``: what the operator CLI reads (history, state, dead letters);
+- ``_reader``: the reads of ``read_models.events`` (history, state, dead letters) plus the
+  DLQ's replays and discards, for the operator CLI;
 - ``_verify_reads``: what ``cdc dev verify`` reads from the store and from the source.
 """
 

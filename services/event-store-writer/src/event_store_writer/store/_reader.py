@@ -1,68 +1,41 @@
-"""The store as the operator CLI sees it: ``cdc history`` / ``cdc state`` and ``cdc dlq``.
+"""The event store as the operator CLI sees it: ``cdc history`` / ``cdc state`` and ``cdc dlq``.
 
-Queries: a row's history and its table's sweep at a time (``_history_reads``), what the store
-knows of a table's key, and the rows of ``dead_letter_queue``. The folding into a state is pure
-(``_state.rebuild_state``). The only
-writes are the DLQ's status changes (``replay_dead_letters``, ``discard_dead_letters``): rows
-are locked with ``FOR UPDATE SKIP LOCKED``, so two operators never act on the same row, and a
-row is marked replayed in the transaction that holds its lock, after the broker acknowledged
-its record. Database errors are wrapped into ``StoreQueryError`` with a message an operator can
-act on.
+The reads (a row's history, its state at a time, the dead letters and their counts) are
+``read_models.events.EventStoreReader``'s, shared with the query API; ``StoreReader`` adds the
+DLQ's status changes (``replay_dead_letters``, ``discard_dead_letters``): rows are locked with
+``FOR UPDATE SKIP LOCKED``, so two operators never act on the same row, and a row is marked
+replayed in the transaction that holds its lock, after the broker acknowledged its record.
+Database errors are the library's ``UnavailableError`` (reads) or ``StoreQueryError`` (a
+replay whose marking failed), with a message an operator can act on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
-from typing import Any
-
 import sqlalchemy as sa
 from consumer_runtime import Publisher
-from sink_kit.postgres import make_engine
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.sql.elements import ColumnElement
-
-from event_store_writer._dlq import (
+from read_models.events import (
+    DEAD_LETTER_COLUMNS,
+    DEAD_LETTERS,
     DeadLetterRow,
-    Outcome,
+    EventStoreReader,
     Selection,
-    Skipped,
-    decode_headers,
-    replay_record,
+    dead_letter_filter,
+    dead_letter_row,
+    split_table,
+    store_errors,
 )
-from event_store_writer._state import StoredEvent, rebuild_state
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+
+from event_store_writer._dlq import Outcome, Skipped, replay_record
 from event_store_writer.errors import StoreQueryError
-from event_store_writer.store._history_reads import read_history, read_sweep
 
-# -- dead_letter_queue -------------------------------------------------------------------------
+__all__ = ["StoreReader", "split_table"]
 
-_DLQ = sa.table(
-    "dead_letter_queue",
-    *(
-        sa.column(name)
-        for name in (
-            "id",
-            "created_at",
-            "topic",
-            "kafka_partition",
-            "kafka_offset",
-            "key",
-            "value",
-            "headers",
-            "error_type",
-            "error_code",
-            "error_message",
-            "retry_count",
-            "status",
-            "status_changed_at",
-            "status_changed_by",
-            "status_reason",
-        )
-    ),
-)
-_DLQ_COLUMNS = tuple(_DLQ.c)
+_DLQ = DEAD_LETTERS
+_DLQ_COLUMNS = DEAD_LETTER_COLUMNS
+_where = dead_letter_filter
+_dead_letter = dead_letter_row
 # Rows locked, produced and marked replayed per transaction: locks are held for one chunk's
 # production (a record is acknowledged in a few milliseconds) and progress is committed often.
 _REPLAY_CHUNK = 100
@@ -73,110 +46,8 @@ _MARK_REPLAYED = sa.text(
 )
 
 
-def split_table(name: str) -> tuple[str | None, str]:
-    """``public.products`` -> (``public``, ``products``); ``products`` -> (None, ``products``)."""
-    schema, dot, table = name.rpartition(".")
-    return (schema or None, table) if dot else (None, name)
-
-
-@contextmanager
-def _errors(url_hint: str) -> Iterator[None]:
-    try:
-        yield
-    except sa_exc.OperationalError as exc:
-        raise StoreQueryError(
-            f"cannot reach the event store ({str(exc.orig).strip().splitlines()[0]}); "
-            f"check --database-url / DATABASE_URL ({url_hint})"
-        ) from exc
-    except sa_exc.ProgrammingError as exc:
-        raise StoreQueryError(
-            f"the event store is not there ({str(exc.orig).strip().splitlines()[0]}); "
-            "has the writer run its migrations against this database and schema?"
-        ) from exc
-
-
-class StoreReader:
-    """Reads a row's history from the store at ``url``."""
-
-    def __init__(self, url: str) -> None:
-        try:
-            self._hint = sa.make_url(url).render_as_string(hide_password=True)
-        except sa_exc.ArgumentError:
-            raise StoreQueryError(
-                "--database-url / DATABASE_URL is not a database URL "
-                "(expected e.g. postgresql://user:password@host:5432/database)"
-            ) from None
-        self._engine: Engine = make_engine(
-            url, pool_size=1, max_overflow=0, application_name="cdc-cli"
-        )
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def key_columns(self, table: str) -> list[str]:
-        """Key columns of ``table`` as the stored events show them (empty if unknown)."""
-        schema, name = split_table(table)
-        with _errors(self._hint), self._engine.connect() as conn:
-            key = conn.execute(
-                sa.text(
-                    "SELECT key FROM cdc_events WHERE table_name = :t AND key IS NOT NULL "
-                    "AND (:s IS NULL OR schema_name = :s) LIMIT 1"
-                ),
-                {"t": name, "s": schema},
-            ).scalar()
-        return list(key) if isinstance(key, dict) else []
-
-    def history(
-        self,
-        table: str,
-        key: dict[str, Any],
-        *,
-        at: datetime | None = None,
-        truncates: bool = False,
-    ) -> list[StoredEvent]:
-        schema, name = split_table(table)
-        with _errors(self._hint), self._engine.connect() as conn:
-            return read_history(conn, name, schema, key, at, truncates)
-
-    def state(
-        self, table: str, key: dict[str, Any], at: datetime
-    ) -> tuple[dict[str, Any] | None, int]:
-        """The row at ``at`` (``None``: absent, deleted or swept) and how many events made it.
-
-        The sweeps applied are those of the table whose marking read (a snapshot's last read
-        of the table) has a source time at or before ``at``.
-        """
-        schema, name = split_table(table)
-        with _errors(self._hint), self._engine.connect() as conn:
-            events = read_history(conn, name, schema, key, at, True)
-            sweep = read_sweep(conn, name, at)
-        return rebuild_state(events, sweep), len(events)
-
-    # -- dead_letter_queue (cdc dlq) ------------------------------------------------------------
-
-    def dead_letters(self, selection: Selection, limit: int | None) -> list[DeadLetterRow]:
-        """Rows matching ``selection``, newest first, at most ``limit`` (None: all)."""
-        query = sa.select(*_DLQ_COLUMNS).where(*_where(selection)).order_by(_DLQ.c.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        with _errors(self._hint), self._engine.connect() as conn:
-            return [_dead_letter(r) for r in conn.execute(query)]
-
-    def dead_letter_counts(self, selection: Selection) -> list[tuple[str, str, int]]:
-        """``(error_code, status, rows)`` of the rows matching ``selection``."""
-        query = (
-            sa.select(_DLQ.c.error_code, _DLQ.c.status, sa.func.count())
-            .where(*_where(selection))
-            .group_by(_DLQ.c.error_code, _DLQ.c.status)
-            .order_by(_DLQ.c.error_code, _DLQ.c.status)
-        )
-        with _errors(self._hint), self._engine.connect() as conn:
-            return [(str(c), str(s), int(n)) for c, s, n in conn.execute(query)]
-
-    def dead_letter(self, row_id: int) -> DeadLetterRow | None:
-        with _errors(self._hint), self._engine.connect() as conn:
-            found = conn.execute(sa.select(*_DLQ_COLUMNS).where(_DLQ.c.id == row_id)).first()
-        return None if found is None else _dead_letter(found)
+class StoreReader(EventStoreReader):
+    """The library's reads of the store at ``url``, plus the DLQ's replays and discards."""
 
     def replay_dead_letters(
         self,
@@ -200,14 +71,14 @@ class StoreReader:
         """
         outcome = Outcome(execute=publisher is not None)
         new = Selection(selection.ids, "new", selection.topic, selection.code, selection.since)
-        with _errors(self._hint):
-            with self._engine.connect() as conn:
+        with store_errors(self.hint):
+            with self.engine.connect() as conn:
                 upper = conn.execute(sa.select(sa.func.max(_DLQ.c.id))).scalar()
                 if publisher is None:
                     outcome.done = _select_new(conn, new, upper, after=0, limit=None, lock=False)
             if publisher is not None and upper is not None:
                 self._replay(new, upper, publisher, changed_by, chunk, outcome)
-            with self._engine.connect() as conn:
+            with self.engine.connect() as conn:
                 outcome.skipped = _skipped(conn, selection, upper, outcome)
         return outcome
 
@@ -222,7 +93,7 @@ class StoreReader:
     ) -> None:
         after = 0
         while outcome.failed is None:
-            with self._engine.connect() as conn:
+            with self.engine.connect() as conn:
                 tx = conn.begin()
                 rows = _select_new(conn, new, upper, after=after, limit=chunk, lock=True)
                 if not rows:
@@ -263,8 +134,8 @@ class StoreReader:
         """
         outcome = Outcome(execute=execute)
         new = Selection(selection.ids, "new", selection.topic, selection.code, selection.since)
-        with _errors(self._hint):
-            with self._engine.begin() as conn:
+        with store_errors(self.hint):
+            with self.engine.begin() as conn:
                 upper = conn.execute(sa.select(sa.func.max(_DLQ.c.id))).scalar()
                 if not execute:
                     outcome.done = _select_new(conn, new, upper, after=0, limit=None, lock=False)
@@ -287,24 +158,9 @@ class StoreReader:
                     )
                     done = [_dead_letter(r) for r in conn.execute(update)]
                     outcome.done = sorted(done, key=lambda r: r.id)
-            with self._engine.connect() as conn:
+            with self.engine.connect() as conn:
                 outcome.skipped = _skipped(conn, selection, upper, outcome)
         return outcome
-
-
-def _where(selection: Selection) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if selection.ids:
-        where.append(_DLQ.c.id.in_(selection.ids))
-    if selection.status is not None:
-        where.append(_DLQ.c.status == selection.status)
-    if selection.topic is not None:
-        where.append(_DLQ.c.topic == selection.topic)
-    if selection.code is not None:
-        where.append(_DLQ.c.error_code == selection.code)
-    if selection.since is not None:
-        where.append(_DLQ.c.created_at >= selection.since)
-    return where
 
 
 def _select_new(
@@ -363,27 +219,6 @@ def _skipped(
         found.add(outcome.failed.id)
     out += [Skipped(i, None, "no such row") for i in selection.ids if i not in found]
     return out
-
-
-def _dead_letter(r: Row[Any]) -> DeadLetterRow:
-    return DeadLetterRow(
-        id=int(r.id),
-        created_at=r.created_at,
-        topic=r.topic,
-        partition=int(r.kafka_partition),
-        offset=int(r.kafka_offset),
-        key=None if r.key is None else bytes(r.key),
-        value=None if r.value is None else bytes(r.value),
-        headers=decode_headers(r.headers),
-        error_type=r.error_type,
-        error_code=r.error_code,
-        error_message=r.error_message,
-        retry_count=int(r.retry_count),
-        status=r.status,
-        status_changed_at=r.status_changed_at,
-        status_changed_by=r.status_changed_by,
-        status_reason=r.status_reason,
-    )
 
 
 def _first_line(exc: sa_exc.SQLAlchemyError) -> str:

@@ -13,9 +13,8 @@ from typing import Any
 
 import psycopg2.extensions
 import sqlalchemy as sa
+from read_models.events import HISTORY_ORDER, StoredEvent
 from sqlalchemy.engine import Engine
-
-from event_store_writer._state import HISTORY_ORDER, StoredEvent
 
 __all__ = [
     "SourceConnection",

@@ -4,13 +4,16 @@ contract (``.importlinter``) enforces it.
 
 ``sink`` runs each batch in ``batch_transaction`` on the engine ``connect`` builds (schema
 migrated), against ``PgStore`` and the functions of ``_read_model``, then the after-commit work
-of ``_outbox``; the CLI reads through ``StatsReader``; ``verify`` through ``read_statistics``.
+of ``_outbox``; the CLI reads through ``StatsReader`` (``read_models.stats``, re-exported);
+``verify`` through ``read_statistics``.
 
 - ``_engine``: the engine from the settings, the migrations, transactions, offsets, health;
 - ``_read_model``, ``_states``, ``_sweeps``: the SQL of the statistics, the states, the sweeps;
 - ``_outbox``: the alert outbox and the DynamoDB stock projection, after the commit;
-- ``_reader``: what ``cdc stats`` reads; ``_verify_reads``: what ``cdc dev verify`` reads.
+- ``_verify_reads``: what ``cdc dev verify`` reads.
 """
+
+from read_models.stats import StatsReader
 
 from stats_aggregator.store._engine import (
     BATCH_LOCK,
@@ -42,7 +45,6 @@ from stats_aggregator.store._read_model import (
     insert_alerts,
     new_event_ids,
 )
-from stats_aggregator.store._reader import StatsReader
 from stats_aggregator.store._verify_reads import SourceConnection, read_statistics
 
 __all__ = [

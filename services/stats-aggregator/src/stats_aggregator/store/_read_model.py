@@ -1,4 +1,4 @@
-"""The read model's SQL: statistic rows, user activity, alerts, reads for the CLI, and
+"""The read model's SQL: statistic rows, user activity, alerts, and
 ``PgStore`` (``domain.StateStore`` over a connection).
 
 Part of ``store`` (the only package that speaks SQL). Every function takes an open connection
@@ -308,25 +308,6 @@ def insert_alerts(conn: Connection, alerts: Iterable[LowStockAlert]) -> None:
         ["event_id"],
         {},
     )
-
-
-# -- reads for the CLI --------------------------------------------------------------------
-
-
-def read_one(conn: Connection, view: str, key: str, value: Any) -> dict[str, Any] | None:
-    """One statistics row as a dict (``view``/``key`` are fixed names from ``sink``)."""
-    row = (
-        conn.execute(sa.text(f"SELECT * FROM {view} WHERE {key} = :v"), {"v": value})  # noqa: S608
-        .mappings()
-        .first()
-    )
-    return None if row is None else dict(row)
-
-
-def read_watermark(conn: Connection) -> Any:
-    return conn.execute(
-        sa.text("SELECT max_event_at FROM activity_watermark WHERE id = 1")
-    ).scalar()
 
 
 class PgStore:

@@ -1,8 +1,8 @@
 """The lake as Apache Iceberg tables: the changes tables the sink commits to (``_writer``).
 
 - ``_catalog``: ``CatalogConfig`` and ``open_catalog``: a pyiceberg ``SqlCatalog`` in
-  PostgreSQL or the AWS Glue Data Catalog (``_glue``), with an S3 warehouse, the namespace
-  created when missing;
+  PostgreSQL or the AWS Glue Data Catalog (``read_models.lake``), with an S3 warehouse, the
+  namespace created when missing;
 - ``_tables``: the changes tables (``orders_changes``, ``order_items_changes``), created when
   missing, and their rows from the decoded changes;
 - ``_positions``: pure: the Kafka positions a snapshot records, and the rule that fences a

@@ -4,9 +4,11 @@
 - ``sql``: a pyiceberg ``SqlCatalog`` whose tables of record live in PostgreSQL (the dev stack,
   docker compose, a cluster without Glue);
 - ``glue``: the AWS Glue Data Catalog of the account and region (EKS), one Glue database per
-  namespace; ``_glue`` holds what is particular to it.
+  namespace; ``read_models.lake`` holds what is particular to it (the client's properties,
+  which of its errors mean an outage).
 
-``CatalogConfig`` holds what the service will need: the catalog database's SQLAlchemy URL (SQL
+``CatalogConfig`` (``read_models.lake``, shared with the query API, re-exported here) holds
+what the service will need: the catalog database's SQLAlchemy URL (SQL
 only), the warehouse, the namespace, and the AWS endpoint, region and credentials, read from
 the environment as ``sink_kit.aws`` reads them for boto3 (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``). Without keys in the
@@ -20,12 +22,9 @@ taken as done), and the namespace is created only when missing (the same).
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,10 +33,10 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
+from read_models.lake import CatalogConfig, glue_access_denied, glue_unavailable
 from sqlalchemy import exc as sa_exc
 
 from analytics_flusher.errors import AnalyticsFlusherError
-from analytics_flusher.store._iceberg import _glue
 
 __all__ = ["CatalogConfig", "ensure_namespace", "open_catalog", "transient"]
 
@@ -47,106 +46,21 @@ _log = structlog.get_logger("analytics_flusher")
 _CREATE_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
-class CatalogConfig:
-    """Where the lake's Iceberg tables are: ``uri`` is the SQL catalog's database
-    (``postgresql+psycopg2://...``; unused by Glue), ``warehouse`` the S3 location new tables
-    are created under (``s3://<bucket>/<prefix>``), ``namespace`` the namespace of the
-    flusher's tables (with Glue, the Glue database) and ``name`` the catalog's name (the
-    ``catalog_name`` of the SQL catalog's rows)."""
-
-    uri: str = field(repr=False)  # it may carry the database password
-    warehouse: str
-    namespace: str = "analytics"
-    name: str = "lake"
-    #: ``sql`` (a pyiceberg ``SqlCatalog`` at ``uri``) or ``glue`` (the AWS Glue Data Catalog).
-    kind: str = "sql"
-    #: An emulator's endpoint (moto, LocalStack) for S3 and Glue; None on AWS.
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id: str | None = field(default=None, repr=False)
-    secret_access_key: str | None = field(default=None, repr=False)
-    session_token: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.warehouse.startswith("s3://") or len(self.warehouse) <= len("s3://"):
-            raise ValueError(f"warehouse {self.warehouse!r} is not an s3://bucket/prefix location")
-        if not self.namespace or "." in self.namespace:
-            raise ValueError(f"namespace {self.namespace!r}: one level, not empty")
-        if self.kind not in ("sql", "glue"):
-            raise ValueError(f"catalog kind {self.kind!r}: sql or glue")
-        if self.kind == "sql" and not self.uri:
-            raise ValueError("a SQL catalog needs its database URI")
-        if self.kind == "glue" and not self.region:
-            # Glue is regional and boto3 does not read AWS_REGION for the client's region.
-            raise ValueError("a Glue catalog needs the region: set AWS_REGION")
-
-    @classmethod
-    def from_env(
-        cls,
-        uri: str,
-        warehouse: str,
-        *,
-        namespace: str = "analytics",
-        kind: str = "sql",
-        env: Mapping[str, str] | None = None,
-    ) -> CatalogConfig:
-        """The AWS settings from ``env`` (this process's environment by default)."""
-        env = os.environ if env is None else env
-        return cls(
-            uri=uri,
-            warehouse=warehouse,
-            namespace=namespace,
-            kind=kind,
-            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            session_token=env.get("AWS_SESSION_TOKEN") or None,
-        )
-
-    def properties(self) -> dict[str, Any]:
-        """The pyiceberg catalog properties of this kind (``SqlCatalog(name, **properties)``,
-        ``GlueCatalog(name, **properties)``): the S3 file IO's, plus the SQL catalog's
-        database or the Glue client's region, endpoint, credentials and retries (strings, but
-        ``glue.max-retries``: an int, which pyiceberg hands to botocore as it is)."""
-        props: dict[str, Any] = {"warehouse": self.warehouse, **self._s3_properties()}
-        if self.kind == "glue":
-            props.update(_glue.client_properties(self))
-        else:
-            props["uri"] = self.uri
-        return props
-
-    def _s3_properties(self) -> dict[str, str]:
-        optional = {
-            "s3.endpoint": self.endpoint_url,
-            "s3.region": self.region,
-            "s3.access-key-id": self.access_key_id,
-            "s3.secret-access-key": self.secret_access_key,
-            "s3.session-token": self.session_token,
-        }
-        props = {key: value for key, value in optional.items() if value}
-        if self.endpoint_url:
-            # An emulator (moto, LocalStack) serves buckets by path, not by host name.
-            props["s3.path-style-access"] = "true"
-        return props
-
-
 @contextmanager
 def transient(what: str) -> Iterator[None]:
     """The catalog unreachable (the SQL catalog's database: a dropped or refused connection,
     no pooled connection; the Glue API: no connection, a timeout, throttling or a server-side
-    failure, see ``_glue.unavailable``) or the warehouse unreachable (an S3 request that
-    failed: pyarrow raises ``OSError``) is the runtime's ``RetryableError``; everything else
-    propagates (a bug, a refusal such as missing permissions, or a conflict the caller
-    handles)."""
+    failure, see ``read_models.lake.glue_unavailable``) or the warehouse unreachable (an S3
+    request that failed: pyarrow raises ``OSError``) is the runtime's ``RetryableError``;
+    everything else propagates (a bug, a refusal such as missing permissions, or a conflict
+    the caller handles)."""
     try:
         yield
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
         raise RetryableError(f"{what}: catalog database unavailable ({exc})") from exc
     except (BotoCoreError, ClientError) as exc:
         # Before OSError: botocore's timeouts are also OSErrors (through requests' classes).
-        if not _glue.unavailable(exc):
+        if not glue_unavailable(exc):
             raise
         raise RetryableError(f"{what}: AWS Glue unavailable ({exc})") from exc
     except OSError as exc:
@@ -198,7 +112,7 @@ def ensure_namespace(catalog: Catalog, namespace: str) -> bool:
                 raise
             return False
         except ClientError as exc:
-            if not _glue.access_denied(exc):
+            if not glue_access_denied(exc):
                 raise
             raise AnalyticsFlusherError(
                 f"the Glue database {namespace!r} does not exist and this role may not create "

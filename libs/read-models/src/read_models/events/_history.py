@@ -3,8 +3,8 @@
 A row's history is read in source order (``_state.HISTORY_ORDER``: by version), with the
 table's truncates when its state is rebuilt; the sweep its state at a time applies is the
 table's highest one whose marking read happened by then. Each read runs on a connection the
-caller holds (``_reader.StoreReader``, which also turns database errors into
-``StoreQueryError``); folding the events into a state is pure (``_state.rebuild_state``).
+caller holds (``_reader.EventStoreReader``, which also turns database errors into
+``UnavailableError``); folding the events into a state is pure (``_state.rebuild_state``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from event_store_writer._state import HISTORY_ORDER, StoredEvent
-from event_store_writer.domain import key_hash, key_json
+from read_models.events._keys import key_hash, key_json
+from read_models.events._state import HISTORY_ORDER, StoredEvent
 
 __all__ = ["read_history", "read_sweep"]
 

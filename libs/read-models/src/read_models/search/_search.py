@@ -1,4 +1,5 @@
-"""Product search over the index the sink maintains: full text, by id, by name prefix.
+"""Product search over the index the search indexer maintains: full text, by id, by name prefix,
+and the price listing. Used by the indexer's ``cdc search`` and by the query API.
 
 Full text (``ProductSearch.search``): the query goes through the same tokeniser as the
 documents; the postings of every query token are read and intersected (AND semantics); the
@@ -26,11 +27,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from search_indexer._items import NAME_KEY_MAX_BYTES, StoredProduct, name_key
-from search_indexer._text import normalize_name, tokenize
-from search_indexer.domain import price_buckets_between, rank_key
-from search_indexer.errors import InvalidQueryError
-from search_indexer.store import IndexTable
+from read_models.errors import InvalidQueryError
+from read_models.search._items import NAME_KEY_MAX_BYTES, StoredProduct, name_key
+from read_models.search._prices import price_buckets_between, rank_key
+from read_models.search._table import SearchTable
+from read_models.search._text import normalize_name, tokenize
 
 __all__ = ["ProductSearch", "SearchHit"]
 
@@ -107,7 +108,7 @@ def _price(value: Decimal | float | str | None, what: str) -> Decimal | None:
 class ProductSearch:
     """Read side of the index. Thread-safe (one boto3 client, no per-call state)."""
 
-    def __init__(self, table: IndexTable) -> None:
+    def __init__(self, table: SearchTable) -> None:
         self.table = table
 
     @classmethod
@@ -118,7 +119,7 @@ class ProductSearch:
         region: str | None = None,
         endpoint_url: str | None = None,
     ) -> ProductSearch:
-        return cls(IndexTable.connect(table_name, region=region, endpoint_url=endpoint_url))
+        return cls(SearchTable.connect(table_name, region=region, endpoint_url=endpoint_url))
 
     def search(
         self,
