@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,16 +24,28 @@ from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
+import httpx
 import pytest
-from consumer_runtime import HealthServer, HealthState, Metrics
+from analytics_flusher import ItemChange
+from analytics_flusher.store._iceberg import (
+    ITEMS_CHANGES,
+    CatalogConfig,
+    ExactlyOnceCommitter,
+    item_rows,
+    materialize_reports,
+    open_catalog,
+)
+from consumer_runtime import HealthServer, HealthState, Metrics, TopicPartition
 from devstack import free_port
 
-from .conftest import READ_KEY, Stack, serve
+from .conftest import PREFIX, READ_KEY, T0_MS, WINDOW_MS, Stack, serve
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 # The page's first round of requests takes well under a second here; 10 s of virtual time
 # lets its timers run a few more pipeline refreshes (virtual time waits for the network).
 _BUDGET_MS = 10_000
+# Short, so the panel's first answer does not wait long on the port that never answers.
+_SCRAPE_TIMEOUT_S = 1.0
 # A cold Chromium start on a busy 2-core machine is a few seconds.
 _BROWSER_TIMEOUT_S = 60
 
@@ -139,16 +152,89 @@ def services() -> Iterator[dict[str, _Service]]:
 
 
 @pytest.fixture(scope="module")
-def dashboard(stack: Stack, services: dict[str, _Service]) -> Iterator[str]:
-    """The API serving the dashboard, its pipeline panel scraping ``services`` and a port
-    nobody listens on."""
+def lake_items(stack: Stack) -> None:
+    """Order lines for the seeded orders (the shared seed has none), through the flusher's
+    committer, and the reports materialized again: top_products gets rows."""
+    settings = stack.settings
+    assert settings.lake_catalog_uri is not None and settings.lake_warehouse is not None
+    config = CatalogConfig.from_env(
+        settings.lake_catalog_uri.get_secret_value(), settings.lake_warehouse, env=dict(os.environ)
+    )
+    catalog = open_catalog(config)
+    items = [
+        ItemChange(
+            item_id=i,
+            order_id=i,
+            product_id=i % 4 + 1,
+            quantity=i,
+            unit_price=Decimal("2.50"),
+            deleted=False,
+            op="c",
+            source_ts_ms=T0_MS + i * 60_000,
+            offset=i - 1,
+            version=f"i{i:030d}{1:031d}",
+            event_id=f"item-{i}",
+        )
+        for i in range(1, 9)
+    ]
+    ExactlyOnceCommitter(catalog, config.namespace).append(
+        ITEMS_CHANGES, item_rows(0, items), {TopicPartition(PREFIX + "order_items", 0): 8}, 1
+    )
+    result = materialize_reports(catalog, config.namespace, window_ms=WINDOW_MS, top_n=10)
+    assert result.written
+
+
+@pytest.fixture(scope="module")
+def hung() -> Iterator[int]:
+    """A port that accepts connections and never answers (a stalled process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def dashboard(
+    stack: Stack, services: dict[str, _Service], lake_items: None, hung: int
+) -> Iterator[str]:
+    """The API serving the dashboard, its pipeline panel scraping ``services``, a port nobody
+    listens on and one that never answers."""
     urls = ",".join(f"{name}={svc.url}" for name, svc in services.items())
     urls += f",analytics-flusher=http://127.0.0.1:{free_port()}/metrics"
+    urls += f",event-store-writer=http://127.0.0.1:{hung}/metrics"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_METRICS_URLS", urls)
-        mp.setenv("PIPELINE_SCRAPE_TIMEOUT_SECONDS", "1")
+        mp.setenv("PIPELINE_SCRAPE_TIMEOUT_SECONDS", str(_SCRAPE_TIMEOUT_S))
         with serve(stack.settings) as url:
             yield url
+
+
+def test_pipeline_reports_a_silent_service_down_within_the_timeout(dashboard: str) -> None:
+    started = time.monotonic()
+    response = httpx.get(f"{dashboard}/v1/pipeline", headers={"X-API-Key": READ_KEY}, timeout=30)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    found = {s["name"]: s for s in response.json()["services"]}
+    assert list(found) == [
+        "stats-aggregator",
+        "search-indexer",
+        "analytics-flusher",
+        "event-store-writer",
+    ]
+    assert found["event-store-writer"]["up"] is False
+    assert found["event-store-writer"]["error"].startswith("timed out")
+    assert found["analytics-flusher"]["up"] is False
+    assert found["stats-aggregator"]["processed"] == 120
+    # Every service at once, each within its timeout: not one timeout after another.
+    assert elapsed < 3 * _SCRAPE_TIMEOUT_S
+    anonymous = httpx.get(f"{dashboard}/v1/pipeline", timeout=30)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"].startswith("application/problem+json")
+    page = httpx.get(f"{dashboard}/dashboard", timeout=30)
+    assert (
+        page.status_code == 200 and "connect-src 'self'" in page.headers["content-security-policy"]
+    )
+    assert httpx.get(f"{dashboard}/dashboard/assets/nope.js", timeout=30).status_code == 404
 
 
 def _iceberg(stack: Stack, table: str) -> list[dict[str, Any]]:
@@ -195,6 +281,7 @@ def test_the_dashboard_renders_the_read_models_and_the_pipeline(
     # Top products: the rows of top_products, in order.
     top = _rows(page, "top-product")
     expected_top = _iceberg(stack, "top_products")
+    assert len(expected_top) >= 3, "the order lines give products sales"
     shown = [(int(pid), Decimal(f["revenue"])) for pid, f in top.items()]
     assert shown == [(int(r["product_id"]), Decimal(str(r["revenue"]))) for r in expected_top]
 
@@ -215,7 +302,12 @@ def test_the_dashboard_renders_the_read_models_and_the_pipeline(
 
     # The pipeline: the two services that answered with their figures, the third down.
     pipeline = _rows(page, "service")
-    assert set(pipeline) == {"stats-aggregator", "search-indexer", "analytics-flusher"}
+    assert set(pipeline) == {
+        "stats-aggregator",
+        "search-indexer",
+        "analytics-flusher",
+        "event-store-writer",
+    }
     stats = pipeline["stats-aggregator"]
     assert stats["data-up"] == "true" and stats["ready"] == "true"
     assert (float(stats["lag"]), float(stats["dead_letters"])) == (7, 3)
@@ -223,6 +315,7 @@ def test_the_dashboard_renders_the_read_models_and_the_pipeline(
     search = pipeline["search-indexer"]
     assert search["data-up"] == "true" and search["ready"] == "false"
     assert pipeline["analytics-flusher"]["data-up"] == "false"
+    assert pipeline["event-store-writer"]["data-up"] == "false"
     paths = {e["data-series"] for e in page.with_attr("data-series")}
     assert {"stats-aggregator", "search-indexer"} <= paths
 
