@@ -15,6 +15,7 @@ from typing import Final
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.responses import Response
+
 from query_api.auth import require
 from query_api.pipeline import PipelineSettings, pipeline_router
 

@@ -22,6 +22,7 @@ from consumer_runtime.metrics_text import parse_runtime_metrics
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
 from query_api._pipeline_health import Scrape, ServiceHealth, service_health
 
 __all__ = ["PipelineHealth", "PipelineScraper", "PipelineSettings", "pipeline_router"]
