@@ -115,6 +115,8 @@ class DevUp:
         if p.missing:
             c.print(f"[yellow]not installed, not started:[/] {', '.join(p.missing)}")
         p.start_services()
+        if p.query_api is None:
+            c.print("[yellow]query-api not installed: no read API, no web dashboard[/]")
         self._print_endpoints()
         p.start_simulator()
         started = time.monotonic()

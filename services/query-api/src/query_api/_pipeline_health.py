@@ -65,8 +65,9 @@ def _since_restart(scrapes: Sequence[Scrape]) -> list[tuple[float, RuntimeFigure
 
 
 def _window_p99(answered: list[tuple[float, RuntimeFigures]], since: float) -> float | None:
-    """The p99 of the observations after the first scrape at or after ``since``; the latest
-    p99 of any earlier span when the window saw none (a quiet stream keeps its last figure)."""
+    """The p99 of the observations after the first scrape at or after ``since``; when the
+    window saw none (a quiet stream), the newest kept span's that saw some, and past those the
+    p99 since the process started (the first kept scrape's whole histogram)."""
     if not answered:
         return None
     latest = answered[-1][1].latency_buckets

@@ -110,7 +110,8 @@ class PipelineScraper:
         for name, scrape in zip(urls, results, strict=True):
             history = self._scrapes[name]
             history.append(scrape)
-            # One scrape older than the window stays: the window's deltas start from it.
+            # One scrape older than the window stays: a service quiet for the whole window
+            # keeps the p99 of its last writes from it (``_pipeline_health._window_p99``).
             while len(history) > 2 and history[1].at <= keep_after:
                 history.popleft()
         self._last_round = (now, datetime.now(UTC))
