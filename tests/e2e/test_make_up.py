@@ -117,7 +117,15 @@ def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path)
     assert any(s["up"] for s in services.values()), services
     assert found["no_key"][0] == 401
     assert found["page"][0] == 200 and b"<svg" in found["page"][1]
-    stack = orjson.loads((tmp_path / "stack.json").read_bytes())
+    # The stack description records them: `cdc dev dashboard` finds them there.
+    recorded = subprocess.run(
+        [str(cdc), "dev", "dashboard", "--work-dir", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    stack = orjson.loads(recorded.stdout)
     assert stack["api_url"] == base and stack["api_key"] == key
     assert stack["dashboard_url"] == f"{base}/dashboard#key={key}"
     assert _get(f"{base}/livez")[0] == 0, "the API still answers after the run"
