@@ -72,8 +72,10 @@ const Charts = (() => {
         pen = true;
       });
       if (d) svg.appendChild(el("path", { class: "series", d, stroke: color, "data-series": s.name }));
-      svg.appendChild(el("rect", { x: PAD.left + 4 + k * 100, y: h - 12, width: 8, height: 8, fill: color }));
-      svg.appendChild(el("text", { x: PAD.left + 15 + k * 100, y: h - 4 }, s.name.slice(0, 16)));
+      const slot = (w - PAD.left) / series.length;  // the legend: one slot per series
+      svg.appendChild(el("rect", { x: PAD.left + k * slot, y: h - 12, width: 8, height: 8, fill: color }));
+      svg.appendChild(el("text", { x: PAD.left + 11 + k * slot, y: h - 4 },
+        s.name.slice(0, Math.max(3, Math.floor((slot - 14) / 5.5)))));
     });
   }
 
@@ -87,6 +89,10 @@ const Charts = (() => {
     axes(svg, top, bottom);
     const plotW = w - PAD.left - PAD.right, plotH = h - PAD.top - PAD.bottom;
     const y = (v) => PAD.top + plotH - (plotH * (v - bottom)) / (top - bottom);
+    if (bottom < 0) {  // negative windows (more cancelled than sold): mark zero
+      svg.appendChild(el("line", { class: "grid zero", x1: PAD.left, x2: w - PAD.right, y1: y(0), y2: y(0) }));
+      svg.appendChild(el("text", { x: PAD.left - 4, y: y(0) + 3, "text-anchor": "end" }, "0"));
+    }
     const slot = plotW / items.length, every = Math.ceil(items.length / 12);
     items.forEach((d, i) => {
       const y0 = y(0), y1 = y(d.value);
