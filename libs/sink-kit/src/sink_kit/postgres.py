@@ -60,8 +60,11 @@ def make_engine(
     pool_recycle_s: int = 1800,
     statement_timeout_ms: int = 60_000,
     application_name: str = "cdc-consumer",
+    pre_ping: bool = True,
 ) -> Engine:
-    """A psycopg2 engine with a bounded ``QueuePool``, pre-ping and recycle."""
+    """A psycopg2 engine with a bounded ``QueuePool``, pre-ping (unless ``pre_ping`` is False:
+    a reader that answers many small requests saves a round trip per checkout, and a dead
+    connection fails one request and is dropped from the pool) and recycle."""
     raw = url.get_secret_value() if isinstance(url, SecretStr) else url
     parsed = sa.make_url(raw)
     if parsed.drivername == "postgresql":
@@ -74,7 +77,7 @@ def make_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=pool_recycle_s,
         # Wait at most 30 s for a pooled connection before treating the database as down.
         pool_timeout=30,

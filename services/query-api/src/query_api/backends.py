@@ -74,7 +74,9 @@ class Backends:
             timeout_s=settings.backend_timeout_s,
             threads=settings.backend_threads,
             stats=(
-                StatsReader(settings.database_url.get_secret_value(), **pool)  # type: ignore[arg-type]
+                # No pre-ping: the statistics are read per request, a round trip each counts; a
+                # connection the server dropped fails one request (503) and leaves the pool.
+                StatsReader(settings.database_url.get_secret_value(), pre_ping=False, **pool)  # type: ignore[arg-type]
                 if settings.database_url
                 else None
             ),

@@ -21,11 +21,11 @@ stored name, and an id no product can have is not looked up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from read_models.errors import InvalidQueryError
 from read_models.search._items import NAME_KEY_MAX_BYTES, StoredProduct, name_key
@@ -34,6 +34,8 @@ from read_models.search._table import SearchTable
 from read_models.search._text import normalize_name, tokenize
 
 __all__ = ["ProductSearch", "SearchHit"]
+
+T = TypeVar("T")
 
 # Postings of several tokens, and the candidates' items, are read in parallel.
 _READ_CONCURRENCY = 8
@@ -110,6 +112,9 @@ class ProductSearch:
 
     def __init__(self, table: SearchTable) -> None:
         self.table = table
+        # One pool for the parallel reads of every search (a pool per search would start and
+        # join its threads each time); its threads start on first use.
+        self._pool = ThreadPoolExecutor(_READ_CONCURRENCY, thread_name_prefix="search-read")
 
     @classmethod
     def connect(
@@ -183,17 +188,22 @@ class ProductSearch:
         return [_hit(p) for _, _, p in matches[:limit]]
 
     def _by_tokens(self, tokens: list[str]) -> list[StoredProduct]:
-        with ThreadPoolExecutor(_READ_CONCURRENCY) as pool:
-            postings = list(pool.map(self.table.posting_ids, tokens))
-            postings.sort(key=len)
-            ids = set(postings[0])
-            for other in postings[1:]:
-                ids &= other
-            # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
-            ordered = sorted(ids)
-            chunks = [ordered[i : i + _BATCH_GET] for i in range(0, len(ordered), _BATCH_GET)]
-            found = pool.map(lambda c: self.table.read_products(c, consistent=False), chunks)
-            return [p for products in found for p in products.values()]
+        postings = self._map(self.table.posting_ids, tokens)
+        postings.sort(key=len)
+        ids = set(postings[0])
+        for other in postings[1:]:
+            ids &= other
+        # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
+        ordered = sorted(ids)
+        chunks = [ordered[i : i + _BATCH_GET] for i in range(0, len(ordered), _BATCH_GET)]
+        found = self._map(lambda c: self.table.read_products(c, consistent=False), chunks)
+        return [p for products in found for p in products.values()]
+
+    def _map(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
+        """``fn`` over ``items``: in this thread for one, in parallel on the pool for more."""
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
 
     def _by_price(
         self, low: Decimal | None, high: Decimal | None, in_stock: bool | None, limit: int

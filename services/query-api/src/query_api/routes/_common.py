@@ -31,6 +31,7 @@ ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-def backends(request: Request) -> Backends:
+async def backends(request: Request) -> Backends:
+    """The app's backends (async: a sync dependency would cost a thread hop per request)."""
     found: Backends = request.app.state.backends
     return found
