@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from consumer_runtime import configure_logging
 
-from cdc_cli import _dlq, _offsets, _status, _verify
+from cdc_cli import _dashboard, _dlq, _offsets, _status, _verify
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Operate the CDC consumer platform."
@@ -16,6 +16,7 @@ app = typer.Typer(
 dev = typer.Typer(no_args_is_help=True, help="Local development on the embedded stack.")
 app.add_typer(dev, name="dev")
 _verify.register(dev)
+_dashboard.register(dev)
 _status.register(app)
 _offsets.register(app)
 _dlq.register(app)

@@ -71,7 +71,7 @@ class DevUp:
         self.rate = rate
         self.duration = duration
         self.console = console or Console()
-        self.pipeline = Pipeline(work_dir, rate=rate, seed=seed)
+        self.pipeline = Pipeline(work_dir, rate=rate, seed=seed, query_api=True)
         self.seed = self.pipeline.seed
         self.verify_at_end = verify
         self.verify_timeout_s = verify_timeout_s
@@ -115,6 +115,8 @@ class DevUp:
         if p.missing:
             c.print(f"[yellow]not installed, not started:[/] {', '.join(p.missing)}")
         p.start_services()
+        if p.query_api is None:
+            c.print("[yellow]query-api not installed: no read API, no web dashboard[/]")
         self._print_endpoints()
         p.start_simulator()
         started = time.monotonic()
@@ -194,10 +196,20 @@ class DevUp:
         table.add_row("DynamoDB tables", f"{SEARCH_TABLE}, {INVENTORY_TABLE}")
         for svc in self.pipeline.services:
             table.add_row(f"{svc.name} metrics", svc.metrics_url)
+        api = self.pipeline.query_api
+        if api is not None:
+            table.add_row("query API", f"{api.url}/v1 (X-API-Key: {api.key})")
+            table.add_row("API docs", api.docs_url)
+            table.add_row("dashboard", f"[bold]{api.dashboard_url}[/]")
         table.add_row("logs", str(self.work_dir))
         table.add_row("stack description", str(self.work_dir / STACK_FILE))
         self.console.print(Panel(table, title="where to look", expand=False))
         examples = Table(show_header=False, box=None, padding=(0, 2))
+        if api is not None:
+            examples.add_row(
+                f'[cyan]curl -H "X-API-Key: {api.key}" {api.url}/v1/pipeline[/]',
+                "pipeline health (JSON)",
+            )
         for cmd, what in (
             ("cdc dev verify", "compare every read model with the source database"),
             ("cdc status", "consumer groups: members, partitions, offsets, lag"),

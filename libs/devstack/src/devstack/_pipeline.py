@@ -21,7 +21,14 @@ import orjson
 
 from devstack._aws_faults import ThrottlingProxy
 from devstack._flow import FlowMonitor
-from devstack._services import DATA_LAKE_BUCKET, SERVICES, ServiceProcess, ServiceSpec
+from devstack._query_api import QueryApiProcess
+from devstack._services import (
+    DATA_LAKE_BUCKET,
+    SEARCH_TABLE,
+    SERVICES,
+    ServiceProcess,
+    ServiceSpec,
+)
 from devstack._shop import SHOP_TABLES
 from devstack._stack import TOPIC_PREFIX, Stack
 from devstack.simulator import USER_EVENTS_TOPIC, Ledger, ShopSimulator
@@ -87,11 +94,14 @@ class Pipeline:
         services: tuple[ServiceSpec, ...] = SERVICES,
         consumer_extra: Mapping[str, str | int] | None = None,
         aws_faults: bool = False,
+        query_api: bool = False,
     ) -> None:
         """``consumer_extra``: librdkafka settings for every service (``KAFKA_CONSUMER_EXTRA``;
         chaos shortens the session timeout so a stalled member is replaced within seconds).
         ``aws_faults``: the services reach the AWS emulator through a ``ThrottlingProxy``
-        (``self.aws_proxy``) that can answer with AWS's throttling errors."""
+        (``self.aws_proxy``) that can answer with AWS's throttling errors. ``query_api``: the
+        read API and its dashboard start after the services (``self.query_api``), when
+        installed."""
         self.work_dir = work_dir
         self.consumer_extra = dict(consumer_extra or {})
         self.aws_faults = aws_faults
@@ -110,6 +120,8 @@ class Pipeline:
         self._env: dict[str, dict[str, str]] = {}
         self._replicas: Counter[str] = Counter()
         self.simulator_error: BaseException | None = None
+        self.with_query_api = query_api
+        self.query_api: QueryApiProcess | None = None
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -164,8 +176,32 @@ class Pipeline:
                 spec_env["LAKE_CATALOG_URI"] = catalog
             self._env[spec.name] = spec_env
             self.services.append(ServiceProcess(spec, spec_env, self.work_dir).start())
+        if self.with_query_api and QueryApiProcess.available():
+            self.query_api = QueryApiProcess(
+                self._query_api_backends(env),
+                {svc.name: svc.metrics_url for svc in self.services},
+                self.work_dir,
+            ).start()
         self.info().save(self.work_dir / STACK_FILE)
         return self.services
+
+    def _query_api_backends(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The read API's backend settings: every read model the services write here."""
+        backends = {k: v for k, v in env.items() if k.startswith("AWS_")}
+        backends["AWS_ENDPOINT_URL"] = self.stack.aws.endpoint_url  # never the fault proxy
+        stats = self._env.get("stats-aggregator", {})
+        store = self._env.get("event-store-writer", {})
+        lake = self._env.get("analytics-flusher", {})
+        if "DATABASE_URL" in stats:
+            backends["DATABASE_URL"] = stats["DATABASE_URL"]
+        if "DATABASE_URL" in store:
+            backends["EVENT_STORE_URL"] = store["DATABASE_URL"]
+        if any(spec.name == "search-indexer" for spec in self.specs):
+            backends["DYNAMODB_TABLE"] = SEARCH_TABLE
+        if "LAKE_CATALOG_URI" in lake:
+            backends["LAKE_CATALOG_URI"] = lake["LAKE_CATALOG_URI"]
+            backends["S3_BUCKET"] = DATA_LAKE_BUCKET
+        return backends
 
     def _create_data_lake(self) -> None:
         """The bucket, versioned as Terraform makes it in production: every rewrite of a key is
@@ -225,7 +261,12 @@ class Pipeline:
             url = self._env.get(svc.spec.name, {}).get("DATABASE_URL")
             if svc.spec.database and url:
                 databases[svc.spec.name] = url
+        api = self.query_api
         return StackInfo(
+            api_url=api.url if api else None,
+            api_docs_url=api.docs_url if api else None,
+            dashboard_url=api.dashboard_url if api else None,
+            api_key=api.key if api else None,
             bootstrap=s.broker.bootstrap,
             source_dsn=s.source_dsn,
             aws_endpoint_url=s.aws.endpoint_url,
@@ -300,6 +341,10 @@ class Pipeline:
                 problems.append(f"simulator close: {exc!r}")
         if self.monitor is not None:
             self.monitor.stop()
+        if self.query_api is not None:  # first: it reads what the services write
+            rc = self.query_api.stop()
+            if rc not in (0, None):
+                problems.append(f"query-api exited with {rc}")
         for svc in self.services:  # SIGTERM once: each flushes and commits before exiting
             svc.request_stop()
         for svc in self.services:

@@ -2,7 +2,8 @@
 
 Each gets the stack's connection settings through the same environment variables it reads in
 Kubernetes, its own health/metrics port, and is stopped with SIGTERM (final flush and commit).
-The live view scrapes each ``/metrics`` and ``/readyz``.
+The live view scrapes each ``/metrics`` (read with ``consumer_runtime.metrics_text``) and
+``/readyz``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+from consumer_runtime.metrics_text import bucket_quantile, parse_runtime_metrics, recent_buckets
 
 from devstack._proc import ManagedProcess, free_port
 
@@ -137,7 +138,7 @@ class ServiceProcess:
         ``latency_seen`` taken earlier; ``None``: since the process started), as of the last
         status (the upper bound of its histogram bucket)."""
         seen = recent_buckets(baseline or {}, self._latency_seen)
-        return _quantile(list(seen.items()), 0.99)
+        return bucket_quantile(seen.items(), 0.99)
 
     @property
     def latency_seen(self) -> dict[float, float]:
@@ -173,65 +174,23 @@ class ServiceProcess:
             status.ready = False
         try:
             with urllib.request.urlopen(self.metrics_url, timeout=1) as resp:  # noqa: S310
-                text = resp.read().decode()
-        except (urllib.error.URLError, OSError):
+                figures = parse_runtime_metrics(resp.read().decode())
+        except (urllib.error.URLError, OSError, ValueError):
             return status
-        buckets: list[tuple[float, float]] = []
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "cdc_messages_total":
-                    outcome = sample.labels.get("outcome")
-                    if outcome == "processed":
-                        status.processed += sample.value
-                    elif outcome == "dlq":
-                        status.dlq += sample.value
-                elif sample.name == "cdc_retries_total":
-                    status.retries += sample.value
-                elif sample.name == "cdc_consumer_lag":
-                    status.lag += sample.value
-                    topic = sample.labels.get("topic", "?")
-                    status.lag_by_topic[topic] = status.lag_by_topic.get(topic, 0.0) + sample.value
-                elif sample.name == "cdc_end_to_end_latency_seconds_bucket":
-                    buckets.append((float(sample.labels["le"]), sample.value))
-        status.latency_p99_s = self._recent_p99(buckets)
+        status.processed = figures.processed
+        status.dlq = figures.dlq
+        status.retries = figures.retries
+        status.lag = figures.lag
+        status.lag_by_topic = figures.lag_by_topic
+        status.latency_p99_s = self._recent_p99(figures.latency_buckets)
         return status
 
-    def _recent_p99(self, buckets: list[tuple[float, float]]) -> float | None:
+    def _recent_p99(self, buckets: dict[float, float]) -> float | None:
         """p99 of the observations since the previous scrape; the previous figure when there
         were none (a quiet stream), everything when the process restarted (counts fell)."""
-        merged = _merge(buckets)
-        recent = recent_buckets(self._latency_seen, merged)
-        self._latency_seen = merged
-        p99 = _quantile(list(recent.items()), 0.99)
+        recent = recent_buckets(self._latency_seen, buckets)
+        self._latency_seen = buckets
+        p99 = bucket_quantile(recent.items(), 0.99)
         if p99 is not None:
             self._latency_p99 = p99
         return self._latency_p99
-
-
-def _merge(buckets: list[tuple[float, float]]) -> dict[float, float]:
-    merged: dict[float, float] = {}
-    for le, count in buckets:
-        merged[le] = merged.get(le, 0.0) + count
-    return merged
-
-
-def recent_buckets(before: dict[float, float], now: dict[float, float]) -> dict[float, float]:
-    """Cumulative bucket counts of the observations between two scrapes of a histogram."""
-    if any(now.get(le, 0.0) < count for le, count in before.items()):
-        return dict(now)  # the counters were reset: a restarted process
-    return {le: count - before.get(le, 0.0) for le, count in now.items()}
-
-
-def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
-    """The upper bound of the histogram bucket holding quantile ``q`` (Prometheus style)."""
-    merged = _merge(buckets)
-    if not merged:
-        return None
-    ordered = sorted(merged.items())
-    total = ordered[-1][1]
-    if total <= 0:
-        return None
-    for le, count in ordered:
-        if count >= q * total:
-            return le
-    return ordered[-1][0]

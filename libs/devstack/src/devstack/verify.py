@@ -57,6 +57,12 @@ class StackInfo:
     # The simulator's log of acknowledged user events (the truth for user statistics).
     activity_log: str | None = None
     work_dir: str | None = None
+    # The read API of `make up` (when installed): its base URL, its OpenAPI docs, the dashboard
+    # with the run's read key in the fragment, and that key (`X-API-Key`).
+    api_url: str | None = None
+    api_docs_url: str | None = None
+    dashboard_url: str | None = None
+    api_key: str | None = None
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

@@ -2,21 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from devstack._services import SERVICES, ServiceSpec, _quantile
-
-
-def test_quantile_reads_the_bucket_holding_the_rank() -> None:
-    buckets = [(0.1, 50.0), (0.5, 98.0), (1.0, 100.0), (float("inf"), 100.0)]
-    assert _quantile(buckets, 0.5) == 0.1
-    assert _quantile(buckets, 0.99) == 1.0
-    assert _quantile([], 0.99) is None
-    assert _quantile([(float("inf"), 0.0)], 0.99) is None
-
-
-def test_quantile_merges_label_sets() -> None:
-    # Two topics' histograms of one service add up bucket by bucket.
-    buckets = [(0.1, 10.0), (1.0, 10.0), (0.1, 0.0), (1.0, 90.0)]
-    assert _quantile(buckets, 0.5) == 1.0
+from consumer_runtime.metrics_text import bucket_quantile
+from devstack._services import SERVICES, ServiceSpec
 
 
 def test_service_specs_cover_the_four_services() -> None:
@@ -29,27 +16,15 @@ def test_service_specs_cover_the_four_services() -> None:
     assert not ServiceSpec("x", "no_such_module_here").available
 
 
-def test_recent_buckets_are_the_observations_between_two_scrapes() -> None:
-    from devstack._services import recent_buckets
-
-    before = {0.1: 90.0, 1.0: 99.0, float("inf"): 100.0}
-    now = {0.1: 190.0, 1.0: 199.0, float("inf"): 300.0}
-    # Since the previous scrape: 100 fast, none in (0.1, 1], 100 slower than 1 s.
-    assert recent_buckets(before, now) == {0.1: 100.0, 1.0: 100.0, float("inf"): 200.0}
-    assert _quantile(list(recent_buckets(before, now).items()), 0.99) == float("inf")
-    # A restarted process starts its counters again: take them as they are.
-    assert recent_buckets(before, {0.1: 5.0, 1.0: 5.0, float("inf"): 5.0})[0.1] == 5.0
-
-
 def test_the_live_p99_follows_recent_observations_not_the_start(tmp_path: Any) -> None:
     from devstack._services import ServiceProcess
 
     svc = ServiceProcess(SERVICES[0], {}, tmp_path)
-    slow_start = [(0.1, 0.0), (30.0, 100.0), (float("inf"), 100.0)]
+    slow_start = {0.1: 0.0, 30.0: 100.0, float("inf"): 100.0}
     assert svc._recent_p99(slow_start) == 30.0
     # 1000 fast observations since: the cumulative p99 would still be 30 s.
-    now = [(0.1, 1000.0), (30.0, 1100.0), (float("inf"), 1100.0)]
-    assert _quantile(now, 0.99) == 30.0
+    now = {0.1: 1000.0, 30.0: 1100.0, float("inf"): 1100.0}
+    assert bucket_quantile(now.items(), 0.99) == 30.0
     assert svc._recent_p99(now) == 0.1
     # Nothing new: the last figure stays.
     assert svc._recent_p99(now) == 0.1

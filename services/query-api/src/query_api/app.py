@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from query_api._metrics import MetricsMiddleware
 from query_api.auth import KeyStore
 from query_api.backends import Backends
+from query_api.dashboard import install_dashboard
 from query_api.errors import install_handlers
 from query_api.routes import admin, events, health, lake, products, stats
 from query_api.settings import Settings
@@ -77,4 +78,5 @@ def create_app(
     for router in (stats.router, products.router, events.router, lake.router, admin.router):
         app.include_router(router, prefix=f"/{API_VERSION}")
     app.include_router(health.router)
+    install_dashboard(app)  # /dashboard and /v1/pipeline (PIPELINE_* settings)
     return app
