@@ -207,7 +207,8 @@ resource "aws_eks_pod_identity_association" "analytics_flusher" {
 # The read API (services/query-api): reads only. The search index and the stock table (items,
 # batches, queries, on the tables and their indexes); the lake's Glue database and its tables'
 # files under the warehouse prefix; the platform key to decrypt them. No write action, no
-# DescribeTable (the tables are Terraform's), no Kafka: MSK statements are not merged in.
+# Kafka: MSK statements are not merged in. DescribeTable (metadata, on the tables only) is
+# what /readyz asks to tell a reachable table from a missing one.
 data "aws_iam_policy_document" "query_api" {
   statement {
     sid     = "ReadTables"
@@ -216,6 +217,12 @@ data "aws_iam_policy_document" "query_api" {
       var.search_table_arn, "${var.search_table_arn}/index/*",
       var.inventory_table_arn, "${var.inventory_table_arn}/index/*",
     ]
+  }
+
+  statement {
+    sid       = "DescribeTablesForReadiness"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = [var.search_table_arn, var.inventory_table_arn]
   }
 
   statement {

@@ -7,7 +7,6 @@ services/query-api is in the tree, then apply like the consumers' do."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import re
@@ -31,7 +30,7 @@ KEYS_DIR = "/etc/query-api"
 # The Secrets of the stores it reads: the consumers' own (k8s/base/db/credentials.yaml).
 DATABASE_ENV = {
     "DATABASE_URL": "stats-aggregator-db",
-    "EVENT_STORE_DATABASE_URL": "event-store-writer-db",
+    "EVENT_STORE_URL": "event-store-writer-db",
 }
 POD_IDENTITY_AGENT = "169.254.170.23/32"
 AWS_SDK_ENV = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
@@ -185,10 +184,17 @@ def test_the_keys_secret_is_never_in_the_manifests_and_its_example_holds_no_key(
     assert example.name not in resources["resources"]
     secret = yaml.safe_load(example.read_text())
     assert secret["metadata"]["name"] == "query-api-keys"
-    lines = secret["stringData"]["keys"].splitlines()
-    assert lines and all(re.fullmatch(r"\S+ [0-9a-f]{64}", line) for line in lines), lines
-    # The hashed value is the example the comment names, not a key anyone uses.
-    assert lines[0].split()[1] == hashlib.sha256(b"example-key-do-not-use").hexdigest()
+    text = secret["stringData"]["keys"]
+    assert all(re.fullmatch(r"[\w-]+:(read|admin):sha256:[0-9a-f]{64}", line) for line in
+               text.splitlines()), text  # fmt: skip
+    # The service reads it as it is (its own parser), and the hashed value is the example the
+    # comment names, not a key anyone uses.
+    needs_api()
+    from query_api._keys import KeyRing, parse_keys
+
+    ring = KeyRing(parse_keys(text))
+    found = ring.match("example-key-do-not-use")
+    assert found is not None and found.scope == "read"
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +215,15 @@ def test_compose_runs_the_api_on_8080_with_a_local_key(compose_api: dict[str, An
     for store in ("sink-postgres", "localstack"):
         assert deps[store]["condition"] == "service_healthy", store
     assert "@sink-postgres:5432/stats" in env["DATABASE_URL"]
-    assert "@sink-postgres:5432/event_store" in env["EVENT_STORE_DATABASE_URL"]
+    assert "@sink-postgres:5432/event_store" in env["EVENT_STORE_URL"]
     [mount] = [v for v in compose_api["volumes"] if v.endswith(f":{env['API_KEYS_FILE']}:ro")]
-    keys = (ROOT / mount.split(":")[0]).read_text().splitlines()
-    assert keys == [f"read {hashlib.sha256(b'local-dev-key-not-a-secret').hexdigest()}"]
+    text = (ROOT / mount.split(":")[0]).read_text()
+    assert "local-dev-key-not-a-secret" not in text  # its hash only
+    needs_api()
+    from query_api._keys import KeyRing, parse_keys
+
+    found = KeyRing(parse_keys(text)).match("local-dev-key-not-a-secret")
+    assert found is not None and found.scope == "read"
 
 
 def _api_settings() -> frozenset[str]:

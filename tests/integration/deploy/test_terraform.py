@@ -230,15 +230,63 @@ _IAM_FOR_CALL = {
 _TOOLS = {"verify.py", "cli.py", "_verify_reads.py"}
 
 
+READ_MODELS = ROOT / "libs" / "read-models" / "src" / "read_models"
+
+
+def _read_models_modules(text: str) -> set[Path]:
+    """The read_models modules a source uses, and those they use in turn: ``from read_models.x
+    import A`` names the module of x's package that defines A (its ``__init__`` re-exports it),
+    so a service that imports only the statistics reader is not charged with the stock
+    table's reads."""
+    import re
+
+    found: set[Path] = set()
+    todo = [text]
+    while todo:
+        source = todo.pop()
+        step: set[Path] = set()
+        for sub, mod in re.findall(r"from read_models\.(\w+)\.(\w+) import", source):
+            step.add(READ_MODELS / sub / f"{mod}.py")
+        for sub, grouped, inline in re.findall(
+            r"^from read_models\.(\w+) import (?:\(([^)]*)\)|([\w ,]+)$)", source, re.M
+        ):
+            names = grouped or inline
+            package = READ_MODELS / sub
+            if not package.is_dir():
+                step.add(READ_MODELS / f"{sub}.py")
+                continue
+            init = (package / "__init__.py").read_text()
+            for name in (n.strip() for n in names.split(",") if n.strip()):
+                where = re.search(
+                    rf"^from read_models\.{sub}\.(\w+) import (?:\([^)]*|[\w ,]*)\b{name}\b",
+                    init,
+                    re.M,
+                )
+                step.add(package / f"{where.group(1)}.py" if where else package / "__init__.py")
+        for path in step - found:
+            if path.exists():
+                found.add(path)
+                todo.append(path.read_text())
+    return found
+
+
+def _code_of(service: str) -> list[Path]:
+    """The modules whose AWS calls a service's process makes: its package (the storage calls
+    live in its store/ package) and the read_models modules it imports from (the reads the
+    services share with the read API live there)."""
+    package = ROOT / "services" / service / "src" / service.replace("-", "_")
+    files = [p for p in package.rglob("*.py") if p.name not in _TOOLS]
+    shared: set[Path] = set()
+    for path in files:
+        shared |= _read_models_modules(path.read_text())
+    return files + sorted(p for p in shared if p.exists() and p.name not in _TOOLS)
+
+
 def _needed_actions(service: str) -> set[str]:
     import re
 
     needed: set[str] = set()
-    # The AWS calls of the code (the read API's too, once it is in the tree).
-    package = ROOT / "services" / service / "src" / service.replace("-", "_")
-    for path in package.rglob("*.py"):  # the storage calls live in the store/ package
-        if path.name in _TOOLS:
-            continue
+    for path in _code_of(service):
         for call in re.findall(r"\b([a-z_]+)\(", path.read_text()):
             needed |= _IAM_FOR_CALL.get(call, set())
     return needed
@@ -479,6 +527,7 @@ def test_service_database_logins_live_in_secrets_manager_and_only_external_secre
 # What the read API may do: read. Its role's whole action set, which its code's calls must fall
 # within (test below) and which holds no write.
 QUERY_API_ACTIONS = {
+    "dynamodb:DescribeTable",
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
