@@ -1,22 +1,20 @@
-"""Latency and throughput of the API under 50 concurrent clients, next to the same library call
-made directly in the same run.
+"""Latency and throughput of the API with 50 client connections, next to the same library call
+made directly in the same run and to the HTTP stack's floor (``/livez``, no backend).
 
 The API runs as ``python -m query_api`` (one uvicorn worker, its own process) over the read
 models the integration tests seed (PostgreSQL statistics, the search index on the AWS
-emulator). 50 asyncio tasks, each one client connection (httpx, keep-alive), send requests back
-to back for a fixed time; p50/p99 are over every request, requests/s over the wall time. The
-direct figures are the reader's call in this process, one at a time. The load generator shares
-the machine (and its cores) with the server and the stores, so the server's own capacity is
-higher than measured. Search figures are the emulator's (moto is single-process Python).
+emulator). The load comes from ``_load`` (keep-alive connections on asyncio streams, tens of
+microseconds a request, so the client is not what is measured): 50 connections back to back
+(saturation), and a paced load on a schedule (latency from when each request was due). The
+machine's two cores are shared by the server, the load, PostgreSQL and the emulator. Search
+figures are the emulator's (moto is single-process Python).
 
     .venv/bin/pytest services/query-api/benchmarks -m benchmark -s -q -p no:randomly
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,12 +26,17 @@ import psutil
 import pytest
 from devstack import ManagedProcess, free_port, wait_until
 
+from ._load import LoadResult, load
 from .conftest import READ_KEY
 
 CLIENTS = 50
 STATS_SECONDS = 8.0
 SEARCH_SECONDS = 8.0
 DIRECT_CALLS = 300
+#: The paced loads: the issue's statistics rate, and a search rate the emulator can serve.
+STATS_RATE = 800.0
+SEARCH_RATE = 15.0
+HEADERS = {"X-API-Key": READ_KEY}
 
 
 def _env(settings: Any) -> dict[str, str]:
@@ -91,57 +94,6 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
-async def _load(
-    url: str, path: str, params: dict[str, Any], seconds: float, clients: int = CLIENTS
-) -> tuple[list[float], list[int]]:
-    """Latencies of the answered requests, and the statuses of those that were not 200."""
-    latencies: list[float] = []
-    errors: list[int] = []
-    deadline = time.perf_counter() + seconds
-
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": READ_KEY}) as c:
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                resp = await c.get(path, params=params)
-                latencies.append(time.perf_counter() - start)
-                if resp.status_code != 200:
-                    errors.append(resp.status_code)
-
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, errors
-
-
-def _run(
-    api: Api, path: str, params: dict[str, Any], seconds: float, clients: int = CLIENTS
-) -> tuple[list[float], list[int], float]:
-    """Warm up for a second, then load for ``seconds`` with ``clients``: latencies, failures,
-    and the server's CPU time per request."""
-    asyncio.run(_load(api.url, path, params, 1.0, clients))
-    cpu = api.cpu_s()
-    latencies, errors = asyncio.run(_load(api.url, path, params, seconds, clients))
-    return latencies, errors, (api.cpu_s() - cpu) / max(1, len(latencies))
-
-
-def _report(
-    name: str,
-    run: tuple[list[float], list[int], float],
-    seconds: float,
-    direct: list[float],
-    clients: int = CLIENTS,
-) -> None:
-    latencies, errors, cpu = run
-    print(
-        f"\n{name}: {clients} clients, {len(latencies)} requests in {seconds:.0f} s "
-        f"({len(errors)} not 200: {sorted(set(errors))}), server CPU {cpu * 1000:.2f} ms/request "
-        f"(~{1 / cpu if cpu else 0:,.0f} req/s per core): "
-        f"{len(latencies) / seconds:,.0f} req/s, "
-        f"p50 {_pct(latencies, 0.5) * 1000:.1f} ms, p99 {_pct(latencies, 0.99) * 1000:.1f} ms"
-        f" | the library call directly: p50 {_pct(direct, 0.5) * 1000:.2f} ms, "
-        f"p99 {_pct(direct, 0.99) * 1000:.2f} ms, mean {statistics.fmean(direct) * 1000:.2f} ms"
-    )
-
-
 def _direct(call: Callable[[], Any], n: int) -> list[float]:
     out = []
     for _ in range(n):
@@ -151,24 +103,58 @@ def _direct(call: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
+def _measure(
+    api: Api, path: str, seconds: float, *, connections: int = CLIENTS, rate: float | None = None
+) -> tuple[LoadResult, float]:
+    """A second of warm-up, then the load: the result and the server's CPU per request."""
+    load(api.url, path, HEADERS, connections=connections, seconds=1.0, rate=rate)
+    cpu = api.cpu_s()
+    result = load(api.url, path, HEADERS, connections=connections, seconds=seconds, rate=rate)
+    return result, (api.cpu_s() - cpu) / max(1, len(result.latencies))
+
+
+def _line(name: str, measured: tuple[LoadResult, float]) -> str:
+    result, cpu = measured
+    return (
+        f"  {name:<44} {result.rate:7,.0f} req/s  p50 {result.pct_ms(0.5):7.1f} ms  "
+        f"p99 {result.pct_ms(0.99):7.1f} ms  server CPU {cpu * 1000:.2f} ms/req"
+        + (f"  ({result.failed} not 200: {sorted(result.statuses)})" if result.failed else "")
+    )
+
+
+def _direct_line(name: str, direct: list[float]) -> str:
+    return (
+        f"  {name:<44} p50 {_pct(direct, 0.5) * 1000:.2f} ms  p99 {_pct(direct, 0.99) * 1000:.2f}"
+        f" ms  (one call at a time, in this process)"
+    )
+
+
 def test_statistics_read(api: Api, stack: Any) -> None:
+    """Saturation with 50 connections (back to back), then 800 requests a second over 50
+    connections on a schedule, beside the reader's own call and the HTTP stack's floor
+    (``/livez``, no backend) in the same run."""
+    path = "/v1/stats/customers/1"
     direct = _direct(lambda: stack.stats.get("customer", 1), DIRECT_CALLS)
-    run = _run(api, "/v1/stats/customers/1", {}, STATS_SECONDS)
-    _report("statistics", run, STATS_SECONDS, direct)
-    assert not run[1], "every statistics read answered"
-    alone = _run(api, "/v1/stats/customers/1", {}, 3.0, clients=1)
-    _report("statistics, one client", alone, 3.0, direct, clients=1)
+    floor = _measure(api, "/livez", STATS_SECONDS)
+    saturated = _measure(api, path, STATS_SECONDS)
+    paced = _measure(api, path, STATS_SECONDS, rate=STATS_RATE)
+    print("\nquery-api statistics read (one uvicorn worker; 2-core machine shared with the load)")
+    print(_direct_line("the library call directly", direct))
+    print(_line("/livez, 50 connections back to back", floor))
+    print(_line("statistics, 50 connections back to back", saturated))
+    print(_line(f"statistics, {STATS_RATE:.0f} req/s over 50 connections", paced))
+    for result, _ in (saturated, paced):
+        assert not result.failed, result.statuses
 
 
 def test_search(api: Api, stack: Any) -> None:
-    params = {"q": "espresso", "limit": 10}
+    """The same for a full-text search on the emulator: saturation, then a paced load the
+    emulator (single-process moto) can take."""
+    path = "/v1/products/search?q=espresso&limit=10"
     direct = _direct(lambda: stack.search.search("espresso", limit=11), DIRECT_CALLS // 10)
-    run = _run(api, "/v1/products/search", params, SEARCH_SECONDS)
-    _report("search (emulator)", run, SEARCH_SECONDS, direct)
-    alone = _run(api, "/v1/products/search", params, 3.0, clients=1)
-    _report("search (emulator), one client", alone, 3.0, direct, clients=1)
-
-
-def test_baseline_without_a_backend(api: Api) -> None:
-    """``/livez``: the same load on a route that calls no backend (the HTTP stack's floor)."""
-    _report("baseline /livez", _run(api, "/livez", {}, STATS_SECONDS), STATS_SECONDS, [0.0])
+    saturated = _measure(api, path, SEARCH_SECONDS)
+    paced = _measure(api, path, SEARCH_SECONDS, rate=SEARCH_RATE)
+    print("\nquery-api full-text search (the AWS emulator behind it)")
+    print(_direct_line("the library call directly", direct))
+    print(_line("search, 50 connections back to back", saturated))
+    print(_line(f"search, {SEARCH_RATE:.0f} req/s over 50 connections", paced))

@@ -14,7 +14,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from cdc_cli._verify import STACK_HELP
+from cdc_cli._verify import STACK_HELP, load_stack
 
 
 def register(dev: typer.Typer) -> None:
@@ -25,16 +25,7 @@ def register(dev: typer.Typer) -> None:
     ) -> None:
         """Print the read API's URL, its docs, the dashboard's address (with the run's read
         key in its fragment) and the key; exit 2 when the stack runs no API."""
-        from devstack.verify import STACK_FILE, StackInfo
-
-        path = work_dir / "latest" / STACK_FILE
-        if not path.exists():
-            path = work_dir / STACK_FILE
-        try:
-            info = StackInfo.load(path)
-        except FileNotFoundError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        path, info = load_stack(work_dir)
         if info.api_url is None:
             typer.echo(
                 f"error: the stack described in {path} runs no read API: install the "

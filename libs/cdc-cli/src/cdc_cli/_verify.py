@@ -11,9 +11,24 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from devstack.verify import Check
+    from devstack.verify import Check, StackInfo
 
 STACK_HELP = "directory of `make up` runs (its `latest/stack.json` describes the running stack)"
+
+
+def load_stack(work_dir: Path) -> tuple[Path, StackInfo]:
+    """The running stack's description under ``work_dir`` (its ``latest`` run, else the
+    directory itself) and where it was read; exit 2 with the reason when there is none."""
+    from devstack.verify import STACK_FILE, StackInfo
+
+    path = work_dir / "latest" / STACK_FILE
+    if not path.exists():
+        path = work_dir / STACK_FILE
+    try:
+        return path, StackInfo.load(path)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def register(dev: typer.Typer) -> None:
@@ -30,16 +45,9 @@ def register(dev: typer.Typer) -> None:
     ) -> None:
         """Wait until every read model equals the source database (or the timeout), then print
         a table of checks; exit 1 if any fails."""
-        from devstack.verify import STACK_FILE, StackInfo, report_table, verify
+        from devstack.verify import report_table, verify
 
-        path = work_dir / "latest" / STACK_FILE
-        if not path.exists():
-            path = work_dir / STACK_FILE
-        try:
-            info = StackInfo.load(path)
-        except FileNotFoundError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        _, info = load_stack(work_dir)
         console = Console(stderr=as_json)
         if service:
             unknown = sorted(set(service) - set(info.groups))
