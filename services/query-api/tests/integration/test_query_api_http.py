@@ -227,6 +227,37 @@ def test_an_unreachable_backend_is_503_and_a_slow_one_504(stack: Stack) -> None:
         _problem(c.get("/v1/lake/reports/sales"), 504, "backend-timeout")
 
 
+def test_connections_the_database_dropped_fail_once_each_and_leave_the_pool(
+    stack: Stack, sink_postgres: Any
+) -> None:
+    """The statistics are read on pooled connections with no ping first: when PostgreSQL drops
+    them (a restart, a failover), each fails one read (503, never a 500) and is discarded, so
+    the pool heals without a restart of the API."""
+    from devstack import free_port
+
+    pool = 3
+    settings = stack.settings.model_copy(
+        update={"api_port": free_port(), "db_pool_size": pool, "db_max_overflow": 0}
+    )
+    path = "/v1/stats/customers/1"
+    with serve(settings) as url, httpx.Client(base_url=url, headers={"X-API-Key": READ_KEY}) as c:
+        for _ in range(2 * pool):
+            assert c.get(path).status_code == 200
+        admin = sink_postgres.connect()
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'query-api' AND pid <> pg_backend_pid()"
+            )
+            assert cur.fetchone()[0] >= 1  # the API held pooled connections
+        admin.close()
+        statuses = [c.get(path).status_code for _ in range(3 * pool)]
+        assert set(statuses) <= {200, 503}, statuses
+        assert statuses.count(503) <= pool, statuses  # each dropped connection fails once
+        assert statuses[-pool:] == [200] * pool, statuses  # then the pool is whole again
+
+
 def test_the_example_client_follows_pages_reuses_etags_and_raises_problems(
     server: str, stack: Stack
 ) -> None:

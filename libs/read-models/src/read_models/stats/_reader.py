@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
+import psycopg2
 import sqlalchemy as sa
 from consumer_runtime import RetryableError
 from sink_kit.postgres import db_errors, make_engine
@@ -52,6 +53,14 @@ def read_watermark(conn: Connection) -> Any:
     return conn.execute(
         sa.text("SELECT max_event_at FROM activity_watermark WHERE id = 1")
     ).scalar()
+
+
+#: The same reads as ``read_one`` and ``read_watermark``, for the driver's own cursor.
+_ROW_SQL: Final = {
+    kind: f"SELECT * FROM {view} WHERE {key} = %s"  # noqa: S608 - fixed names from _VIEWS
+    for kind, (view, key) in _VIEWS.items()
+}
+_WATERMARK_SQL: Final = "SELECT max_event_at FROM activity_watermark WHERE id = 1"
 
 
 def _autocommit(dbapi_connection: Any, _record: Any) -> None:
@@ -101,15 +110,51 @@ class StatsReader:
             ) from exc
 
     def get(self, kind: str, key: int | str) -> dict[str, Any] | None:
-        """The statistics row of one customer, product or user; None if it has none."""
+        """The statistics row of one customer, product or user; None if it has none.
+
+        The read API's hottest call, so it goes through the driver's own cursor on a pooled
+        connection: SQLAlchemy's statement and result objects cost twice the CPU of the read
+        itself (490 against 257 us a call, measured on the benchmark's stack). The values are
+        the same (a ``text()`` statement has no column types to process)."""
         if kind not in _VIEWS:
             raise InvalidQueryError(f"no statistics of kind {kind!r} (one of {', '.join(KINDS)})")
-        view, column = _VIEWS[kind]
-        with self._connection(view) as conn:
-            row = read_one(conn, view, column, key)
-            if row is not None and kind == "user":
-                row["as_of"] = read_watermark(conn)
+        view = _VIEWS[kind][0]
+        with self._raw(view) as cur:
+            cur.execute(_ROW_SQL[kind], (key,))
+            found = cur.fetchone()
+            if found is None:
+                return None
+            row = dict(zip([c[0] for c in cur.description], found, strict=True))
+            if kind == "user":
+                cur.execute(_WATERMARK_SQL)
+                mark = cur.fetchone()
+                row["as_of"] = None if mark is None else mark[0]
             return row
+
+    @contextmanager
+    def _raw(self, what: str) -> Iterator[Any]:
+        """A driver cursor on a pooled connection, with ``_connection``'s error mapping; a
+        connection the server dropped is discarded, not returned to the pool."""
+        try:
+            with db_errors(f"read {what}"):
+                raw = self.engine.raw_connection()
+                try:
+                    cur = raw.cursor()
+                    try:
+                        yield cur
+                    finally:
+                        cur.close()
+                except psycopg2.OperationalError:
+                    raw.invalidate()
+                    raise
+                finally:
+                    raw.close()
+        except RetryableError as exc:
+            raise UnavailableError(f"{exc}: check DATABASE_URL and that it is reachable") from exc
+        except psycopg2.ProgrammingError as exc:
+            raise UnavailableError(
+                f"{what} not found: is DATABASE_URL the aggregator's database (and schema)?"
+            ) from exc
 
     def low_stock(self, limit: int = 100) -> list[dict[str, Any]]:
         """Live products flagged low on stock, lowest stock first (then by id), at most
