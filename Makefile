@@ -68,11 +68,18 @@ chaos: $(STAMP) ## Faults (overlapping too) on a seeded schedule while the pipel
 COVERAGE_FLOOR ?= 60
 E2E_TESTS := tests/e2e
 E2E_LOG := .pytest-e2e.log
+# Its own temporary directory, outside /tmp/pytest-of-<user>: every pytest session that starts
+# resets that directory to mode 0700, which takes away the traverse permission the embedded
+# PostgreSQL (run as its own system user) needs to its data directories; a server of the other
+# process then cannot start again (a chaos fault restarts one) and a running one shuts down at
+# its next check of its lock file.
+E2E_TMP := $(CURDIR)/.pytest-e2e-tmp
 test: $(STAMP) ## Run the test suite (unit under coverage, integration, e2e) against the embedded stack
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@status=0; \
+	rm -rf $(E2E_TMP); \
 	$(VENV)/bin/pytest -m "not unit and not benchmark" -p no:cacheprovider $(E2E_TESTS) \
-	  > $(E2E_LOG) 2>&1 & e2e=$$!; \
+	  --basetemp=$(E2E_TMP) > $(E2E_LOG) 2>&1 & e2e=$$!; \
 	trap 'kill -INT $$e2e 2>/dev/null; wait $$e2e' INT TERM; \
 	$(VENV)/bin/pytest -m unit --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) \
 	  || status=$$?; \

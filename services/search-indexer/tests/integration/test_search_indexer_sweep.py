@@ -11,6 +11,7 @@ snapshot alone would give.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -401,11 +402,15 @@ def test_throttling_during_the_sweep_is_retried_and_the_offset_waits_for_it(
     tp = TopicPartition(TOPIC, 0)
     done = m.harness.committed[tp]
     throttled: list[tuple[str, int | None]] = []
+    # The scan's segments run on parallel threads: the count and the append are one step.
+    counting = threading.Lock()
 
     def throttle_scans(**_: Any) -> None:
-        if len(throttled) < 3:
+        with counting:
+            if len(throttled) >= 3:
+                return
             throttled.append(("Scan", m.harness.committed.get(tp)))
-            raise _throttle("Scan")
+        raise _throttle("Scan")
 
     def throttle_the_sweep_once(params: dict[str, Any], **_: Any) -> None:
         product = params["TransactItems"][0]["Put"]["Item"]
