@@ -12,9 +12,8 @@ and is dropped as superseded (the newer write wins; not an error). A product who
 another partition not consumed yet is swept too and re-created by that read (its version is
 above ``S``). One log line and ``search_index_swept_products_total`` per sweep.
 
-Before its scan a sweep raises the table's sweep floor to ``S``; every batch is read against the
-floor first (``Sweeper.above_floor``), so no member applies a change below it any more and none
-can bring back a product the scan does not see yet.
+Before its scan a sweep raises the table's sweep floor to ``S``, so no member applies a change
+below it any more where that could bring back a product the scan does not see (``Floor``).
 
 The sweep is part of ``write_batch``: it is durable before the batch's offsets are reported
 durable (``write_batch`` returns), so a marker whose sweep failed (a ``RetryableError``: the
@@ -37,7 +36,7 @@ from search_indexer._versions import below_sweep
 from search_indexer.domain import Deletion, Folded, ProductChange
 from search_indexer.store import IndexTable
 
-__all__ = ["Sweeper", "sweeps_of"]
+__all__ = ["Floor", "Sweeper", "sweeps_of"]
 
 _log = structlog.get_logger("search_indexer")
 
@@ -52,6 +51,50 @@ Scans = Sequence[Callable[[], list[StoredProduct]]]
 RunAll = Callable[[Scans], list[list[StoredProduct]]]
 
 
+class Floor:
+    """The sweep floor (the highest sweep applied) as one batch sees it: read from the table
+    (one consistent ``GetItem``) the first time the batch asks, never if it does not.
+
+    The sink asks only for a change that would write over no live product: no item, or a
+    deletion marker (a create, a snapshot read, a price change whose fast write found no
+    product). A change below the floor is older than the snapshot that superseded it; over no
+    live product it could bring back one the sweep deleted or never saw, so it is skipped
+    (``search_index_products_total{outcome="below_sweep"}``). A change over a live product
+    needs no floor: the sweep deletes every live product below ``S`` under the version it
+    read, so such a change either lands before that deletion (whose condition then fails, and
+    which is planned again over it) or finds the deletion marker at ``S`` and is stale. A batch
+    of price and stock changes of live products, the commonest, reads no floor."""
+
+    def __init__(self, table: IndexTable, metrics: IndexMetrics) -> None:
+        self._table = table
+        self._metrics = metrics
+        self._value: str | None = None
+        self._read = False
+        self.skipped = 0
+
+    @property
+    def value(self) -> str | None:
+        if not self._read:
+            self._value = self._table.read_sweep_floor()
+            self._read = True
+        return self._value
+
+    def skips(self, version: str) -> bool:
+        """True (and counted) if a change at ``version`` over no live product is below it."""
+        floor = self.value
+        if floor is None or not below_sweep(version, floor):
+            return False
+        self.skipped += 1
+        self._metrics.products.labels("below_sweep").inc()
+        return True
+
+    def log(self) -> None:
+        if self.skipped:
+            _log.info(
+                "changes below the sweep floor skipped", skipped=self.skipped, floor=self._value
+            )
+
+
 class Sweeper:
     """The sweep floor and the sweeps of a batch, for ``SearchIndexSink.write_batch``."""
 
@@ -63,23 +106,9 @@ class Sweeper:
         self._write = write
         self._run_all = run_all
 
-    def above_floor(self, changes: list[Folded]) -> list[Folded]:
-        """``changes`` without those below the floor (the highest sweep applied): older than
-        the snapshot that superseded them, wherever they come from (a partition lagging by a
-        whole re-snapshot, a replay)."""
-        floor = self.table.read_sweep_floor()
-        if floor is None:
-            return changes
-        kept = [c for c in changes if not below_sweep(c.version, floor)]
-        if len(kept) == len(changes):
-            return changes
-        _log.info(
-            "changes below the sweep floor skipped",
-            skipped=len(changes) - len(kept),
-            floor=floor,
-        )
-        self.metrics.products.labels("below_sweep").inc(len(changes) - len(kept))
-        return kept
+    def floor(self) -> Floor:
+        """The floor for one batch, read when the batch first needs it (``Floor``)."""
+        return Floor(self.table, self.metrics)
 
     def sweep_batch(self, batch: Batch[ProductChange], segments: int) -> None:
         """Every sweep the batch carries, lowest first (after the batch's writes)."""

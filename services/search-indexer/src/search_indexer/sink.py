@@ -31,8 +31,9 @@ One batch, in rounds:
    the batch is written again, as duplicates).
 5. The sweeps (``_sweep``): for each sweep version ``S`` the batch carries (on a snapshot's
    last read of ``products``), every live product stored at a version below ``S`` is found by
-   a scan of the table and deleted at ``S`` by steps 2-4, as any deletion. Every batch is read
-   against the sweep floor first (the highest sweep applied): a change below it is skipped.
+   a scan of the table and deleted at ``S`` by steps 2-4, as any deletion. A change that
+   would write over no live product (step 2) is checked against the sweep floor (the highest
+   sweep applied, read once per batch, only if needed): below it, it is skipped.
    The sweep is durable before ``write_batch`` returns (the batch's offsets are committed).
 """
 
@@ -53,7 +54,7 @@ from sink_kit.metrics import AwsCallMetrics
 from search_indexer._items import StoredProduct, parse_product
 from search_indexer._large import LargeProductWriter, plan_for
 from search_indexer._metrics import IndexMetrics
-from search_indexer._sweep import Sweeper
+from search_indexer._sweep import Floor, Sweeper
 from search_indexer._txn import (
     MAX_ITEMS,
     Unit,
@@ -167,10 +168,12 @@ class SearchIndexSink(BaseSink[ProductChange]):
         changes = fold(batch)
         if not changes:
             return None
-        # Below the floor (the highest sweep applied): older than the snapshot that superseded
-        # it, wherever it comes from (a partition lagging by a whole re-snapshot, a replay).
-        changes = self._sweeper.above_floor(changes)
-        outcomes = self._write(changes)
+        # A change below the floor (the highest sweep applied) is older than the snapshot that
+        # superseded it (a partition lagging by a whole re-snapshot, a replay): skipped where it
+        # would write over no live product (``_sweep.Floor``, read only then).
+        floor = self._sweeper.floor()
+        outcomes = self._write(changes, floor=floor)
+        floor.log()
         if outcomes.get("stale") or outcomes.get("duplicate"):
             _log.info("superseded changes skipped", **outcomes)
         # After the batch's writes, before its offsets are reported durable (by returning):
@@ -193,15 +196,20 @@ class SearchIndexSink(BaseSink[ProductChange]):
     # -- writes ------------------------------------------------------------------------------
 
     def _write(
-        self, changes: Sequence[Folded], read: Mapping[int, StoredProduct] | None = None
+        self,
+        changes: Sequence[Folded],
+        read: Mapping[int, StoredProduct] | None = None,
+        *,
+        floor: Floor | None = None,
     ) -> dict[str, int]:
         """Write folded changes (one per product): transactions, then the large ones. Returns
         the count of each outcome; raises ``RejectedError`` naming the records DynamoDB
         refused, after everything else is written. ``read``: the stored items, if the caller
-        has them (else those the changes need are read)."""
+        has them (else those the changes need are read); ``floor``: the sweep floor a change
+        over no live product is checked against (none for the sweep's own deletions)."""
         outcomes: dict[str, int] = {}
         refused: dict[int, str] = {}
-        large = self._write_transactions(changes, outcomes, refused, read)
+        large = self._write_transactions(changes, outcomes, refused, read, floor)
         futures = [self._pool.submit(self._large.apply, c, s) for c, s in large]
         for outcome in _wait_all(futures):
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -227,6 +235,7 @@ class SearchIndexSink(BaseSink[ProductChange]):
         outcomes: dict[str, int],
         refused: dict[int, str],
         read: Mapping[int, StoredProduct] | None = None,
+        floor: Floor | None = None,
     ) -> list[tuple[Folded, StoredProduct | None]]:
         """Write every change that fits in a transaction; return those that do not."""
         if read is None:
@@ -245,7 +254,7 @@ class SearchIndexSink(BaseSink[ProductChange]):
             batches: list[list[Unit]] = []
             futures: list[Future[list[UnitResult | None]]] = []
             try:
-                for txn in pack(self._units(todo, outcomes, large), alone=frozenset(alone)):
+                for txn in pack(self._units(todo, outcomes, large, floor), alone=frozenset(alone)):
                     batches.append(txn)
                     futures.append(self._pool.submit(self._send, txn))
             except BaseException:
@@ -265,9 +274,11 @@ class SearchIndexSink(BaseSink[ProductChange]):
         todo: dict[int, _Todo],
         outcomes: dict[str, int],
         large: list[tuple[Folded, StoredProduct | None]],
+        floor: Floor | None = None,
     ) -> Iterator[Unit]:
         """The units of this round, built one by one (``todo`` and ``large`` are updated as
-        they are: a superseded change leaves ``todo``, a large one moves to ``large``)."""
+        they are: a superseded change leaves ``todo``, a large one moves to ``large``, one
+        below the sweep floor over no live product leaves ``todo``)."""
         expires = self._expires_at()
         name = self.table.name
         for pid, t in list(todo.items()):
@@ -278,6 +289,11 @@ class SearchIndexSink(BaseSink[ProductChange]):
             if stored is not None and stored.version >= change.version:
                 outcome = "duplicate" if stored.version == change.version else "stale"
                 self._count(outcome, outcomes)
+                del todo[pid]
+                continue
+            live = stored is not None and stored.exists and not stored.deleted
+            if floor is not None and not live and floor.skips(change.version):
+                outcomes["below_sweep"] = outcomes.get("below_sweep", 0) + 1
                 del todo[pid]
                 continue
             item, plan = plan_for(change, stored, expires)

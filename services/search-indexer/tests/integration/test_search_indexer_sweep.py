@@ -517,3 +517,77 @@ def test_only_live_products_are_swept_numeric_versions_included(
     }
     assert after == before
     assert m.swept() == 1
+
+
+def _resnapshot(m: Member) -> None:
+    """The re-snapshot at ``C2`` (reads of 1, 2, 3, 7 and 9; 9's the last): the sweep at S2."""
+    for pid in (1, 2, 3, 7):
+        m.send(pid, _read(GEN2[pid], C2))
+    m.send(9, _read(GEN2[9], C2, "last"))
+    m.run()
+
+
+def test_a_change_below_the_floor_does_not_bring_back_a_product_over_its_deletion_marker(
+    index_table: IndexTable, member: Callable[..., Member]
+) -> None:
+    """Product 6 was deleted (streamed) before the re-snapshot, which did not read it: its
+    deletion marker is older than S2 and not live, so the sweep leaves it. An update of 6 that
+    was made between that delete and the re-snapshot, delivered late by a lagging partition,
+    is newer than the marker, so a version guard alone would write it and bring 6 back; it is
+    below the floor, over no live product, and skipped."""
+    m = member()
+    _first_generation(m)
+    m.send(6, _streamed("d", GEN1[6], 1_500, 1_450))
+    m.run()
+    _resnapshot(m)
+    products, _, deleted = _state(index_table)
+    assert 6 in deleted and 6 not in products
+    other = member()
+    other.send(6, _streamed("u", _row(6, "Teapot 6", "revived"), 1_600, 1_550), partition=1)
+    other.run()
+    products, postings, deleted = _state(index_table)
+    assert 6 in deleted and 6 not in products
+    assert 6 not in {pid for _, pid in postings}
+    below = other.sink.metrics.value("search_index_products_total", outcome="below_sweep")
+    assert below == 1
+
+
+class _CountingTable(IndexTable):
+    """The index table, counting the reads of its sweep floor."""
+
+    floor_reads = 0
+
+    def read_sweep_floor(self) -> str | None:
+        self.floor_reads += 1
+        return super().read_sweep_floor()
+
+
+def test_only_a_batch_that_writes_over_no_live_product_reads_the_floor(
+    index_table: IndexTable, aws_emulator: AwsEmulator, member: Callable[..., Member]
+) -> None:
+    """The floor is read (one consistent ``GetItem``) only by a batch holding a change over no
+    live product, once per batch: a batch of price changes of live products, the commonest,
+    reads none, and still lands."""
+    m = member()
+    _first_generation(m)
+    _resnapshot(m)
+    client = make_dynamodb_client("us-east-1", aws_emulator.endpoint_url)
+    table = _CountingTable(client, index_table.name)
+    harness = SinkHarness(SearchIndexSink(table), make_decoder())
+    try:
+        for k, pid in enumerate((1, 2, 3, 7, 9)):
+            row = {**GEN2[pid], "price": Decimal("77.00")}
+            harness.produce(TOPIC, [_streamed("u", row, 6_000 + k, 5_900)], key=_key(pid))
+        harness.run_until_idle()
+        assert table.floor_reads == 0
+        assert {p.price for p in table.read_products([1, 2, 3, 7, 9]).values()} == {Decimal(77)}
+        # A create and a create below the floor, in one batch: one read, one skipped.
+        harness.produce(TOPIC, [LAMP_CREATED], key=_key(10))
+        old = _streamed("c", _row(12, "Old Pan", "iron"), 1_600, 1_550)
+        harness.produce(TOPIC, [old], key=_key(12))
+        harness.run_until_idle()
+        assert table.floor_reads == 1
+        products, _, _ = _state(index_table)
+        assert 10 in products and 12 not in products
+    finally:
+        harness.shutdown()

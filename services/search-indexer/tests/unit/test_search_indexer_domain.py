@@ -293,3 +293,31 @@ def test_rank_prefers_name_matches_then_description_then_name() -> None:
     in_desc = rank_key(q, [], ["espresso", "cup"], "A")
     assert sorted([in_desc, half, in_name]) == [in_name, half, in_desc]
     assert rank_key(q, ["cup"], [], "Alpha") < rank_key(q, ["cup"], [], "beta")
+
+
+class _FloorTable:
+    """What ``Floor`` asks of the table: the floor, counting the reads."""
+
+    def __init__(self, floor: str | None) -> None:
+        self.floor = floor
+        self.reads = 0
+
+    def read_sweep_floor(self) -> str | None:
+        self.reads += 1
+        return self.floor
+
+
+def test_the_floor_is_read_once_when_first_asked_and_counts_what_it_skips() -> None:
+    from search_indexer._metrics import IndexMetrics
+    from search_indexer._sweep import Floor
+
+    sweep = "q" + "5000".zfill(20) + "0" + "0" * 40
+    table = _FloorTable(sweep)
+    metrics = IndexMetrics()
+    floor = Floor(table, metrics)  # type: ignore[arg-type]
+    assert table.reads == 0  # nothing asked: nothing read
+    assert floor.skips(v(4_000)) and not floor.skips(v(6_000)) and floor.skips(LEGACY_VERSION)
+    assert table.reads == 1 and floor.skipped == 2
+    assert metrics.value("search_index_products_total", outcome="below_sweep") == 2
+    never = Floor(_FloorTable(None), IndexMetrics())  # type: ignore[arg-type]
+    assert not never.skips(v(1)) and never.skipped == 0
