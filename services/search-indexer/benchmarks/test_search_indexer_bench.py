@@ -39,7 +39,10 @@ PRODUCTS = 1000
 # (8) to overlap, and enough batches (4 per phase) for a per-batch latency.
 BATCH_PRODUCTS = 250
 # Rounds of price changes of every product.
-PRICE_ROUNDS = 3
+PRICE_ROUNDS = 6
+# Items of each raw BatchWriteItem measurement (one before the indexing, one after): about a
+# second each, so a pause of either process does not decide the ratio.
+RAW_ITEMS = 5000
 # Searches timed per kind (p50/p99 over these).
 SEARCHES = 20
 _WORDS = ("ceramic", "handmade", "blue", "stainless", "steel", "gift", "travel", "matte", "eco")
@@ -180,7 +183,7 @@ def test_products_per_second_next_to_raw_batch_writes(
         postings += len({*name_tokens, *desc_tokens})
 
     cpu = _Cpu(aws_emulator)
-    raw = cpu.measure("raw", lambda: _raw_batch_write_rate(client, table, 2000))
+    raw = cpu.measure("raw", lambda: _raw_batch_write_rate(client, table, RAW_ITEMS))
     prepare_table(client, f"{table}-raw")
     raw_products = _raw_product_item_rate(client, f"{table}-raw", rows)
     sink = SearchIndexSink(IndexTable(client, table), write_concurrency=8)
@@ -223,7 +226,7 @@ def test_products_per_second_next_to_raw_batch_writes(
     assert written == (1 + PRICE_ROUNDS) * PRODUCTS, written  # every change written, none skipped
     # The raw rate again, on the table as the price changes found it (12,000 items, not empty):
     # the ratio is to the mean of both measurements.
-    raw_after = cpu.measure("raw", lambda: _raw_batch_write_rate(client, table, 2000))
+    raw_after = cpu.measure("raw", lambda: _raw_batch_write_rate(client, table, RAW_ITEMS))
     raw_before, raw = raw, (raw + raw_after) / 2
     harness.shutdown()
 
@@ -249,7 +252,7 @@ def test_products_per_second_next_to_raw_batch_writes(
     print(
         "    cost on AWS: 5 write units per price change (2 transactional + 3 in the two indexes)"
     )
-    raw_cpu = cpu.per_item_us("raw", 4000)
+    raw_cpu = cpu.per_item_us("raw", 2 * RAW_ITEMS)
     price_cpu = cpu.per_item_us("price", PRICE_ROUNDS * PRODUCTS)
     print(
         f"  CPU per item, emulator / consumer: raw {raw_cpu[0]:.0f} / {raw_cpu[1]:.0f} us;"
