@@ -24,8 +24,10 @@ import gc
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import uvloop
 
@@ -121,22 +123,22 @@ def load(
 ) -> LoadResult:
     """``connections`` keep-alive connections to ``url`` asking ``path`` for ``seconds``:
     back to back (``rate`` None) or ``rate`` requests a second in all, on a schedule. The load
-    runs in a child process; its result comes back as JSON."""
-    args = {
-        "url": url,
-        "path": path,
-        "headers": headers,
-        "connections": connections,
-        "seconds": seconds,
-        "rate": rate,
-    }
-    done = subprocess.run(
-        [sys.executable, __file__, json.dumps(args)],
-        capture_output=True,
-        check=True,
-        timeout=seconds + 60,
-    )
-    found = json.loads(done.stdout)
+    runs in a child process; its result comes back as a JSON file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        args = {
+            "url": url,
+            "path": path,
+            "headers": headers,
+            "connections": connections,
+            "seconds": seconds,
+            "rate": rate,
+            "out": str(out),
+        }
+        subprocess.run(
+            [sys.executable, __file__, json.dumps(args)], check=True, timeout=seconds + 60
+        )
+        found = json.loads(out.read_bytes())
     return LoadResult(
         latencies=found["latencies"],
         statuses={int(k): v for k, v in found["statuses"].items()},
@@ -165,4 +167,5 @@ def _main(args: dict[str, object]) -> LoadResult:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asdict(_main(json.loads(sys.argv[1])))))
+    _args = json.loads(sys.argv[1])
+    Path(_args["out"]).write_text(json.dumps(asdict(_main(_args))))

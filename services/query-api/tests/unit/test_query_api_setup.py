@@ -143,3 +143,28 @@ def test_values_the_readers_return_have_a_json_form() -> None:
     )
     with pytest.raises(TypeError, match="not JSON serializable"):
         json_body({"x": object()})
+
+
+def test_the_heap_built_at_start_is_frozen_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full collection of the started server's heap (botocore's models, pyiceberg,
+    SQLAlchemy) took 120 ms, paused every request in flight and made the statistics read's
+    p99 at 800 requests a second 150 ms; the server freezes that heap before it serves."""
+    import gc
+
+    from query_api import server
+
+    seen: dict[str, int] = {}
+
+    def serve(app: object, **_: object) -> None:
+        seen["frozen"] = gc.get_freeze_count()
+
+    monkeypatch.setattr(server.uvicorn, "run", serve)
+    monkeypatch.setattr(server, "configure_logging", lambda *_, **__: None)  # global otherwise
+    monkeypatch.setenv("API_KEYS", "test:read:0123456789abcdef0123")
+    for name in ("DATABASE_URL", "EVENT_STORE_URL", "DYNAMODB_TABLE", "INVENTORY_TABLE"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        assert server.main() == 0
+    finally:
+        gc.unfreeze()
+    assert seen["frozen"] > 10_000
