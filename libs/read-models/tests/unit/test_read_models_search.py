@@ -47,9 +47,20 @@ class MemoryIndex:
         #: ids a posting still names although the product no longer holds the token
         self.stale = stale_postings
         self.pages: list[tuple[str, int]] = []
+        #: (token, postings read) per posting page read
+        self.posting_reads: list[tuple[str, int]] = []
 
     def posting_ids(self, token: str) -> set[int]:
         return {p.id for p in self.products.values() if token in p.tokens} | set(self.stale)
+
+    def posting_page(
+        self, token: str, *, limit: int, start: dict[str, int] | None = None
+    ) -> tuple[set[int], dict[str, int] | None]:
+        ids = sorted(self.posting_ids(token))
+        begin = 0 if start is None else start["i"]
+        end = begin + limit
+        self.posting_reads.append((token, len(ids[begin:end])))
+        return set(ids[begin:end]), ({"i": end} if end < len(ids) else None)
 
     def read_products(self, ids: list[int], *, consistent: bool = True) -> dict[int, Any]:
         return {i: self.products[i] for i in ids if i in self.products}
@@ -200,3 +211,22 @@ def test_a_name_past_the_key_budget_is_compared_whole() -> None:
     assert _ids(search.by_name(stem + " two")) == [2]
     assert _ids(search.by_name(stem + " one", exact=True)) == [1]
     assert _ids(search.by_name(stem + " two", limit=1)) == [2]
+
+
+def test_a_rare_and_a_common_token_read_about_twice_the_rare_ones_postings_of_each() -> None:
+    """Every product holding both tokens holds the rare one: its postings are the candidates
+    once read to the end, and the common token's are read only as far: pages of 256, then
+    512, while neither is done."""
+    common = [_product(i, f"Mug {i}", "ceramic", "5.00") for i in range(1, 3001)]
+    rare = [_product(i, f"Mug {i}", "ceramic espresso", "5.00") for i in range(3001, 3601)]
+    index = MemoryIndex([*common, *rare])
+    hits = ProductSearch(index).search("espresso ceramic", limit=1000)  # type: ignore[arg-type]
+    assert sorted(h.id for h in hits) == list(range(3001, 3601))
+    read: dict[str, int] = {}
+    for token, n in index.posting_reads:
+        read[token] = read.get(token, 0) + n
+    assert read == {"espresso": 600, "ceramic": 256 + 512}  # not 3,600
+    # A token no product holds ends the reading at once: nothing can match.
+    index.posting_reads.clear()
+    assert ProductSearch(index).search("ceramic teapot") == []  # type: ignore[arg-type]
+    assert sum(n for _, n in index.posting_reads) == 256

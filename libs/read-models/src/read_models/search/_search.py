@@ -1,17 +1,20 @@
 """Product search over the index the search indexer maintains: full text, by id, by name prefix,
 and the price listing. Used by the indexer's ``cdc search`` and by the query API.
 
-Full text (``ProductSearch.search``): the query goes through the same tokeniser as the
-documents; the postings of every query token are read and intersected (AND semantics); the
-candidates' product items are fetched, re-checked (a product must hold every query token, so
-a posting left behind by an interrupted writer can never produce a wrong hit), filtered by price
-and stock, and ranked by the number of query tokens in the name, then in the description, then
-by name. A query without tokens (empty text) lists products by price, lowest first (then by
-id), through the ``by-price`` index: the buckets overlapping the price range are read in
-ascending order, a page at a time, and the listing stops as soon as ``limit`` products are
-found and no unread one can rank before them, so it reads about ``limit`` items, not the range.
-The stock filter is applied by DynamoDB (a ``FilterExpression``). ``by_name`` reads the ``by-name``
-index (exact or prefix on the normalised name).
+Full text (``ProductSearch.search``): the query goes through the same tokeniser as the documents
+(AND semantics). A product holding every query token holds the rarest one, so the candidates are the
+postings of one token, the first whose postings are read to the end: the tokens' postings are read a
+page at a time, in parallel, pages doubling from ``_FIRST_POSTINGS_PAGE``, until one token's are
+done (a query of a rare and a common word reads about twice the rare word's postings of each, not
+every posting of the common one). The candidates' product items are fetched, re-checked (a product
+must hold every query token: this is the intersection, and a posting left behind by an interrupted
+writer can never produce a wrong hit), filtered by price and stock, and ranked by the number of
+query tokens in the name, then in the description, then by name. A query without tokens (empty text)
+lists products by price, lowest first (then by id), through the ``by-price`` index: the buckets
+overlapping the price range are read in ascending order, a page at a time, and the listing stops as
+soon as ``limit`` products are found and no unread one can rank before them, so it reads about
+``limit`` items, not the range. The stock filter is applied by DynamoDB (a ``FilterExpression``).
+``by_name`` reads the ``by-name`` index (exact or prefix on the normalised name).
 
 Queries stay within DynamoDB's key limits as the writes do: query tokens go through the same
 ``tokenize`` (a word past ``TOKEN_MAX_BYTES`` becomes the same hashed token the index holds), a
@@ -39,6 +42,9 @@ T = TypeVar("T")
 
 # Postings of several tokens, and the candidates' items, are read in parallel.
 _READ_CONCURRENCY = 8
+# The first page of each query token's postings (then twice as many a page, up to the most).
+_FIRST_POSTINGS_PAGE = 256
+_MAX_POSTINGS_PAGE = 8192
 # Keys per BatchGetItem (DynamoDB's limit).
 _BATCH_GET = 100
 # Product ids are the source's integer keys; a larger number names no product (and its key
@@ -188,16 +194,33 @@ class ProductSearch:
         return [_hit(p) for _, _, p in matches[:limit]]
 
     def _by_tokens(self, tokens: list[str]) -> list[StoredProduct]:
-        postings = self._map(self.table.posting_ids, tokens)
-        postings.sort(key=len)
-        ids = set(postings[0])
-        for other in postings[1:]:
-            ids &= other
+        ids = self.table.posting_ids(tokens[0]) if len(tokens) == 1 else self._shortest(tokens)
         # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
         ordered = sorted(ids)
         chunks = [ordered[i : i + _BATCH_GET] for i in range(0, len(ordered), _BATCH_GET)]
         found = self._map(lambda c: self.table.read_products(c, consistent=False), chunks)
         return [p for products in found for p in products.values()]
+
+    def _shortest(self, tokens: list[str]) -> set[int]:
+        """The postings of the first of ``tokens`` whose postings are read to the end (the
+        smallest of those done in the same round), reading every token's a page at a time."""
+        found: dict[str, set[int]] = {t: set() for t in tokens}
+        starts: dict[str, Any] = dict.fromkeys(tokens)
+        page = _FIRST_POSTINGS_PAGE
+        while True:
+            pages = self._map(
+                lambda t, size=page: self.table.posting_page(t, limit=size, start=starts[t]),
+                tokens,
+            )
+            done = []
+            for token, (ids, start) in zip(tokens, pages, strict=True):
+                found[token] |= ids
+                starts[token] = start
+                if start is None:
+                    done.append(found[token])
+            if done:
+                return min(done, key=len)
+            page = min(page * 2, _MAX_POSTINGS_PAGE)
 
     def _map(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
         """``fn`` over ``items``: in this thread for one, in parallel on the pool for more."""

@@ -100,6 +100,26 @@ class SearchTable:
         )
         return {int(i["sk"]["S"]) for i in items}
 
+    def posting_page(
+        self, token: str, *, limit: int, start: Item | None = None
+    ) -> tuple[set[int], Item | None]:
+        """One page of ``token``'s postings: at most ``limit`` read from ``start`` (removal
+        markers filtered out after the limit, as DynamoDB's ``Limit`` does), and where the next
+        page starts (``None``: the token's postings are done)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "FilterExpression": "attribute_not_exists(removed)",
+            "ExpressionAttributeValues": {":pk": {"S": f"TOKEN#{token}"}},
+            "ProjectionExpression": "sk",
+            "Limit": limit,
+        }
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        with aws_errors(f"query {self.name}"):
+            response = self.client.query(TableName=self.name, **kwargs)
+        ids = {int(i["sk"]["S"]) for i in response.get("Items", [])}
+        return ids, response.get("LastEvaluatedKey")
+
     def query_price(
         self,
         bucket: str,
