@@ -30,7 +30,7 @@ from analytics_flusher.queries import (
     PRODUCT_SALES_BY_DAY,
 )
 from analytics_flusher.report_queries import REPORT_SUMS
-from analytics_flusher.store import CatalogConfig, IcebergReader, LakeMirror
+from analytics_flusher.store import IMAGE_REPORTS, CatalogConfig, IcebergReader, LakeMirror
 
 if TYPE_CHECKING:
     from analytics_flusher.store import SourceConnection
@@ -44,8 +44,11 @@ class Lake(LakeMirror):
     """A bucket's report objects, read back through a local mirror, as the report totals."""
 
     def totals(self) -> dict[str, Any]:
-        """The four report totals, in the shapes of :func:`expected` (empty: nothing yet)."""
-        if not self.sync() or not (self.mirror / self.prefix / "order_items").exists():
+        """The four report totals, in the shapes of :func:`expected` (empty: nothing yet, or
+        one of the image reports has no object yet: the queries read both)."""
+        if not self.sync() or not all(
+            (self.mirror / self.prefix / report).exists() for report in IMAGE_REPORTS
+        ):
             return {}
         return totals(self.rows)
 

@@ -192,3 +192,15 @@ def test_s3_outage(
     assert proc.running
     assert proc.stop(timeout=30) == 0
     lake.assert_rewrites_identical()
+
+
+def test_a_lake_with_one_report_written_and_not_the_other_has_no_totals_yet(
+    lake: Any, aws_emulator: Any, s3_bucket: str
+) -> None:
+    """The flushers write the two image reports independently: while ``order_items`` has an
+    object and ``orders`` none, the totals are "nothing yet" (the convergence check and
+    ``cdc verify`` wait or report it), not DuckDB's "No files found" from a query over the
+    missing report."""
+    s3 = aws_emulator.client("s3")
+    s3.put_object(Bucket=s3_bucket, Key="reports/order_items/dt=2026-01-01/a.parquet", Body=b"x")
+    assert lake.totals() == {}

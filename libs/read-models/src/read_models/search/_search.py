@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, TypeVar
 
 from read_models.errors import InvalidQueryError
@@ -208,10 +209,7 @@ class ProductSearch:
         starts: dict[str, Any] = dict.fromkeys(tokens)
         page = _FIRST_POSTINGS_PAGE
         while True:
-            pages = self._map(
-                lambda t, size=page: self.table.posting_page(t, limit=size, start=starts[t]),
-                tokens,
-            )
+            pages = self._map(partial(self._posting_page, size=page, starts=starts), tokens)
             done = []
             for token, (ids, start) in zip(tokens, pages, strict=True):
                 found[token] |= ids
@@ -221,6 +219,11 @@ class ProductSearch:
             if done:
                 return min(done, key=len)
             page = min(page * 2, _MAX_POSTINGS_PAGE)
+
+    def _posting_page(
+        self, token: str, *, size: int, starts: dict[str, Any]
+    ) -> tuple[set[int], Any]:
+        return self.table.posting_page(token, limit=size, start=starts[token])
 
     def _map(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
         """``fn`` over ``items``: in this thread for one, in parallel on the pool for more."""

@@ -30,12 +30,13 @@ from analytics_flusher.store._iceberg import (
 )
 from analytics_flusher.store._parquet import SCHEMAS, encode_jsonl, encode_parquet
 from analytics_flusher.store._s3 import S3Store, open_lake
-from analytics_flusher.store._verify_reads import IcebergReader, LakeMirror
+from analytics_flusher.store._verify_reads import IMAGE_REPORTS, IcebergReader, LakeMirror
 
 if TYPE_CHECKING:
     from analytics_flusher.store._verify_reads import SourceConnection as SourceConnection
 
 __all__ = [
+    "IMAGE_REPORTS",
     "SCHEMAS",
     "CatalogConfig",
     "ChangesWriter",

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["IcebergReader", "LakeMirror", "SourceConnection"]
 
 
+#: The image reports (what ``LakeMirror.sync`` fetches and the totals' queries read).
+IMAGE_REPORTS = ("orders", "order_items")
+
+
 class LakeMirror:
     """A bucket's report objects, read back through a local mirror."""
 
@@ -37,7 +41,7 @@ class LakeMirror:
         self.prefix = prefix.strip("/")
         self._etags: dict[str, str] = {}
 
-    def sync(self, reports: tuple[str, ...] = ("orders", "order_items")) -> int:
+    def sync(self, reports: tuple[str, ...] = IMAGE_REPORTS) -> int:
         """Fetch new or changed objects of the image reports; returns how many exist."""
         count = 0
         for report in reports:
