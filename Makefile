@@ -68,11 +68,10 @@ chaos: $(STAMP) ## Faults (overlapping too) on a seeded schedule while the pipel
 COVERAGE_FLOOR ?= 60
 E2E_TESTS := tests/e2e
 E2E_LOG := .pytest-e2e.log
-# Its own temporary directory, outside /tmp/pytest-of-<user>: every pytest session that starts
-# resets that directory to mode 0700, which takes away the traverse permission the embedded
-# PostgreSQL (run as its own system user) needs to its data directories; a server of the other
-# process then cannot start again (a chaos fault restarts one) and a running one shuts down at
-# its next check of its lock file.
+# Its own temporary directory, outside /tmp/pytest-of-<user> (every pytest session that starts
+# resets that directory to mode 0700). The stacks' directories, where the embedded PostgreSQL
+# (run as its own system user) keeps its data, are outside it anyway (devstack's pytest plugin:
+# devstack_dir, stack_dir).
 E2E_TMP := $(CURDIR)/.pytest-e2e-tmp
 test: $(STAMP) ## Run the test suite (unit under coverage, integration, e2e) against the embedded stack
 ifeq ($(strip $(PYTEST_ARGS)),)

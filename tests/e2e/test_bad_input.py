@@ -39,9 +39,9 @@ def _header(headers: tuple[tuple[str, bytes], ...], name: str) -> str:
 
 
 def test_bad_records_are_dead_lettered_once_per_consumer_and_good_ones_flow(
-    tmp_path: Path,
+    stack_dir: Path,
 ) -> None:
-    pipeline = Pipeline(tmp_path, rate=100, seed=20261121)
+    pipeline = Pipeline(stack_dir, rate=100, seed=20261121)
     try:
         pipeline.start()
         started = time.monotonic()
@@ -157,6 +157,6 @@ def test_bad_records_are_dead_lettered_once_per_consumer_and_good_ones_flow(
     leftovers = [
         p.info
         for p in psutil.process_iter(["pid", "cmdline"])
-        if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
+        if any(str(stack_dir) in part for part in (p.info["cmdline"] or []))
     ]
     assert leftovers == []

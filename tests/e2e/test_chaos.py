@@ -35,7 +35,7 @@ RATE = 40
 
 
 @pytest.mark.timeout(900)
-def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_chaos_run_converges_and_leaves_nothing_behind(stack_dir: Path) -> None:
     cdc = Path(sys.executable).with_name("cdc")
     result = subprocess.run(
         [
@@ -51,7 +51,7 @@ def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
             "--seed",
             str(SEED),
             "--work-dir",
-            str(tmp_path),
+            str(stack_dir),
             "--json",
         ],
         capture_output=True,
@@ -100,6 +100,6 @@ def test_chaos_run_converges_and_leaves_nothing_behind(tmp_path: Path) -> None:
     leftovers = [
         p.info
         for p in psutil.process_iter(["pid", "cmdline"])
-        if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
+        if any(str(stack_dir) in part for part in (p.info["cmdline"] or []))
     ]
     assert leftovers == []

@@ -59,7 +59,7 @@ def _probe_api(lines: list[str], seen: threading.Event, found: dict[str, Any]) -
     found["page"] = _get(f"{base}/dashboard")
 
 
-def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path) -> None:
+def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(stack_dir: Path) -> None:
     cdc = Path(sys.executable).with_name("cdc")
     proc = subprocess.Popen(
         [
@@ -73,7 +73,7 @@ def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path)
             "--seed",
             "7",
             "--work-dir",
-            str(tmp_path),
+            str(stack_dir),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -119,7 +119,7 @@ def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path)
     assert found["page"][0] == 200 and b"<svg" in found["page"][1]
     # The stack description records them: `cdc dev dashboard` finds them there.
     recorded = subprocess.run(
-        [str(cdc), "dev", "dashboard", "--work-dir", str(tmp_path), "--json"],
+        [str(cdc), "dev", "dashboard", "--work-dir", str(stack_dir), "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -151,6 +151,6 @@ def test_bounded_dev_up_runs_the_pipeline_verifies_and_cleans_up(tmp_path: Path)
     leftovers = [
         p.info
         for p in psutil.process_iter(["pid", "cmdline"])
-        if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
+        if any(str(stack_dir) in part for part in (p.info["cmdline"] or []))
     ]
     assert leftovers == []

@@ -8,6 +8,8 @@ case (see ``devstack._proc``), so a failing or interrupted session leaves no pro
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,9 +54,33 @@ def _uid() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def _outside_pytest(failed: Callable[[], bool], what: str) -> Iterator[Path]:
+    """A directory outside pytest's ``/tmp/pytest-of-<user>``: every pytest session started on
+    the machine makes that directory private (0700) again, and PostgreSQL, which runs as its
+    own user, then lost its data directory (a restart failed, a running server shut down).
+    Removed afterwards if nothing failed; kept, and named, otherwise."""
+    path = Path(tempfile.mkdtemp(prefix="devstack-"))
+    yield path
+    if failed():
+        print(f"\ndevstack: {what} files are kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def devstack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("devstack")
+def devstack_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The session's servers' directory (``_outside_pytest``)."""
+    yield from _outside_pytest(lambda: bool(request.session.testsfailed), "the session's servers'")
+
+
+@pytest.fixture
+def stack_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A test's own stack's work directory (``_outside_pytest``), for a test that starts a
+    whole stack (``cdc dev up``, a chaos run) rather than using the session's servers."""
+    before = request.session.testsfailed
+    yield from _outside_pytest(
+        lambda: request.session.testsfailed > before, f"{request.node.name}'s stack"
+    )
 
 
 @pytest.fixture(scope="session")

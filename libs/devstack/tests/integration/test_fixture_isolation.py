@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg2
 from devstack import AwsEmulator, PostgresServer, produce, read_topic
@@ -39,3 +42,32 @@ def test_bucket_is_fresh_and_in_the_emulator(s3_bucket: str, aws_emulator: AwsEm
 
 def test_kafka_group_and_unique_id_differ_per_test(kafka_group: str, unique_id: str) -> None:
     assert unique_id in kafka_group
+
+
+def test_postgresql_survives_another_pytest_session_on_the_machine(
+    devstack_dir: Path, tmp_path: Path
+) -> None:
+    """Every pytest session makes ``/tmp/pytest-of-<user>`` private (0700). PostgreSQL runs as
+    its own user, so a data directory under it became unreachable as soon as another session
+    started: a restart failed and a running server shut down at its next lock-file check. The
+    stack's directory is outside pytest's."""
+    server = PostgresServer("other-session", devstack_dir).start()
+    try:
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "test_other.py").write_text("def test_tmp(tmp_path):\n    assert tmp_path\n")
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+            cwd=other,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        server.restart()
+        conn = server.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        conn.close()
+    finally:
+        server.stop()
