@@ -49,6 +49,8 @@ class MemoryIndex:
         self.pages: list[tuple[str, int]] = []
         #: (token, postings read) per posting page read
         self.posting_reads: list[tuple[str, int]] = []
+        #: ids of the product items read
+        self.items_read: list[int] = []
 
     def posting_ids(self, token: str) -> set[int]:
         return {p.id for p in self.products.values() if token in p.tokens} | set(self.stale)
@@ -63,6 +65,7 @@ class MemoryIndex:
         return set(ids[begin:end]), ({"i": end} if end < len(ids) else None)
 
     def read_products(self, ids: list[int], *, consistent: bool = True) -> dict[int, Any]:
+        self.items_read.extend(ids)
         return {i: self.products[i] for i in ids if i in self.products}
 
     def read_product(self, product_id: int, *, consistent: bool = True) -> StoredProduct | None:
@@ -213,20 +216,39 @@ def test_a_name_past_the_key_budget_is_compared_whole() -> None:
     assert _ids(search.by_name(stem + " two", limit=1)) == [2]
 
 
-def test_a_rare_and_a_common_token_read_about_twice_the_rare_ones_postings_of_each() -> None:
-    """Every product holding both tokens holds the rare one: its postings are the candidates
-    once read to the end, and the common token's are read only as far: pages of 256, then
-    512, while neither is done."""
+def test_a_rare_token_with_a_common_one_reads_a_bounded_part_of_the_common_ones_postings() -> None:
+    """Every product holding both tokens holds the rare one: once its postings are read to the
+    end they are enough as candidates, and the common token's are read on only while they stay
+    under 50 per candidate (pages of 256, then 512): not all 3,010."""
     common = [_product(i, f"Mug {i}", "ceramic", "5.00") for i in range(1, 3001)]
-    rare = [_product(i, f"Mug {i}", "ceramic espresso", "5.00") for i in range(3001, 3601)]
+    rare = [_product(i, f"Mug {i}", "ceramic espresso", "5.00") for i in range(3001, 3011)]
     index = MemoryIndex([*common, *rare])
-    hits = ProductSearch(index).search("espresso ceramic", limit=1000)  # type: ignore[arg-type]
-    assert sorted(h.id for h in hits) == list(range(3001, 3601))
-    read: dict[str, int] = {}
-    for token, n in index.posting_reads:
-        read[token] = read.get(token, 0) + n
-    assert read == {"espresso": 600, "ceramic": 256 + 512}  # not 3,600
+    hits = ProductSearch(index).search("espresso ceramic", limit=100)  # type: ignore[arg-type]
+    assert sorted(h.id for h in hits) == list(range(3001, 3011))
+    assert _postings_read(index) == {"espresso": 10, "ceramic": 256 + 512}
+    assert sorted(index.items_read) == list(range(3001, 3011))
     # A token no product holds ends the reading at once: nothing can match.
     index.posting_reads.clear()
     assert ProductSearch(index).search("ceramic teapot") == []  # type: ignore[arg-type]
-    assert sum(n for _, n in index.posting_reads) == 256
+    assert _postings_read(index) == {"ceramic": 256, "teapot": 0}
+
+
+def test_tokens_of_similar_frequency_are_intersected_before_any_item_is_read() -> None:
+    """Postings are cheap and items are not: a token whose postings stay under 50 per candidate
+    is read to the end and intersected, so only the products holding both are read."""
+    cups = [_product(i, f"Cup {i}", "ceramic", "5.00") for i in range(1, 1001)]
+    both = [_product(i, f"Cup {i}", "ceramic espresso", "5.00") for i in range(1001, 1041)]
+    pots = [_product(i, f"Pot {i}", "espresso", "5.00") for i in range(1041, 1401)]
+    index = MemoryIndex([*cups, *both, *pots])
+    hits = ProductSearch(index).search("espresso ceramic", limit=100)  # type: ignore[arg-type]
+    assert sorted(h.id for h in hits) == list(range(1001, 1041))
+    # espresso's 400 end in the second round; ceramic's 1,040 are read on (under 50 a candidate)
+    assert _postings_read(index) == {"espresso": 400, "ceramic": 1040}
+    assert sorted(index.items_read) == list(range(1001, 1041))
+
+
+def _postings_read(index: MemoryIndex) -> dict[str, int]:
+    read: dict[str, int] = {}
+    for token, n in index.posting_reads:
+        read[token] = read.get(token, 0) + n
+    return read

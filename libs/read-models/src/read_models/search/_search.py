@@ -2,19 +2,23 @@
 and the price listing. Used by the indexer's ``cdc search`` and by the query API.
 
 Full text (``ProductSearch.search``): the query goes through the same tokeniser as the documents
-(AND semantics). A product holding every query token holds the rarest one, so the candidates are the
-postings of one token, the first whose postings are read to the end: the tokens' postings are read a
-page at a time, in parallel, pages doubling from ``_FIRST_POSTINGS_PAGE``, until one token's are
-done (a query of a rare and a common word reads about twice the rare word's postings of each, not
-every posting of the common one). The candidates' product items are fetched, re-checked (a product
-must hold every query token: this is the intersection, and a posting left behind by an interrupted
-writer can never produce a wrong hit), filtered by price and stock, and ranked by the number of
-query tokens in the name, then in the description, then by name. A query without tokens (empty text)
-lists products by price, lowest first (then by id), through the ``by-price`` index: the buckets
-overlapping the price range are read in ascending order, a page at a time, and the listing stops as
-soon as ``limit`` products are found and no unread one can rank before them, so it reads about
-``limit`` items, not the range. The stock filter is applied by DynamoDB (a ``FilterExpression``).
-``by_name`` reads the ``by-name`` index (exact or prefix on the normalised name).
+(AND semantics). A product holding every query token holds each of them, so the postings of any one
+token, read to the end, are enough as candidates; reading a common token's postings to the end is
+what is not (a million products may hold "steel"). So the tokens' postings are read a page at a
+time, in parallel, pages doubling from ``_FIRST_POSTINGS_PAGE``; once one token's postings are
+done, the candidates are the intersection of those done, and the other tokens' are read on only
+while they stay under ``_POSTINGS_PER_CANDIDATE`` per candidate (postings are cheap, a candidate's
+item read is not: intersecting saves item reads when the lists are of similar size, and a rare word
+with a common one reads about the rare word's postings and items and a bounded part of the common
+word's). The candidates' product items are fetched, re-checked (a product must hold every query
+token, so a posting left behind by an interrupted writer can never produce a wrong hit), filtered
+by price and stock, and ranked by the number of query tokens in the name, then in the description,
+then by name. A query without tokens (empty text) lists products by price, lowest first (then by
+id), through the ``by-price`` index: the buckets overlapping the price range are read in ascending
+order, a page at a time, and the listing stops as soon as ``limit`` products are found and no
+unread one can rank before them, so it reads about ``limit`` items, not the range. The stock filter
+is applied by DynamoDB (a ``FilterExpression``). ``by_name`` reads the ``by-name`` index (exact or
+prefix on the normalised name).
 
 Queries stay within DynamoDB's key limits as the writes do: query tokens go through the same
 ``tokenize`` (a word past ``TOKEN_MAX_BYTES`` becomes the same hashed token the index holds), a
@@ -46,6 +50,10 @@ _READ_CONCURRENCY = 8
 # The first page of each query token's postings (then twice as many a page, up to the most).
 _FIRST_POSTINGS_PAGE = 256
 _MAX_POSTINGS_PAGE = 8192
+# A posting is a few dozen bytes of a Query page, a candidate a product item read on its own
+# (a read unit or half of one each): the other tokens' postings are still read (and intersected,
+# so fewer items are read) while they stay under this many per candidate.
+_POSTINGS_PER_CANDIDATE = 50
 # Keys per BatchGetItem (DynamoDB's limit).
 _BATCH_GET = 100
 # Product ids are the source's integer keys; a larger number names no product (and its key
@@ -203,21 +211,29 @@ class ProductSearch:
         return [p for products in found for p in products.values()]
 
     def _shortest(self, tokens: list[str]) -> set[int]:
-        """The postings of the first of ``tokens`` whose postings are read to the end (the
-        smallest of those done in the same round), reading every token's a page at a time."""
+        """The candidates of a query of several tokens: the intersection of the postings read
+        to the end, reading every token's a page at a time (pages doubling), until each token's
+        are done or, once some are, past ``_POSTINGS_PER_CANDIDATE`` times the candidates
+        (see the module docstring)."""
         found: dict[str, set[int]] = {t: set() for t in tokens}
         starts: dict[str, Any] = dict.fromkeys(tokens)
+        reading = list(tokens)
+        complete: list[str] = []
         page = _FIRST_POSTINGS_PAGE
         while True:
-            pages = self._map(partial(self._posting_page, size=page, starts=starts), tokens)
-            done = []
-            for token, (ids, start) in zip(tokens, pages, strict=True):
+            pages = self._map(partial(self._posting_page, size=page, starts=starts), reading)
+            for token, (ids, start) in zip(reading, pages, strict=True):
                 found[token] |= ids
                 starts[token] = start
                 if start is None:
-                    done.append(found[token])
-            if done:
-                return min(done, key=len)
+                    complete.append(token)
+            if complete:
+                done = sorted((found[t] for t in complete), key=len)
+                candidates = set(done[0]).intersection(*done[1:])
+                budget = _POSTINGS_PER_CANDIDATE * len(candidates)
+                reading = [t for t in tokens if t not in complete and len(found[t]) < budget]
+                if not reading:
+                    return candidates
             page = min(page * 2, _MAX_POSTINGS_PAGE)
 
     def _posting_page(
