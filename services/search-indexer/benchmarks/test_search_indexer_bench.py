@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import psutil
 from cdc_events.testing import make_change
-from consumer_runtime import CommitStrategy, InMemoryMessage
+from consumer_runtime import CommitStrategy, InMemoryMessage, WriteBehind
 from consumer_runtime.testing import SinkHarness
 from devstack import AwsEmulator
 from search_indexer import (
@@ -168,6 +168,7 @@ def _index(harness: SinkHarness[Any], values: list[tuple[int, bytes]]) -> float:
         harness.produce(TOPIC, [value], key=orjson.dumps({"id": pid}))
     started = time.perf_counter()
     harness.run_until_idle()
+    harness.sink.flush()  # the last batch's write (in the background): within the time
     return len(values) / (time.perf_counter() - started)
 
 
@@ -196,8 +197,12 @@ def test_products_per_second_next_to_raw_batch_writes(
         for r in rows
     ]
     parse_rate = _parse_rate(creates)
+    # As the service runs it (``WRITE_BEHIND``): each batch written while the next is decoded.
     harness = SinkHarness(
-        sink, decode, strategy=CommitStrategy.COMMIT_AFTER_FLUSH, batch_size=BATCH_PRODUCTS
+        WriteBehind(sink),
+        decode,
+        strategy=CommitStrategy.COMMIT_AFTER_FLUSH,
+        batch_size=BATCH_PRODUCTS,
     )
     latencies = _timed_writes(sink)
     create_rate = _index(harness, creates)

@@ -18,6 +18,7 @@ from consumer_runtime._admin_types import (
     KafkaUnreachableError,
     Watermarks,
 )
+from consumer_runtime._behind import WriteBehind
 from consumer_runtime._descriptor import SERVICES_GROUP, ServiceDescriptor, services
 from consumer_runtime._dlq import (
     HEADER_CLASS,
@@ -120,6 +121,7 @@ __all__ = [
     "Sink",
     "TopicPartition",
     "Watermarks",
+    "WriteBehind",
     "configure_logging",
     "create_publisher",
     "dlq_headers",

@@ -6,7 +6,7 @@ the dev stack and verification read it. The settings are read once, by ``SERVICE
 
 from __future__ import annotations
 
-from consumer_runtime import CommitStrategy, Decoder, ServiceDescriptor
+from consumer_runtime import CommitStrategy, Decoder, ServiceDescriptor, Sink, WriteBehind
 
 from search_indexer.domain import ProductChange, make_decoder
 from search_indexer.settings import DEFAULT_TOPICS, Settings
@@ -17,6 +17,12 @@ def _decoder(settings: Settings) -> Decoder[ProductChange]:
     return make_decoder()
 
 
+def _sink(settings: Settings) -> Sink[ProductChange]:
+    """The index sink, written one batch behind unless ``WRITE_BEHIND`` is off."""
+    sink = SearchIndexSink.from_settings(settings)
+    return WriteBehind(sink) if settings.write_behind else sink
+
+
 SERVICE = ServiceDescriptor(
     name="search-indexer",
     topics=DEFAULT_TOPICS,
@@ -24,8 +30,11 @@ SERVICE = ServiceDescriptor(
     strategy=CommitStrategy.COMMIT_AFTER_FLUSH,
     settings=Settings,
     decoder=_decoder,
-    sink=SearchIndexSink.from_settings,
-    sink_description="DynamoDB product search index (offsets committed to Kafka after each write)",
+    sink=_sink,
+    sink_description=(
+        "DynamoDB product search index (each batch written while the next is decoded; its "
+        "offsets committed to Kafka once its writes returned)"
+    ),
     replay_safety=(
         "writes are version-guarded by the change's source version "
         "(cdc_events.source_version, never the Kafka offset): an item or posting is written "

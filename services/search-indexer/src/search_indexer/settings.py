@@ -20,6 +20,10 @@ see ``consumer_runtime.RuntimeSettings``) plus:
   costs nothing.
 - ``DELETION_MARKER_TTL_S`` (``604800``): how long deletion and posting-removal markers
   outlive the change that wrote them.
+- ``WRITE_BEHIND`` (``true``): each batch is written on a background thread while the loop
+  polls and decodes the next one (``consumer_runtime.WriteBehind``: one batch in flight, in
+  order; its offsets are committed once its writes returned). Without it, DynamoDB waits while
+  the indexer decodes and plans each batch.
 
 ``VERSION_EPOCH`` is gone: versions come from the source (``domain``), so a re-created topic
 needs no setting. A deployment that still sets it is not refused; the variable is ignored
@@ -55,3 +59,5 @@ class Settings(RuntimeSettings):
     # A deletion marker stops late, older changes (replays, zombie consumers) from resurrecting
     # a product; a week is far beyond any redelivery and then TTL removes it.
     deletion_marker_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # Write-behind: see the module docstring.
+    write_behind: bool = True
