@@ -229,6 +229,16 @@ class RecordingTable:
         self.posting_reads.append(token)
         return {p.id for p in self.products.values() if token in p.tokens}
 
+    def posting_page(
+        self, token: str, *, limit: int, start: dict[str, int] | None = None
+    ) -> tuple[set[int], dict[str, int] | None]:
+        """The postings a page at a time (a query of several tokens reads them so)."""
+        self.posting_reads.append(token)
+        ids = sorted(p.id for p in self.products.values() if token in p.tokens)
+        begin = 0 if start is None else start["i"]
+        end = begin + limit
+        return set(ids[begin:end]), ({"i": end} if end < len(ids) else None)
+
     def read_products(self, ids: list[int], *, consistent: bool = True) -> dict[int, Any]:
         return {i: self.products[i] for i in ids if i in self.products}
 
