@@ -136,3 +136,17 @@ def test_a_revoke_waits_for_the_write_in_flight_and_commits_it() -> None:
     assert inner.written == list(range(5)) and inner.revoked == [[TP0]]
     assert harness.committed == {TP0: 5}
     harness.shutdown()
+
+
+def test_a_lost_partition_is_dropped_from_a_batch_still_to_be_written() -> None:
+    """Its write failed in the background and the partition was lost meanwhile (another
+    member owns it): the batch is not written again for it, and nothing is committed."""
+    inner = SlowSink()
+    inner.fail_next = 1
+    harness = SinkHarness(WriteBehind(inner), decode, batch_size=5)
+    harness.produce("orders", values(5))
+    assert harness.poll() == 5
+    harness.loop.on_lost([TP0])
+    harness.shutdown()  # a flush would write the batch again if it had been kept
+    assert inner.written == []
+    assert harness.committed == {}

@@ -23,6 +23,7 @@ again deletes nothing (what it deleted holds ``S``): a redelivered marker writes
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -68,16 +69,11 @@ class Floor:
     def __init__(self, table: IndexTable, metrics: IndexMetrics) -> None:
         self._table = table
         self._metrics = metrics
-        self._value: str | None = None
-        self._read = False
         self.skipped = 0
 
-    @property
+    @functools.cached_property
     def value(self) -> str | None:
-        if not self._read:
-            self._value = self._table.read_sweep_floor()
-            self._read = True
-        return self._value
+        return self._table.read_sweep_floor()
 
     def skips(self, version: str) -> bool:
         """True (and counted) if a change at ``version`` over no live product is below it."""
@@ -91,7 +87,7 @@ class Floor:
     def log(self) -> None:
         if self.skipped:
             _log.info(
-                "changes below the sweep floor skipped", skipped=self.skipped, floor=self._value
+                "changes below the sweep floor skipped", skipped=self.skipped, floor=self.value
             )
 
 

@@ -203,14 +203,14 @@ class ProductSearch:
         return [_hit(p) for _, _, p in matches[:limit]]
 
     def _by_tokens(self, tokens: list[str]) -> list[StoredProduct]:
-        ids = self.table.posting_ids(tokens[0]) if len(tokens) == 1 else self._shortest(tokens)
+        ids = self.table.posting_ids(tokens[0]) if len(tokens) == 1 else self._candidates(tokens)
         # The candidates' items in parallel requests (a BatchGetItem takes 100 keys).
         ordered = sorted(ids)
         chunks = [ordered[i : i + _BATCH_GET] for i in range(0, len(ordered), _BATCH_GET)]
         found = self._map(lambda c: self.table.read_products(c, consistent=False), chunks)
         return [p for products in found for p in products.values()]
 
-    def _shortest(self, tokens: list[str]) -> set[int]:
+    def _candidates(self, tokens: list[str]) -> set[int]:
         """The candidates of a query of several tokens: the intersection of the postings read
         to the end, reading every token's a page at a time (pages doubling), until each token's
         are done or, once some are, past ``_POSTINGS_PER_CANDIDATE`` times the candidates
