@@ -165,6 +165,8 @@ class ConsumerLoop(Generic[T]):
         """One batch: returns how many messages it handled."""
         messages = self._client.consume(self._batch_size, self._max_wait_s)
         self.health.tick()
+        if self._offsets.unstarted and self._offsets.note_fetched(messages):
+            self._next_lag = 0.0  # a partition that just joined shows its backlog at once
         now = time.monotonic()
         if now >= self._next_lag:
             self._next_lag = now + _LAG_INTERVAL_S

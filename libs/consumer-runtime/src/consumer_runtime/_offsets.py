@@ -8,7 +8,9 @@ Offsets are "next offset to read" everywhere, per partition:
   pause);
 - ``durable``: how far the sink reported its records stored (``None`` from a sink means
   "everything handed to me"); never beyond ``position``, so a sink's report cannot skip records;
-- ``committed``: what was last committed to Kafka; a commit never moves it backwards.
+- ``committed``: what was last committed to Kafka; a commit never moves it backwards;
+- ``started``: the offset of the first record fetched since the partition joined, where lag is
+  counted from until something is durable (a gauge only, never a commit target).
 
 A partition that leaves this member (revoked or lost) is forgotten at once: what was not
 committed is its next owner's to read again.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from consumer_runtime._message import TopicPartition
+from consumer_runtime._message import Message, TopicPartition, topic_partition
 from consumer_runtime._sink import Offsets
 
 
@@ -28,6 +30,9 @@ class OffsetTracker:
         self._positions: dict[TopicPartition, int] = {}
         self._durable: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._started: dict[TopicPartition, int] = {}
+        #: assigned partitions with no lag base yet (nothing durable, committed or fetched)
+        self.unstarted: set[TopicPartition] = set()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -47,7 +52,25 @@ class OffsetTracker:
         """Where lag is counted from: what is durable, not what was merely handed over, so a
         write still pending shows as lag (``cdc status`` and an autoscaler see the truth)."""
         durable = self._durable.get(tp)
-        return durable if durable is not None else self._committed.get(tp)
+        if durable is not None:
+            return durable
+        committed = self._committed.get(tp)
+        return committed if committed is not None else self._started.get(tp)
+
+    def note_fetched(self, messages: Iterable[Message]) -> bool:
+        """Note where each unstarted partition's first fetched record is (its lag base until
+        something is durable); returns whether a partition got its base."""
+        noted = False
+        for message in messages:
+            tp = topic_partition(message)
+            offset = message.offset()
+            if tp in self.unstarted and offset is not None:
+                self.unstarted.discard(tp)
+                self._started[tp] = offset
+                noted = True
+                if not self.unstarted:
+                    break
+        return noted
 
     # -- membership ----------------------------------------------------------------------------
 
@@ -57,6 +80,7 @@ class OffsetTracker:
         self._positions.update(start)
         # What the sink already stores is durable by definition.
         self._durable.update(start)
+        self.unstarted.update(tp for tp in partitions if tp not in start)
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
@@ -64,6 +88,8 @@ class OffsetTracker:
             self._positions.pop(tp, None)
             self._durable.pop(tp, None)
             self._committed.pop(tp, None)
+            self._started.pop(tp, None)
+            self.unstarted.discard(tp)
 
     # -- progress ------------------------------------------------------------------------------
 

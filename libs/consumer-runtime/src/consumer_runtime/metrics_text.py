@@ -27,6 +27,9 @@ class RuntimeFigures:
     skipped: float = 0.0
     retries: float = 0.0
     lag: float = 0.0
+    #: whether any partition's lag was reported: a member that has not yet fetched from its
+    #: partitions reports none, which is "not known yet", not "no lag"
+    lag_reported: bool = False
     lag_by_topic: dict[str, float] = field(default_factory=dict)
     #: ``cdc_end_to_end_latency_seconds`` over every topic: bucket upper bound -> cumulative count
     latency_buckets: dict[float, float] = field(default_factory=dict)
@@ -52,6 +55,7 @@ def parse_runtime_metrics(text: str) -> RuntimeFigures:
                 figures.retries += sample.value
             elif sample.name == "cdc_consumer_lag":
                 figures.lag += sample.value
+                figures.lag_reported = True
                 topic = sample.labels.get("topic", "?")
                 figures.lag_by_topic[topic] = figures.lag_by_topic.get(topic, 0.0) + sample.value
             elif sample.name == "cdc_end_to_end_latency_seconds_bucket":

@@ -725,3 +725,20 @@ def test_a_partition_that_leaves_while_a_refused_batch_is_isolated_loses_nothing
     assert harness.committed.get(TP0) == 10
     assert TP1 not in harness.committed  # not past anything: its next owner reads it all
     assert all(stored <= 10 for tp, stored in sink.stored.items() if tp == TP1)
+
+
+def test_a_partition_s_lag_is_reported_on_the_poll_that_assigns_it() -> None:
+    """Lag is read every few seconds; a partition that has just joined is read at once, so a
+    dashboard never shows a member's new backlog as no lag at all."""
+    harness = SinkHarness(ListSink(), decode)
+    harness.produce("orders", values(3), partition=0)
+    harness.poll()  # assigns orders[0] and reads its lag; the next reading is seconds away
+    assert (
+        harness.metric("cdc_consumer_lag", service="test-service", topic="orders", partition="0")
+        == 3.0
+    )
+
+    harness.produce("orders", values(5, start=3), partition=1)
+    harness.poll()  # assigns orders[1] (and reads orders[0]'s records)
+    labels = {"service": "test-service", "topic": "orders", "partition": "1"}
+    assert harness.metrics.registry.get_sample_value("cdc_consumer_lag", labels) == 5.0

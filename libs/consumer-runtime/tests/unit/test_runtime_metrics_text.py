@@ -47,9 +47,19 @@ def test_the_runtime_s_own_exposition_reads_back_summed() -> None:
 
     assert (figures.processed, figures.dlq, figures.skipped, figures.retries) == (10, 2, 1, 1)
     assert figures.lag == 10 and figures.lag_by_topic == {"orders": 9, "items": 1}
+    assert figures.lag_reported
     # Both topics' observations, in cumulative buckets: one by 0.5 s, both by 2.5 s.
     assert figures.latency_buckets[0.5] == 1 and figures.latency_buckets[2.5] == 2
     assert bucket_quantile(figures.latency_buckets.items(), 0.99) == 2.5
+
+
+def test_a_member_with_no_lag_reported_has_an_unknown_lag_not_zero() -> None:
+    metrics = Metrics("svc")
+    metrics.count("orders", "processed", 7)
+    assert not parse_runtime_metrics(generate_latest(metrics.registry).decode()).lag_reported
+    metrics.lag.labels("svc", "orders", "0").set(0)
+    figures = parse_runtime_metrics(generate_latest(metrics.registry).decode())
+    assert figures.lag_reported and figures.lag == 0
 
 
 def test_a_page_that_is_no_exposition_is_an_error() -> None:

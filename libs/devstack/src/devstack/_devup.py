@@ -36,7 +36,7 @@ from devstack._stack import TOPIC_PREFIX
 from devstack.simulator import USER_EVENTS_TOPIC
 from devstack.verify import STACK_FILE, VerifyReport, report_table
 
-__all__ = ["DevUp", "FlowCheck", "dev_up", "expected_flow", "flow_checks"]
+__all__ = ["DevUp", "FlowCheck", "caught_up_with_start", "dev_up", "expected_flow", "flow_checks"]
 
 _REFRESH_PER_S = 2
 # Rates shown are averaged over this many seconds, so they do not flicker with batching.
@@ -50,6 +50,15 @@ VERIFY_TIMEOUT_S = 180.0
 # A service has caught up with the start when it has written this many records and its lag
 # has fallen to this many (about 2 s of the simulator's changes at 300 transactions/s).
 _CAUGHT_UP_LAG = 2000
+
+
+def caught_up_with_start(st: ServiceStatus) -> bool:
+    """Whether a service has caught up with the start of a run: it is ready, has written its
+    first batches (the relay's first changes arrive in a burst a few seconds into the run) and
+    its lag, as it reported it (none reported yet is not known, not zero), has come down."""
+    return (
+        st.ready and st.processed >= _CAUGHT_UP_LAG and st.lag_reported and st.lag <= _CAUGHT_UP_LAG
+    )
 
 
 def _seconds(value: float | None) -> str:
@@ -299,7 +308,7 @@ class DevUp:
                 "[green]yes[/]" if st.ready else ("[red]exited[/]" if not alive else "no"),
                 f"{st.processed:.0f}",
                 f"{self._rate(svc.name, int(st.processed)):.0f}",
-                f"{st.lag:.0f}",
+                f"{st.lag:.0f}" if st.lag_reported else "-",
                 f"{st.dlq:.0f}",
                 f"{st.retries:.0f}",
                 "-" if st.latency_p99_s is None else f"{st.latency_p99_s:.2f}s",
@@ -318,9 +327,7 @@ class DevUp:
         """Peaks count from the refresh where the service first caught up with the start (it
         joins its group while the simulator already writes: that backlog is start-up)."""
         if svc.name not in self._caught_up:
-            # Caught up: it has written its first batches (the relay's first changes arrive in
-            # a burst a few seconds into the run) and its lag has come down again.
-            if not st.ready or st.processed < _CAUGHT_UP_LAG or st.lag > _CAUGHT_UP_LAG:
+            if not caught_up_with_start(st):
                 return
             self._caught_up[svc.name] = (elapsed, svc.latency_seen)
             return  # this refresh's recent latencies are still the start's

@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from devstack._aws_faults import ThrottlingProxy
+from devstack._broker import GROUP_SETTINGS
 from devstack._flow import FlowMonitor
 from devstack._query_api import QueryApiProcess
 from devstack._services import (
@@ -96,14 +97,15 @@ class Pipeline:
         aws_faults: bool = False,
         query_api: bool = False,
     ) -> None:
-        """``consumer_extra``: librdkafka settings for every service (``KAFKA_CONSUMER_EXTRA``;
-        chaos shortens the session timeout so a stalled member is replaced within seconds).
+        """``consumer_extra``: librdkafka settings for every service (``KAFKA_CONSUMER_EXTRA``),
+        over the embedded broker's ``GROUP_SETTINGS`` (chaos sets its own session timeout, so
+        a stalled member is replaced within seconds).
         ``aws_faults``: the services reach the AWS emulator through a ``ThrottlingProxy``
         (``self.aws_proxy``) that can answer with AWS's throttling errors. ``query_api``: the
         read API and its dashboard start after the services (``self.query_api``), when
         installed."""
         self.work_dir = work_dir
-        self.consumer_extra = dict(consumer_extra or {})
+        self.consumer_extra = {**GROUP_SETTINGS, **(consumer_extra or {})}
         self.aws_faults = aws_faults
         self.aws_proxy: ThrottlingProxy | None = None
         self.rate = rate

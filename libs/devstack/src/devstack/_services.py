@@ -95,6 +95,8 @@ class ServiceStatus:
     dlq: float = 0.0
     retries: float = 0.0
     lag: float = 0.0
+    #: whether the service reported a lag yet (see ``RuntimeFigures.lag_reported``)
+    lag_reported: bool = False
     lag_by_topic: dict[str, float] = field(default_factory=dict)
     #: p99 end-to-end latency of what was written since the previous status (the live view's
     #: refresh), not since the start: a slow start-up must not hide how the service does now.
@@ -181,6 +183,7 @@ class ServiceProcess:
         status.dlq = figures.dlq
         status.retries = figures.retries
         status.lag = figures.lag
+        status.lag_reported = figures.lag_reported
         status.lag_by_topic = figures.lag_by_topic
         status.latency_p99_s = self._recent_p99(figures.latency_buckets)
         return status

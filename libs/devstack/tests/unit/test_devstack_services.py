@@ -40,3 +40,18 @@ def test_p99_since_a_baseline_leaves_out_what_came_before_it(tmp_path: Any) -> N
     assert svc.p99_since() == 30.0  # the whole run holds the start's
     assert svc.p99_since(start) == 1.5
     assert svc.latency_seen == svc._latency_seen and svc.latency_seen is not svc._latency_seen
+
+
+def test_a_service_that_reported_no_lag_yet_has_not_caught_up_with_the_start() -> None:
+    """A member that joined its group and wrote its first batches, but whose lag is not known
+    yet, reads as lag 0: counting it as caught up would count its start-up backlog as the
+    steady state's peak."""
+    from devstack._devup import caught_up_with_start
+    from devstack._services import ServiceStatus
+
+    started = ServiceStatus(ready=True, processed=3293.0, lag=0.0, lag_reported=False)
+    assert not caught_up_with_start(started)
+    assert caught_up_with_start(ServiceStatus(ready=True, processed=3293.0, lag_reported=True))
+    behind = ServiceStatus(ready=True, processed=3293.0, lag=11_586.0, lag_reported=True)
+    assert not caught_up_with_start(behind)
+    assert not caught_up_with_start(ServiceStatus(ready=True, processed=10.0, lag_reported=True))

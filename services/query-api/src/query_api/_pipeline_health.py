@@ -119,7 +119,8 @@ def service_health(
         metrics_url=metrics_url,
         up=True,
         ready=last.ready,
-        lag=figures.lag,
+        # No lag reported yet (nothing fetched since the partitions joined) is "not known".
+        lag=figures.lag if figures.lag_reported else None,
         throughput_per_s=throughput,
         p99_latency_s=_window_p99(answered, since),
         dead_letters=figures.dlq,

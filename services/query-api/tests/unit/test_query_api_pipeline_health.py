@@ -11,7 +11,9 @@ INF = float("inf")
 
 
 def _scrape(at: float, processed: float, buckets: dict[float, float], **kw: float) -> Scrape:
-    figures = RuntimeFigures(processed=processed, latency_buckets=buckets, **kw)
+    figures = RuntimeFigures(
+        processed=processed, latency_buckets=buckets, lag_reported="lag" in kw, **kw
+    )
     return Scrape(at, figures, ready=True)
 
 
@@ -60,6 +62,13 @@ def test_a_service_whose_last_scrape_failed_is_down_with_no_figures() -> None:
     assert not health.up and not health.ready and health.error == "timed out"
     assert health.lag is None and health.throughput_per_s is None
     assert health.p99_latency_s is None and health.dead_letters is None
+
+
+def test_a_service_that_reported_no_lag_yet_shows_it_as_unknown_not_as_zero() -> None:
+    health = service_health("svc", "u", [_scrape(0.0, 5, {0.25: 5, INF: 5})], window_s=30)
+    assert health.up and health.lag is None
+    caught_up = service_health("svc", "u", [_scrape(0.0, 5, {0.25: 5, INF: 5}, lag=0)], 30)
+    assert caught_up.lag == 0
 
 
 def test_one_scrape_gives_figures_but_no_throughput_yet() -> None:
