@@ -9,8 +9,10 @@ poll and decoding overlap the previous batch's writes.
 The runtime's protocol for sinks that write in the background carries the rest:
 
 - **Durable before committed.** A batch's offsets are reported (and committed) only when its
-  write returned: from the next ``write_batch``, a ``tick`` once it finished, a revoke or the
-  final ``flush``; a crash loses only uncommitted work, which is read again.
+  write returned: from the next ``write_batch``, a ``tick`` once it finished (``tick_due``
+  asks the loop for one on its next poll, so a quiet stream's last batch does not wait for
+  the clock), a revoke or the final ``flush``; a crash loses only uncommitted work, which is
+  read again.
 - **Transient failures.** A background write's ``RetryableError`` is raised by the next call
   (``write_batch``, ``tick``, ``on_revoke``, ``flush``), and the batch is written again,
   synchronously, by every call after it until it succeeds, before anything newer: the runtime's
@@ -74,6 +76,12 @@ class WriteBehind(Generic[T]):
         if self._batch is None or (self._write is not None and not self._write.done()):
             return None
         return self._settle() or None
+
+    def tick_due(self) -> bool:
+        """Whether the batch behind finished writing and waits to be reported (the loop then
+        ticks on its next poll). A failed write waits for the runtime's own tick or batch."""
+        write = self._write
+        return write is not None and write.done()
 
     def on_revoke(self, partitions: Sequence[TopicPartition]) -> Offsets | None:
         self._settle()

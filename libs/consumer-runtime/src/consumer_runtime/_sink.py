@@ -127,7 +127,9 @@ class Sink(Protocol[T]):
     def tick(self) -> Offsets | None:
         """Called about once a second (``SINK_TICK_INTERVAL_MS``), records or not: a windowed
         sink writes out windows that went idle and returns the offsets that made durable;
-        ``None`` (or an empty mapping) reports nothing new."""
+        ``None`` (or an empty mapping) reports nothing new. A sink may also define
+        ``tick_due() -> bool`` (not part of this protocol): when it returns true the loop ticks
+        on that poll, before the clock would (``WriteBehind``: a background write finished)."""
         ...
 
     def close(self) -> None: ...

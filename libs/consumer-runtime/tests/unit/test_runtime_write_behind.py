@@ -99,6 +99,23 @@ def test_a_tick_reports_a_finished_write_without_waiting_for_a_new_batch() -> No
     harness.shutdown()
 
 
+def test_a_finished_write_is_committed_on_the_next_poll_when_nothing_new_arrives() -> None:
+    """A quiet stream's last batch is reported durable by the first poll after its write
+    returned, not by the sink's next wall-clock tick (a second later by default): its
+    end-to-end latency and its commit do not wait for the clock."""
+    inner = SlowSink()
+    harness = SinkHarness(WriteBehind(inner), decode, batch_size=5)  # ticks never come
+    harness.produce("orders", values(5))
+    assert harness.poll() == 5
+    for _ in range(500):  # the background write finishes on its own
+        if inner.written == list(range(5)):
+            break
+        threading.Event().wait(0.01)
+    assert harness.poll() == 0  # nothing new
+    assert harness.committed == {TP0: 5}
+    harness.shutdown()
+
+
 def test_a_transient_failure_in_the_background_is_written_again_before_anything_newer() -> None:
     inner = SlowSink()
     inner.fail_next = 2  # the first batch's background write, then its first rewrite
