@@ -128,6 +128,12 @@ class EventStoreSink(BaseSink[StoreRecord]):
         self._write_pending()
         return self._take_durable()
 
+    def tick_due(self) -> bool:
+        """Whether the write in flight has ended: the loop then ticks on its next poll that
+        brings nothing new, so a quiet stream's last batch is reported (and its latency
+        observed) at once, not on the clock's next tick."""
+        return self._inflight is not None and self._inflight[0].done()
+
     def flush(self) -> Offsets | None:
         self._settle()
         self._write_pending()

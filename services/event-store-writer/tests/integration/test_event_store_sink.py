@@ -255,6 +255,26 @@ def test_a_failed_background_write_is_retried_on_the_tick_without_new_records(
     harness.shutdown()
 
 
+def test_a_quiet_stream_s_last_batch_is_reported_by_the_next_poll_not_the_clock(
+    store_engine: Engine, store_metrics: StoreMetrics
+) -> None:
+    # The harness never ticks by the clock: the poll that brings nothing new reports the
+    # background write as soon as it committed (the service's tick is a second apart).
+    sink = EventStoreSink(store_engine, "g-quiet", metrics=store_metrics)
+    harness = _harness(sink)
+    tp = TopicPartition("user-events", 0)
+    harness.produce("user-events", [_user_event(1)])
+    assert harness.poll() == 1  # handed to the background write
+    deadline = time.monotonic() + 10
+    while not _rows(store_engine, "SELECT event_id FROM user_events"):
+        assert time.monotonic() < deadline, "the background write never landed"
+        time.sleep(0.01)
+    time.sleep(0.2)  # the row is visible a moment before the writer's thread returns
+    assert harness.poll() == 0
+    assert harness.committed == {tp: 1}
+    harness.shutdown()
+
+
 def test_a_zombie_cannot_overwrite_its_successors_work_nor_move_offsets_back(
     store_engine: Engine, store_metrics: StoreMetrics
 ) -> None:
