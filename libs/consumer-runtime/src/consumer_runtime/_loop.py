@@ -119,7 +119,6 @@ class ConsumerLoop(Generic[T]):
         self._next_commit = 0.0
         self._commit_interval_s = commit_interval_s
         self._tick_interval_s = tick_interval_s
-        #: optional ``Sink.tick_due()``: the sink has something for a tick before the clock's
         self._tick_due: Callable[[], bool] | None = getattr(sink, "tick_due", None)
         self._next_tick = time.monotonic() + tick_interval_s
         health.sink_healthy = sink.healthy
@@ -177,9 +176,7 @@ class ConsumerLoop(Generic[T]):
             self._next_tick = now + self._tick_interval_s
             self.tick()
         elif not messages and self._tick_due is not None and self._tick_due():
-            # A quiet stream: the sink's background write finished and no batch follows to
-            # report it; report it now (its latency), not a clock tick later.
-            self.tick(rate_limited=True)
+            self.tick(rate_limited=True)  # a quiet stream: report a finished write now
         if self._claims.unclaimed:
             self._claims.note(messages)
             self._claim_waiting()
@@ -225,8 +222,7 @@ class ConsumerLoop(Generic[T]):
 
     def tick(self, *, rate_limited: bool = False) -> None:
         """Give the sink its wall-clock turn (``Sink.tick``) and commit what it made durable
-        (``rate_limited``: within the commit interval, as after a batch; a turn the sink asked
-        for through ``tick_due``).
+        (``rate_limited``: a turn the sink asked for with ``tick_due``, committed as a batch is).
 
         A windowed sink closes windows that went quiet here, so a stream that stops still gets
         its last window written and committed, without waiting for the next record; a sink

@@ -23,20 +23,19 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devstack._peaks import Peaks
 from devstack._pipeline import FlowCheck, Pipeline, expected_flow, flow_checks
 from devstack._services import (
     DATA_LAKE_BUCKET,
     INVENTORY_TABLE,
     SEARCH_TABLE,
-    ServiceProcess,
-    ServiceStatus,
 )
 from devstack._shop import SHOP_TABLES
 from devstack._stack import TOPIC_PREFIX
 from devstack.simulator import USER_EVENTS_TOPIC
 from devstack.verify import STACK_FILE, VerifyReport, report_table
 
-__all__ = ["DevUp", "FlowCheck", "caught_up_with_start", "dev_up", "expected_flow", "flow_checks"]
+__all__ = ["DevUp", "FlowCheck", "dev_up", "expected_flow", "flow_checks"]
 
 _REFRESH_PER_S = 2
 # Rates shown are averaged over this many seconds, so they do not flicker with batching.
@@ -45,24 +44,6 @@ _RATE_WINDOW_S = 5.0
 # the search indexer, writing through the AWS emulator, may also have a backlog to work off
 # (at 200 transactions/s for 120 s it needs about 100 s here).
 VERIFY_TIMEOUT_S = 180.0
-
-
-# A service has caught up with the start when it has written this many records and its lag
-# has fallen to this many (about 2 s of the simulator's changes at 300 transactions/s).
-_CAUGHT_UP_LAG = 2000
-
-
-def caught_up_with_start(st: ServiceStatus) -> bool:
-    """Whether a service has caught up with the start of a run: it is ready, has written its
-    first batches (the relay's first changes arrive in a burst a few seconds into the run) and
-    its lag, as it reported it (none reported yet is not known, not zero), has come down."""
-    return (
-        st.ready and st.processed >= _CAUGHT_UP_LAG and st.lag_reported and st.lag <= _CAUGHT_UP_LAG
-    )
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}s"
 
 
 class DevUp:
@@ -86,10 +67,7 @@ class DevUp:
         self.verify_timeout_s = verify_timeout_s
         self._stop = threading.Event()
         self._rates: dict[str, deque[tuple[float, int]]] = {}
-        #: per service, once it has caught up with the start (``_CAUGHT_UP_LAG``): when (s into
-        #: the run), the latency histogram then, and the most seen since: lag, recent p99 (s)
-        self._caught_up: dict[str, tuple[float, dict[float, float]]] = {}
-        self._peaks: dict[str, tuple[float, float]] = {}
+        self.peaks = Peaks()
 
     def request_stop(self, *_: Any) -> None:
         if self._stop.is_set():
@@ -301,7 +279,7 @@ class DevUp:
                 ),
             )
         for svc, st in statuses:
-            self._track(svc, st, time.monotonic() - started)
+            self.peaks.track(svc, st, time.monotonic() - started)
             alive = svc.process.running
             services.add_row(
                 svc.name,
@@ -323,37 +301,12 @@ class DevUp:
         )
         return Group(header, table, services, lag) if p.services else Group(header, table)
 
-    def _track(self, svc: ServiceProcess, st: ServiceStatus, elapsed: float) -> None:
-        """Peaks count from the refresh where the service first caught up with the start (it
-        joins its group while the simulator already writes: that backlog is start-up)."""
-        if svc.name not in self._caught_up:
-            if not caught_up_with_start(st):
-                return
-            self._caught_up[svc.name] = (elapsed, svc.latency_seen)
-            return  # this refresh's recent latencies are still the start's
-        lag_peak, p99_peak = self._peaks.get(svc.name, (0.0, 0.0))
-        self._peaks[svc.name] = (max(lag_peak, st.lag), max(p99_peak, st.latency_p99_s or 0.0))
-
     def _print_peaks(self) -> None:
         """While the simulator ran, from when each service caught up with the start: its
         largest lag and largest p99 of a refresh (the live view shows them now; this is
         "throughout"), and its p99 over that time; and its p99 over the whole run."""
-        if not self.pipeline.services:
-            return
-        table = Table(title="while the simulator ran, once each service caught up", expand=False)
-        columns = ("service", "caught up at", "max lag", "max p99 e2e (recent)", "p99 e2e")
-        for col in (*columns, "p99 e2e (whole run)"):
-            table.add_column(col, justify="left" if col == "service" else "right")
-        for svc in self.pipeline.services:
-            whole = _seconds(svc.p99_since())
-            if svc.name not in self._caught_up:
-                table.add_row(svc.name, "never", "-", "-", "-", whole)
-                continue
-            at, baseline = self._caught_up[svc.name]
-            lag, p99 = self._peaks.get(svc.name, (0.0, 0.0))  # caught up on the last refresh
-            since = _seconds(svc.p99_since(baseline))
-            table.add_row(svc.name, f"{at:.0f}s", f"{lag:.0f}", f"{p99:.2f}s", since, whole)
-        self.console.print(table)
+        if self.pipeline.services:
+            self.console.print(self.peaks.table(self.pipeline.services))
 
     def _print_checks(self, checks: list[FlowCheck]) -> None:
         table = Table(title="every committed change reached the broker")

@@ -13,11 +13,10 @@ see ``consumer_runtime.RuntimeSettings``) plus:
   batch are folded into one write, and a shop's product changes are mostly a few hot products'
   stock; a larger batch folds more of them when the indexer has a backlog (at low traffic
   batches are cut by ``BATCH_MAX_WAIT_MS`` anyway).
-- ``BATCH_MAX_WAIT_MS`` (``100``, the runtime's default is 500): how long a batch waits to
-  fill. A search index is read by people typing: at a shop's usual rate (a few hundred product
-  changes a second) batches are cut by this wait, never by ``BATCH_SIZE``, so it adds up to its
-  whole value to every change's freshness. With a backlog batches fill at once and the wait
-  costs nothing.
+- ``BATCH_MAX_WAIT_MS`` (``100``, the runtime's default): how long a batch waits to fill. At a
+  shop's usual rate (a few hundred product changes a second) batches are cut by this wait, never
+  by ``BATCH_SIZE``, so it adds up to its whole value to every change's freshness. With a
+  backlog batches fill at once and the wait costs nothing.
 - ``DELETION_MARKER_TTL_S`` (``604800``): how long deletion and posting-removal markers
   outlive the change that wrote them.
 - ``WRITE_BEHIND`` (``true``): each batch is written on a background thread while the loop
@@ -54,8 +53,6 @@ class Settings(RuntimeSettings):
     # Folding: see the module docstring. Every product write is a conditional round trip, so
     # a backlog drains faster the more changes one batch folds together.
     batch_size: int = Field(default=2000, ge=1, le=100_000)
-    # Freshness: see the module docstring.
-    batch_max_wait_ms: int = Field(default=100, ge=1, le=60_000)
     # A deletion marker stops late, older changes (replays, zombie consumers) from resurrecting
     # a product; a week is far beyond any redelivery and then TTL removes it.
     deletion_marker_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
