@@ -10,7 +10,10 @@ Offsets are "next offset to read" everywhere, per partition:
   "everything handed to me"); never beyond ``position``, so a sink's report cannot skip records;
 - ``committed``: what was last committed to Kafka; a commit never moves it backwards;
 - ``started``: the offset of the first record fetched since the partition joined, where lag is
-  counted from until something is durable (a gauge only, never a commit target).
+  counted from until something is durable (a gauge only, never a commit target). Fetched
+  records are looked at for it only for ``START_SCAN_S`` after partitions join: a partition
+  with records delivers some within a poll or two, and an empty one must not cost every batch
+  a look at each record for as long as it stays empty.
 
 A partition that leaves this member (revoked or lost) is forgotten at once: what was not
 committed is its next owner's to read again.
@@ -18,14 +21,20 @@ committed is its next owner's to read again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from consumer_runtime._message import Message, TopicPartition, topic_partition
 from consumer_runtime._sink import Offsets
 
+# How long after partitions join their first fetched records are looked for (see ``started``).
+START_SCAN_S = 10.0
+
 
 class OffsetTracker:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._scan_until = 0.0
         self.assigned: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._durable: dict[TopicPartition, int] = {}
@@ -60,6 +69,9 @@ class OffsetTracker:
     def note_fetched(self, messages: Iterable[Message]) -> bool:
         """Note where each unstarted partition's first fetched record is (its lag base until
         something is durable); returns whether a partition got its base."""
+        if self._clock() > self._scan_until:
+            self.unstarted.clear()  # empty since they joined: lag once something is durable
+            return False
         noted = False
         for message in messages:
             tp = topic_partition(message)
@@ -80,7 +92,10 @@ class OffsetTracker:
         self._positions.update(start)
         # What the sink already stores is durable by definition.
         self._durable.update(start)
-        self.unstarted.update(tp for tp in partitions if tp not in start)
+        joined = [tp for tp in partitions if tp not in start]
+        if joined:
+            self.unstarted.update(joined)
+            self._scan_until = self._clock() + START_SCAN_S
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
