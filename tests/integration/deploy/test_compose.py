@@ -218,3 +218,13 @@ def test_kafka_ui_points_at_the_broker_and_the_connect_cluster(compose: dict[str
     assert env["KAFKA_CLUSTERS_0_KAFKACONNECT_0_ADDRESS"] == "http://connect:8083"
     assert services["connect"]["ports"] == ["8083:8083"]
     assert services["kafka-ui"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_each_service_waits_for_a_batch_as_long_as_in_kubernetes(compose: dict[str, Any]) -> None:
+    """``BATCH_MAX_WAIT_MS`` adds up to its value to every record's latency at usual traffic:
+    running the stack locally must show the freshness a deployment has."""
+    for service in SERVICES:
+        configmap = yaml.safe_load((ROOT / f"k8s/base/{service}/configmap.yaml").read_text())
+        env = compose["services"][service]["environment"]
+        wait = configmap["data"]["BATCH_MAX_WAIT_MS"]
+        assert env.get("BATCH_MAX_WAIT_MS") == wait, (service, env.get("BATCH_MAX_WAIT_MS"), wait)

@@ -10,9 +10,10 @@ from confluent_kafka import Consumer
 from devstack._broker import GROUP_SETTINGS
 from devstack._pipeline import Pipeline
 
-# Kafka answers a new group's first join within ``group.initial.rebalance.delay.ms`` (3 s);
-# a service of ``make up`` should not wait much longer on the embedded broker.
-JOIN_BUDGET_S = 8.0
+# With librdkafka's default session timeout the embedded broker answered a new member's first
+# join after 23 s; with the pipeline's settings after about 5 s. The budget sits between, wide
+# enough for a loaded machine (a functional bound, not a benchmark).
+JOIN_BUDGET_S = 15.0
 
 
 def _seconds_to_assignment(
